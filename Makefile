@@ -1,0 +1,36 @@
+# Projector — build, test and lint targets. Every target works on a fresh machine with Go.
+SHELL := /bin/bash
+GO ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X github.com/projector-dev/projector/internal/version.Version=$(VERSION)
+STATICCHECK_VERSION ?= 2026.2.2
+CLIENT_VERSION ?= v1.4.2
+TEST_FLAGS ?= -race -count=1 -timeout 20m
+
+.PHONY: all build test lint fmt vet staticcheck fidelity bench demo clean
+
+all: build
+
+build: ## Build every binary into ./bin
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/...
+
+test: ## Run the whole test suite (needs PostgreSQL on 127.0.0.1:5432, see README)
+	$(GO) test $(TEST_FLAGS) ./...
+
+lint: fmt vet staticcheck ## gofmt, go vet and staticcheck
+
+fmt:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+staticcheck:
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+bench: ## Benchmarks (throughput and memory)
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2x ./...
+
+clean:
+	rm -rf bin
