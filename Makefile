@@ -29,6 +29,12 @@ vet:
 staticcheck:
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
+fidelity: ## Run the official KurrentDB Go client's integration suites against the emulator
+	GO=$(GO) CLIENT_VERSION=$(CLIENT_VERSION) ./scripts/fidelity.sh
+
+demo: ## The training-school walkthrough: in-process KurrentDB emulator, projection, wait API (Ctrl-C stops; DEMO_FLAGS=--exit)
+	$(GO) run ./cmd/projector demo $(DEMO_FLAGS)
+
 bench: ## Benchmarks (throughput and memory)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2x ./...
 

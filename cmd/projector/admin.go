@@ -1,0 +1,336 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+
+	"github.com/projector-dev/projector/internal/config"
+	"github.com/projector-dev/projector/internal/httpapi"
+	"github.com/projector-dev/projector/internal/metrics"
+	"github.com/projector-dev/projector/projection"
+	"github.com/projector-dev/projector/tracking"
+	"github.com/projector-dev/projector/views/postgres"
+)
+
+func (a *app) migrateCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "migrate",
+		Short: "Create Projector's tables and each projection's schema",
+		Long: `Applies Projector's own migrations (tracking and dead-letter tables) and the schema of every
+projection in the projections file, then prepares every handler statement to check it. It is
+idempotent and safe to run from several replicas at once. An unreachable PostgreSQL is retried.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			log, err := a.logger()
+			if err != nil {
+				return err
+			}
+			cfg, err := a.loadConfig()
+			if err != nil {
+				return err
+			}
+			pool, err := a.openDB(ctx, log, true)
+			if err != nil {
+				return err
+			}
+			defer pool.Close()
+			store := postgres.New(pool, postgres.Options{})
+			defer store.Close()
+			if err := checkSQL(ctx, pool, cfg); err != nil {
+				return err
+			}
+			if err := migrate(ctx, pool, store, cfg, log); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "migrated: Projector's tables and %d projection schema(s)\n", len(cfg.Projections))
+			return nil
+		},
+	}
+}
+
+func (a *app) resetCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "reset NAME",
+		Short: "Empty a projection's view and rewind it, so it rebuilds",
+		Long: `Runs the projection's reset SQL and deletes its tracking row in one transaction, so the
+projection rebuilds from its configured start. A running daemon notices at its next commit (the
+tracking row moved under it), rolls that batch back and starts the rebuild; for an immediate
+rebuild, reset with the daemon stopped.`,
+		Args: exactArgs(1, "NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			log, err := a.logger()
+			if err != nil {
+				return err
+			}
+			cfg, err := a.loadConfig()
+			if err != nil {
+				return err
+			}
+			p, err := findProjection(cfg, args[0])
+			if err != nil {
+				return err
+			}
+			pool, err := a.openDB(ctx, log, false)
+			if err != nil {
+				return err
+			}
+			defer pool.Close()
+			before, err := resetProjection(ctx, pool, p)
+			if err != nil {
+				return err
+			}
+			log.Info("projection reset", zap.String("projection", p.Name), zap.Uint64("position", before.Reached()))
+			fmt.Fprintf(a.stdout, "reset %s (was at position %d); it rebuilds from its start\n", p.Name, before.Reached())
+			return nil
+		},
+	}
+}
+
+// resetProjection runs p's reset SQL and deletes its tracking row in one transaction, and
+// returns the state it had.
+func resetProjection(ctx context.Context, pool *pgxpool.Pool, p *config.Projection) (tracking.State, error) {
+	var before tracking.State
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		return before, err
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	if err := p.Compiled.ResetView(ctx, tx); err != nil {
+		return before, err
+	}
+	var c, pp, cp int64
+	err = tx.QueryRow(ctx, `DELETE FROM projector_tracking WHERE projection = $1
+		RETURNING commit_position, prepare_position, checkpoint_position`, p.Name).Scan(&c, &pp, &cp)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+	case err != nil:
+		return before, fmt.Errorf("rewind the tracking of %q: %w", p.Name, err)
+	default:
+		before = tracking.State{Last: tracking.Position{Commit: uint64(c), Prepare: uint64(pp)}, Checkpoint: uint64(cp)}
+	}
+	if _, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, postgres.DefaultChannel, "0 "+p.Name); err != nil {
+		return before, err
+	}
+	return before, tx.Commit(ctx)
+}
+
+func findProjection(cfg *config.Config, name string) (*config.Projection, error) {
+	var names []string
+	for i := range cfg.Projections {
+		if cfg.Projections[i].Name == name {
+			return &cfg.Projections[i], nil
+		}
+		names = append(names, cfg.Projections[i].Name)
+	}
+	return nil, usageError{fmt.Errorf("no projection %q in %s (it has %s)", name, cfg.File, strings.Join(names, ", "))}
+}
+
+func (a *app) waitCommand() *cobra.Command {
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "wait NAME POSITION",
+		Short: "Wait until a projection has processed a commit position",
+		Long: `Blocks until projection NAME has processed commit position POSITION (read from PostgreSQL, so
+it works against any replica), then prints the position reached and exits 0. Exits 1 when the
+timeout passes first, 2 on bad arguments.`,
+		Args: exactArgs(2, "NAME POSITION"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			name := args[0]
+			pos, err := strconv.ParseUint(args[1], 10, 64)
+			if err != nil {
+				return usageError{fmt.Errorf("POSITION %q is not a commit position (a whole number)", args[1])}
+			}
+			if timeout <= 0 {
+				return usageError{fmt.Errorf("--timeout %s: must be positive", timeout)}
+			}
+			log, err := a.logger()
+			if err != nil {
+				return err
+			}
+			if a.settings.ConfigFile != "" {
+				cfg, err := a.loadConfig()
+				if err != nil {
+					return err
+				}
+				if _, err := findProjection(cfg, name); err != nil {
+					return err
+				}
+			}
+			pool, err := a.openDB(ctx, log, false)
+			if err != nil {
+				return err
+			}
+			defer pool.Close()
+			store := postgres.New(pool, postgres.Options{})
+			defer store.Close()
+			wctx, cancel := context.WithTimeout(ctx, timeout)
+			defer cancel()
+			st, err := store.Wait(wctx, name, pos)
+			switch {
+			case err == nil:
+				fmt.Fprintf(a.stdout, "%s processed %d (at %d)\n", name, pos, st.Reached())
+				return nil
+			case errors.Is(err, context.DeadlineExceeded):
+				return &exitError{code: exitFailure, err: fmt.Errorf("timed out after %s: %s is at %d, not yet at %d", timeout, name, st.Reached(), pos)}
+			default:
+				return err
+			}
+		},
+	}
+	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "how long to wait")
+	return cmd
+}
+
+func (a *app) statusCommand() *cobra.Command {
+	var asJSON bool
+	var server string
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show each projection's position, lag and state",
+		Long: `Prints each configured projection's position (from PostgreSQL), the head of $all, the lag and
+the run state. State, leadership and the head come from the daemon's HTTP API when it answers
+(--server, by default the local PROJECTOR_HTTP_ADDR); otherwise the head is read from KurrentDB
+when KURRENTDB_URI is set and the state is "unknown".`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			log, err := a.logger()
+			if err != nil {
+				return err
+			}
+			cfg, err := a.loadConfig()
+			if err != nil {
+				return err
+			}
+			pool, err := a.openDB(ctx, log, false)
+			if err != nil {
+				return err
+			}
+			defer pool.Close()
+			store := postgres.New(pool, postgres.Options{})
+			defer store.Close()
+			if server == "" {
+				server = localURL(a.settings.HTTPAddr)
+			}
+			live := fetchDaemon(ctx, server)
+			var head uint64
+			var haveHead bool
+			if live != nil && live.Head != nil {
+				head, haveHead = *live.Head, true
+			} else if a.settings.KurrentDBURI != "" {
+				head, haveHead, err = a.readHead(ctx)
+				if err != nil {
+					log.Warn("cannot read the head of $all", zap.Error(err))
+				}
+			}
+			out := httpapi.ListJSON{Projections: []httpapi.ProjectionJSON{}}
+			if haveHead {
+				out.Head = &head
+			}
+			for _, p := range cfg.Projections {
+				st, ok, err := store.Load(ctx, p.Name)
+				if err != nil {
+					return err
+				}
+				s := projection.Status{Name: p.Name, State: "unknown", Tracking: st, Position: st.Reached()}
+				if !ok {
+					s.State = "not_started"
+				}
+				if live != nil {
+					for _, lp := range live.Projections {
+						if lp.Name == p.Name {
+							s.State, s.Leader, s.CaughtUp, s.Failed = lp.State, lp.Leader, lp.CaughtUp, lp.Failed
+							if lp.LastProgress != nil {
+								s.LastProgress = *lp.LastProgress
+							}
+						}
+					}
+				}
+				j := httpapi.ProjectionJSON{Name: s.Name, Position: s.Position, State: s.State, Leader: s.Leader,
+					CaughtUp: s.CaughtUp, Tracking: st, Failed: s.Failed}
+				if haveHead {
+					lag := metrics.LagOf(s, head, true, time.Now())
+					h, l := head, lag.Positions
+					j.Head, j.Lag = &h, &l
+				}
+				out.Projections = append(out.Projections, j)
+			}
+			if asJSON {
+				enc := json.NewEncoder(a.stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(out)
+			}
+			tw := tabwriter.NewWriter(a.stdout, 2, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tPOSITION\tHEAD\tLAG\tSTATE\tLEADER")
+			for _, p := range out.Projections {
+				leader := "-"
+				if live != nil {
+					leader = strconv.FormatBool(p.Leader)
+				}
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", p.Name, p.Position, optional(p.Head), optional(p.Lag), p.State, leader)
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of a table")
+	cmd.Flags().StringVar(&server, "server", "", "URL of a running daemon's HTTP API (default: the local PROJECTOR_HTTP_ADDR)")
+	return cmd
+}
+
+func optional(v *uint64) string {
+	if v == nil {
+		return "-"
+	}
+	return strconv.FormatUint(*v, 10)
+}
+
+// localURL turns a listen address such as ":9090" into a URL on the local host.
+func localURL(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "http://" + addr
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+// fetchDaemon reads a running daemon's /v1/projections; nil when it does not answer.
+func fetchDaemon(ctx context.Context, server string) *httpapi.ListJSON {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(server, "/")+"/v1/projections", nil)
+	if err != nil {
+		return nil
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil
+	}
+	var l httpapi.ListJSON
+	if json.NewDecoder(resp.Body).Decode(&l) != nil {
+		return nil
+	}
+	return &l
+}

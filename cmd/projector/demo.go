@@ -1,0 +1,242 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+
+	"github.com/projector-dev/projector/emulator"
+	"github.com/projector-dev/projector/examples"
+	"github.com/projector-dev/projector/internal/config"
+	"github.com/projector-dev/projector/internal/daemon"
+	"github.com/projector-dev/projector/internal/httpapi"
+	"github.com/projector-dev/projector/projection"
+	"github.com/projector-dev/projector/source/kurrent"
+	"github.com/projector-dev/projector/views/memory"
+	"github.com/projector-dev/projector/views/postgres"
+)
+
+func (a *app) demoCommand() *cobra.Command {
+	var exit bool
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Run the training-school walkthrough on an in-process KurrentDB emulator",
+		Long: `Starts the KurrentDB emulator in this process, writes the training-school events of the Python
+eventsourcing-kurrentdb README (Fido registered, tricks added) exactly as that package writes them,
+and runs the dog/trick count projection: into memory by default, or, when DATABASE_URL is set, the
+declarative examples/dog_counts.yaml into PostgreSQL (the demo resets that projection first). It
+prints the counts, adds a trick, waits for it through the HTTP wait API, prints the counts again,
+and keeps serving /metrics until interrupted (--exit stops after the walkthrough).`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return a.demo(cmd.Context(), exit) },
+	}
+	cmd.Flags().BoolVar(&exit, "exit", false, "exit after the walkthrough instead of serving until interrupted")
+	return cmd
+}
+
+// counter reads the dog and trick counts of the demo's view.
+type counter func(ctx context.Context) (dogs, tricks int64, err error)
+
+func (a *app) demo(ctx context.Context, exit bool) error {
+	if err := a.settings.Validate(false, false); err != nil {
+		return err
+	}
+	// The demo's own logs are quiet unless asked for: its story goes to stdout.
+	level := a.settings.LogLevel
+	if level == config.DefaultLogLevel {
+		level = "warn"
+	}
+	a.settings.LogLevel = level
+	if a.settings.LogFormat == config.DefaultLogFormat {
+		a.settings.LogFormat = "console"
+	}
+	log, err := a.logger()
+	if err != nil {
+		return err
+	}
+	out := a.stdout
+
+	em, err := emulator.Start(ctx, emulator.Options{})
+	if err != nil {
+		return fmt.Errorf("start the KurrentDB emulator: %w", err)
+	}
+	defer func() { _ = em.Close() }()
+	client, err := kurrent.NewClient(em.URI(), kurrent.ClientOptions{})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = client.Close() }()
+	src := kurrent.New(client, kurrent.Options{})
+
+	d, err := daemon.Start(log, a.settings.HTTPAddr, []string{"dog_counts"})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = d.Shutdown(sctx)
+	}()
+	base := "http://" + d.Addr()
+
+	runCtx, stopRunner := context.WithCancel(ctx)
+	defer stopRunner()
+	runDone := make(chan error, 1)
+	var count counter
+	view := "memory"
+	if a.settings.DatabaseURL == "" {
+		store := memory.New()
+		count = func(context.Context) (int64, int64, error) { return store.Int("dogs"), store.Int("tricks"), nil }
+		go func() {
+			runDone <- daemon.Run(runCtx, d, daemon.Config[*memory.Tx]{
+				Source: src, Header: src, Store: store,
+				Projections: []daemon.Projection[*memory.Tx]{{Projection: countProjection{}}},
+			})
+		}()
+	} else {
+		pool, cfg, err := a.demoPostgres(ctx, log)
+		if err != nil {
+			return err
+		}
+		defer pool.Close()
+		store := postgres.New(pool, postgres.Options{})
+		defer store.Close()
+		view = "PostgreSQL (examples/" + examples.DogCounts + ")"
+		count = func(ctx context.Context) (int64, int64, error) { return pgCounts(ctx, pool) }
+		go func() {
+			runDone <- daemon.Run(runCtx, d, daemon.Config[pgx.Tx]{
+				Source: src, Header: src, Store: store, Waiter: store,
+				Projections: []daemon.Projection[pgx.Tx]{{Projection: cfg.Projections[0].Compiled, Options: runOptions(cfg.Projections[0])}},
+			})
+		}()
+	}
+	stop := func() error {
+		stopRunner()
+		return <-runDone
+	}
+
+	fmt.Fprintf(out, "Projector demo\n  KurrentDB emulator: %s\n  view:               %s\n  HTTP:               %s\n\n", em.URI(), view, base)
+	sch := &school{client: client, now: time.Now}
+	if _, err := sch.Register(ctx, "Fido"); err != nil {
+		return errors.Join(err, stop())
+	}
+	if _, err := sch.AddTrick(ctx, "Fido", 0, "roll over"); err != nil {
+		return errors.Join(err, stop())
+	}
+	last, err := sch.AddTrick(ctx, "Fido", 1, "play dead")
+	if err != nil {
+		return errors.Join(err, stop())
+	}
+	fmt.Fprintf(out, "wrote   Dog.Registered (Fido), Dog.TrickAdded (roll over), Dog.TrickAdded (play dead); last position %d\n", last)
+	if err := a.demoStep(ctx, base, last, count); err != nil {
+		return errors.Join(err, stop())
+	}
+	pos, err := sch.AddTrick(ctx, "Fido", 2, "sit and stay")
+	if err != nil {
+		return errors.Join(err, stop())
+	}
+	fmt.Fprintf(out, "\nwrote   Dog.TrickAdded (sit and stay) at position %d\n", pos)
+	if err := a.demoStep(ctx, base, pos, count); err != nil {
+		return errors.Join(err, stop())
+	}
+	if exit {
+		return stop()
+	}
+	fmt.Fprintf(out, "\nserving %s/metrics, %s/v1/projections and the wait API; Ctrl-C to stop\n", base, base)
+	<-ctx.Done()
+	return stop()
+}
+
+// demoStep waits for position through the wait API, then prints the counts.
+func (a *app) demoStep(ctx context.Context, base string, position uint64, count counter) error {
+	u := fmt.Sprintf("%s/v1/projections/dog_counts/wait?position=%d&timeout=30s", base, position)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("wait API: %w", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("wait API: %s: %s", resp.Status, body)
+	}
+	var w httpapi.WaitJSON
+	if err := json.Unmarshal(body, &w); err != nil {
+		return fmt.Errorf("wait API: %w", err)
+	}
+	path, _ := url.Parse(u)
+	fmt.Fprintf(a.stdout, "waited  GET %s → %d, reached %d (%s)\n", path.RequestURI(), resp.StatusCode, w.Position, time.Since(start).Round(time.Millisecond))
+	dogs, tricks, err := count(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(a.stdout, "counts  dogs=%d tricks=%d\n", dogs, tricks)
+	return nil
+}
+
+// demoPostgres loads the embedded dog_counts projection, checks and migrates it, and resets it
+// (the emulator's log is new on every run).
+func (a *app) demoPostgres(ctx context.Context, log *zap.Logger) (*pgxpool.Pool, *config.Config, error) {
+	b, err := examples.Files.ReadFile(examples.DogCounts)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg, err := config.Parse("examples/"+examples.DogCounts, b)
+	if err != nil {
+		return nil, nil, err
+	}
+	pool, err := a.openDB(ctx, log, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	store := postgres.New(pool, postgres.Options{})
+	defer store.Close()
+	err = checkSQL(ctx, pool, cfg)
+	if err == nil {
+		err = migrate(ctx, pool, store, cfg, log)
+	}
+	if err == nil {
+		_, err = resetProjection(ctx, pool, &cfg.Projections[0])
+	}
+	if err != nil {
+		pool.Close()
+		return nil, nil, err
+	}
+	return pool, cfg, nil
+}
+
+func pgCounts(ctx context.Context, pool *pgxpool.Pool) (dogs, tricks int64, err error) {
+	err = pool.QueryRow(ctx, `SELECT coalesce(sum(n) FILTER (WHERE name = 'dogs'), 0), coalesce(sum(n) FILTER (WHERE name = 'tricks'), 0) FROM dog_counts`).Scan(&dogs, &tricks)
+	return dogs, tricks, err
+}
+
+// countProjection is the seed's CountProjection on the memory view: it counts registered dogs
+// and added tricks.
+type countProjection struct{}
+
+func (countProjection) Name() string     { return "dog_counts" }
+func (countProjection) Topics() []string { return []string{topicRegistered, topicTrickAdded} }
+
+func (countProjection) Handle(_ context.Context, tx *memory.Tx, e projection.Event) error {
+	switch e.Type {
+	case topicRegistered:
+		tx.Add("dogs", 1)
+	case topicTrickAdded:
+		tx.Add("tricks", 1)
+	}
+	return nil
+}

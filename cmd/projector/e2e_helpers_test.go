@@ -1,0 +1,291 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/kurrent-io/KurrentDB-Client-Go/kurrentdb"
+
+	"github.com/projector-dev/projector/source/kurrent"
+)
+
+// The binaries under test, built once by TestMain.
+var projectorBin, emulatorBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "projector-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	projectorBin = filepath.Join(dir, "projector")
+	emulatorBin = filepath.Join(dir, "kurrentdb-emulator")
+	for bin, pkg := range map[string]string{projectorBin: ".", emulatorBin: "../kurrentdb-emulator"} {
+		out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", pkg, err, out)
+			_ = os.RemoveAll(dir)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// adminURL is the PostgreSQL the end-to-end tests create their databases on.
+func adminURL() string {
+	if u := os.Getenv("PROJECTOR_TEST_ADMIN_URL"); u != "" {
+		return u
+	}
+	return "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+}
+
+// newDatabase creates a database for t, dropped when t ends, and returns its URL and a pool.
+func newDatabase(t *testing.T) (string, *pgxpool.Pool) {
+	t.Helper()
+	ctx := context.Background()
+	ac, err := pgx.Connect(ctx, adminURL())
+	if err != nil {
+		t.Fatalf("PostgreSQL for end-to-end tests at %s: %v", adminURL(), err)
+	}
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	name := "projector_e2e_" + hex.EncodeToString(b)
+	if _, err := ac.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := pgx.ParseConfig(adminURL())
+	url := fmt.Sprintf("postgres://%s@%s:%d/%s?sslmode=disable", cfg.User, cfg.Host, cfg.Port, name)
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		pool.Close()
+		_, _ = ac.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+		_ = ac.Close(ctx)
+	})
+	return url, pool
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// proc is a started binary with its output captured.
+type proc struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	mu   sync.Mutex
+	out  bytes.Buffer
+	done chan struct{}
+	err  error
+}
+
+type lockedWriter struct{ p *proc }
+
+func (w lockedWriter) Write(b []byte) (int, error) {
+	w.p.mu.Lock()
+	defer w.p.mu.Unlock()
+	return w.p.out.Write(b)
+}
+
+func (p *proc) output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.String()
+}
+
+// baseEnv is the test process's environment without the variables Projector reads.
+func baseEnv(extra ...string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, "PROJECTOR_") || strings.HasPrefix(k, "KURRENTDB_") || k == "DATABASE_URL" {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return append(env, extra...)
+}
+
+func start(t *testing.T, bin string, env []string, args ...string) *proc {
+	t.Helper()
+	p := &proc{t: t, cmd: exec.Command(bin, args...), done: make(chan struct{})}
+	p.cmd.Env = env
+	p.cmd.Stdout = lockedWriter{p}
+	p.cmd.Stderr = lockedWriter{p}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() {
+			t.Logf("output of %s %s:\n%s", filepath.Base(bin), strings.Join(args, " "), p.output())
+		}
+	})
+	return p
+}
+
+// stop sends sig and returns the exit code.
+func (p *proc) stop(sig syscall.Signal) int {
+	p.t.Helper()
+	_ = p.cmd.Process.Signal(sig)
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		p.t.Fatalf("%s did not exit on %v", p.cmd.Path, sig)
+	}
+	return p.cmd.ProcessState.ExitCode()
+}
+
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// startEmulator starts the kurrentdb-emulator binary on addr and returns its connection string.
+func startEmulator(t *testing.T, addr string) (string, *proc) {
+	t.Helper()
+	p := start(t, emulatorBin, baseEnv(), "--listen", addr, "--log-level", "warn")
+	uri := "kurrentdb://" + addr + "?tls=false"
+	eventually(t, 20*time.Second, "the emulator listens", func() bool {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			_ = c.Close()
+		}
+		return err == nil
+	})
+	return uri, p
+}
+
+func kurrentClient(t *testing.T, uri string) *kurrentdb.Client {
+	t.Helper()
+	c, err := kurrent.NewClient(uri, kurrent.ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// eventually polls cond until it holds or d passes.
+func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting until %s", d, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// run runs the projector binary to completion and returns its exit code and output.
+func runProjector(t *testing.T, env []string, args ...string) (int, string, string) {
+	t.Helper()
+	cmd := exec.Command(projectorBin, args...)
+	cmd.Env = env
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	go func() {
+		<-ctx.Done()
+		if cmd.Process != nil && ctx.Err() == context.DeadlineExceeded {
+			_ = cmd.Process.Kill()
+		}
+	}()
+	err := cmd.Run()
+	code := 0
+	if err != nil {
+		ee, ok := err.(*exec.ExitError)
+		if !ok {
+			t.Fatalf("projector %v: %v", args, err)
+		}
+		code = ee.ExitCode()
+	}
+	return code, stdout.String(), stderr.String()
+}
+
+func httpGet(t *testing.T, url string) (int, []byte) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+func getJSON(t *testing.T, url string, into any) int {
+	t.Helper()
+	code, b := httpGet(t, url)
+	if err := json.Unmarshal(b, into); err != nil {
+		t.Fatalf("GET %s: %d %s: %v", url, code, b, err)
+	}
+	return code
+}
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// healthy waits until the daemon at addr answers /healthz.
+func healthy(t *testing.T, p *proc, addr string) {
+	t.Helper()
+	eventually(t, 20*time.Second, "the daemon answers /healthz", func() bool {
+		if p.exited() {
+			t.Fatalf("projector exited: %v\n%s", p.err, p.output())
+		}
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+}

@@ -1,0 +1,165 @@
+// Command projector keeps PostgreSQL read models up to date from a KurrentDB event log.
+//
+// Usage:
+//
+//	projector run      --config projections.yaml   # the daemon
+//	projector migrate  --config projections.yaml   # Projector's tables and each projection's schema
+//	projector status   --config projections.yaml [--json]
+//	projector reset    --config projections.yaml NAME
+//	projector wait     --config projections.yaml NAME POSITION [--timeout 30s]
+//	projector demo     [--exit]
+//	projector version
+//
+// Connections come from the environment (KURRENTDB_URI, KURRENTDB_ROOT_CERTIFICATES,
+// DATABASE_URL, PROJECTOR_HTTP_ADDR, PROJECTOR_LOG_LEVEL, PROJECTOR_LOG_FORMAT,
+// PROJECTOR_CONFIG); flags override them. Exit codes: 0 success, 1 failure (or a wait that
+// timed out), 2 invalid configuration or usage.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+
+	"github.com/projector-dev/projector/internal/config"
+	"github.com/projector-dev/projector/internal/logging"
+	"github.com/projector-dev/projector/internal/version"
+)
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitInvalid = 2
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := runMain(ctx, os.Args[1:], os.Stdout, os.Stderr, os.LookupEnv)
+	stop()
+	os.Exit(code)
+}
+
+// usageError is a mistake on the command line.
+type usageError struct{ error }
+
+// exitError carries an exit code chosen by a command.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// app is the state shared by the subcommands.
+type app struct {
+	stdout, stderr io.Writer
+	settings       config.Settings
+}
+
+func runMain(ctx context.Context, args []string, stdout, stderr io.Writer, lookup func(string) (string, bool)) int {
+	a := &app{stdout: stdout, stderr: stderr, settings: config.FromEnv(lookup)}
+	root := a.rootCommand()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintln(stderr, "projector:", err)
+	var ee *exitError
+	var ue usageError
+	switch {
+	case errors.As(err, &ee):
+		return ee.code
+	case config.IsValidation(err), errors.As(err, &ue), strings.HasPrefix(err.Error(), "unknown command"):
+		return exitInvalid
+	}
+	return exitFailure
+}
+
+func (a *app) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "projector",
+		Short: "Keep PostgreSQL read models up to date from a KurrentDB event log",
+		Long: `Projector subscribes to KurrentDB's $all stream, filtered on the server by the event types its
+projections handle, and commits each view change together with the projection's position in one
+PostgreSQL transaction.
+
+Connections come from the environment: KURRENTDB_URI, KURRENTDB_ROOT_CERTIFICATES, DATABASE_URL,
+PROJECTOR_HTTP_ADDR, PROJECTOR_LOG_LEVEL, PROJECTOR_LOG_FORMAT and PROJECTOR_CONFIG. Flags override
+them.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.CompletionOptions.DisableDefaultCmd = true
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	f := root.PersistentFlags()
+	s := &a.settings
+	f.StringVarP(&s.ConfigFile, "config", "c", s.ConfigFile, "projections YAML file ($PROJECTOR_CONFIG)")
+	f.StringVar(&s.KurrentDBURI, "kurrentdb-uri", s.KurrentDBURI, "KurrentDB connection string ($KURRENTDB_URI)")
+	f.StringVar(&s.KurrentDBRootCertificates, "kurrentdb-root-certificates", s.KurrentDBRootCertificates, "PEM text or file of the KurrentDB CA ($KURRENTDB_ROOT_CERTIFICATES)")
+	f.StringVar(&s.DatabaseURL, "database-url", s.DatabaseURL, "PostgreSQL URL or DSN ($DATABASE_URL)")
+	f.StringVar(&s.HTTPAddr, "http-addr", s.HTTPAddr, "HTTP listen address for /metrics, /healthz, /readyz and /v1 ($PROJECTOR_HTTP_ADDR)")
+	f.StringVar(&s.LogLevel, "log-level", s.LogLevel, "debug, info, warn or error ($PROJECTOR_LOG_LEVEL)")
+	f.StringVar(&s.LogFormat, "log-format", s.LogFormat, "json or console ($PROJECTOR_LOG_FORMAT)")
+	root.AddCommand(
+		a.runCommand(), a.migrateCommand(), a.statusCommand(), a.resetCommand(), a.waitCommand(),
+		a.demoCommand(), a.versionCommand(),
+	)
+	return root
+}
+
+func (a *app) versionCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fmt.Fprintln(a.stdout, "projector", version.Version)
+			return nil
+		},
+	}
+}
+
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usageError{fmt.Errorf("%s takes no arguments, got %q", cmd.CommandPath(), args)}
+	}
+	return nil
+}
+
+func exactArgs(n int, names string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usageError{fmt.Errorf("usage: %s %s", cmd.CommandPath(), names)}
+		}
+		return nil
+	}
+}
+
+// logger returns the logger the settings ask for, writing to stderr.
+func (a *app) logger() (*zap.Logger, error) {
+	if err := a.settings.Validate(false, false); err != nil {
+		return nil, err
+	}
+	return logging.New(a.stderr, a.settings.LogFormat, a.settings.LogLevel)
+}
+
+// loadConfig loads the projections file the settings name.
+func (a *app) loadConfig() (*config.Config, error) {
+	if a.settings.ConfigFile == "" {
+		return nil, &config.Error{File: config.EnvConfig, Msg: "no projections file; give --config FILE or set PROJECTOR_CONFIG"}
+	}
+	return config.Load(a.settings.ConfigFile)
+}

@@ -1,0 +1,523 @@
+package chartcheck
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/yaml"
+)
+
+const chartDir = "../helm/projector"
+
+// valuesCases are the default values and every example values file of the chart.
+func valuesCases(t *testing.T) map[string]Options {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(chartDir, "ci", "*-values.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) < 3 {
+		t.Fatalf("expected at least 3 example values files in %s/ci, found %d", chartDir, len(files))
+	}
+	cases := map[string]Options{"default": {}}
+	for _, f := range files {
+		cases[filepath.Base(f)] = Options{ValuesFiles: []string{f}}
+	}
+	return cases
+}
+
+func renderSet(t *testing.T, opts Options) *Set {
+	t.Helper()
+	ms, err := Render(chartDir, opts)
+	if err != nil {
+		t.Fatalf("render: %v", err)
+	}
+	set, err := DecodeAll(ms)
+	if err != nil {
+		t.Fatalf("strict decode:\n%v", err)
+	}
+	if err := set.Check(); err != nil {
+		t.Fatalf("check:\n%v", err)
+	}
+	return set
+}
+
+func TestLint(t *testing.T) {
+	for name, opts := range valuesCases(t) {
+		t.Run(name, func(t *testing.T) {
+			if err := Lint(chartDir, opts); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestTemplateStrict(t *testing.T) {
+	for name, opts := range valuesCases(t) {
+		t.Run(name, func(t *testing.T) {
+			set := renderSet(t, opts)
+			if len(set.Deployments) != 1 || len(set.Services) != 1 {
+				t.Fatalf("want one Deployment and one Service, got %d and %d", len(set.Deployments), len(set.Services))
+			}
+			d := set.Deployments[0]
+			for _, c := range append(d.Spec.Template.Spec.InitContainers, d.Spec.Template.Spec.Containers...) {
+				if err := CheckHardened(&d.Spec.Template.Spec, c); err != nil {
+					t.Error(err)
+				}
+			}
+			if d.Spec.Template.Spec.AutomountServiceAccountToken == nil || *d.Spec.Template.Spec.AutomountServiceAccountToken {
+				t.Error("the pod mounts a service account token it never uses")
+			}
+		})
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	set := renderSet(t, Options{ReleaseName: "views", Namespace: "shop"})
+	d := set.Deployments[0]
+	if d.Name != "views-projector" {
+		t.Errorf("Deployment name = %q", d.Name)
+	}
+	if d.Spec.Replicas == nil || *d.Spec.Replicas != 2 {
+		t.Errorf("replicas = %v, want 2 (a leader and a hot standby)", d.Spec.Replicas)
+	}
+	pod := d.Spec.Template.Spec
+	if len(pod.Containers) != 1 || len(pod.InitContainers) != 1 {
+		t.Fatalf("want the daemon and the migrate init container, got %d containers and %d init containers", len(pod.Containers), len(pod.InitContainers))
+	}
+	c, mig := pod.Containers[0], pod.InitContainers[0]
+	if !reflect.DeepEqual(c.Args, []string{"run"}) || !reflect.DeepEqual(mig.Args, []string{"migrate"}) {
+		t.Errorf("args: daemon %v, init %v", c.Args, mig.Args)
+	}
+	if c.Image != "projector-dev/projector:0.1.0" {
+		t.Errorf("image %q, want the chart's appVersion as tag", c.Image)
+	}
+	if c.LivenessProbe.HTTPGet.Path != "/healthz" || c.ReadinessProbe.HTTPGet.Path != "/readyz" || c.StartupProbe.HTTPGet.Path != "/healthz" {
+		t.Errorf("probes: liveness %s, readiness %s, startup %s", c.LivenessProbe.HTTPGet.Path, c.ReadinessProbe.HTTPGet.Path, c.StartupProbe.HTTPGet.Path)
+	}
+	env := envMap(c)
+	for _, name := range []string{"KURRENTDB_URI", "DATABASE_URL", "PROJECTOR_CONFIG", "PROJECTOR_HTTP_ADDR", "PROJECTOR_LOG_LEVEL", "PROJECTOR_LOG_FORMAT", "PROJECTOR_DRAIN_TIMEOUT"} {
+		if _, ok := env[name]; !ok {
+			t.Errorf("daemon env lacks %s", name)
+		}
+	}
+	if _, ok := env["KURRENTDB_ROOT_CERTIFICATES"]; ok {
+		t.Error("KURRENTDB_ROOT_CERTIFICATES set although no certificates are configured")
+	}
+	if !reflect.DeepEqual(envMap(mig), env) {
+		t.Error("the migrate init container's environment differs from the daemon's")
+	}
+	if env["PROJECTOR_HTTP_ADDR"].Value != ":9090" || env["PROJECTOR_DRAIN_TIMEOUT"].Value != "30s" {
+		t.Errorf("http addr %q, drain %q", env["PROJECTOR_HTTP_ADDR"].Value, env["PROJECTOR_DRAIN_TIMEOUT"].Value)
+	}
+	if *pod.TerminationGracePeriodSeconds != 45 {
+		t.Errorf("terminationGracePeriodSeconds = %d, want drain (30) + 15", *pod.TerminationGracePeriodSeconds)
+	}
+	if d.Spec.Strategy.RollingUpdate == nil || d.Spec.Strategy.RollingUpdate.MaxUnavailable.IntValue() != 0 {
+		t.Error("a rolling update may take the standby down before its replacement is up")
+	}
+
+	// The projections YAML reaches the daemon through the ConfigMap at PROJECTOR_CONFIG.
+	if len(set.ConfigMaps) != 1 {
+		t.Fatalf("want one ConfigMap, got %d", len(set.ConfigMaps))
+	}
+	cm := set.ConfigMaps[0]
+	var cfg struct {
+		Projections []struct {
+			Name     string            `json:"name"`
+			Handlers map[string]string `json:"handlers"`
+		} `json:"projections"`
+	}
+	if err := yaml.Unmarshal([]byte(cm.Data["projections.yaml"]), &cfg); err != nil {
+		t.Fatalf("projections YAML in the ConfigMap: %v", err)
+	}
+	if len(cfg.Projections) != 1 || cfg.Projections[0].Name != "dog_counts" || len(cfg.Projections[0].Handlers) != 2 {
+		t.Errorf("projections: %+v", cfg.Projections)
+	}
+	mountDir := ""
+	for _, m := range c.VolumeMounts {
+		if m.Name == "config" {
+			mountDir = m.MountPath
+		}
+	}
+	if env["PROJECTOR_CONFIG"].Value != mountDir+"/projections.yaml" {
+		t.Errorf("PROJECTOR_CONFIG %q is not the mounted ConfigMap key under %q", env["PROJECTOR_CONFIG"].Value, mountDir)
+	}
+
+	// Connection strings from values go into the chart's Secret, never into the pod spec.
+	if len(set.Secrets) != 1 {
+		t.Fatalf("want one Secret, got %d", len(set.Secrets))
+	}
+	sec := set.Secrets[0]
+	if ref := env["KURRENTDB_URI"].ValueFrom.SecretKeyRef; ref.Name != sec.Name || sec.StringData[ref.Key] != "kurrentdb://kurrentdb:2113?tls=false" {
+		t.Errorf("KURRENTDB_URI from %s/%s", ref.Name, ref.Key)
+	}
+	if ref := env["DATABASE_URL"].ValueFrom.SecretKeyRef; ref.Name != sec.Name || !strings.HasPrefix(sec.StringData[ref.Key], "postgres://") {
+		t.Errorf("DATABASE_URL from %s/%s", ref.Name, ref.Key)
+	}
+
+	if len(set.PodDisruptionBudgets) != 1 || set.PodDisruptionBudgets[0].Spec.MinAvailable.IntValue() != 1 {
+		t.Error("want a PodDisruptionBudget keeping one replica")
+	}
+	if svc := set.Services[0]; svc.Spec.Ports[0].Port != 9090 || svc.Spec.Ports[0].Name != "http" {
+		t.Errorf("service ports %+v", svc.Spec.Ports)
+	}
+	if len(set.ServiceMonitors)+len(set.PrometheusRules) != 0 {
+		t.Error("Prometheus Operator objects rendered although not enabled")
+	}
+	if len(pod.TopologySpreadConstraints) != 1 {
+		t.Error("replicas are not spread over nodes")
+	}
+}
+
+func TestExistingObjects(t *testing.T) {
+	set := renderSet(t, Options{ValuesFiles: []string{filepath.Join(chartDir, "ci", "existing-secrets-values.yaml")}})
+	if len(set.Secrets)+len(set.ConfigMaps)+len(set.ServiceAccounts) != 0 {
+		t.Fatalf("rendered %d Secrets, %d ConfigMaps and %d ServiceAccounts although all exist already", len(set.Secrets), len(set.ConfigMaps), len(set.ServiceAccounts))
+	}
+	pod := set.Deployments[0].Spec.Template.Spec
+	c := pod.Containers[0]
+	env := envMap(c)
+	if ref := env["KURRENTDB_URI"].ValueFrom.SecretKeyRef; ref.Name != "kurrentdb-credentials" || ref.Key != "connection-string" {
+		t.Errorf("KURRENTDB_URI from %s/%s", ref.Name, ref.Key)
+	}
+	if ref := env["DATABASE_URL"].ValueFrom.SecretKeyRef; ref.Name != "orders-db" || ref.Key != "DATABASE_URL" {
+		t.Errorf("DATABASE_URL from %s/%s", ref.Name, ref.Key)
+	}
+	if env["KURRENTDB_ROOT_CERTIFICATES"].Value != "/etc/projector/certs/ca.crt" {
+		t.Errorf("KURRENTDB_ROOT_CERTIFICATES = %q", env["KURRENTDB_ROOT_CERTIFICATES"].Value)
+	}
+	vols := map[string]corev1.Volume{}
+	for _, v := range pod.Volumes {
+		vols[v.Name] = v
+	}
+	if v := vols["certs"]; v.Secret == nil || v.Secret.SecretName != "kurrentdb-ca" || v.Secret.Items[0].Path != "ca.crt" {
+		t.Errorf("certs volume %+v", v)
+	}
+	if v := vols["config"]; v.ConfigMap == nil || v.ConfigMap.Name != "orders-projections" {
+		t.Errorf("config volume %+v", v)
+	}
+	if c.Image != "registry.example.com/platform/projector:1.2.3" || c.ImagePullPolicy != corev1.PullAlways {
+		t.Errorf("image %q pull %q", c.Image, c.ImagePullPolicy)
+	}
+	if len(pod.ImagePullSecrets) != 1 || pod.ImagePullSecrets[0].Name != "registry-credentials" {
+		t.Errorf("imagePullSecrets %+v", pod.ImagePullSecrets)
+	}
+	if pod.ServiceAccountName != "orders-projector" {
+		t.Errorf("serviceAccountName %q", pod.ServiceAccountName)
+	}
+}
+
+func TestInlineRootCertificates(t *testing.T) {
+	set := renderSet(t, Options{ValuesFiles: []string{filepath.Join(chartDir, "ci", "tls-values.yaml")}})
+	sec := set.Secrets[0]
+	if !strings.Contains(sec.StringData["ca.crt"], "BEGIN CERTIFICATE") {
+		t.Errorf("the chart's Secret lacks the PEM: %v", sec.StringData)
+	}
+	pod := set.Deployments[0].Spec.Template.Spec
+	if *set.Deployments[0].Spec.Replicas != 3 || *pod.TerminationGracePeriodSeconds != 90 {
+		t.Errorf("replicas %d, grace %d", *set.Deployments[0].Spec.Replicas, *pod.TerminationGracePeriodSeconds)
+	}
+	if got := envMap(pod.Containers[0])["PROJECTOR_DRAIN_TIMEOUT"].Value; got != "60s" {
+		t.Errorf("drain %q", got)
+	}
+}
+
+func TestMonitoring(t *testing.T) {
+	set := renderSet(t, Options{ReleaseName: "views", ValuesFiles: []string{filepath.Join(chartDir, "ci", "monitoring-values.yaml")}})
+	if len(set.ServiceMonitors) != 1 || len(set.PrometheusRules) != 1 {
+		t.Fatalf("want a ServiceMonitor and a PrometheusRule, got %d and %d", len(set.ServiceMonitors), len(set.PrometheusRules))
+	}
+	sm := set.ServiceMonitors[0]
+	if ep := sm.Spec.Endpoints[0]; ep.Path != "/metrics" || ep.Port != "http" || string(ep.Interval) != "15s" {
+		t.Errorf("endpoint %+v", ep)
+	}
+	if sm.Labels["release"] != "kube-prometheus-stack" {
+		t.Errorf("ServiceMonitor labels %v", sm.Labels)
+	}
+
+	// The PrometheusRule carries exactly the rules of deploy/prometheus/alerts.yml, with the
+	// ServiceMonitor's job name (the Service's name) in place of job="projector".
+	b, err := os.ReadFile("../prometheus/alerts.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want monitoringv1.PrometheusRuleSpec
+	if err := yaml.UnmarshalStrict([]byte(strings.ReplaceAll(string(b), `job="projector"`, `job="views-projector"`)), &want); err != nil {
+		t.Fatalf("alerts.yml is not a valid rule spec: %v", err)
+	}
+	got := set.PrometheusRules[0].Spec
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("PrometheusRule differs from alerts.yml:\n got %+v\nwant %+v", got, want)
+	}
+	if !strings.Contains(got.Groups[0].Rules[len(got.Groups[0].Rules)-1].Expr.String(), `job="views-projector"`) {
+		t.Error("the target-down rules do not use the ServiceMonitor's job name")
+	}
+}
+
+func TestChartRulesAreTheAlertRules(t *testing.T) {
+	a, err := os.ReadFile("../prometheus/alerts.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(chartDir, "files", "alerts.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(a) != string(b) {
+		t.Fatal("deploy/helm/projector/files/alerts.yml differs from deploy/prometheus/alerts.yml; copy the latter over the former")
+	}
+}
+
+func TestBadValues(t *testing.T) {
+	cases := []struct {
+		name   string
+		values map[string]any
+		want   string
+	}{
+		{"misspelt key", map[string]any{"replicas": 3}, "replicas"},
+		{"misspelt nested key", map[string]any{"database": map[string]any{"existingSecretName": "x"}}, "existingSecretName"},
+		{"bad log format", map[string]any{"log": map[string]any{"format": "text"}}, "/log/format"},
+		{"grace below drain", map[string]any{"drainTimeoutSeconds": 30, "terminationGracePeriodSeconds": 20}, "terminationGracePeriodSeconds (20) must be larger than drainTimeoutSeconds (30)"},
+		{"no kurrentdb", map[string]any{"kurrentdb": map[string]any{"uri": ""}}, "kurrentdb: set uri or existingSecret"},
+		{"no database", map[string]any{"database": map[string]any{"url": ""}}, "database: set url or existingSecret"},
+		{"no projections", map[string]any{"projections": map[string]any{"config": ""}}, "projections: set config"},
+		{"two root certificate sources", map[string]any{"kurrentdb": map[string]any{"rootCertificates": "PEM", "rootCertificatesSecret": "ca"}}, "not both"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Render(chartDir, Options{Values: tc.values})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want one mentioning %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestStrictDecodingRejectsMistakes(t *testing.T) {
+	ms, err := Render(chartDir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dep Manifest
+	for _, m := range ms {
+		if strings.HasSuffix(m.Source, "deployment.yaml") {
+			dep = m
+		}
+	}
+	cases := []struct {
+		name, old, new, want string
+	}{
+		{"unknown field", "  replicas: 2", "  replica: 2", `unknown field "spec.replica"`},
+		{"misspelt nested field", "readOnlyRootFilesystem: true", "readOnlyRootFileSystem: true", "readOnlyRootFileSystem"},
+		{"wrong type", "  replicas: 2", "  replicas: two", "replicas"},
+		{"duplicate key", "  replicas: 2", "  replicas: 2\n  replicas: 3", "replicas"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if !strings.Contains(dep.Content, tc.old) {
+				t.Fatalf("rendered Deployment lacks %q", tc.old)
+			}
+			bad := Manifest{Source: dep.Source, Content: strings.Replace(dep.Content, tc.old, tc.new, 1)}
+			_, err := Decode(bad)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), `Deployment "projector"`) {
+				t.Fatalf("err = %v, want one naming the Deployment and %q", err, tc.want)
+			}
+		})
+	}
+	t.Run("unknown kind", func(t *testing.T) {
+		_, err := Decode(Manifest{Source: "x.yaml", Content: "apiVersion: v1\nkind: Pdo\nmetadata:\n  name: a\n"})
+		if err == nil || !strings.Contains(err.Error(), "unsupported apiVersion/kind") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("misspelt ServiceMonitor field", func(t *testing.T) {
+		sm := "apiVersion: monitoring.coreos.com/v1\nkind: ServiceMonitor\nmetadata:\n  name: a\nspec:\n  selector: {}\n  endpoints:\n    - port: http\n      intervall: 10s\n"
+		_, err := Decode(Manifest{Source: "sm.yaml", Content: sm})
+		if err == nil || !strings.Contains(err.Error(), "intervall") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+}
+
+func TestCheckFindsInconsistencies(t *testing.T) {
+	ms, err := Render(chartDir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name, old, new, want string
+	}{
+		{"probe on an undeclared port", "port: http\n            failureThreshold: 3\n            initialDelaySeconds", "port: metrics\n            failureThreshold: 3\n            initialDelaySeconds", "livenessProbe aims at port metrics"},
+		{"mount of an undeclared volume", "- name: tmp\n              mountPath: /tmp", "- name: scratch\n              mountPath: /tmp", "mounts undeclared volume scratch"},
+		{"missing secret key", "key: database-url", "key: database_url", "Secret projector-connections has no key database_url"},
+		{"grace period below drain", "terminationGracePeriodSeconds: 45", "terminationGracePeriodSeconds: 10", "not above PROJECTOR_DRAIN_TIMEOUT"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var edited []Manifest
+			found := false
+			for _, m := range ms {
+				if strings.HasSuffix(m.Source, "deployment.yaml") && strings.Contains(m.Content, tc.old) {
+					m.Content = strings.Replace(m.Content, tc.old, tc.new, 1)
+					found = true
+				}
+				edited = append(edited, m)
+			}
+			if !found {
+				t.Fatalf("rendered Deployment lacks %q", tc.old)
+			}
+			set, err := DecodeAll(edited)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := set.Check(); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want %q", err, tc.want)
+			}
+		})
+	}
+	t.Run("service selecting nothing", func(t *testing.T) {
+		var edited []Manifest
+		for _, m := range ms {
+			if strings.HasSuffix(m.Source, "service.yaml") {
+				m.Content = strings.Replace(m.Content, "app.kubernetes.io/instance: projector\n  ports", "app.kubernetes.io/instance: other\n  ports", 1)
+			}
+			edited = append(edited, m)
+		}
+		set, err := DecodeAll(edited)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := set.Check(); err == nil || !strings.Contains(err.Error(), "selects no pod") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+}
+
+func TestNotes(t *testing.T) {
+	notes, err := Notes(chartDir, Options{ReleaseName: "views", Namespace: "shop"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"kubectl -n shop rollout status deployment/views-projector",
+		"port-forward service/views-projector 9090:9090",
+		"/readyz",
+		"/v1/projections",
+		"projector_lag_seconds",
+		"http://views-projector.shop.svc:9090/v1/projections/NAME/wait",
+	} {
+		if !strings.Contains(notes, want) {
+			t.Errorf("NOTES.txt lacks %q:\n%s", want, notes)
+		}
+	}
+}
+
+// TestSidecarExample checks the sidecar example strictly and against the chart: the projector
+// containers carry the same environment variables, probes and hardening as the chart's daemon,
+// and the application reaches the daemon on localhost.
+func TestSidecarExample(t *testing.T) {
+	b, err := os.ReadFile("../sidecar/orders-api.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ms []Manifest
+	for _, doc := range strings.Split(string(b), "\n---\n") {
+		ms = append(ms, Manifest{Source: "sidecar/orders-api.yaml", Content: doc})
+	}
+	set, err := DecodeAll(ms)
+	if err != nil {
+		t.Fatalf("strict decode:\n%v", err)
+	}
+	if err := set.Check(); err != nil {
+		t.Fatalf("check:\n%v", err)
+	}
+	if len(set.Deployments) != 1 || len(set.ConfigMaps) != 1 {
+		t.Fatalf("want a Deployment and a ConfigMap, got %d and %d", len(set.Deployments), len(set.ConfigMaps))
+	}
+	pod := set.Deployments[0].Spec.Template.Spec
+	var sidecar, migrate *corev1.Container
+	for i, c := range pod.InitContainers {
+		switch {
+		case c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways:
+			sidecar = &pod.InitContainers[i]
+		case slices.Equal(c.Args, []string{"migrate"}):
+			migrate = &pod.InitContainers[i]
+		}
+	}
+	if sidecar == nil || migrate == nil {
+		t.Fatal("want a native sidecar (restartPolicy Always) and a migrate init container")
+	}
+	if !slices.Equal(sidecar.Args, []string{"run"}) {
+		t.Errorf("sidecar args %v", sidecar.Args)
+	}
+	if pod.InitContainers[0].Name != migrate.Name {
+		t.Error("migrate must run before the sidecar starts")
+	}
+	for _, c := range []*corev1.Container{sidecar, migrate} {
+		if err := CheckHardened(&pod, *c); err != nil {
+			t.Error(err)
+		}
+	}
+
+	chart := renderSet(t, Options{}).Deployments[0].Spec.Template.Spec.Containers[0]
+	want := sortedKeys(envMap(chart))
+	if got := sortedKeys(envMap(*sidecar)); !slices.Equal(got, want) {
+		t.Errorf("sidecar env %v, chart env %v", got, want)
+	}
+	probePath := func(p *corev1.Probe) string {
+		if p == nil || p.HTTPGet == nil {
+			return ""
+		}
+		return p.HTTPGet.Path
+	}
+	for _, pair := range [][2]*corev1.Probe{{sidecar.StartupProbe, chart.StartupProbe}, {sidecar.LivenessProbe, chart.LivenessProbe}, {sidecar.ReadinessProbe, chart.ReadinessProbe}} {
+		if probePath(pair[0]) != probePath(pair[1]) {
+			t.Errorf("sidecar probe %q, chart probe %q", probePath(pair[0]), probePath(pair[1]))
+		}
+	}
+	if !reflect.DeepEqual(sidecar.SecurityContext, chart.SecurityContext) {
+		t.Errorf("sidecar securityContext %+v differs from the chart's %+v", sidecar.SecurityContext, chart.SecurityContext)
+	}
+
+	env := envMap(*sidecar)
+	drain, err := time.ParseDuration(env["PROJECTOR_DRAIN_TIMEOUT"].Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if time.Duration(*pod.TerminationGracePeriodSeconds)*time.Second <= drain {
+		t.Error("terminationGracePeriodSeconds is not above the drain timeout")
+	}
+	port := sidecar.Ports[0].ContainerPort
+	if env["PROJECTOR_HTTP_ADDR"].Value != ":9090" || port != 9090 {
+		t.Errorf("sidecar listens on %q, declares port %d", env["PROJECTOR_HTTP_ADDR"].Value, port)
+	}
+	app := pod.Containers[0]
+	if envMap(app)["PROJECTOR_URL"].Value != "http://localhost:9090" {
+		t.Errorf("the application does not reach the sidecar on localhost: %+v", app.Env)
+	}
+}
+
+func envMap(c corev1.Container) map[string]corev1.EnvVar {
+	out := map[string]corev1.EnvVar{}
+	for _, e := range c.Env {
+		out[e.Name] = e
+	}
+	return out
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

@@ -1,0 +1,3 @@
+// Package chartcheck renders the Projector Helm chart and validates every rendered manifest
+// strictly against the Kubernetes API types.
+package chartcheck

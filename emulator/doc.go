@@ -1,0 +1,16 @@
+// Package emulator is a KurrentDB-compatible gRPC server for development and
+// tests. It serves the Streams (v1 and the v2 AppendSession), ServerFeatures,
+// Gossip and a minimal PersistentSubscriptions service over the same wire
+// protocol as KurrentDB, so the official clients work against it unmodified.
+//
+// Start runs a server on a free loopback port, like httptest.NewServer:
+//
+//	srv, err := emulator.Start(ctx, emulator.Options{})
+//	...
+//	defer srv.Close()
+//	client, err := kurrentdb.NewClient(mustParse(srv.URI()))
+//
+// The emulator is a test and development tool. It keeps the whole log in
+// memory (optionally persisted to a directory), runs a single node, and is
+// never a production event store.
+package emulator

@@ -1,0 +1,520 @@
+package emulator
+
+import (
+	"context"
+	"encoding/binary"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v1/shared"
+	"github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v1/streams"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// Read serves Streams.Read: finite reads of a stream or of $all, and
+// subscriptions to a stream or to $all (optionally filtered). See the
+// protocol spec, section 4, for the sequencing this reproduces.
+func (s *streamsServer) Read(req *streams.ReadReq, srv streams.Streams_ReadServer) error {
+	return s.store.serveRead(req, srv)
+}
+
+// readSink is the part of the Read server stream the store uses.
+type readSink interface {
+	Send(*streams.ReadResp) error
+	Context() context.Context
+}
+
+// Read paging: the read lock is held only to copy a page of record
+// pointers; events are encoded and sent after it is released.
+const (
+	// readPageSize is the number of events copied per lock hold.
+	readPageSize = 256
+	// maxScanPerPage bounds the records examined per lock hold by filtered
+	// reads, so a selective filter over a long log does not starve writers.
+	maxScanPerPage = 4096
+	// defaultSearchWindow is the window of a filter with count{} (no max).
+	defaultSearchWindow = 32
+	// filteredPageMatches is the number of matching events that ends a
+	// filtered catch-up page, as the real server's page size.
+	filteredPageMatches = 32
+)
+
+// readOptions is a validated ReadReq.
+type readOptions struct {
+	stringIDs bool
+	backwards bool
+	resolve   bool
+	count     uint64
+	stream    *streams.ReadReq_Options_StreamOptions // nil for $all
+	all       *streams.ReadReq_Options_AllOptions
+	filter    *eventFilter
+	window    uint32 // max search window of a filter
+	interval  uint64 // checkpoint interval of a filtered subscription
+}
+
+// serveRead validates a ReadReq and dispatches it.
+func (s *Store) serveRead(req *streams.ReadReq, srv readSink) error {
+	o := req.GetOptions()
+	if o == nil {
+		return rpcInvalid("'options' is a required argument")
+	}
+	var ro readOptions
+	// Switch on the oneof wrapper types: the official client sends wrappers
+	// whose inner message is nil, which arrive as present, empty messages.
+	switch o.GetUuidOption().GetContent().(type) {
+	case *streams.ReadReq_Options_UUIDOption_Structured:
+	case *streams.ReadReq_Options_UUIDOption_String_:
+		ro.stringIDs = true
+	default:
+		return rpcInvalid("'uuidOption' is a required argument")
+	}
+	ro.resolve = o.GetResolveLinks()
+
+	streamCase, countCase, filterCase := "None", "None", "None"
+	switch x := o.GetStreamOption().(type) {
+	case *streams.ReadReq_Options_Stream:
+		streamCase = "Stream"
+		ro.stream = x.Stream
+	case *streams.ReadReq_Options_All:
+		streamCase = "All"
+		ro.all = x.All
+	}
+	subscription := false
+	switch x := o.GetCountOption().(type) {
+	case *streams.ReadReq_Options_Count:
+		countCase = "Count"
+		ro.count = x.Count
+	case *streams.ReadReq_Options_Subscription:
+		countCase = "Subscription"
+		subscription = true
+	}
+	var filterOpts *streams.ReadReq_Options_FilterOptions
+	switch x := o.GetFilterOption().(type) {
+	case *streams.ReadReq_Options_Filter:
+		filterCase = "Filter"
+		filterOpts = x.Filter
+		if filterOpts == nil {
+			filterOpts = &streams.ReadReq_Options_FilterOptions{}
+		}
+	case *streams.ReadReq_Options_NoFilter:
+		filterCase = "NoFilter"
+	}
+	var dirCase string
+	switch o.GetReadDirection() {
+	case streams.ReadReq_Options_Forwards:
+		dirCase = "Forwards"
+	case streams.ReadReq_Options_Backwards:
+		dirCase = "Backwards"
+		ro.backwards = true
+	default:
+		dirCase = strconv.Itoa(int(o.GetReadDirection()))
+	}
+	valid := false
+	switch {
+	case streamCase == "Stream" && countCase == "Count" && dirCase != "" && filterCase == "NoFilter",
+		streamCase == "All" && countCase == "Count" && (filterCase == "NoFilter" || filterCase == "Filter"):
+		valid = dirCase == "Forwards" || dirCase == "Backwards"
+	case countCase == "Subscription" && dirCase == "Forwards":
+		valid = streamCase == "Stream" && filterCase == "NoFilter" || streamCase == "All" && filterCase != "None"
+	}
+	if !valid {
+		return rpcInvalid("The combination of (%s, %s, %s, %s) is invalid.", streamCase, countCase, dirCase, filterCase)
+	}
+	if filterOpts != nil {
+		if err := ro.parseFilter(filterOpts, subscription); err != nil {
+			return err
+		}
+	}
+	if ro.stream != nil && ro.stream.GetStreamIdentifier() == nil {
+		return rpcInvalid("'streamIdentifier' is a required argument")
+	}
+
+	snd := newSender(srv, ro.stringIDs, s.now)
+	switch {
+	case ro.stream != nil && !subscription:
+		return s.readStream(snd, &ro)
+	case ro.stream != nil:
+		return s.subscribeStream(snd, &ro)
+	case !subscription:
+		return s.readAll(snd, &ro)
+	default:
+		return s.subscribeAll(snd, &ro)
+	}
+}
+
+// parseFilter validates the filter options of a $all read or subscription.
+func (ro *readOptions) parseFilter(fo *streams.ReadReq_Options_FilterOptions, subscription bool) error {
+	var expr *streams.ReadReq_Options_FilterOptions_Expression
+	byStream := false
+	switch x := fo.GetFilter().(type) {
+	case *streams.ReadReq_Options_FilterOptions_StreamIdentifier:
+		byStream, expr = true, x.StreamIdentifier
+	case *streams.ReadReq_Options_FilterOptions_EventType:
+		expr = x.EventType
+	default:
+		return rpcInvalid("'filter' needs a stream_identifier or event_type expression")
+	}
+	f, err := newEventFilter(byStream, expr.GetRegex(), expr.GetPrefix())
+	if err != nil {
+		return rpcInvalid("%v", err)
+	}
+	ro.filter = f
+	ro.window = defaultSearchWindow
+	if w, ok := fo.GetWindow().(*streams.ReadReq_Options_FilterOptions_Max); ok && w.Max > 0 {
+		ro.window = w.Max
+	}
+	if subscription {
+		m := fo.GetCheckpointIntervalMultiplier()
+		if m == 0 {
+			// The real server throws ArgumentOutOfRangeException, which the
+			// gRPC host reports as Unknown.
+			return status.Error(codes.Unknown, "Exception was thrown by handler. ArgumentOutOfRangeException: "+
+				"Specified argument was out of the range of valid values. (Parameter 'checkpointIntervalMultiplier')")
+		}
+		ro.interval = uint64(m) * uint64(ro.window)
+	}
+	return nil
+}
+
+// pageItem is one event to send: ev (nil for a link whose target is
+// missing) and, when a link was resolved, the link record.
+type pageItem struct {
+	ev, link *record
+	// skip marks a record a live filtered subscription considered but does
+	// not send (ev is that record).
+	skip bool
+}
+
+// readStream serves a finite stream read.
+func (s *Store) readStream(snd *sender, ro *readOptions) error {
+	name := string(ro.stream.GetStreamIdentifier().GetStreamName())
+	var from int64
+	fwdEnd := false
+	switch x := ro.stream.GetRevisionOption().(type) {
+	case *streams.ReadReq_Options_StreamOptions_Start:
+		from = 0
+	case *streams.ReadReq_Options_StreamOptions_End:
+		from = math.MaxInt64
+		fwdEnd = !ro.backwards
+	case *streams.ReadReq_Options_StreamOptions_Revision:
+		from = int64(min(x.Revision, math.MaxInt64))
+	default:
+		return rpcInvalid("'revisionOption' is a required argument")
+	}
+	remaining := ro.count
+	page := make([]pageItem, 0, min(remaining, readPageSize))
+	first := true
+	for remaining > 0 {
+		page = page[:0]
+		s.mu.RLock()
+		st := s.streams[name]
+		if first {
+			if st.tombstoned() || baseOfMeta(s, name).tombstoned() {
+				s.mu.RUnlock()
+				return rpcStreamDeleted(name)
+			}
+			if st.last() < 0 || st.softDeleted() {
+				s.mu.RUnlock()
+				return snd.streamNotFound(name)
+			}
+			first = false
+			if fwdEnd {
+				s.mu.RUnlock()
+				return nil
+			}
+		}
+		last := st.last()
+		minEv := st.minEvent(last)
+		expired := st.expiredBefore(ticksOf(s.now()))
+		done := false
+		if !ro.backwards {
+			n := max(from, minEv)
+			for ; n <= last && len(page) < cap(page) && uint64(len(page)) < remaining; n++ {
+				if r := st.events[n]; r.created >= expired {
+					page = append(page, s.item(r, ro.resolve))
+				}
+			}
+			from = n
+			done = n > last
+		} else {
+			n := min(from, last)
+			for ; n >= minEv && len(page) < cap(page) && uint64(len(page)) < remaining; n-- {
+				if r := st.events[n]; r.created >= expired {
+					page = append(page, s.item(r, ro.resolve))
+				}
+			}
+			from = n
+			done = n < minEv
+		}
+		s.mu.RUnlock()
+		for _, it := range page {
+			if err := snd.event(it); err != nil {
+				return err
+			}
+		}
+		remaining -= uint64(len(page))
+		if done {
+			break
+		}
+	}
+	return nil
+}
+
+// allStart resolves the start of a finite $all read to a log index: the first
+// record to examine going forwards, or the last going backwards. Callers
+// hold mu.
+func (s *Store) allStart(all *streams.ReadReq_Options_AllOptions, backwards bool) (int, error) {
+	n := len(s.recs)
+	switch x := all.GetAllOption().(type) {
+	case *streams.ReadReq_Options_AllOptions_Start:
+		if backwards {
+			return -1, nil
+		}
+		return 0, nil
+	case *streams.ReadReq_Options_AllOptions_End:
+		if backwards {
+			return n - 1, nil
+		}
+		return n, nil
+	case *streams.ReadReq_Options_AllOptions_Position:
+		p := x.Position.GetCommitPosition()
+		if p == math.MaxUint64 {
+			if backwards {
+				return n - 1, nil
+			}
+			return n, nil
+		}
+		i := s.indexAtOrAfter(p) // forwards: inclusive
+		if backwards {
+			return i - 1, nil // backwards: exclusive
+		}
+		return i, nil
+	default:
+		return 0, rpcInvalid("'allOption' is a required argument")
+	}
+}
+
+// indexAtOrAfter is the index of the first record with pos >= p. Callers
+// hold mu.
+func (s *Store) indexAtOrAfter(p uint64) int {
+	return sort.Search(len(s.recs), func(i int) bool { return s.recs[i].pos >= p })
+}
+
+// readAll serves a finite $all read, filtered or not. Every $all read applies
+// the default $all filter; filtered reads emit no checkpoints.
+func (s *Store) readAll(snd *sender, ro *readOptions) error {
+	remaining := ro.count
+	page := make([]pageItem, 0, min(remaining, readPageSize))
+	s.mu.RLock()
+	idx, err := s.allStart(ro.all, ro.backwards)
+	s.mu.RUnlock()
+	if err != nil {
+		return err
+	}
+	for remaining > 0 {
+		page = page[:0]
+		s.mu.RLock()
+		n := len(s.recs)
+		scanned := 0
+		for scanned < maxScanPerPage && len(page) < cap(page) && uint64(len(page)) < remaining &&
+			idx >= 0 && idx < n {
+			r := s.recs[idx]
+			if ro.backwards {
+				idx--
+			} else {
+				idx++
+			}
+			scanned++
+			if visibleInAll(r) && (ro.filter == nil || ro.filter.match(r)) {
+				page = append(page, s.item(r, ro.resolve))
+			}
+		}
+		done := idx < 0 || idx >= n
+		s.mu.RUnlock()
+		for _, it := range page {
+			if err := snd.event(it); err != nil {
+				return err
+			}
+		}
+		remaining -= uint64(len(page))
+		if done {
+			break
+		}
+	}
+	return nil
+}
+
+// item makes the page item of a record, resolving a link if asked. Callers
+// hold mu.
+func (s *Store) item(r *record, resolve bool) pageItem {
+	if !resolve || r.typ != linkEventType {
+		return pageItem{ev: r}
+	}
+	return pageItem{ev: s.linkTarget(r), link: r}
+}
+
+// linkTarget resolves a link ("<number>@<stream>") to its event, or nil when
+// the target is missing, deleted or no longer visible. Callers hold mu.
+func (s *Store) linkTarget(link *record) *record {
+	data := string(link.data)
+	at := strings.IndexByte(data, '@')
+	if at <= 0 {
+		return nil
+	}
+	n, err := strconv.ParseInt(data[:at], 10, 64)
+	if err != nil || n < 0 {
+		return nil
+	}
+	st := s.streams[data[at+1:]]
+	if st == nil || st.tombstoned() || st.softDeleted() {
+		return nil
+	}
+	last := st.last()
+	if n > last || n < st.minEvent(last) {
+		return nil
+	}
+	r := st.events[n]
+	if r.created < st.expiredBefore(ticksOf(s.now())) {
+		return nil
+	}
+	return r
+}
+
+// sender encodes and sends ReadResp messages. It reuses one set of message
+// structs for every event: grpc-go encodes a message before Send returns, so
+// nothing is retained between sends.
+type sender struct {
+	srv       readSink
+	now       func() time.Time
+	stringIDs bool
+
+	resp    streams.ReadResp
+	evWrap  streams.ReadResp_Event
+	ev      streams.ReadResp_ReadEvent
+	commit  streams.ReadResp_ReadEvent_CommitPosition
+	rec     wireRecord
+	linkRec wireRecord
+}
+
+// wireRecord is a reusable RecordedEvent with its sub-messages.
+type wireRecord struct {
+	msg        streams.ReadResp_ReadEvent_RecordedEvent
+	id         shared.UUID
+	structured shared.UUID_Structured
+	structWrap shared.UUID_Structured_
+	strWrap    shared.UUID_String_
+	sid        shared.StreamIdentifier
+	md         map[string]string
+}
+
+// Reads send the three system metadata keys a real server sends.
+const (
+	mdType        = "type"
+	mdCreated     = "created"
+	mdContentType = "content-type"
+	contentJSON   = "application/json"
+	contentBinary = "application/octet-stream"
+)
+
+func newSender(srv readSink, stringIDs bool, now func() time.Time) *sender {
+	snd := &sender{srv: srv, stringIDs: stringIDs, now: now}
+	for _, w := range []*wireRecord{&snd.rec, &snd.linkRec} {
+		w.md = make(map[string]string, 3)
+		w.msg.Id = &w.id
+		w.msg.StreamIdentifier = &w.sid
+		w.msg.Metadata = w.md
+		w.structWrap.Structured = &w.structured
+	}
+	snd.evWrap.Event = &snd.ev
+	return snd
+}
+
+// set fills w from r.
+func (w *wireRecord) set(r *record, stringIDs bool) *streams.ReadResp_ReadEvent_RecordedEvent {
+	if stringIDs {
+		w.strWrap.String_ = r.id.String()
+		w.id.Value = &w.strWrap
+	} else {
+		w.structured.MostSignificantBits = int64(binary.BigEndian.Uint64(r.id[:8]))
+		w.structured.LeastSignificantBits = int64(binary.BigEndian.Uint64(r.id[8:]))
+		w.id.Value = &w.structWrap
+	}
+	w.sid.StreamName = r.stream.nameB
+	w.msg.StreamRevision = uint64(r.number)
+	w.msg.PreparePosition = r.pos
+	w.msg.CommitPosition = r.pos
+	w.md[mdType] = r.typ
+	w.md[mdCreated] = r.createdStr
+	if r.isJSON() {
+		w.md[mdContentType] = contentJSON
+	} else {
+		w.md[mdContentType] = contentBinary
+	}
+	w.msg.CustomMetadata = r.meta
+	w.msg.Data = r.data
+	return &w.msg
+}
+
+// event sends one event (with its link, if resolved).
+func (snd *sender) event(it pageItem) error {
+	snd.ev.Event, snd.ev.Link = nil, nil
+	orig := it.ev
+	if it.ev != nil {
+		snd.ev.Event = snd.rec.set(it.ev, snd.stringIDs)
+	}
+	if it.link != nil {
+		snd.ev.Link = snd.linkRec.set(it.link, snd.stringIDs)
+		orig = it.link
+	}
+	snd.commit.CommitPosition = orig.pos
+	snd.ev.Position = &snd.commit
+	snd.resp.Content = &snd.evWrap
+	return snd.srv.Send(&snd.resp)
+}
+
+func (snd *sender) streamNotFound(name string) error {
+	return snd.srv.Send(&streams.ReadResp{Content: &streams.ReadResp_StreamNotFound_{
+		StreamNotFound: &streams.ReadResp_StreamNotFound{StreamIdentifier: &shared.StreamIdentifier{StreamName: []byte(name)}},
+	}})
+}
+
+func (snd *sender) confirmation(id string) error {
+	return snd.srv.Send(&streams.ReadResp{Content: &streams.ReadResp_Confirmation{
+		Confirmation: &streams.ReadResp_SubscriptionConfirmation{SubscriptionId: id},
+	}})
+}
+
+func (snd *sender) timestamp() *timestamppb.Timestamp {
+	return timestamppb.New(snd.now())
+}
+
+func (snd *sender) checkpoint(pos uint64) error {
+	return snd.srv.Send(&streams.ReadResp{Content: &streams.ReadResp_Checkpoint_{
+		Checkpoint: &streams.ReadResp_Checkpoint{CommitPosition: pos, PreparePosition: pos, Timestamp: snd.timestamp()},
+	}})
+}
+
+// caughtUpRevision sends caught_up for a stream subscription; rev < 0 omits
+// the revision.
+func (snd *sender) caughtUpRevision(rev int64) error {
+	cu := &streams.ReadResp_CaughtUp{Timestamp: snd.timestamp()}
+	if rev >= 0 {
+		cu.StreamRevision = &rev
+	}
+	return snd.srv.Send(&streams.ReadResp{Content: &streams.ReadResp_CaughtUp_{CaughtUp: cu}})
+}
+
+// caughtUpPosition sends caught_up for a $all subscription; has false omits
+// the position.
+func (snd *sender) caughtUpPosition(pos uint64, has bool) error {
+	cu := &streams.ReadResp_CaughtUp{Timestamp: snd.timestamp()}
+	if has {
+		cu.Position = &streams.ReadResp_Position{CommitPosition: pos, PreparePosition: pos}
+	}
+	return snd.srv.Send(&streams.ReadResp{Content: &streams.ReadResp_CaughtUp_{CaughtUp: cu}})
+}

@@ -1,0 +1,404 @@
+package emulator
+
+import (
+	"math"
+
+	"github.com/google/uuid"
+	"github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v1/streams"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Subscriptions read the log themselves, page by page, from their own
+// cursor; when they reach the end they wait for the store's broadcast (a
+// channel closed on each commit). So a subscription holds no buffer of its
+// own beyond one page, never falls behind, and never sends fell_behind; a
+// slow consumer only slows its own sends (gRPC flow control), never appends
+// or other subscribers.
+
+// waitResult tells why a subscription woke up.
+type waitResult int
+
+const (
+	wokeCommit waitResult = iota
+	wokeEnded
+)
+
+// subscriptionWatch is what a subscription waits on, captured when it starts.
+type subscriptionWatch struct {
+	drop <-chan struct{}
+	done <-chan struct{}
+}
+
+func (s *Store) watch() subscriptionWatch {
+	return subscriptionWatch{drop: s.drop, done: s.done}
+}
+
+// wait blocks until notify is closed (a commit) or the subscription must end;
+// then it returns the error to end with.
+func (s *Store) wait(snd *sender, w subscriptionWatch, notify <-chan struct{}) (waitResult, error) {
+	ctx := snd.srv.Context()
+	select {
+	case <-notify:
+		return wokeCommit, nil
+	case <-ctx.Done():
+		return wokeEnded, status.FromContextError(ctx.Err()).Err()
+	case <-w.drop:
+		s.mu.RLock()
+		err := s.dropErr
+		s.mu.RUnlock()
+		return wokeEnded, err
+	case <-w.done:
+		return wokeEnded, status.Error(codes.Unavailable, "Server Is Shutting Down")
+	}
+}
+
+// ended checks, without blocking, whether the subscription must end.
+func (s *Store) ended(snd *sender, w subscriptionWatch) error {
+	select {
+	case <-w.drop:
+	case <-w.done:
+	case <-snd.srv.Context().Done():
+	default:
+		return nil
+	}
+	_, err := s.wait(snd, w, nil)
+	return err
+}
+
+// subscribeStream serves a subscription to one stream: confirmation,
+// catch-up (honouring $maxCount, $maxAge and $tb), caught_up{revision}, then
+// live events. Subscribing from revision r is exclusive. A tombstone is
+// delivered and then ends the subscription with stream-deleted.
+func (s *Store) subscribeStream(snd *sender, ro *readOptions) error {
+	s.subs.Add(1)
+	defer s.subs.Add(-1)
+	name := string(ro.stream.GetStreamIdentifier().GetStreamName())
+	s.mu.RLock()
+	st := s.streams[name]
+	if st.tombstoned() || baseOfMeta(s, name).tombstoned() {
+		s.mu.RUnlock()
+		return rpcStreamDeleted(name)
+	}
+	registeredLast := st.last()
+	w := s.watch()
+	s.mu.RUnlock()
+
+	var c int64
+	switch x := ro.stream.GetRevisionOption().(type) {
+	case *streams.ReadReq_Options_StreamOptions_Start:
+		c = -1
+	case *streams.ReadReq_Options_StreamOptions_End:
+		c = registeredLast
+	case *streams.ReadReq_Options_StreamOptions_Revision:
+		c = int64(min(x.Revision, math.MaxInt64-1))
+	default:
+		return rpcInvalid("'revisionOption' is a required argument")
+	}
+	if err := snd.confirmation(uuid.NewString()); err != nil {
+		return err
+	}
+	cursor := c // highest event number examined
+	lastSent := c
+	live := false
+	page := make([]pageItem, 0, readPageSize)
+	for {
+		if err := s.ended(snd, w); err != nil {
+			return err
+		}
+		page = page[:0]
+		s.mu.RLock()
+		notify := s.notify
+		st = s.streams[name]
+		last := st.last()
+		minEv, expired := int64(0), int64(math.MinInt64)
+		if !live && st != nil {
+			minEv, expired = st.minEvent(last), st.expiredBefore(ticksOf(s.now()))
+		}
+		for cursor < last && len(page) < cap(page) {
+			cursor++
+			r := st.events[cursor]
+			if live || cursor >= minEv && r.created >= expired {
+				page = append(page, s.item(r, ro.resolve))
+			}
+		}
+		var tomb *record
+		if cursor >= last && st != nil && st.tomb != nil {
+			tomb = st.tomb
+		}
+		s.mu.RUnlock()
+		for _, it := range page {
+			if err := snd.event(it); err != nil {
+				return err
+			}
+			lastSent = it.orig().number
+		}
+		if tomb != nil {
+			if err := snd.event(pageItem{ev: tomb}); err != nil {
+				return err
+			}
+			return rpcStreamDeleted(name)
+		}
+		if cursor < last {
+			continue // more to read
+		}
+		if !live {
+			live = true
+			if err := snd.caughtUpRevision(lastSent); err != nil {
+				return err
+			}
+		}
+		if _, err := s.wait(snd, w, notify); err != nil {
+			return err
+		}
+	}
+}
+
+// orig is the record a page item stands for in its stream or in $all: the
+// link when there is one, else the event.
+func (it pageItem) orig() *record {
+	if it.link != nil {
+		return it.link
+	}
+	return it.ev
+}
+
+// allSubscription is the state of one $all subscription.
+type allSubscription struct {
+	s   *Store
+	snd *sender
+	ro  *readOptions
+
+	cursor int    // index of the next record to examine
+	c      uint64 // position of the last event delivered, or the start
+	hasC   bool   // false while c is (-1,-1): nothing delivered from Start
+	live   bool
+
+	// Filtered subscriptions only.
+	regIdx    int    // log length when the subscription was registered
+	counter   uint64 // events considered (catch-up) or committed (live)
+	cp        uint64 // catch-up checkpoint: last event sent, or a later page start
+	hasCp     bool
+	lastCp    uint64 // last checkpoint sent
+	sentCp    bool
+	scanned   int // records considered by the last page
+}
+
+// subscribeAll serves a subscription to $all, unfiltered (confirmation,
+// catch-up, caught_up{position}, live) or filtered (confirmation, catch-up
+// with checkpoints, checkpoint, caught_up{position}, live with checkpoints).
+// Subscribing from position P is exclusive.
+//
+// Filtered catch-up reproduces KurrentDB issues #4970/#4990 on purpose: when
+// the catch-up reaches the end of the log, its final checkpoint (and the
+// caught_up position) is the writer's end offset, the position at which the
+// NEXT event will be written. The next append lands exactly at that
+// position, so a consumer that resumes "after the checkpoint" would skip it.
+// Consumers must treat a checkpoint as exclusive (everything strictly before
+// it was considered) and resume from a real event position.
+func (s *Store) subscribeAll(snd *sender, ro *readOptions) error {
+	s.subs.Add(1)
+	defer s.subs.Add(-1)
+	sub := &allSubscription{s: s, snd: snd, ro: ro}
+	s.mu.RLock()
+	n := len(s.recs)
+	sub.regIdx = n
+	w := s.watch()
+	switch x := ro.all.GetAllOption().(type) {
+	case *streams.ReadReq_Options_AllOptions_Start:
+		sub.cursor = 0
+	case *streams.ReadReq_Options_AllOptions_End:
+		sub.cursor = n
+		if n > 0 {
+			sub.c, sub.hasC = s.recs[n-1].pos, true
+		}
+	case *streams.ReadReq_Options_AllOptions_Position:
+		p := x.Position.GetCommitPosition()
+		if p == math.MaxUint64 {
+			sub.cursor = n
+			if n > 0 {
+				sub.c, sub.hasC = s.recs[n-1].pos, true
+			}
+		} else {
+			sub.c, sub.hasC = p, true
+			sub.cursor = s.indexAtOrAfter(p + 1)
+		}
+	default:
+		s.mu.RUnlock()
+		return rpcInvalid("'allOption' is a required argument")
+	}
+	s.mu.RUnlock()
+	if sub.hasC {
+		sub.cp, sub.hasCp = sub.c, true
+	}
+	if err := snd.confirmation(uuid.NewString()); err != nil {
+		return err
+	}
+	page := make([]pageItem, 0, readPageSize)
+	for {
+		if err := s.ended(snd, w); err != nil {
+			return err
+		}
+		var (
+			notify  <-chan struct{}
+			atEnd   bool
+			end     uint64
+			startAt uint64
+			err     error
+		)
+		page, notify, atEnd, end, startAt = sub.readPage(page[:0])
+		if ro.filter == nil || sub.live {
+			err = sub.sendPlain(page)
+		} else {
+			err = sub.sendCatchUpPage(page, atEnd, startAt)
+		}
+		if err != nil {
+			return err
+		}
+		if !atEnd {
+			continue
+		}
+		if !sub.live {
+			sub.live = true
+			if err := sub.goLive(end); err != nil {
+				return err
+			}
+		}
+		if _, err := s.wait(snd, w, notify); err != nil {
+			return err
+		}
+	}
+}
+
+// readPage copies the next page of $all under the read lock and reports
+// the broadcast channel to wait on, whether the page reached the end of the
+// log, the writer's end offset and the position the page started at.
+// Unfiltered and live pages hold up to readPageSize events. A filtered
+// catch-up page stops after filteredPageMatches matching events or after
+// the search window of considered records. A live filtered page also holds
+// every non-matching record (marked skip), because live checkpoints count
+// every committed record.
+func (sub *allSubscription) readPage(page []pageItem) ([]pageItem, <-chan struct{}, bool, uint64, uint64) {
+	s, ro := sub.s, sub.ro
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	n := len(s.recs)
+	startAt := s.end
+	if sub.cursor < n {
+		startAt = s.recs[sub.cursor].pos
+	}
+	limit := maxScanPerPage
+	if ro.filter != nil && !sub.live {
+		limit = min(int(ro.window), maxScanPerPage)
+	}
+	scanned, matches := 0, 0
+	for sub.cursor < n && scanned < limit && len(page) < cap(page) {
+		r := s.recs[sub.cursor]
+		sub.cursor++
+		scanned++
+		if (!sub.hasC || r.pos > sub.c) && visibleInAll(r) && (ro.filter == nil || ro.filter.match(r)) {
+			page = append(page, s.item(r, ro.resolve))
+			matches++
+			if ro.filter != nil && !sub.live && matches >= filteredPageMatches {
+				break
+			}
+		} else if ro.filter != nil && sub.live {
+			page = append(page, pageItem{ev: r, skip: true})
+		}
+	}
+	sub.scanned = scanned
+	return page, s.notify, sub.cursor >= n, s.end, startAt
+}
+
+// sendPlain sends an unfiltered page, or a live filtered page with its
+// checkpoints: the live counter counts every committed record, and when it
+// reaches the interval a checkpoint at that record's position follows it.
+func (sub *allSubscription) sendPlain(page []pageItem) error {
+	filtered := sub.ro.filter != nil
+	for _, it := range page {
+		o := it.orig()
+		if !it.skip {
+			if err := sub.snd.event(it); err != nil {
+				return err
+			}
+			sub.c, sub.hasC = o.pos, true
+		}
+		if filtered {
+			sub.counter++
+			if sub.counter >= sub.ro.interval {
+				sub.counter = 0
+				if err := sub.checkpoint(o.pos); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// sendCatchUpPage sends a filtered catch-up page and, when the considered
+// records reach the checkpoint interval, a checkpoint. As on a real server,
+// the catch-up checkpoint is the position of the last event sent, moved up
+// to the start of the page just read when that lies beyond it; so
+// checkpoints lag by up to one page and may equal a delivered event's
+// position, but never go back behind one.
+func (sub *allSubscription) sendCatchUpPage(page []pageItem, atEnd bool, startAt uint64) error {
+	for _, it := range page {
+		if err := sub.snd.event(it); err != nil {
+			return err
+		}
+		sub.c, sub.hasC = it.orig().pos, true
+		sub.cp, sub.hasCp = sub.c, true
+	}
+	if atEnd {
+		return nil // goLive sends the final checkpoint
+	}
+	if sub.scanned > 0 && (!sub.hasCp || startAt > sub.cp) {
+		sub.cp, sub.hasCp = startAt, true
+	}
+	sub.counter += uint64(sub.scanned)
+	if sub.counter >= sub.ro.interval {
+		sub.counter %= sub.ro.interval
+		if sub.hasCp {
+			return sub.checkpoint(sub.cp)
+		}
+	}
+	return nil
+}
+
+// checkpoint sends a checkpoint unless it would not move past the last one.
+func (sub *allSubscription) checkpoint(pos uint64) error {
+	if sub.sentCp && pos <= sub.lastCp {
+		return nil
+	}
+	sub.sentCp, sub.lastCp = true, pos
+	return sub.snd.checkpoint(pos)
+}
+
+// goLive ends the catch-up. A filtered subscription always sends a
+// checkpoint first, at the writer's end offset (the #4970 quirk, see
+// subscribeAll), then caught_up at the same position; an unfiltered one
+// sends caught_up at the last delivered position (or the start).
+func (sub *allSubscription) goLive(end uint64) error {
+	if sub.ro.filter == nil {
+		return sub.snd.caughtUpPosition(sub.c, sub.hasC)
+	}
+	final := end
+	if sub.hasC && sub.c > final {
+		final = sub.c
+	}
+	sub.sentCp, sub.lastCp = true, final
+	if err := sub.snd.checkpoint(final); err != nil {
+		return err
+	}
+	if err := sub.snd.caughtUpPosition(final, true); err != nil {
+		return err
+	}
+	// The live counter started when the subscription was registered and has
+	// counted every record committed since.
+	sub.counter = 0
+	if sub.cursor > sub.regIdx {
+		sub.counter = uint64(sub.cursor-sub.regIdx) % sub.ro.interval
+	}
+	return nil
+}

@@ -1,0 +1,165 @@
+package config_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/projector-dev/projector/internal/config"
+)
+
+func TestLoadTheExamples(t *testing.T) {
+	for _, f := range []string{"dog_counts.yaml", "training_school.yaml"} {
+		cfg, err := config.Load(filepath.Join("..", "..", "examples", f))
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		for _, p := range cfg.Projections {
+			if p.Compiled == nil || len(p.Compiled.Topics()) != len(p.Handlers) {
+				t.Errorf("%s: %s not compiled", f, p.Name)
+			}
+		}
+	}
+	cfg, _ := config.Load(filepath.Join("..", "..", "examples", "dog_counts.yaml"))
+	p := cfg.Projections[0]
+	want := config.Projection{Name: "dog_counts", Batch: config.Batch{Size: 1000, Interval: 10 * time.Millisecond},
+		OnError: config.OnError{Policy: "stop", Retries: 5, Backoff: time.Second}, Start: config.Start{Kind: config.StartBeginning}}
+	if p.Name != want.Name || p.Batch != want.Batch || p.OnError != want.OnError || p.Start != want.Start {
+		t.Errorf("got %+v", p)
+	}
+	if len(p.Handlers) != 2 || p.Handlers[0].Topic != "__main__:Dog.Registered" || p.Handlers[1].Topic != "__main__:Dog.TrickAdded" {
+		t.Errorf("handlers = %+v", p.Handlers)
+	}
+	if !strings.Contains(p.Schema, "CREATE TABLE IF NOT EXISTS dog_counts") || strings.TrimSpace(p.Reset) != "TRUNCATE dog_counts;" {
+		t.Errorf("schema %q reset %q", p.Schema, p.Reset)
+	}
+}
+
+func TestDefaultsAndStartPosition(t *testing.T) {
+	cfg, err := config.Parse("p.yaml", []byte(`
+projections:
+  - name: a
+    start: 12345
+    handlers: {T: "SELECT 1"}
+  - name: b
+    start: end
+    on_error: {policy: skip}
+    handlers: {T: "SELECT 1"}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := cfg.Projections[0], cfg.Projections[1]
+	if a.Start != (config.Start{Kind: config.StartPosition, Position: 12345}) || a.Batch.Size != config.DefaultBatchSize || a.OnError.Policy != config.PolicyStop {
+		t.Errorf("a = %+v", a)
+	}
+	if b.Start.Kind != config.StartEnd || b.OnError.Policy != config.PolicySkip || b.OnError.Backoff != config.DefaultBackoff {
+		t.Errorf("b = %+v", b)
+	}
+}
+
+// Every validation error names the file, the line, the projection and the key.
+func TestValidationErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"unknown top-level key", "projection:\n  - name: a\n", []string{"p.yaml:1: projection: unknown key; the keys here are projections"}},
+		{"unknown projection key", "projections:\n  - name: a\n    handler: {T: SELECT 1}\n    handlers: {T: SELECT 1}\n",
+			[]string{`p.yaml:3: projection "a": handler: unknown key; the keys here are batch, handlers, name, on_error, reset, schema, start`}},
+		{"unknown nested key", "projections:\n  - name: a\n    batch: {size: 10, timeout: 1s}\n    handlers: {T: SELECT 1}\n",
+			[]string{`p.yaml:3: projection "a": batch.timeout: unknown key; the keys here are interval, size`}},
+		{"duplicate names", "projections:\n  - name: a\n    handlers: {T: SELECT 1}\n  - name: a\n    handlers: {T: SELECT 1}\n",
+			[]string{`p.yaml:4: projection "a": name: duplicate projection name (first at line 2)`}},
+		{"bad duration", "projections:\n  - name: a\n    batch: {interval: 10}\n    on_error: {backoff: soon}\n    handlers: {T: SELECT 1}\n",
+			[]string{`p.yaml:3: projection "a": batch.interval: must be a positive duration such as 10ms, 1s or 2m, not "10"`,
+				`p.yaml:4: projection "a": on_error.backoff: must be a positive duration`}},
+		{"empty handlers", "projections:\n  - name: a\n    handlers: {}\n", []string{`p.yaml:3: projection "a": handlers: empty`}},
+		{"missing handlers", "projections:\n  - name: a\n", []string{`p.yaml:2: projection "a": handlers: missing`}},
+		{"empty handler SQL", "projections:\n  - name: a\n    handlers:\n      T: \"\"\n", []string{`p.yaml:4: projection "a": handlers."T": empty SQL`}},
+		{"unknown parameter", "projections:\n  - name: a\n    handlers:\n      T: |\n        SELECT 1;\n        INSERT INTO x VALUES (@name);\n",
+			[]string{`p.yaml:6: projection "a": handlers."T": unknown parameter @name (line 2); the parameters are @commit_position`}},
+		{"bad name", "projections:\n  - name: Dog-Counts\n    handlers: {T: SELECT 1}\n", []string{`p.yaml:2: projection "Dog-Counts": name: must be 1 to 63 characters of a-z, 0-9 and _`}},
+		{"missing name", "projections:\n  - handlers: {T: SELECT 1}\n", []string{`p.yaml:2: projection "#1": name: missing`}},
+		{"bad policy", "projections:\n  - name: a\n    on_error: {policy: ignore}\n    handlers: {T: SELECT 1}\n", []string{`p.yaml:3: projection "a": on_error.policy: unknown policy "ignore"; use stop, retry or skip`}},
+		{"bad retries", "projections:\n  - name: a\n    on_error: {retries: -1}\n    handlers: {T: SELECT 1}\n", []string{`on_error.retries: must be a whole number ≥ 0, not "-1"`}},
+		{"bad batch size", "projections:\n  - name: a\n    batch: {size: 0}\n    handlers: {T: SELECT 1}\n", []string{`p.yaml:3: projection "a": batch.size: must be a whole number ≥ 1, not "0"`}},
+		{"bad start", "projections:\n  - name: a\n    start: middle\n    handlers: {T: SELECT 1}\n", []string{`p.yaml:3: projection "a": start: must be beginning, end or a commit position, not "middle"`}},
+		{"duplicate key", "projections:\n  - name: a\n    schema: x\n    schema: y\n    handlers: {T: SELECT 1}\n", []string{`p.yaml:4: projection "a": schema: key given twice`}},
+		{"duplicate topic", "projections:\n  - name: a\n    handlers:\n      T: SELECT 1\n      T: SELECT 2\n", []string{`p.yaml:5: projection "a": handlers."T": event type given twice`}},
+		{"not a list", "projections: {name: a}\n", []string{`p.yaml:1: projections: must be a list`}},
+		{"empty list", "projections: []\n", []string{`p.yaml:1: projections: the list is empty`}},
+		{"empty file", "", []string{`p.yaml: invalid YAML: the file is empty`}},
+		{"invalid YAML", "projections:\n  - name: a\n   bad: [\n", []string{`p.yaml:1: invalid YAML: did not find expected '-' indicator`}},
+		{"several errors at once", "projections:\n  - name: a\n    batch: {size: x}\n    handlers: {}\n  - name: b\n    color: red\n    handlers: {T: SELECT 1}\n",
+			[]string{`p.yaml:3: projection "a": batch.size`, `p.yaml:4: projection "a": handlers: empty`, `p.yaml:6: projection "b": color: unknown key`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := config.Parse("p.yaml", []byte(tc.yaml))
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if !config.IsValidation(err) {
+				t.Errorf("not a validation error: %T", err)
+			}
+			var v *config.ValidationError
+			if !errors.As(err, &v) || len(v.Errors) != len(tc.want) {
+				t.Fatalf("got %v, want %d errors", err, len(tc.want))
+			}
+			for i, w := range tc.want {
+				if !strings.Contains(v.Errors[i].Error(), w) {
+					t.Errorf("error %d:\n got %s\nwant %s", i, v.Errors[i], w)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	_, err := config.Load(filepath.Join(t.TempDir(), "nope.yaml"))
+	if !config.IsValidation(err) || !strings.Contains(err.Error(), "nope.yaml: cannot read the projections file: no such file or directory") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestSettings(t *testing.T) {
+	env := map[string]string{"KURRENTDB_URI": "kurrentdb://h:2113?tls=false", "PROJECTOR_LOG_FORMAT": "console"}
+	s := config.FromEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if s.KurrentDBURI != "kurrentdb://h:2113?tls=false" || s.HTTPAddr != ":9090" || s.LogFormat != "console" || s.LogLevel != "info" {
+		t.Errorf("settings = %+v", s)
+	}
+	if err := s.Validate(true, false); err != nil {
+		t.Error(err)
+	}
+	err := s.Validate(true, true)
+	if !config.IsValidation(err) || !strings.Contains(err.Error(), "DATABASE_URL: not set") {
+		t.Errorf("err = %v", err)
+	}
+	s.LogFormat, s.LogLevel = "xml", "loud"
+	if err := s.Validate(false, false); err == nil || !strings.Contains(err.Error(), `PROJECTOR_LOG_FORMAT: "xml"`) || !strings.Contains(err.Error(), `PROJECTOR_LOG_LEVEL: "loud"`) {
+		t.Errorf("err = %v", err)
+	}
+}
+
+func TestRootCertificates(t *testing.T) {
+	pem := "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+	s := config.Settings{KurrentDBRootCertificates: pem}
+	if b, err := s.RootCertificatesPEM(); err != nil || string(b) != strings.TrimSpace(pem) {
+		t.Errorf("PEM text: %q %v", b, err)
+	}
+	f := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(f, []byte(pem), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.KurrentDBRootCertificates = f
+	if b, err := s.RootCertificatesPEM(); err != nil || string(b) != pem {
+		t.Errorf("PEM file: %q %v", b, err)
+	}
+	s.KurrentDBRootCertificates = f + ".missing"
+	if _, err := s.RootCertificatesPEM(); err == nil || !strings.Contains(err.Error(), "KURRENTDB_ROOT_CERTIFICATES") {
+		t.Errorf("missing file: %v", err)
+	}
+}

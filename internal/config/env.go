@@ -1,0 +1,99 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"strings"
+)
+
+// The environment variables Projector reads.
+const (
+	EnvKurrentDBURI          = "KURRENTDB_URI"
+	EnvKurrentDBRootCerts    = "KURRENTDB_ROOT_CERTIFICATES"
+	EnvDatabaseURL           = "DATABASE_URL"
+	EnvHTTPAddr              = "PROJECTOR_HTTP_ADDR"
+	EnvLogLevel              = "PROJECTOR_LOG_LEVEL"
+	EnvLogFormat             = "PROJECTOR_LOG_FORMAT"
+	EnvConfig                = "PROJECTOR_CONFIG"
+	DefaultHTTPAddr          = ":9090"
+	DefaultLogLevel          = "info"
+	DefaultLogFormat         = "json"
+	defaultRootCertsFileHint = "PEM text or the path of a PEM file"
+)
+
+// Settings are the connection and process settings, from the environment and flags.
+type Settings struct {
+	KurrentDBURI string // any connection string the KurrentDB client accepts
+	// KurrentDBRootCertificates is PEM text or the path of a PEM file.
+	KurrentDBRootCertificates string
+	DatabaseURL               string // libpq URL or DSN
+	HTTPAddr                  string
+	LogLevel                  string // debug, info, warn, error
+	LogFormat                 string // json or console
+	ConfigFile                string // the projections YAML file
+}
+
+// FromEnv returns the settings the environment gives, with defaults for the rest. lookup is
+// os.LookupEnv in programs; tests pass their own.
+func FromEnv(lookup func(string) (string, bool)) Settings {
+	get := func(k, def string) string {
+		if v, ok := lookup(k); ok && v != "" {
+			return v
+		}
+		return def
+	}
+	return Settings{
+		KurrentDBURI:              get(EnvKurrentDBURI, ""),
+		KurrentDBRootCertificates: get(EnvKurrentDBRootCerts, ""),
+		DatabaseURL:               get(EnvDatabaseURL, ""),
+		HTTPAddr:                  get(EnvHTTPAddr, DefaultHTTPAddr),
+		LogLevel:                  get(EnvLogLevel, DefaultLogLevel),
+		LogFormat:                 get(EnvLogFormat, DefaultLogFormat),
+		ConfigFile:                get(EnvConfig, ""),
+	}
+}
+
+// RootCertificatesPEM returns the PEM text of KurrentDBRootCertificates, reading it from the
+// file it names when it is not PEM text itself; empty when unset.
+func (s Settings) RootCertificatesPEM() ([]byte, error) {
+	v := strings.TrimSpace(s.KurrentDBRootCertificates)
+	if v == "" {
+		return nil, nil
+	}
+	if strings.Contains(v, "-----BEGIN") {
+		return []byte(v), nil
+	}
+	b, err := os.ReadFile(v)
+	if err != nil {
+		return nil, &Error{File: EnvKurrentDBRootCerts, Msg: fmt.Sprintf("neither PEM text nor a readable file (%s): %v", defaultRootCertsFileHint, err)}
+	}
+	if !strings.Contains(string(b), "-----BEGIN") {
+		return nil, &Error{File: EnvKurrentDBRootCerts, Msg: fmt.Sprintf("file %s holds no PEM certificate", v)}
+	}
+	return b, nil
+}
+
+// Validate checks the settings a command needs: needKurrent and needDB say which connections.
+func (s Settings) Validate(needKurrent, needDB bool) error {
+	var errs []*Error
+	if needKurrent && s.KurrentDBURI == "" {
+		errs = append(errs, &Error{File: EnvKurrentDBURI, Msg: "not set; give the KurrentDB connection string, e.g. kurrentdb://localhost:2113?tls=false (or --kurrentdb-uri)"})
+	}
+	if needDB && s.DatabaseURL == "" {
+		errs = append(errs, &Error{File: EnvDatabaseURL, Msg: "not set; give the PostgreSQL URL, e.g. postgres://user@localhost:5432/db (or --database-url)"})
+	}
+	switch s.LogFormat {
+	case "json", "console":
+	default:
+		errs = append(errs, &Error{File: EnvLogFormat, Msg: fmt.Sprintf("%q is not a log format; use json or console", s.LogFormat)})
+	}
+	switch strings.ToLower(s.LogLevel) {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, &Error{File: EnvLogLevel, Msg: fmt.Sprintf("%q is not a log level; use debug, info, warn or error", s.LogLevel)})
+	}
+	if len(errs) > 0 {
+		return &ValidationError{Errors: errs}
+	}
+	return nil
+}

@@ -1,0 +1,249 @@
+// Package daemon holds the parts of the projector daemon that join the runtime to its HTTP
+// interface: the head poller, the status provider /readyz and the metrics read, and the HTTP
+// server's life cycle.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/projector-dev/projector/projection"
+)
+
+// HeadPoller keeps the last known head of $all, polling a projection.Header.
+type HeadPoller struct {
+	header   projection.Header
+	interval time.Duration
+	log      *zap.Logger
+
+	mu   sync.Mutex
+	head uint64
+	ok   bool
+	err  error
+}
+
+// NewHeadPoller returns a poller of header every interval (default 1s).
+func NewHeadPoller(header projection.Header, interval time.Duration, log *zap.Logger) *HeadPoller {
+	if interval <= 0 {
+		interval = time.Second
+	}
+	return &HeadPoller{header: header, interval: interval, log: log, err: errors.New("KurrentDB: head not read yet")}
+}
+
+// Run polls until ctx ends.
+func (h *HeadPoller) Run(ctx context.Context) {
+	t := time.NewTicker(h.interval)
+	defer t.Stop()
+	for {
+		h.Poll(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Poll reads the head once.
+func (h *HeadPoller) Poll(ctx context.Context) {
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	pos, _, err := h.header.Head(pctx)
+	if ctx.Err() != nil {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err != nil {
+		if h.err == nil && h.log != nil {
+			h.log.Warn("cannot read the head of $all", zap.Error(err))
+		}
+		h.err = fmt.Errorf("KurrentDB: %w", err)
+		return
+	}
+	if h.err != nil && h.ok && h.log != nil {
+		h.log.Info("reading the head of $all again", zap.Uint64("head", pos.Commit))
+	}
+	h.err = nil
+	if !h.ok || pos.Commit > h.head {
+		h.head = pos.Commit
+	}
+	h.ok = true
+}
+
+// Head returns the last known head commit position; ok is false until one is known.
+func (h *HeadPoller) Head() (uint64, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.head, h.ok
+}
+
+// Err returns the error of the last poll, nil when it succeeded.
+func (h *HeadPoller) Err() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.err
+}
+
+// StatusFunc returns the current status of every projection.
+type StatusFunc func() []projection.Status
+
+// Provider implements httpapi.Provider and metrics.Source for a daemon.
+type Provider struct {
+	mu       sync.Mutex
+	statuses StatusFunc
+	names    []string
+	head     *HeadPoller
+	checks   []func(ctx context.Context) error
+}
+
+// NewProvider returns a provider for the projections named names. Until SetStatus is called,
+// they are reported as starting.
+func NewProvider(names []string, head *HeadPoller) *Provider {
+	return &Provider{names: names, head: head}
+}
+
+// SetStatus sets the function that reports the projections' status (the runner's Status).
+func (p *Provider) SetStatus(f StatusFunc) {
+	p.mu.Lock()
+	p.statuses = f
+	p.mu.Unlock()
+}
+
+// AddCheck adds a connectivity check Connected runs (e.g. a PostgreSQL ping).
+func (p *Provider) AddCheck(check func(ctx context.Context) error) {
+	p.mu.Lock()
+	p.checks = append(p.checks, check)
+	p.mu.Unlock()
+}
+
+// Statuses implements httpapi.Provider.
+func (p *Provider) Statuses() []projection.Status {
+	p.mu.Lock()
+	f := p.statuses
+	p.mu.Unlock()
+	if f != nil {
+		return f()
+	}
+	out := make([]projection.Status, len(p.names))
+	for i, n := range p.names {
+		out[i] = projection.Status{Name: n, State: projection.StateStarting}
+	}
+	return out
+}
+
+// SetHead sets the head poller Head and Connected read.
+func (p *Provider) SetHead(h *HeadPoller) {
+	p.mu.Lock()
+	p.head = h
+	p.mu.Unlock()
+}
+
+func (p *Provider) headPoller() *HeadPoller {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.head
+}
+
+// Head implements httpapi.Provider.
+func (p *Provider) Head() (uint64, bool) {
+	if h := p.headPoller(); h != nil {
+		return h.Head()
+	}
+	return 0, false
+}
+
+// Connected implements httpapi.Provider: the head poller's last result and every check.
+func (p *Provider) Connected(ctx context.Context) error {
+	var errs []error
+	if h := p.headPoller(); h != nil {
+		if err := h.Err(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	p.mu.Lock()
+	checks := append([]func(context.Context) error(nil), p.checks...)
+	p.mu.Unlock()
+	for _, c := range checks {
+		if err := c(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Server is the daemon's HTTP server.
+type Server struct {
+	srv  *http.Server
+	ln   net.Listener
+	done chan error
+}
+
+// Listen starts serving h on addr (":0" picks a free port).
+func Listen(addr string, h http.Handler) (*Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("HTTP listener on %s: %w", addr, err)
+	}
+	s := &Server{srv: &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}, ln: ln, done: make(chan error, 1)}
+	go func() {
+		err := s.srv.Serve(ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		s.done <- err
+	}()
+	return s, nil
+}
+
+// Addr is the address the server listens on.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Shutdown stops the server, letting requests in flight finish until ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.srv.Shutdown(ctx)
+	if err != nil {
+		_ = s.srv.Close()
+	}
+	if serr := <-s.done; serr != nil && err == nil {
+		err = serr
+	}
+	return err
+}
+
+// Retry calls fn until it succeeds or ctx ends, backing off exponentially from min to max
+// between attempts and logging each failure with what.
+func Retry(ctx context.Context, log *zap.Logger, what string, min, max time.Duration, fn func(ctx context.Context) error) error {
+	d := min
+	for attempt := 1; ; attempt++ {
+		err := fn(ctx)
+		if err == nil {
+			if attempt > 1 {
+				log.Info(what+": connected", zap.Int("attempts", attempt))
+			}
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		log.Warn(what+": failed; retrying", zap.Error(err), zap.Int("attempt", attempt), zap.Duration("backoff", d))
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		d *= 2
+		if d > max {
+			d = max
+		}
+	}
+}

@@ -1,0 +1,228 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/projector-dev/projector/internal/httpapi"
+	"github.com/projector-dev/projector/internal/logging"
+	"github.com/projector-dev/projector/internal/metrics"
+	"github.com/projector-dev/projector/projection"
+	"github.com/projector-dev/projector/tracking"
+)
+
+// Daemon is the HTTP side of a running projector: the status provider, the metrics and the
+// server. It is started first, so /healthz answers (and /readyz says why not ready) while the
+// connections are still being made.
+type Daemon struct {
+	log    *zap.Logger
+	prov   *Provider
+	m      *metrics.Metrics
+	srv    *Server
+	waiter *lazyWaiter
+	logObs *logging.Observer
+}
+
+// Start serves the HTTP API on addr for the projections named names, reporting them as
+// starting until Run.
+func Start(log *zap.Logger, addr string, names []string) (*Daemon, error) {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	d := &Daemon{log: log, prov: NewProvider(names, nil), waiter: &lazyWaiter{}, logObs: logging.NewObserver(log)}
+	d.prov.AddCheck(d.waiter.connected)
+	d.m = metrics.New(d.prov, nil)
+	for _, n := range names {
+		d.m.Declare(n)
+	}
+	h := httpapi.New(httpapi.Options{Provider: d.prov, Waiter: d.waiter, Metrics: d.m.Handler(), ObserveWait: d.m.ObserveWait})
+	srv, err := Listen(addr, h)
+	if err != nil {
+		return nil, err
+	}
+	d.srv = srv
+	log.Info("serving HTTP", zap.String("addr", srv.Addr()), zap.Strings("projections", names))
+	return d, nil
+}
+
+// Addr is the address the HTTP server listens on.
+func (d *Daemon) Addr() string { return d.srv.Addr() }
+
+// Shutdown stops the HTTP server, letting requests in flight finish until ctx ends.
+func (d *Daemon) Shutdown(ctx context.Context) error { return d.srv.Shutdown(ctx) }
+
+// Projection is a projection with the options it runs with.
+type Projection[Tx any] struct {
+	Projection projection.Projection[Tx]
+	Options    projection.ProjectionOptions
+}
+
+// Config is what Run joins together.
+type Config[Tx any] struct {
+	Source projection.Source
+	// Header reads the head of $all for the head and lag metrics; nil for none.
+	Header projection.Header
+	Store  projection.Store[Tx]
+	// Waiter answers the HTTP wait API; nil means the runner's in-process watermark. A
+	// PostgreSQL daemon passes its store, so waits work on standbys too.
+	Waiter      tracking.Waiter
+	Leader      projection.Leader
+	Projections []Projection[Tx]
+	// Checks are connectivity checks for /readyz (e.g. a PostgreSQL ping).
+	Checks []func(ctx context.Context) error
+	// HeadInterval is how often the head is polled (default 1s).
+	HeadInterval time.Duration
+	// RunnerOptions are the runner's options beyond the observer and leader.
+	RunnerOptions projection.Options
+	// Running, when set, is called with the runner once it is set up, before it runs.
+	Running func(r *projection.Runner[Tx])
+}
+
+// Run runs the projections of c until ctx ends, reporting to d's metrics, logs and HTTP API;
+// it returns once every goroutine it started has ended (the runner finishes or rolls back the
+// batch in flight). It returns an error only when it cannot start.
+func Run[Tx any](ctx context.Context, d *Daemon, c Config[Tx]) error {
+	if c.Header != nil {
+		d.prov.SetHead(NewHeadPoller(c.Header, c.HeadInterval, d.log))
+	}
+	for _, chk := range c.Checks {
+		d.prov.AddCheck(chk)
+	}
+	opts := c.RunnerOptions
+	opts.Observer = logging.Multi(d.m.Observer(), d.logObs)
+	opts.Leader = c.Leader
+	runner := projection.NewRunner(c.Source, c.Store, opts)
+	for _, p := range c.Projections {
+		if err := runner.Add(p.Projection, p.Options); err != nil {
+			return err
+		}
+		if st, ok, err := c.Store.Load(ctx, p.Projection.Name()); err == nil && ok {
+			d.logObs.SetPosition(p.Projection.Name(), st.Reached())
+		}
+	}
+	standby := &standbyPositions{reader: c.Store, pos: map[string]tracking.State{}}
+	d.prov.SetStatus(func() []projection.Status { return standby.fill(runner.Status()) })
+	var w tracking.Waiter = runner
+	if c.Waiter != nil {
+		w = c.Waiter
+	}
+	d.waiter.set(w)
+	if c.Running != nil {
+		c.Running(runner)
+	}
+
+	var wg sync.WaitGroup
+	if h := d.prov.headPoller(); h != nil {
+		wg.Go(func() { h.Run(ctx) })
+	}
+	wg.Go(func() { standby.run(ctx, time.Second) })
+	d.log.Info("running", zap.Int("projections", len(c.Projections)))
+	runErr := runner.Run(ctx)
+	wg.Wait()
+	if runErr != nil && !errors.Is(runErr, context.Canceled) {
+		return fmt.Errorf("runner: %w", runErr)
+	}
+	d.log.Info("stopped")
+	return nil
+}
+
+// lazyWaiter answers waits once the store is connected; until then waits block (within their
+// deadline).
+type lazyWaiter struct {
+	once  sync.Once
+	ready chan struct{}
+	mu    sync.Mutex
+	w     tracking.Waiter
+}
+
+func (l *lazyWaiter) init() { l.once.Do(func() { l.ready = make(chan struct{}) }) }
+
+func (l *lazyWaiter) set(w tracking.Waiter) {
+	l.init()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.w == nil {
+		l.w = w
+		close(l.ready)
+	}
+}
+
+func (l *lazyWaiter) get() tracking.Waiter {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w
+}
+
+func (l *lazyWaiter) connected(context.Context) error {
+	if l.get() == nil {
+		return errors.New("starting: connecting to the view store")
+	}
+	return nil
+}
+
+// Wait implements tracking.Waiter.
+func (l *lazyWaiter) Wait(ctx context.Context, name string, commit uint64) (tracking.State, error) {
+	l.init()
+	select {
+	case <-l.ready:
+	case <-ctx.Done():
+		return tracking.State{}, ctx.Err()
+	}
+	return l.get().Wait(ctx, name, commit)
+}
+
+// standbyPositions keeps the tracked state of the projections this instance does not lead,
+// read from the store, so a standby reports where the leader has got.
+type standbyPositions struct {
+	reader tracking.Reader
+	mu     sync.Mutex
+	names  []string
+	pos    map[string]tracking.State
+}
+
+func (s *standbyPositions) fill(sts []projection.Status) []projection.Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.names = s.names[:0]
+	for i := range sts {
+		if sts[i].Leader {
+			continue
+		}
+		s.names = append(s.names, sts[i].Name)
+		if st, ok := s.pos[sts[i].Name]; ok && st.Reached() > sts[i].Position {
+			sts[i].Tracking = st
+			sts[i].Position = st.Reached()
+		}
+	}
+	return sts
+}
+
+func (s *standbyPositions) run(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		names := append([]string(nil), s.names...)
+		s.mu.Unlock()
+		for _, n := range names {
+			lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			st, ok, err := s.reader.Load(lctx, n)
+			cancel()
+			if err == nil && ok {
+				s.mu.Lock()
+				s.pos[n] = st
+				s.mu.Unlock()
+			}
+		}
+	}
+}

@@ -1,0 +1,291 @@
+// Package httpapi serves Projector's HTTP interface: /metrics, /healthz, /readyz,
+// /v1/projections and /v1/projections/{name}/wait.
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/projector-dev/projector/internal/metrics"
+	"github.com/projector-dev/projector/projection"
+	"github.com/projector-dev/projector/tracking"
+)
+
+// Provider gives the daemon's current state.
+type Provider interface {
+	// Statuses returns the status of every configured projection.
+	Statuses() []projection.Status
+	// Head returns the last known commit position of the end of $all; ok is false until known.
+	Head() (position uint64, ok bool)
+	// Connected returns nil when the daemon's connections (KurrentDB, PostgreSQL) are up, or an
+	// error saying which is not.
+	Connected(ctx context.Context) error
+}
+
+// Options configure the handler.
+type Options struct {
+	Provider Provider
+	// Waiter answers wait requests; on a standby it must read the shared store (PostgreSQL).
+	Waiter tracking.Waiter
+	// Metrics serves /metrics; nil for none.
+	Metrics http.Handler
+	// ObserveWait, when set, is told how long each wait request took.
+	ObserveWait func(projection string, d time.Duration)
+	// DefaultWait is the wait timeout when the request gives none (default 5s).
+	DefaultWait time.Duration
+	// MaxWait caps the wait timeout a request may ask for (default 5m).
+	MaxWait time.Duration
+	// Stall is how long a catching-up projection with events pending may go without a commit
+	// before /readyz reports it stalled (default 1m).
+	Stall time.Duration
+	// Now returns the current time (default time.Now).
+	Now func() time.Time
+}
+
+type api struct{ o Options }
+
+// New returns the HTTP handler.
+func New(o Options) http.Handler {
+	if o.DefaultWait <= 0 {
+		o.DefaultWait = 5 * time.Second
+	}
+	if o.MaxWait <= 0 {
+		o.MaxWait = 5 * time.Minute
+	}
+	if o.Stall <= 0 {
+		o.Stall = time.Minute
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	a := &api{o: o}
+	mux := http.NewServeMux()
+	if o.Metrics != nil {
+		mux.Handle("GET /metrics", o.Metrics)
+	}
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", a.readyz)
+	mux.HandleFunc("GET /v1/projections", a.projections)
+	mux.HandleFunc("GET /v1/projections/{name}", a.projection)
+	mux.HandleFunc("GET /v1/projections/{name}/wait", a.wait)
+	return mux
+}
+
+// ProjectionJSON is one projection in /v1/projections.
+type ProjectionJSON struct {
+	Name         string              `json:"name"`
+	Position     uint64              `json:"position"`
+	Head         *uint64             `json:"head"`
+	Lag          *uint64             `json:"lag"`
+	LagSeconds   float64             `json:"lag_seconds"`
+	State        projection.RunState `json:"state"`
+	Leader       bool                `json:"leader"`
+	CaughtUp     bool                `json:"caught_up"`
+	Tracking     tracking.State      `json:"tracking"`
+	LastProgress *time.Time          `json:"last_progress,omitempty"`
+	Failed       *projection.Failure `json:"failed,omitempty"`
+}
+
+// ListJSON is the body of /v1/projections.
+type ListJSON struct {
+	Head        *uint64          `json:"head"`
+	Projections []ProjectionJSON `json:"projections"`
+}
+
+// WaitJSON is the body of a wait response.
+type WaitJSON struct {
+	Projection string `json:"projection"`
+	// Requested is the position asked for.
+	Requested uint64 `json:"requested"`
+	// Position is the position the projection has reached (processed through).
+	Position uint64 `json:"position"`
+	// Done tells whether Requested has been processed.
+	Done  bool   `json:"done"`
+	Error string `json:"error,omitempty"`
+}
+
+// ErrorJSON is the body of an error response.
+type ErrorJSON struct {
+	Error string `json:"error"`
+}
+
+func (a *api) list() ListJSON {
+	head, ok := a.o.Provider.Head()
+	now := a.o.Now()
+	out := ListJSON{Projections: []ProjectionJSON{}}
+	if ok {
+		out.Head = &head
+	}
+	for _, s := range a.o.Provider.Statuses() {
+		out.Projections = append(out.Projections, toJSON(s, head, ok, now))
+	}
+	return out
+}
+
+func toJSON(s projection.Status, head uint64, haveHead bool, now time.Time) ProjectionJSON {
+	lag := metrics.LagOf(s, head, haveHead, now)
+	p := ProjectionJSON{
+		Name: s.Name, Position: s.Position, LagSeconds: lag.Seconds, State: s.State,
+		Leader: s.Leader, CaughtUp: s.CaughtUp, Tracking: s.Tracking, Failed: s.Failed,
+	}
+	if haveHead {
+		h, l := head, lag.Positions
+		p.Head, p.Lag = &h, &l
+	}
+	if !s.LastProgress.IsZero() {
+		t := s.LastProgress.UTC()
+		p.LastProgress = &t
+	}
+	return p
+}
+
+func (a *api) projections(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, a.list())
+}
+
+func (a *api) projection(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	for _, p := range a.list().Projections {
+		if p.Name == name {
+			writeJSON(w, http.StatusOK, p)
+			return
+		}
+	}
+	writeJSON(w, http.StatusNotFound, ErrorJSON{Error: fmt.Sprintf("unknown projection %q", name)})
+}
+
+func (a *api) known(name string) bool {
+	for _, s := range a.o.Provider.Statuses() {
+		if s.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *api) wait(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	name := r.PathValue("name")
+	if !a.known(name) {
+		writeJSON(w, http.StatusNotFound, ErrorJSON{Error: fmt.Sprintf("unknown projection %q", name)})
+		return
+	}
+	q := r.URL.Query()
+	ps := q.Get("position")
+	if ps == "" {
+		writeJSON(w, http.StatusBadRequest, ErrorJSON{Error: "missing query parameter position (a commit position)"})
+		return
+	}
+	pos, err := strconv.ParseUint(ps, 10, 64)
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, ErrorJSON{Error: fmt.Sprintf("position %q is not a commit position (a whole number)", ps)})
+		return
+	}
+	timeout := a.o.DefaultWait
+	if ts := q.Get("timeout"); ts != "" {
+		timeout, err = time.ParseDuration(ts)
+		if err != nil || timeout <= 0 {
+			writeJSON(w, http.StatusBadRequest, ErrorJSON{Error: fmt.Sprintf("timeout %q is not a positive duration such as 500ms or 5s", ts)})
+			return
+		}
+		if timeout > a.o.MaxWait {
+			writeJSON(w, http.StatusBadRequest, ErrorJSON{Error: fmt.Sprintf("timeout %s is longer than the maximum %s", timeout, a.o.MaxWait)})
+			return
+		}
+	}
+	for k := range q {
+		if k != "position" && k != "timeout" {
+			writeJSON(w, http.StatusBadRequest, ErrorJSON{Error: fmt.Sprintf("unknown query parameter %q; use position and timeout", k)})
+			return
+		}
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+	s, err := a.o.Waiter.Wait(ctx, name, pos)
+	if a.o.ObserveWait != nil {
+		a.o.ObserveWait(name, time.Since(start))
+	}
+	body := WaitJSON{Projection: name, Requested: pos, Position: s.Reached(), Done: err == nil && s.Done(pos)}
+	switch {
+	case err == nil:
+		writeJSON(w, http.StatusOK, body)
+	case errors.Is(err, context.DeadlineExceeded) && r.Context().Err() == nil:
+		body.Error = fmt.Sprintf("timed out after %s", timeout)
+		writeJSON(w, http.StatusGatewayTimeout, body)
+	case r.Context().Err() != nil:
+		// The client went away; nobody reads the answer.
+	case errors.Is(err, tracking.ErrUnknownProjection):
+		writeJSON(w, http.StatusNotFound, ErrorJSON{Error: err.Error()})
+	default:
+		body.Error = err.Error()
+		writeJSON(w, http.StatusServiceUnavailable, body)
+	}
+}
+
+func (a *api) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	var reasons []string
+	if err := a.o.Provider.Connected(ctx); err != nil {
+		reasons = append(reasons, "not connected: "+err.Error())
+	}
+	now := a.o.Now()
+	for _, s := range a.o.Provider.Statuses() {
+		if reason := notReady(s, now, a.o.Stall); reason != "" {
+			reasons = append(reasons, fmt.Sprintf("projection %s: %s", s.Name, reason))
+		}
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if len(reasons) > 0 {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(strings.Join(reasons, "\n") + "\n"))
+		return
+	}
+	_, _ = w.Write([]byte("ready\n"))
+}
+
+// notReady returns why s keeps the instance from being ready, or "".
+func notReady(s projection.Status, now time.Time, stall time.Duration) string {
+	switch s.State {
+	case projection.StateStandby:
+		return ""
+	case projection.StateLive:
+		return ""
+	case projection.StateCatchingUp:
+		if s.CaughtUp || s.OldestPending.IsZero() {
+			return ""
+		}
+		since := s.OldestPending
+		if s.LastProgress.After(since) {
+			since = s.LastProgress
+		}
+		if now.Sub(since) > stall {
+			return fmt.Sprintf("catching up but no commit for %s", now.Sub(since).Round(time.Second))
+		}
+		return ""
+	case projection.StateStopped:
+		if s.Failed != nil {
+			return fmt.Sprintf("stopped on event %s (type %q, position %d): %s", s.Failed.EventID, s.Failed.Type, s.Failed.Position.Commit, s.Failed.Error)
+		}
+		return "stopped"
+	default:
+		return string(s.State)
+	}
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}

@@ -1,0 +1,91 @@
+package logging_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/projector-dev/projector/internal/logging"
+	"github.com/projector-dev/projector/projection"
+	"github.com/projector-dev/projector/tracking"
+)
+
+func lines(t *testing.T, b *bytes.Buffer) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(b.String()), "\n") {
+		if l == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("not JSON: %q", l)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func TestObserverLinesCarryProjectionAndPosition(t *testing.T) {
+	var b bytes.Buffer
+	log, err := logging.New(&b, "json", "info")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := logging.NewObserver(log)
+	st := tracking.State{Last: tracking.Position{Commit: 42, Prepare: 42}}
+	for i := 0; i < 100; i++ {
+		o.BatchCommitted("dogs", 10, time.Millisecond, st) // debug: not at info
+	}
+	o.StateChanged("dogs", projection.StateCatchingUp, projection.StateLive, nil)
+	o.Error("dogs", "source", errors.New("unavailable"))
+	o.SubscriptionRestarted("dogs", errors.New("unavailable"))
+	e := projection.Event{ID: "e1", Type: "T", Stream: "s", Revision: 3, Position: tracking.Position{Commit: 50, Prepare: 50}}
+	o.EventFailed("dogs", e, errors.New("boom"), "stop")
+	o.EventDeadLettered("dogs", e, errors.New("boom"))
+	o.StateChanged("dogs", projection.StateLive, projection.StateStopped, errors.New("boom"))
+	ls := lines(t, &b)
+	if len(ls) != 6 {
+		t.Fatalf("got %d lines at info, want 6 (no line per batch): %s", len(ls), b.String())
+	}
+	for _, l := range ls {
+		if l["projection"] != "dogs" || l["position"] == nil {
+			t.Errorf("line without projection and position: %v", l)
+		}
+	}
+	if ls[0]["position"].(float64) != 42 || ls[3]["event_id"] != "e1" || ls[5]["level"] != "error" {
+		t.Errorf("lines = %v", ls)
+	}
+}
+
+func TestDebugLogsBatches(t *testing.T) {
+	var b bytes.Buffer
+	log, _ := logging.New(&b, "json", "debug")
+	logging.NewObserver(log).BatchCommitted("dogs", 10, time.Millisecond, tracking.State{Checkpoint: 8})
+	ls := lines(t, &b)
+	if len(ls) != 1 || ls[0]["events"].(float64) != 10 || ls[0]["position"].(float64) != 7 {
+		t.Errorf("lines = %v", ls)
+	}
+}
+
+func TestConsoleAndBadSettings(t *testing.T) {
+	var b bytes.Buffer
+	log, err := logging.New(&b, "console", "warn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Info("hidden")
+	log.Warn("shown")
+	if s := b.String(); strings.Contains(s, "hidden") || !strings.Contains(s, "WARN\tshown") {
+		t.Errorf("console output %q", s)
+	}
+	if _, err := logging.New(&b, "xml", "info"); err == nil {
+		t.Error("format xml accepted")
+	}
+	if _, err := logging.New(&b, "json", "loud"); err == nil {
+		t.Error("level loud accepted")
+	}
+}

@@ -1,0 +1,228 @@
+package projection
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/projector-dev/projector/tracking"
+)
+
+// Defaults of ProjectionOptions and Options.
+const (
+	DefaultBatchSize       = 1000
+	DefaultBatchInterval   = 10 * time.Millisecond
+	DefaultCheckpointEvery = time.Second
+	DefaultMinBackoff      = 100 * time.Millisecond
+	DefaultMaxBackoff      = 30 * time.Second
+)
+
+// StartKind says where a projection without a tracking row starts reading $all.
+type StartKind int
+
+// The start kinds.
+const (
+	// StartBeginning reads $all from its first event (the default).
+	StartBeginning StartKind = iota
+	// StartEnd skips everything in $all when the projection first runs; it needs a Source
+	// that implements Header.
+	StartEnd
+	// StartAfter starts strictly after a given commit position.
+	StartAfter
+)
+
+// Start is where a projection without a tracking row starts. It matters only on the first run:
+// afterwards the projection resumes from its tracked position.
+type Start struct {
+	Kind StartKind
+	// Position is the position after which to start, for StartAfter.
+	Position Position
+}
+
+// Header is implemented by sources that can report the head of $all: the position and
+// creation time of its last event (zero values when $all is empty).
+type Header interface {
+	Head(ctx context.Context) (Position, time.Time, error)
+}
+
+// PolicyKind names what a runner does when a handler fails.
+type PolicyKind string
+
+// The error policies.
+const (
+	// PolicyStop halts the projection (keeping the others running) and reports the failure.
+	PolicyStop PolicyKind = "stop"
+	// PolicyRetry retries the failing batch with capped exponential backoff, then stops.
+	PolicyRetry PolicyKind = "retry"
+	// PolicySkip records the failing event in the store's dead-letter table and goes on
+	// without it; the store must implement DeadLetterer.
+	PolicySkip PolicyKind = "skip"
+)
+
+// ErrorPolicy is a projection's answer to handler errors.
+type ErrorPolicy struct {
+	Kind PolicyKind
+	// Retries is how many times PolicyRetry retries a batch before stopping (default 3).
+	Retries int
+	// MinBackoff and MaxBackoff bound PolicyRetry's exponential backoff (defaults 100ms, 30s).
+	MinBackoff, MaxBackoff time.Duration
+}
+
+// ProjectionOptions tune how one projection runs.
+type ProjectionOptions struct {
+	// BatchSize is the largest number of events committed in one transaction (default 1000).
+	BatchSize int
+	// BatchInterval is the longest time an event waits for its batch to fill (default 10ms).
+	BatchInterval time.Duration
+	// Start applies when the projection has no tracking row yet (default StartBeginning).
+	Start Start
+	// OnError is the error policy (default stop).
+	OnError ErrorPolicy
+}
+
+// Options tune a Runner.
+type Options struct {
+	// Observer receives reports; nil means NopObserver.
+	Observer Observer
+	// CheckpointEvery throttles commits that only advance tracking past a server checkpoint
+	// with no matching events (default 1s). It bounds how late a Wait for the position of an
+	// event a projection does not subscribe to returns once the server has checkpointed past it.
+	CheckpointEvery time.Duration
+	// MinBackoff and MaxBackoff bound the backoff between restarts after a transient source or
+	// store failure (defaults 100ms and 30s; jittered).
+	MinBackoff, MaxBackoff time.Duration
+	// Leader, when set, is asked for leadership of each projection before it runs.
+	Leader Leader
+}
+
+// Leader grants exclusive leadership of a projection across processes (the PostgreSQL store
+// implements it with an advisory lock). Acquire blocks until this process leads projection
+// or ctx ends; the returned context ends when leadership is lost, and release gives it up.
+type Leader interface {
+	Acquire(ctx context.Context, projection string) (lead context.Context, release func(), err error)
+}
+
+// Flusher is implemented by transaction types that queue statements to send them together
+// (views/postgres pipelines them in one pgx.Batch per event batch). The runner calls Flush after
+// the handlers of a batch, so a failing queued statement counts as a handler error; to find the
+// culprit in a batch of several events it re-runs the batch flushing after every event.
+type Flusher interface {
+	Flush(ctx context.Context) error
+}
+
+// DeadLetterer is implemented by stores that can record an event skipped under PolicySkip,
+// inside the batch transaction tx.
+type DeadLetterer[Tx any] interface {
+	DeadLetter(ctx context.Context, tx Tx, projection string, e Event, cause error) error
+}
+
+func (o ProjectionOptions) withDefaults() ProjectionOptions {
+	if o.BatchSize == 0 {
+		o.BatchSize = DefaultBatchSize
+	}
+	if o.BatchInterval == 0 {
+		o.BatchInterval = DefaultBatchInterval
+	}
+	if o.OnError.Kind == "" {
+		o.OnError.Kind = PolicyStop
+	}
+	if o.OnError.Kind == PolicyRetry && o.OnError.Retries == 0 {
+		o.OnError.Retries = 3
+	}
+	if o.OnError.MinBackoff == 0 {
+		o.OnError.MinBackoff = DefaultMinBackoff
+	}
+	if o.OnError.MaxBackoff == 0 {
+		o.OnError.MaxBackoff = DefaultMaxBackoff
+	}
+	return o
+}
+
+func (o ProjectionOptions) validate() error {
+	var errs []error
+	if o.BatchSize < 0 {
+		errs = append(errs, fmt.Errorf("BatchSize %d: must be positive", o.BatchSize))
+	}
+	if o.BatchInterval < 0 {
+		errs = append(errs, fmt.Errorf("BatchInterval %v: must be positive", o.BatchInterval))
+	}
+	switch o.OnError.Kind {
+	case "", PolicyStop, PolicySkip:
+	case PolicyRetry:
+		if o.OnError.Retries < 0 {
+			errs = append(errs, fmt.Errorf("OnError.Retries %d: must not be negative", o.OnError.Retries))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("OnError.Kind %q: want %q, %q or %q", o.OnError.Kind, PolicyStop, PolicyRetry, PolicySkip))
+	}
+	if o.OnError.MinBackoff < 0 || o.OnError.MaxBackoff < 0 || (o.OnError.MaxBackoff > 0 && o.OnError.MinBackoff > o.OnError.MaxBackoff) {
+		errs = append(errs, fmt.Errorf("OnError backoff [%v, %v]: want 0 <= MinBackoff <= MaxBackoff", o.OnError.MinBackoff, o.OnError.MaxBackoff))
+	}
+	switch o.Start.Kind {
+	case StartBeginning, StartEnd:
+	case StartAfter:
+		if err := tracking.CheckStorable(tracking.State{Last: o.Start.Position}); err != nil {
+			errs = append(errs, fmt.Errorf("Start.Position: %w", err))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("Start.Kind %d: unknown", o.Start.Kind))
+	}
+	return errors.Join(errs...)
+}
+
+func (o Options) withDefaults() Options {
+	if o.Observer == nil {
+		o.Observer = NopObserver{}
+	}
+	if o.CheckpointEvery == 0 {
+		o.CheckpointEvery = DefaultCheckpointEvery
+	}
+	if o.MinBackoff == 0 {
+		o.MinBackoff = DefaultMinBackoff
+	}
+	if o.MaxBackoff == 0 {
+		o.MaxBackoff = DefaultMaxBackoff
+	}
+	if o.MaxBackoff < o.MinBackoff {
+		o.MaxBackoff = o.MinBackoff
+	}
+	return o
+}
+
+// backoff is a capped exponential backoff with full jitter in [d/2, d].
+type backoff struct {
+	min, max time.Duration
+	next     time.Duration
+}
+
+func (b *backoff) reset() { b.next = 0 }
+
+func (b *backoff) delay() time.Duration {
+	if b.next == 0 {
+		b.next = b.min
+	}
+	d := b.next
+	b.next *= 2
+	if b.next > b.max {
+		b.next = b.max
+	}
+	half := d / 2
+	if half <= 0 {
+		return d
+	}
+	return half + rand.N(half+1)
+}
+
+// sleep waits d or until ctx ends, reporting whether it waited the full d.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

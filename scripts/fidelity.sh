@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# Fidelity check of the KurrentDB emulator: runs the official Go client's own
+# integration suites against the emulator binary, on the ports and with the
+# certificates the client's fixtures expect (2114 plaintext, 2115 TLS).
+#
+#   scripts/fidelity.sh            # or: make fidelity
+#
+# Environment: GO (go binary), CLIENT_VERSION (default v1.4.2), FIDELITY_RUN
+# (override the TestStreams -run pattern), KEEP_WORKDIR=1 to keep the
+# temporary directory. Exits non-zero when any test fails.
+set -euo pipefail
+
+GO=${GO:-go}
+CLIENT_MODULE=github.com/kurrent-io/KurrentDB-Client-Go
+CLIENT_VERSION=${CLIENT_VERSION:-v1.4.2}
+PLAIN_ADDR=127.0.0.1:2114
+TLS_ADDR=127.0.0.1:2115
+STREAMS_RUN=${FIDELITY_RUN:-'TestStreams/(AppendEvents|MultiAppend|ReadStream|ReadAll|Subscription|Delete|Connection|SecureAuthentication|InsecureAuthentication)$'}
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+work=$(mktemp -d "${TMPDIR:-/tmp}/kurrentdb-fidelity.XXXXXX")
+emu_pid=""
+
+cleanup() {
+	local status=$?
+	if [[ -n "$emu_pid" ]] && kill -0 "$emu_pid" 2>/dev/null; then
+		kill -TERM "$emu_pid" 2>/dev/null || true
+		for _ in $(seq 1 50); do
+			kill -0 "$emu_pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL "$emu_pid" 2>/dev/null || true
+		wait "$emu_pid" 2>/dev/null || true
+	fi
+	if [[ "${KEEP_WORKDIR:-}" == 1 ]]; then
+		echo "fidelity: work directory kept at $work" >&2
+	else
+		chmod -R u+w "$work" 2>/dev/null || true
+		rm -rf "$work"
+	fi
+	exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+echo "fidelity: fetching $CLIENT_MODULE@$CLIENT_VERSION" >&2
+json=$("$GO" mod download -json "$CLIENT_MODULE@$CLIENT_VERSION")
+moddir=$(printf '%s\n' "$json" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p' | head -n1)
+if [[ -z "$moddir" || ! -d "$moddir" ]]; then
+	echo "fidelity: could not locate the module directory in:" >&2
+	printf '%s\n' "$json" >&2
+	exit 1
+fi
+
+# The module cache is read-only, and go test may need to write (go.sum
+# updates), so the suites run from a writable copy.
+client="$work/client"
+if [[ -w "$moddir" ]]; then
+	client=$moddir
+else
+	cp -R "$moddir" "$client"
+	chmod -R u+w "$client"
+fi
+
+echo "fidelity: building the emulator" >&2
+(cd "$root" && "$GO" build -o "$work/kurrentdb-emulator" ./cmd/kurrentdb-emulator)
+
+for addr in "$PLAIN_ADDR" "$TLS_ADDR"; do
+	port=${addr##*:}
+	if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+		echo "fidelity: port $port is already in use; stop whatever listens there first" >&2
+		exit 1
+	fi
+done
+
+echo "fidelity: starting the emulator on $PLAIN_ADDR (plaintext) and $TLS_ADDR (TLS)" >&2
+"$work/kurrentdb-emulator" \
+	--listen "$PLAIN_ADDR" \
+	--tls-listen "$TLS_ADDR" \
+	--tls-cert "$client/certs/node1/node.crt" \
+	--tls-key "$client/certs/node1/node.key" \
+	--separate-stores \
+	--advertise-host localhost \
+	--log-level warn \
+	</dev/null >"$work/emulator.log" 2>&1 &
+emu_pid=$!
+
+ready=""
+for _ in $(seq 1 100); do
+	if ! kill -0 "$emu_pid" 2>/dev/null; then
+		break
+	fi
+	if (exec 3<>"/dev/tcp/127.0.0.1/${PLAIN_ADDR##*:}") 2>/dev/null &&
+		(exec 3<>"/dev/tcp/127.0.0.1/${TLS_ADDR##*:}") 2>/dev/null; then
+		ready=1
+		break
+	fi
+	sleep 0.1
+done
+if [[ -z "$ready" ]]; then
+	echo "fidelity: the emulator did not start; its log:" >&2
+	cat "$work/emulator.log" >&2
+	exit 1
+fi
+
+run_suite() {
+	local name=$1 pattern=$2 log="$work/$1.log"
+	echo "fidelity: go test ./test -run '$pattern'" >&2
+	set +e
+	(cd "$client" && CI=true "$GO" test ./test -run "$pattern" -count=1 -v -timeout 15m </dev/null) 2>&1 | tee "$log"
+	local rc=${PIPESTATUS[0]}
+	set -e
+	local passed failed skipped
+	passed=$(grep -c -- '--- PASS' "$log" || true)
+	failed=$(grep -c -- '--- FAIL' "$log" || true)
+	skipped=$(grep -c -- '--- SKIP' "$log" || true)
+	echo "fidelity: $name: $passed passed, $failed failed, $skipped skipped (exit $rc)" >&2
+	if [[ "$skipped" != 0 ]]; then
+		echo "fidelity: $name: skipped tests:" >&2
+		grep -- '--- SKIP' "$log" | sed 's/^[[:space:]]*/  /' >&2
+	fi
+	if [[ "$failed" != 0 ]]; then
+		echo "fidelity: $name: failed tests:" >&2
+		grep -- '--- FAIL' "$log" | sed 's/^[[:space:]]*/  /' >&2
+	fi
+	if [[ $rc != 0 || "$failed" != 0 ]]; then
+		return 1
+	fi
+}
+
+status=0
+run_suite streams "$STREAMS_RUN" || status=1
+run_suite misc 'TestMisc' || status=1
+
+if ! kill -0 "$emu_pid" 2>/dev/null; then
+	echo "fidelity: the emulator died during the run; its log:" >&2
+	cat "$work/emulator.log" >&2
+	status=1
+elif grep -q '"level":"error"' "$work/emulator.log"; then
+	echo "fidelity: the emulator logged errors:" >&2
+	grep '"level":"error"' "$work/emulator.log" >&2
+fi
+
+if [[ $status == 0 ]]; then
+	echo "fidelity: PASS" >&2
+else
+	echo "fidelity: FAIL" >&2
+fi
+exit $status

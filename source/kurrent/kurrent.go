@@ -1,0 +1,281 @@
+// Package kurrent is the projection.Source that reads KurrentDB's $all log through the official
+// Go client: a catch-up subscription filtered on the server by event type, with checkpoints,
+// resumed strictly after a projection's tracked position without losing the event a checkpoint
+// may point at (KurrentDB #4970, #4990).
+package kurrent
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/kurrent-io/KurrentDB-Client-Go/kurrentdb"
+	"github.com/projector-dev/projector/projection"
+	"github.com/projector-dev/projector/tracking"
+)
+
+// Options tune a Source's subscriptions.
+type Options struct {
+	// MaxSearchWindow is how many events the server considers per read while filtering
+	// (default 32, KurrentDB's default).
+	MaxSearchWindow int
+	// CheckpointInterval is the checkpoint interval multiplier: the server reports a checkpoint
+	// every CheckpointInterval × MaxSearchWindow events considered (default 1).
+	CheckpointInterval int
+}
+
+// Source subscribes to $all on one KurrentDB client. It is safe for concurrent use.
+type Source struct {
+	client *kurrentdb.Client
+	opts   Options
+}
+
+var (
+	_ projection.Source = (*Source)(nil)
+	_ projection.Header = (*Source)(nil)
+)
+
+// New returns a Source on client, which the caller keeps and closes.
+func New(client *kurrentdb.Client, opts Options) *Source {
+	if opts.MaxSearchWindow <= 0 {
+		opts.MaxSearchWindow = 32
+	}
+	if opts.CheckpointInterval <= 0 {
+		opts.CheckpointInterval = 1
+	}
+	return &Source{client: client, opts: opts}
+}
+
+// ClientOptions tune NewClient.
+type ClientOptions struct {
+	// RootCertificates, when not empty, is PEM text of the CAs that sign the server's
+	// certificate (as KURRENTDB_ROOT_CERTIFICATES holds it).
+	RootCertificates string
+	// Logger receives the client's own logs; nil discards them (the runner reports failures
+	// through its Observer).
+	Logger kurrentdb.LoggingFunc
+}
+
+// NewClient connects to the KurrentDB named by uri (a kurrentdb://, kdb://, esdb:// or
+// +discover connection string).
+func NewClient(uri string, opts ClientOptions) (*kurrentdb.Client, error) {
+	cfg, err := kurrentdb.ParseConnectionString(uri)
+	if err != nil {
+		return nil, fmt.Errorf("kurrent: connection string: %w", err)
+	}
+	if strings.TrimSpace(opts.RootCertificates) != "" {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM([]byte(opts.RootCertificates)) {
+			return nil, errors.New("kurrent: root certificates: no PEM certificate found")
+		}
+		cfg.RootCAs = pool
+	}
+	cfg.Logger = opts.Logger
+	if cfg.Logger == nil {
+		cfg.Logger = kurrentdb.NoopLogging()
+	}
+	c, err := kurrentdb.NewClient(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("kurrent: client: %w", err)
+	}
+	return c, nil
+}
+
+// TopicFilter returns the server-side event-type regex matching exactly the given topics: an
+// anchored group of quoted alternatives, "^(?:A|B)$", sorted and without duplicates. Quoting
+// matters: in the topic "__main__:Dog.Registered" the "." must not match any character.
+func TopicFilter(topics []string) (string, error) {
+	if len(topics) == 0 {
+		return "", errors.New("kurrent: no topics to filter on")
+	}
+	q := make([]string, 0, len(topics))
+	for i, t := range topics {
+		if t == "" {
+			return "", fmt.Errorf("kurrent: topic %d is empty", i)
+		}
+		q = append(q, regexp.QuoteMeta(t))
+	}
+	slices.Sort(q)
+	q = slices.Compact(q)
+	return "^(?:" + strings.Join(q, "|") + ")$", nil
+}
+
+// Subscribe implements projection.Source. It subscribes after the last event from processed,
+// or, when from's checkpoint lies past that event, after the last event of $all before the
+// checkpoint (never after the checkpoint itself, which may be the position of the next event
+// to be written). Events already done according to from are not delivered.
+func (s *Source) Subscribe(ctx context.Context, topics []string, from tracking.State) (projection.Subscription, error) {
+	regex, err := TopicFilter(topics)
+	if err != nil {
+		return nil, err
+	}
+	after := from.Last
+	if from.Checkpoint > 0 && from.Checkpoint > from.Last.Commit {
+		// A failed lookup only costs a rescan of the filtered region, so it is not fatal.
+		if l, ok, err := s.lastBefore(ctx, from.Checkpoint); err == nil && ok && l.Compare(after) > 0 {
+			after = l
+		}
+	}
+	var start kurrentdb.AllPosition = kurrentdb.Start{}
+	if !after.IsZero() {
+		start = kurrentdb.Position{Commit: after.Commit, Prepare: after.Prepare}
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	sub, err := s.client.SubscribeToAll(sctx, kurrentdb.SubscribeToAllOptions{
+		From:               start,
+		Filter:             &kurrentdb.SubscriptionFilter{Type: kurrentdb.EventFilterType, Regex: regex},
+		MaxSearchWindow:    s.opts.MaxSearchWindow,
+		CheckpointInterval: s.opts.CheckpointInterval,
+	})
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("kurrent: subscribe to $all after %v with filter %s: %w", after, regex, err)
+	}
+	w := &subscription{sub: sub, cancel: cancel, from: from, out: make(chan item, 64), done: make(chan struct{})}
+	w.wg.Go(w.pump)
+	return w, nil
+}
+
+// lastBefore returns the position of the last event of $all strictly before commit.
+func (s *Source) lastBefore(ctx context.Context, commit uint64) (tracking.Position, bool, error) {
+	return s.readBackOne(ctx, kurrentdb.Position{Commit: commit, Prepare: commit})
+}
+
+// Head implements projection.Header: the position and creation time of the last event of $all,
+// or zero values when $all is empty.
+func (s *Source) Head(ctx context.Context) (tracking.Position, time.Time, error) {
+	rs, err := s.client.ReadAll(ctx, kurrentdb.ReadAllOptions{Direction: kurrentdb.Backwards, From: kurrentdb.End{}}, 1)
+	if err != nil {
+		return tracking.Position{}, time.Time{}, fmt.Errorf("kurrent: read the head of $all: %w", err)
+	}
+	defer rs.Close()
+	ev, err := rs.Recv()
+	if errors.Is(err, io.EOF) {
+		return tracking.Position{}, time.Time{}, nil
+	}
+	if err != nil || ev == nil || ev.OriginalEvent() == nil {
+		return tracking.Position{}, time.Time{}, fmt.Errorf("kurrent: read the head of $all: %w", orEmpty(err))
+	}
+	e := ev.OriginalEvent()
+	return tracking.Position{Commit: e.Position.Commit, Prepare: e.Position.Prepare}, e.CreatedDate.UTC(), nil
+}
+
+func (s *Source) readBackOne(ctx context.Context, from kurrentdb.AllPosition) (tracking.Position, bool, error) {
+	rs, err := s.client.ReadAll(ctx, kurrentdb.ReadAllOptions{Direction: kurrentdb.Backwards, From: from}, 1)
+	if err != nil {
+		return tracking.Position{}, false, err
+	}
+	defer rs.Close()
+	ev, err := rs.Recv()
+	if errors.Is(err, io.EOF) {
+		return tracking.Position{}, false, nil
+	}
+	if err != nil || ev == nil || ev.OriginalEvent() == nil {
+		return tracking.Position{}, false, orEmpty(err)
+	}
+	p := ev.OriginalEvent().Position
+	return tracking.Position{Commit: p.Commit, Prepare: p.Prepare}, true, nil
+}
+
+func orEmpty(err error) error {
+	if err == nil {
+		return errors.New("empty read result")
+	}
+	return err
+}
+
+type item struct {
+	m   projection.Message
+	err error
+}
+
+// subscription adapts a client subscription (whose Recv takes no context) to
+// projection.Subscription: one goroutine receives, Next selects on its output and ctx.
+type subscription struct {
+	sub    *kurrentdb.Subscription
+	cancel context.CancelFunc
+	from   tracking.State
+	out    chan item
+	done   chan struct{}
+	once   sync.Once
+	wg     sync.WaitGroup
+}
+
+func (w *subscription) pump() {
+	for {
+		ev := w.sub.Recv()
+		var it item
+		switch {
+		case ev.SubscriptionDropped != nil:
+			err := ev.SubscriptionDropped.Error
+			if err == nil {
+				err = io.EOF
+			}
+			it.err = fmt.Errorf("kurrent: subscription dropped: %w", err)
+		case ev.EventAppeared != nil:
+			e := ev.EventAppeared.OriginalEvent()
+			if e == nil || w.from.Done(e.Position.Commit) {
+				continue
+			}
+			it.m = projection.Message{Kind: projection.EventMessage, Event: convert(e)}
+		case ev.CheckPointReached != nil:
+			it.m = projection.Message{Kind: projection.CheckpointMessage, Checkpoint: ev.CheckPointReached.Commit, Time: time.Now().UTC()}
+		case ev.CaughtUp != nil:
+			it.m = projection.Message{Kind: projection.CaughtUpMessage, Time: ev.CaughtUp.Date}
+		default:
+			continue // fell behind, or something newer than this client
+		}
+		select {
+		case w.out <- it:
+		case <-w.done:
+			return
+		}
+		if it.err != nil {
+			return
+		}
+	}
+}
+
+func convert(e *kurrentdb.RecordedEvent) projection.Event {
+	return projection.Event{
+		ID:          e.EventID.String(),
+		Type:        e.EventType,
+		Stream:      e.StreamID,
+		Revision:    e.EventNumber,
+		Position:    tracking.Position{Commit: e.Position.Commit, Prepare: e.Position.Prepare},
+		Data:        e.Data,
+		Metadata:    e.UserMetadata,
+		ContentType: e.ContentType,
+		Created:     e.CreatedDate.UTC(),
+	}
+}
+
+// Next implements projection.Subscription.
+func (w *subscription) Next(ctx context.Context) (projection.Message, error) {
+	select {
+	case it := <-w.out:
+		return it.m, it.err
+	case <-w.done:
+		return projection.Message{}, errors.New("kurrent: subscription closed")
+	case <-ctx.Done():
+		return projection.Message{}, ctx.Err()
+	}
+}
+
+// Close implements projection.Subscription; it waits for the receiving goroutine to end.
+func (w *subscription) Close() error {
+	w.once.Do(func() {
+		close(w.done)
+		_ = w.sub.Close()
+		w.cancel()
+		w.wg.Wait()
+	})
+	return nil
+}

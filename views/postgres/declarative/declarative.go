@@ -1,0 +1,349 @@
+// Package declarative implements projections written as SQL instead of Go: for each event type,
+// one or more SQL statements that use named parameters (@stream_id, @data, ...) bound from the
+// event. Event content only ever reaches PostgreSQL as bind parameters.
+//
+// A Projection implements projection.Projection[pgx.Tx] for the views/postgres store. Check
+// prepares every statement against PostgreSQL, so that mistakes are reported before a single
+// event is consumed.
+package declarative
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/projector-dev/projector/projection"
+	"github.com/projector-dev/projector/tracking"
+)
+
+// Handler is the SQL run for one event type.
+type Handler struct {
+	Topic string // the exact event type
+	SQL   string // one or more statements, separated by semicolons
+}
+
+// Spec describes a declarative projection.
+type Spec struct {
+	Name     string    // tracking key
+	Schema   string    // idempotent DDL for the projection's tables, run by Migrate
+	Reset    string    // SQL that empties the projection's tables, run by ResetView
+	Handlers []Handler // in the order they were declared
+}
+
+// Projection is a compiled declarative projection. It is safe for concurrent use.
+type Projection struct {
+	spec     Spec
+	topics   []string
+	handlers map[string]*compiled
+}
+
+type compiled struct {
+	topic   string
+	stmts   []Statement
+	useData bool
+	useMeta bool
+}
+
+// HandlerError is an error in the SQL of one handler.
+type HandlerError struct {
+	Topic string
+	Err   error
+}
+
+func (e *HandlerError) Error() string { return fmt.Sprintf("handler %q: %v", e.Topic, e.Err) }
+
+// Unwrap returns the underlying error.
+func (e *HandlerError) Unwrap() error { return e.Err }
+
+// New compiles spec. It reports every handler whose SQL cannot be parsed, each as a
+// *HandlerError, joined.
+func New(spec Spec) (*Projection, error) {
+	if spec.Name == "" {
+		return nil, errors.New("declarative projection: empty name")
+	}
+	if len(spec.Handlers) == 0 {
+		return nil, fmt.Errorf("declarative projection %q: no handlers", spec.Name)
+	}
+	p := &Projection{spec: spec, handlers: make(map[string]*compiled, len(spec.Handlers))}
+	var errs []error
+	for _, h := range spec.Handlers {
+		if _, dup := p.handlers[h.Topic]; dup {
+			errs = append(errs, &HandlerError{Topic: h.Topic, Err: errors.New("declared twice")})
+			continue
+		}
+		stmts, err := Parse(h.SQL)
+		if err != nil {
+			errs = append(errs, &HandlerError{Topic: h.Topic, Err: err})
+			continue
+		}
+		c := &compiled{topic: h.Topic, stmts: stmts}
+		for _, s := range stmts {
+			for _, a := range s.Args {
+				c.useData = c.useData || a == "data"
+				c.useMeta = c.useMeta || a == "metadata"
+			}
+		}
+		p.handlers[h.Topic] = c
+		p.topics = append(p.topics, h.Topic)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return p, nil
+}
+
+// Name implements projection.Projection.
+func (p *Projection) Name() string { return p.spec.Name }
+
+// Topics implements projection.Projection.
+func (p *Projection) Topics() []string { return append([]string(nil), p.topics...) }
+
+// Spec returns the projection's specification.
+func (p *Projection) Spec() Spec { return p.spec }
+
+// Statements returns the compiled statements of the handler for topic.
+func (p *Projection) Statements(topic string) []Statement {
+	if c, ok := p.handlers[topic]; ok {
+		return append([]Statement(nil), c.stmts...)
+	}
+	return nil
+}
+
+// Handle implements projection.Projection: it runs the statements of e's type in tx, in order,
+// with the event's fields bound to the named parameters. On the views/postgres store's
+// transaction the statements are queued and sent with the rest of the batch in one round trip.
+// Events of other types are ignored.
+func (p *Projection) Handle(ctx context.Context, tx pgx.Tx, e projection.Event) error {
+	c, ok := p.handlers[e.Type]
+	if !ok {
+		return nil
+	}
+	vals, err := values(c, e)
+	if err != nil {
+		return err
+	}
+	if q, ok := tx.(queuer); ok {
+		// The views/postgres store pipelines queued statements: one round trip per batch.
+		for _, s := range c.stmts {
+			q.Queue(s.SQL, bind(s, vals)...)
+		}
+		return nil
+	}
+	if len(c.stmts) == 1 {
+		s := c.stmts[0]
+		if _, err := tx.Exec(ctx, s.SQL, bind(s, vals)...); err != nil {
+			return stmtError(e, s, 1, err)
+		}
+		return nil
+	}
+	b := &pgx.Batch{}
+	for _, s := range c.stmts {
+		b.Queue(s.SQL, bind(s, vals)...)
+	}
+	br := tx.SendBatch(ctx, b)
+	for i, s := range c.stmts {
+		if _, err := br.Exec(); err != nil {
+			_ = br.Close()
+			return stmtError(e, s, i+1, err)
+		}
+	}
+	if err := br.Close(); err != nil {
+		return fmt.Errorf("%s: %w", describe(e), err)
+	}
+	return nil
+}
+
+// queuer is implemented by the views/postgres store's transaction, which sends queued
+// statements together when the batch is flushed.
+type queuer interface {
+	Queue(sql string, args ...any)
+}
+
+func stmtError(e projection.Event, s Statement, n int, err error) error {
+	return fmt.Errorf("%s: statement %d (line %d of the handler): %w", describe(e), n, s.Line, err)
+}
+
+// describe names an event in errors.
+func describe(e projection.Event) string {
+	return fmt.Sprintf("event %s (type %q, stream %q revision %d, position %s)", e.ID, e.Type, e.Stream, e.Revision, e.Position)
+}
+
+func values(c *compiled, e projection.Event) (map[string]any, error) {
+	for _, v := range []uint64{e.Revision, e.Position.Commit, e.Position.Prepare} {
+		if v > tracking.MaxStorablePosition {
+			return nil, fmt.Errorf("%s: value %d does not fit a bigint parameter", describe(e), v)
+		}
+	}
+	vals := map[string]any{
+		"stream_id":        e.Stream,
+		"event_type":       e.Type,
+		"event_id":         e.ID,
+		"revision":         int64(e.Revision),
+		"commit_position":  int64(e.Position.Commit),
+		"prepare_position": int64(e.Position.Prepare),
+		"created":          e.Created,
+		"content_type":     e.ContentType,
+	}
+	var err error
+	if c.useData {
+		if vals["data"], err = jsonValue(e.Data); err != nil {
+			return nil, fmt.Errorf("%s: data is not JSON (the handler uses @data): %w", describe(e), err)
+		}
+	}
+	if c.useMeta {
+		if vals["metadata"], err = jsonValue(e.Metadata); err != nil {
+			return nil, fmt.Errorf("%s: metadata is not JSON (the handler uses @metadata): %w", describe(e), err)
+		}
+	}
+	return vals, nil
+}
+
+// jsonValue returns b as a jsonb parameter: nil (SQL NULL) when empty, the text when it is JSON.
+func jsonValue(b []byte) (any, error) {
+	if len(strings.TrimSpace(string(b))) == 0 {
+		return nil, nil
+	}
+	if !json.Valid(b) {
+		var v any
+		if err := json.Unmarshal(b, &v); err != nil {
+			return nil, err
+		}
+		return nil, errors.New("invalid JSON")
+	}
+	return string(b), nil
+}
+
+func bind(s Statement, vals map[string]any) []any {
+	args := make([]any, len(s.Args))
+	for i, a := range s.Args {
+		args[i] = vals[a]
+	}
+	return args
+}
+
+// Conn is what Check, Migrate and ResetView need of a PostgreSQL connection: *pgx.Conn,
+// *pgxpool.Pool and pgx.Tx all satisfy it.
+type Conn interface {
+	Begin(ctx context.Context) (pgx.Tx, error)
+}
+
+// CheckError is a statement PostgreSQL could not prepare.
+type CheckError struct {
+	Topic     string // the handler's topic; empty for the schema
+	Statement int    // 1-based statement number within the handler
+	Line      int    // line of the handler's SQL the statement starts on
+	Err       error
+}
+
+func (e *CheckError) Error() string {
+	if e.Topic == "" {
+		return fmt.Sprintf("schema: %v", pgMessage(e.Err))
+	}
+	return fmt.Sprintf("handler %q: statement %d (line %d of the SQL): %v", e.Topic, e.Statement, e.Line, pgMessage(e.Err))
+}
+
+// Unwrap returns the underlying error.
+func (e *CheckError) Unwrap() error { return e.Err }
+
+func pgMessage(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		msg := pe.Message
+		if pe.Hint != "" {
+			msg += " (hint: " + pe.Hint + ")"
+		}
+		return msg + " [SQLSTATE " + pe.Code + "]"
+	}
+	return err.Error()
+}
+
+// Check prepares every statement of every handler against PostgreSQL, inside a transaction that
+// first applies the schema and is then rolled back, so it changes nothing and works before
+// Migrate has run. It returns every statement that cannot be prepared, each as a *CheckError,
+// joined. A failure to reach PostgreSQL is returned as it is.
+func (p *Projection) Check(ctx context.Context, db Conn) error {
+	tx, err := db.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if strings.TrimSpace(p.spec.Schema) != "" {
+		if _, err := tx.Exec(ctx, p.spec.Schema); err != nil {
+			if isConnErr(err) {
+				return err
+			}
+			return &CheckError{Err: err}
+		}
+	}
+	var errs []error
+	for _, topic := range p.topics {
+		for i, s := range p.handlers[topic].stmts {
+			// A savepoint per statement, so one failure does not hide the next.
+			sp, err := tx.Begin(ctx)
+			if err != nil {
+				return fmt.Errorf("savepoint: %w", err)
+			}
+			_, err = sp.Prepare(ctx, "", s.SQL)
+			_ = sp.Rollback(ctx)
+			if err != nil {
+				if isConnErr(err) {
+					return err
+				}
+				errs = append(errs, &CheckError{Topic: topic, Statement: i + 1, Line: s.Line, Err: err})
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func isConnErr(err error) bool {
+	var pe *pgconn.PgError
+	return !errors.As(err, &pe)
+}
+
+// Migrate applies the projection's schema in a transaction of its own, under an advisory lock
+// so that replicas starting together do not race.
+func (p *Projection) Migrate(ctx context.Context, db Conn) error {
+	if strings.TrimSpace(p.spec.Schema) == "" {
+		return nil
+	}
+	return inTx(ctx, db, func(tx pgx.Tx) error {
+		// Replicas starting together apply the schema one at a time.
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('projector schema ' || $1))`, p.spec.Name); err != nil {
+			return fmt.Errorf("projection %q: schema lock: %w", p.spec.Name, err)
+		}
+		if _, err := tx.Exec(ctx, p.spec.Schema); err != nil {
+			return fmt.Errorf("projection %q: schema: %s", p.spec.Name, pgMessage(err))
+		}
+		return nil
+	})
+}
+
+// ResetView runs the projection's reset SQL in tx (the caller rewinds tracking in the same
+// transaction).
+func (p *Projection) ResetView(ctx context.Context, tx pgx.Tx) error {
+	if strings.TrimSpace(p.spec.Reset) == "" {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, p.spec.Reset); err != nil {
+		return fmt.Errorf("projection %q: reset: %s", p.spec.Name, pgMessage(err))
+	}
+	return nil
+}
+
+func inTx(ctx context.Context, db Conn, fn func(pgx.Tx) error) error {
+	tx, err := db.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
+}

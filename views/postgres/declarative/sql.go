@@ -1,0 +1,285 @@
+package declarative
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Param is a named parameter handler SQL may use, with the PostgreSQL type it is bound as.
+type Param struct {
+	Name string // without the leading @
+	Type string // the PostgreSQL type the placeholder is cast to
+	Doc  string // what the parameter holds
+}
+
+// Params lists the named parameters handler SQL may use, in documentation order.
+var params = []Param{
+	{"stream_id", "text", "the event's stream name (in eventsourcing, the aggregate id)"},
+	{"event_type", "text", "the event type (in eventsourcing, the topic module:Class.Event)"},
+	{"event_id", "text", "the event id, a UUID in canonical form"},
+	{"revision", "bigint", "the event's revision in its stream, from 0"},
+	{"commit_position", "bigint", "the event's $all commit position"},
+	{"prepare_position", "bigint", "the event's $all prepare position"},
+	{"created", "timestamptz", "when the server stored the event"},
+	{"content_type", "text", "the event's content type"},
+	{"data", "jsonb", "the event's data, parsed as JSON (NULL when empty)"},
+	{"metadata", "jsonb", "the event's metadata, parsed as JSON (NULL when empty)"},
+}
+
+// Params returns the named parameters handler SQL may use.
+func Params() []Param { return append([]Param(nil), params...) }
+
+func paramType(name string) (string, bool) {
+	for _, p := range params {
+		if p.Name == name {
+			return p.Type, true
+		}
+	}
+	return "", false
+}
+
+// Statement is one SQL statement of a handler, rewritten to positional bind parameters.
+type Statement struct {
+	// SQL is the statement with each named parameter replaced by a typed positional
+	// placeholder, e.g. "($1::jsonb)".
+	SQL string
+	// Args names the parameter bound to each placeholder: Args[i] is bound to $(i+1).
+	Args []string
+	// Line is the 1-based line of the handler's SQL text the statement starts on.
+	Line int
+}
+
+// SQLError is a problem found in handler SQL text, with the line it is on (1-based, relative to
+// the SQL text).
+type SQLError struct {
+	Line int
+	Msg  string
+}
+
+func (e *SQLError) Error() string { return fmt.Sprintf("line %d of the SQL: %s", e.Line, e.Msg) }
+
+// Parse splits handler SQL into statements at top-level semicolons and rewrites the named
+// parameters (@stream_id, @data, ...) of each into positional bind parameters. Quoted strings,
+// quoted identifiers, dollar-quoted strings and comments are left alone, as are operators that
+// start with @ (such as @> and @@). Unknown parameter names and text without any statement are
+// errors.
+func Parse(sql string) ([]Statement, error) {
+	var (
+		stmts   []Statement
+		cur     strings.Builder
+		args    []string
+		index   = map[string]int{}
+		line    = 1
+		start   = 0 // line the current statement starts on; 0 until it has content
+		unknown []string
+		depth   int
+	)
+	flush := func() {
+		text := strings.TrimSpace(cur.String())
+		if hasCode(text) {
+			stmts = append(stmts, Statement{SQL: text, Args: args, Line: start})
+		}
+		cur.Reset()
+		args = nil
+		index = map[string]int{}
+		start = 0
+	}
+	n := len(sql)
+	for i := 0; i < n; {
+		c := sql[i]
+		if start == 0 && !isSpace(c) && c != ';' {
+			start = line
+		}
+		switch {
+		case c == '\n':
+			line++
+			cur.WriteByte(c)
+			i++
+		case c == '\'' || c == '"':
+			j := scanQuoted(sql, i, c)
+			line += strings.Count(sql[i:j], "\n")
+			cur.WriteString(sql[i:j])
+			i = j
+		case c == '-' && i+1 < n && sql[i+1] == '-':
+			j := strings.IndexByte(sql[i:], '\n')
+			if j < 0 {
+				j = n - i
+			}
+			cur.WriteString(sql[i : i+j])
+			i += j
+		case c == '/' && i+1 < n && sql[i+1] == '*':
+			j := scanBlockComment(sql, i)
+			line += strings.Count(sql[i:j], "\n")
+			cur.WriteString(sql[i:j])
+			i = j
+		case c == '$' && (i == 0 || !isIdent(sql[i-1])):
+			if tag, ok := dollarTag(sql, i); ok {
+				end := strings.Index(sql[i+len(tag):], tag)
+				j := n
+				if end >= 0 {
+					j = i + len(tag) + end + len(tag)
+				}
+				line += strings.Count(sql[i:j], "\n")
+				cur.WriteString(sql[i:j])
+				i = j
+				continue
+			}
+			if i+1 < n && sql[i+1] >= '0' && sql[i+1] <= '9' {
+				return nil, &SQLError{Line: line, Msg: "positional parameters ($1, ...) are not allowed; use the named parameters " + names()}
+			}
+			cur.WriteByte(c)
+			i++
+		case c == '@' && i+1 < n && isIdentStart(sql[i+1]) && (i == 0 || !isOperator(sql[i-1])):
+			j := i + 1
+			for j < n && isIdent(sql[j]) {
+				j++
+			}
+			name := sql[i+1 : j]
+			typ, ok := paramType(strings.ToLower(name))
+			if !ok {
+				unknown = append(unknown, fmt.Sprintf("@%s (line %d)", name, line))
+				i = j
+				continue
+			}
+			name = strings.ToLower(name)
+			k, seen := index[name]
+			if !seen {
+				args = append(args, name)
+				k = len(args)
+				index[name] = k
+			}
+			fmt.Fprintf(&cur, "($%d::%s)", k, typ)
+			i = j
+		case c == '(':
+			depth++
+			cur.WriteByte(c)
+			i++
+		case c == ')':
+			depth--
+			cur.WriteByte(c)
+			i++
+		case c == ';' && depth <= 0:
+			flush()
+			depth = 0
+			i++
+		default:
+			cur.WriteByte(c)
+			i++
+		}
+	}
+	flush()
+	if len(unknown) > 0 {
+		return nil, &SQLError{Line: lineOf(unknown[0]), Msg: fmt.Sprintf("unknown parameter %s; the parameters are %s", strings.Join(unknown, ", "), names())}
+	}
+	if len(stmts) == 0 {
+		return nil, &SQLError{Line: 1, Msg: "no SQL statement"}
+	}
+	return stmts, nil
+}
+
+func lineOf(s string) int {
+	var l int
+	if i := strings.LastIndex(s, "(line "); i >= 0 {
+		fmt.Sscanf(s[i:], "(line %d)", &l)
+	}
+	if l == 0 {
+		l = 1
+	}
+	return l
+}
+
+func names() string {
+	ns := make([]string, len(params))
+	for i, p := range params {
+		ns[i] = "@" + p.Name
+	}
+	sort.Strings(ns)
+	return strings.Join(ns, ", ")
+}
+
+// hasCode reports whether text holds anything but whitespace and comments.
+func hasCode(text string) bool {
+	for i := 0; i < len(text); {
+		switch {
+		case isSpace(text[i]):
+			i++
+		case strings.HasPrefix(text[i:], "--"):
+			j := strings.IndexByte(text[i:], '\n')
+			if j < 0 {
+				return false
+			}
+			i += j
+		case strings.HasPrefix(text[i:], "/*"):
+			i = scanBlockComment(text, i)
+		default:
+			return true
+		}
+	}
+	return false
+}
+
+// scanQuoted returns the index just past the quoted string or identifier starting at i.
+// Doubled quotes escape a quote; backslashes are only escapes in E'' strings.
+func scanQuoted(s string, i int, q byte) int {
+	escapes := q == '\'' && i > 0 && (s[i-1] == 'E' || s[i-1] == 'e') && (i < 2 || !isIdent(s[i-2]))
+	for j := i + 1; j < len(s); j++ {
+		switch {
+		case escapes && s[j] == '\\':
+			j++
+		case s[j] == q:
+			if j+1 < len(s) && s[j+1] == q {
+				j++
+				continue
+			}
+			return j + 1
+		}
+	}
+	return len(s)
+}
+
+// scanBlockComment returns the index just past the (possibly nested) block comment at i.
+func scanBlockComment(s string, i int) int {
+	depth := 0
+	for j := i; j < len(s)-1; j++ {
+		switch {
+		case s[j] == '/' && s[j+1] == '*':
+			depth++
+			j++
+		case s[j] == '*' && s[j+1] == '/':
+			depth--
+			j++
+			if depth == 0 {
+				return j + 1
+			}
+		}
+	}
+	return len(s)
+}
+
+// dollarTag returns the dollar-quote opening tag ($$ or $tag$) at i, if there is one.
+func dollarTag(s string, i int) (string, bool) {
+	j := i + 1
+	if j < len(s) && s[j] >= '0' && s[j] <= '9' {
+		return "", false
+	}
+	for j < len(s) && (isIdentStart(s[j]) || (s[j] >= '0' && s[j] <= '9')) {
+		j++
+	}
+	if j < len(s) && s[j] == '$' {
+		return s[i : j+1], true
+	}
+	return "", false
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' }
+
+func isIdentStart(c byte) bool {
+	return c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c >= 0x80
+}
+
+func isIdent(c byte) bool { return isIdentStart(c) || (c >= '0' && c <= '9') || c == '$' }
+
+// isOperator reports whether c can be part of a PostgreSQL operator, so that an @ after it is
+// the tail of an operator (such as @@ or <@) rather than the start of a parameter.
+func isOperator(c byte) bool { return strings.IndexByte("+-*/<>=~!@#%^&|`?", c) >= 0 }
