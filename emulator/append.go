@@ -74,12 +74,14 @@ func (s *streamsServer) Append(srv streams.Streams_AppendServer) error {
 		total   int
 		failure error
 	)
+	// One message is reused for every event: unmarshalling resets it and
+	// gives data and metadata fresh slices, so the events keep no aliases.
+	req := new(streams.AppendReq)
 	for i := 0; ; i++ {
-		req, err := srv.Recv()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
+		if err := srv.RecvMsg(req); err != nil {
+			if err == io.EOF {
+				break
+			}
 			return err
 		}
 		if failure != nil {

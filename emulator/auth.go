@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v1/streams"
+	v2streams "github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v2/streams/streams"
 )
 
 // principal is the account a request runs as.
@@ -170,11 +171,17 @@ func userMayAccess(req any) bool {
 		return !isSystemStream(r.GetOptions().GetStreamIdentifier().GetStreamName())
 	case *streams.TombstoneReq:
 		return !isSystemStream(r.GetOptions().GetStreamIdentifier().GetStreamName())
+	case *v2streams.AppendRequest:
+		return !isSystemStream([]byte(r.GetStream()))
 	}
 	return true
 }
 
-// isSystemStream reports whether a stream name is reserved ("$…").
+// isSystemStream reports whether a stream name is reserved ("$…"). The
+// metastream of a user stream ("$$orders") follows its stream's rules.
 func isSystemStream(name []byte) bool {
+	if len(name) > 2 && name[0] == '$' && name[1] == '$' {
+		return isSystemStream(name[2:])
+	}
 	return len(name) > 0 && name[0] == '$'
 }

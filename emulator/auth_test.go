@@ -116,3 +116,28 @@ func TestTLSListenerAnonymous(t *testing.T) {
 		}
 	}
 }
+
+func TestOpsUserAccessRules(t *testing.T) {
+	srv := startTest(t, Options{})
+	c := newTestClient(t, srv.TLSURI())
+	ctx := testCtx(t)
+	ops := &kurrentdb.Credentials{Login: "ops", Password: "changeit"}
+	stream := "ops-" + uuid.NewString()
+	if _, err := c.AppendToStream(ctx, stream, kurrentdb.AppendToStreamOptions{Authenticated: ops}, testEvents(1, "A")...); err != nil {
+		t.Fatalf("ops append: %v", err)
+	}
+	// The metastream of a user stream is open to ops; a system stream's is not.
+	if _, err := c.SetStreamMetadata(ctx, stream, kurrentdb.AppendToStreamOptions{Authenticated: ops}, kurrentdb.StreamMetadata{}); err != nil {
+		t.Fatalf("ops setting a user stream's metadata: %v", err)
+	}
+	_, err := c.SetStreamMetadata(ctx, "$sys", kurrentdb.AppendToStreamOptions{Authenticated: ops}, kurrentdb.StreamMetadata{})
+	if errorCode(err) != kurrentdb.ErrorCodeAccessDenied {
+		t.Fatalf("ops setting a system stream's metadata: err = %v, want access denied", err)
+	}
+	if _, err := c.DeleteStream(ctx, "$sys", kurrentdb.DeleteStreamOptions{Authenticated: ops}); err == nil {
+		t.Fatal("ops deleting a system stream succeeded")
+	}
+	if _, err := c.DeleteStream(ctx, stream, kurrentdb.DeleteStreamOptions{Authenticated: ops}); err != nil {
+		t.Fatalf("ops deleting a user stream: %v", err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
@@ -26,9 +27,38 @@ func (e *rpcError) Error() string { return e.st.Err().Error() }
 // GRPCStatus lets grpc-go and status.FromError see the status.
 func (e *rpcError) GRPCStatus() *status.Status { return e.st }
 
-// newRPCError builds a status error with trailer key/value pairs.
+// newRPCError builds a status error with trailer key/value pairs. Values
+// are made safe for HTTP/2 headers with trailerValue.
 func newRPCError(code codes.Code, msg string, kv ...string) *rpcError {
+	for i := 1; i < len(kv); i += 2 {
+		kv[i] = trailerValue(kv[i])
+	}
 	return &rpcError{st: status.New(code, msg), trailer: metadata.Pairs(kv...)}
+}
+
+// trailerValue percent-encodes the bytes of v that a gRPC header value
+// cannot carry (anything but printable ASCII), so a stream name with such
+// bytes still yields a well-formed error instead of a failed call.
+func trailerValue(v string) string {
+	clean := true
+	for i := 0; i < len(v); i++ {
+		if v[i] < 0x20 || v[i] > 0x7e {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return v
+	}
+	var b strings.Builder
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 || c > 0x7e {
+			fmt.Fprintf(&b, "%%%02X", c)
+		} else {
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
 }
 
 // rpcStreamDeleted is the error for a tombstoned stream, or a soft-deleted

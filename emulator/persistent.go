@@ -41,6 +41,8 @@ func (p *persistentServer) Create(ctx context.Context, req *persistent.CreateReq
 	case o.GetAll() != nil:
 		stream = "$all"
 	default:
+		// Older clients send only the legacy field.
+		//lint:ignore SA1019 the deprecated field is still part of the protocol
 		stream = string(o.GetStreamIdentifier().GetStreamName())
 	}
 	if stream == "" {
@@ -52,8 +54,8 @@ func (p *persistentServer) Create(ctx context.Context, req *persistent.CreateReq
 	if _, dup := p.groups[key]; dup {
 		_ = grpc.SetTrailer(ctx, metadata.Pairs(
 			"exception", "persistent-subscription-exists",
-			"stream-name", stream,
-			"group-name", o.GetGroupName()))
+			"stream-name", trailerValue(stream),
+			"group-name", trailerValue(o.GetGroupName())))
 		return nil, status.Error(codes.AlreadyExists,
 			fmt.Sprintf("Subscription group %s on stream %s exists.", o.GetGroupName(), stream))
 	}

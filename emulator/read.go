@@ -2,7 +2,6 @@ package emulator
 
 import (
 	"context"
-	"encoding/binary"
 	"math"
 	"sort"
 	"strconv"
@@ -26,6 +25,7 @@ func (s *streamsServer) Read(req *streams.ReadReq, srv streams.Streams_ReadServe
 // readSink is the part of the Read server stream the store uses.
 type readSink interface {
 	Send(*streams.ReadResp) error
+	SendMsg(any) error
 	Context() context.Context
 }
 
@@ -114,14 +114,10 @@ func (s *Store) serveRead(req *streams.ReadReq, srv readSink) error {
 	default:
 		dirCase = strconv.Itoa(int(o.GetReadDirection()))
 	}
-	valid := false
-	switch {
-	case streamCase == "Stream" && countCase == "Count" && dirCase != "" && filterCase == "NoFilter",
-		streamCase == "All" && countCase == "Count" && (filterCase == "NoFilter" || filterCase == "Filter"):
-		valid = dirCase == "Forwards" || dirCase == "Backwards"
-	case countCase == "Subscription" && dirCase == "Forwards":
-		valid = streamCase == "Stream" && filterCase == "NoFilter" || streamCase == "All" && filterCase != "None"
-	}
+	dirOK := dirCase == "Forwards" || dirCase == "Backwards"
+	streamOK := streamCase == "Stream" && filterCase == "NoFilter" ||
+		streamCase == "All" && (filterCase == "NoFilter" || filterCase == "Filter")
+	valid := streamOK && (countCase == "Count" && dirOK || countCase == "Subscription" && dirCase == "Forwards")
 	if !valid {
 		return rpcInvalid("The combination of (%s, %s, %s, %s) is invalid.", streamCase, countCase, dirCase, filterCase)
 	}
@@ -234,7 +230,8 @@ func (s *Store) readStream(snd *sender, ro *readOptions) error {
 		done := false
 		if !ro.backwards {
 			n := max(from, minEv)
-			for ; n <= last && len(page) < cap(page) && uint64(len(page)) < remaining; n++ {
+			for scanned := 0; n <= last && len(page) < cap(page) && uint64(len(page)) < remaining && scanned < maxScanPerPage; n++ {
+				scanned++
 				if r := st.events[n]; r.created >= expired {
 					page = append(page, s.item(r, ro.resolve))
 				}
@@ -243,7 +240,8 @@ func (s *Store) readStream(snd *sender, ro *readOptions) error {
 			done = n > last
 		} else {
 			n := min(from, last)
-			for ; n >= minEv && len(page) < cap(page) && uint64(len(page)) < remaining; n-- {
+			for scanned := 0; n >= minEv && len(page) < cap(page) && uint64(len(page)) < remaining && scanned < maxScanPerPage; n-- {
+				scanned++
 				if r := st.events[n]; r.created >= expired {
 					page = append(page, s.item(r, ro.resolve))
 				}
@@ -385,31 +383,15 @@ func (s *Store) linkTarget(link *record) *record {
 	return r
 }
 
-// sender encodes and sends ReadResp messages. It reuses one set of message
-// structs for every event: grpc-go encodes a message before Send returns, so
-// nothing is retained between sends.
+// sender encodes and sends ReadResp messages. Events are encoded by hand
+// (see read_encode.go) into a buffer of their exact size: gRPC's codec may
+// keep a small message's bytes until they are written out, so each event
+// gets its own buffer (one allocation per event).
 type sender struct {
 	srv       readSink
 	now       func() time.Time
 	stringIDs bool
-
-	resp    streams.ReadResp
-	evWrap  streams.ReadResp_Event
-	ev      streams.ReadResp_ReadEvent
-	commit  streams.ReadResp_ReadEvent_CommitPosition
-	rec     wireRecord
-	linkRec wireRecord
-}
-
-// wireRecord is a reusable RecordedEvent with its sub-messages.
-type wireRecord struct {
-	msg        streams.ReadResp_ReadEvent_RecordedEvent
-	id         shared.UUID
-	structured shared.UUID_Structured
-	structWrap shared.UUID_Structured_
-	strWrap    shared.UUID_String_
-	sid        shared.StreamIdentifier
-	md         map[string]string
+	msg       encodedResp // reused; only its bytes may be kept by gRPC
 }
 
 // Reads send the three system metadata keys a real server sends.
@@ -422,59 +404,13 @@ const (
 )
 
 func newSender(srv readSink, stringIDs bool, now func() time.Time) *sender {
-	snd := &sender{srv: srv, stringIDs: stringIDs, now: now}
-	for _, w := range []*wireRecord{&snd.rec, &snd.linkRec} {
-		w.md = make(map[string]string, 3)
-		w.msg.Id = &w.id
-		w.msg.StreamIdentifier = &w.sid
-		w.msg.Metadata = w.md
-		w.structWrap.Structured = &w.structured
-	}
-	snd.evWrap.Event = &snd.ev
-	return snd
-}
-
-// set fills w from r.
-func (w *wireRecord) set(r *record, stringIDs bool) *streams.ReadResp_ReadEvent_RecordedEvent {
-	if stringIDs {
-		w.strWrap.String_ = r.id.String()
-		w.id.Value = &w.strWrap
-	} else {
-		w.structured.MostSignificantBits = int64(binary.BigEndian.Uint64(r.id[:8]))
-		w.structured.LeastSignificantBits = int64(binary.BigEndian.Uint64(r.id[8:]))
-		w.id.Value = &w.structWrap
-	}
-	w.sid.StreamName = r.stream.nameB
-	w.msg.StreamRevision = uint64(r.number)
-	w.msg.PreparePosition = r.pos
-	w.msg.CommitPosition = r.pos
-	w.md[mdType] = r.typ
-	w.md[mdCreated] = r.createdStr
-	if r.isJSON() {
-		w.md[mdContentType] = contentJSON
-	} else {
-		w.md[mdContentType] = contentBinary
-	}
-	w.msg.CustomMetadata = r.meta
-	w.msg.Data = r.data
-	return &w.msg
+	return &sender{srv: srv, stringIDs: stringIDs, now: now}
 }
 
 // event sends one event (with its link, if resolved).
 func (snd *sender) event(it pageItem) error {
-	snd.ev.Event, snd.ev.Link = nil, nil
-	orig := it.ev
-	if it.ev != nil {
-		snd.ev.Event = snd.rec.set(it.ev, snd.stringIDs)
-	}
-	if it.link != nil {
-		snd.ev.Link = snd.linkRec.set(it.link, snd.stringIDs)
-		orig = it.link
-	}
-	snd.commit.CommitPosition = orig.pos
-	snd.ev.Position = &snd.commit
-	snd.resp.Content = &snd.evWrap
-	return snd.srv.Send(&snd.resp)
+	snd.msg.b = appendEventResp(make([]byte, 0, eventRespSize(it, snd.stringIDs)), it, snd.stringIDs)
+	return snd.srv.SendMsg(&snd.msg)
 }
 
 func (snd *sender) streamNotFound(name string) error {

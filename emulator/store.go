@@ -14,6 +14,8 @@ import (
 	"github.com/google/uuid"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Store is the emulator's event log: one global, append-only log of records
@@ -314,8 +316,12 @@ func (s *Store) Close() error {
 }
 
 // DropSubscriptions ends every subscription active at the time of the call
-// with err (a gRPC status error). Later subscriptions are not affected.
+// with err (a gRPC status error; nil means Unavailable). Later subscriptions
+// are not affected.
 func (s *Store) DropSubscriptions(err error) {
+	if err == nil {
+		err = status.Error(codes.Unavailable, "Subscriptions Dropped")
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.dropErr = err
@@ -505,7 +511,7 @@ func (w *write) checkPlain(st *stream, name string, exp Expected) error {
 		if st.softDeleted() {
 			return &StreamDeletedError{Stream: name}
 		}
-		if last >= 0 || st.hasMetadata() || isMetaName(name) && last >= 0 {
+		if last >= 0 || st.hasMetadata() {
 			return nil
 		}
 	case ExpectRevision:

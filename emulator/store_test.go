@@ -55,7 +55,7 @@ func stAppend(t testing.TB, s *Store, stream string, exp Expected, evs ...Propos
 func stRev(r uint64) Expected { return Expected{Kind: ExpectRevision, Revision: r} }
 
 var (
-	expAny     = Expected{Kind: ExpectAny}
+	expAny      = Expected{Kind: ExpectAny}
 	expNoStream = Expected{Kind: ExpectNoStream}
 	expExists   = Expected{Kind: ExpectStreamExists}
 )

@@ -16,14 +16,6 @@ import (
 // slow consumer only slows its own sends (gRPC flow control), never appends
 // or other subscribers.
 
-// waitResult tells why a subscription woke up.
-type waitResult int
-
-const (
-	wokeCommit waitResult = iota
-	wokeEnded
-)
-
 // subscriptionWatch is what a subscription waits on, captured when it starts.
 type subscriptionWatch struct {
 	drop <-chan struct{}
@@ -34,22 +26,22 @@ func (s *Store) watch() subscriptionWatch {
 	return subscriptionWatch{drop: s.drop, done: s.done}
 }
 
-// wait blocks until notify is closed (a commit) or the subscription must end;
-// then it returns the error to end with.
-func (s *Store) wait(snd *sender, w subscriptionWatch, notify <-chan struct{}) (waitResult, error) {
+// wait blocks until notify is closed (a commit: nil) or the subscription
+// must end (the error to end with: cancellation, DropSubscriptions, Close).
+func (s *Store) wait(snd *sender, w subscriptionWatch, notify <-chan struct{}) error {
 	ctx := snd.srv.Context()
 	select {
 	case <-notify:
-		return wokeCommit, nil
+		return nil
 	case <-ctx.Done():
-		return wokeEnded, status.FromContextError(ctx.Err()).Err()
+		return status.FromContextError(ctx.Err()).Err()
 	case <-w.drop:
 		s.mu.RLock()
 		err := s.dropErr
 		s.mu.RUnlock()
-		return wokeEnded, err
+		return err
 	case <-w.done:
-		return wokeEnded, status.Error(codes.Unavailable, "Server Is Shutting Down")
+		return status.Error(codes.Unavailable, "Server Is Shutting Down")
 	}
 }
 
@@ -62,8 +54,7 @@ func (s *Store) ended(snd *sender, w subscriptionWatch) error {
 	default:
 		return nil
 	}
-	_, err := s.wait(snd, w, nil)
-	return err
+	return s.wait(snd, w, nil)
 }
 
 // subscribeStream serves a subscription to one stream: confirmation,
@@ -115,7 +106,10 @@ func (s *Store) subscribeStream(snd *sender, ro *readOptions) error {
 		if !live && st != nil {
 			minEv, expired = st.minEvent(last), st.expiredBefore(ticksOf(s.now()))
 		}
-		for cursor < last && len(page) < cap(page) {
+		if !live && minEv-1 > cursor {
+			cursor = min(minEv-1, last) // skip what truncation hides
+		}
+		for scanned := 0; cursor < last && len(page) < cap(page) && scanned < maxScanPerPage; scanned++ {
 			cursor++
 			r := st.events[cursor]
 			if live || cursor >= minEv && r.created >= expired {
@@ -148,7 +142,7 @@ func (s *Store) subscribeStream(snd *sender, ro *readOptions) error {
 				return err
 			}
 		}
-		if _, err := s.wait(snd, w, notify); err != nil {
+		if err := s.wait(snd, w, notify); err != nil {
 			return err
 		}
 	}
@@ -175,13 +169,13 @@ type allSubscription struct {
 	live   bool
 
 	// Filtered subscriptions only.
-	regIdx    int    // log length when the subscription was registered
-	counter   uint64 // events considered (catch-up) or committed (live)
-	cp        uint64 // catch-up checkpoint: last event sent, or a later page start
-	hasCp     bool
-	lastCp    uint64 // last checkpoint sent
-	sentCp    bool
-	scanned   int // records considered by the last page
+	regIdx  int    // log length when the subscription was registered
+	counter uint64 // events considered (catch-up) or committed (live)
+	cp      uint64 // catch-up checkpoint: last event sent, or a later page start
+	hasCp   bool
+	lastCp  uint64 // last checkpoint sent
+	sentCp  bool
+	scanned int // records considered by the last page
 }
 
 // subscribeAll serves a subscription to $all, unfiltered (confirmation,
@@ -264,7 +258,7 @@ func (s *Store) subscribeAll(snd *sender, ro *readOptions) error {
 				return err
 			}
 		}
-		if _, err := s.wait(snd, w, notify); err != nil {
+		if err := s.wait(snd, w, notify); err != nil {
 			return err
 		}
 	}

@@ -314,7 +314,7 @@ func (e *handlerError) Unwrap() error { return e.err }
 func (w *worker[Tx]) consume(ctx context.Context, sub Subscription, state tracking.State, bo *backoff) (outcome, error) {
 	obs := w.r.opts.Observer
 	subCtx, cancel := context.WithCancel(ctx)
-	msgs := make(chan received, 64)
+	msgs := make(chan received, max(64, w.opts.BatchSize)) // the next batch arrives while one commits
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for {
@@ -484,7 +484,7 @@ func (w *worker[Tx]) commit(ctx context.Context, prev, next tracking.State, batc
 					}
 					continue
 				}
-				if err := w.p.Handle(ctx, tx, e); err != nil {
+				if err := w.handle(ctx, tx, e); err != nil {
 					return &handlerError{index: i, err: err}
 				}
 				if flusher != nil && isolate {
@@ -573,6 +573,17 @@ func stoppedTimer() *time.Timer {
 	t := time.NewTimer(time.Hour)
 	t.Stop()
 	return t
+}
+
+// handle calls the projection's handler, turning a panic into an error so that a poison event
+// is treated by the error policy instead of ending the process.
+func (w *worker[Tx]) handle(ctx context.Context, tx Tx, e Event) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("handler panicked: %v", r)
+		}
+	}()
+	return w.p.Handle(ctx, tx, e)
 }
 
 // lastUnskipped is the index of the last event of a batch of n that is not in skip.

@@ -308,6 +308,17 @@ func TestTwoRunnersOnOneProjectionNeverDoubleApply(t *testing.T) {
 	if got := store.Int("c/total"); got != 2100 {
 		t.Fatalf("count = %d, want 2100", got)
 	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		a, b := runners[0].Status()[0].State, runners[1].Status()[0].State
+		if (a == projection.StateStopped) != (b == projection.StateStopped) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("states %s and %s: want exactly one runner stopped by a tracking conflict", a, b)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 func TestRunnerConflictStopsTheLoserOnly(t *testing.T) {
@@ -537,5 +548,99 @@ func TestRunnerAddRejectsBadInput(t *testing.T) {
 	}
 	if err := projection.NewRunner(projectiontest.NewLog(), memory.New(), projection.Options{}).Run(context.Background()); err == nil {
 		t.Error("Run with no projections succeeded")
+	}
+}
+
+// flakyStore fails the first n commits of each batch with a store error.
+type flakyStore struct {
+	*memory.Store
+	mu    sync.Mutex
+	fails int
+}
+
+func (s *flakyStore) Apply(ctx context.Context, name string, prev, next tracking.State, fn func(context.Context, *memory.Tx) error) error {
+	s.mu.Lock()
+	fail := s.fails > 0
+	if fail {
+		s.fails--
+	}
+	s.mu.Unlock()
+	if fail {
+		return errors.New("connection reset by peer")
+	}
+	return s.Store.Apply(ctx, name, prev, next, fn)
+}
+
+func TestRunnerRetriesTransientStoreFailuresWithoutLosingEvents(t *testing.T) {
+	log := projectiontest.NewLog()
+	store := &flakyStore{Store: memory.New(), fails: 3}
+	var last projection.Event
+	for range 20 {
+		last = log.Append("s", topicA, nil)
+	}
+	rec := &recorder{}
+	r := projection.NewRunner(log, store, fastOptions(rec))
+	if err := r.Add(counter("c", topicA), projection.ProjectionOptions{BatchSize: 6}); err != nil {
+		t.Fatal(err)
+	}
+	start(t, r)
+	wait(t, r, "c", last.Position.Commit)
+	if got := store.Int("c/total"); got != 20 {
+		t.Errorf("count = %d, want 20", got)
+	}
+	if got := rec.snapshot().errs; len(got) != 3 || got[0] != "store" {
+		t.Errorf("errors = %v, want three store errors", got)
+	}
+}
+
+func TestAPanickingHandlerIsAHandlerError(t *testing.T) {
+	log := projectiontest.NewLog()
+	store := memory.New()
+	log.Append("s", topicA, nil)
+	p := projection.New[*memory.Tx]("c").On(topicA, func(context.Context, *memory.Tx, projection.Event) error { panic("nil map") })
+	r := projection.NewRunner(log, store, fastOptions(nil))
+	if err := r.Add(p, projection.ProjectionOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	start(t, r)
+	deadline := time.Now().Add(5 * time.Second)
+	for r.Status()[0].State != projection.StateStopped && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if st := r.Status()[0]; st.Failed == nil || !strings.Contains(st.Failed.Error, "handler panicked: nil map") {
+		t.Errorf("status = %+v, want stopped on the panic", st)
+	}
+}
+
+func TestStatusReportsThePendingBatch(t *testing.T) {
+	log := projectiontest.NewLog()
+	store := memory.New()
+	release := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	p := projection.New[*memory.Tx]("c").On(topicA, func(context.Context, *memory.Tx, projection.Event) error {
+		select {
+		case entered <- struct{}{}:
+		default:
+		}
+		<-release
+		return nil
+	})
+	r := projection.NewRunner(log, store, fastOptions(nil))
+	if err := r.Add(p, projection.ProjectionOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	start(t, r)
+	wait(t, r, "c", 0)
+	e := log.Append("s", topicA, nil)
+	<-entered
+	st := r.Status()[0]
+	if st.CaughtUp || !st.OldestPending.Equal(e.Created) || st.State != projection.StateLive {
+		t.Errorf("status during a batch = %+v, want live, not caught up, oldest pending %v", st, e.Created)
+	}
+	close(release)
+	wait(t, r, "c", e.Position.Commit)
+	st = r.Status()[0]
+	if !st.CaughtUp || !st.OldestPending.IsZero() || st.Position != e.Position.Commit || st.LastProgress.IsZero() {
+		t.Errorf("status after the batch = %+v", st)
 	}
 }

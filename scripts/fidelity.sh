@@ -6,8 +6,9 @@
 #   scripts/fidelity.sh            # or: make fidelity
 #
 # Environment: GO (go binary), CLIENT_VERSION (default v1.4.2), FIDELITY_RUN
-# (override the TestStreams -run pattern), KEEP_WORKDIR=1 to keep the
-# temporary directory. Exits non-zero when any test fails.
+# (override the TestStreams -run pattern), FIDELITY_RACE=1 to build the
+# emulator with the race detector, KEEP_WORKDIR=1 to keep the temporary
+# directory. Exits non-zero when any test fails.
 set -euo pipefail
 
 GO=${GO:-go}
@@ -64,7 +65,11 @@ else
 fi
 
 echo "fidelity: building the emulator" >&2
-(cd "$root" && "$GO" build -o "$work/kurrentdb-emulator" ./cmd/kurrentdb-emulator)
+build_flags=()
+if [[ "${FIDELITY_RACE:-}" == 1 ]]; then
+	build_flags+=(-race)
+fi
+(cd "$root" && "$GO" build "${build_flags[@]}" -o "$work/kurrentdb-emulator" ./cmd/kurrentdb-emulator)
 
 for addr in "$PLAIN_ADDR" "$TLS_ADDR"; do
 	port=${addr##*:}
@@ -137,9 +142,10 @@ if ! kill -0 "$emu_pid" 2>/dev/null; then
 	echo "fidelity: the emulator died during the run; its log:" >&2
 	cat "$work/emulator.log" >&2
 	status=1
-elif grep -q '"level":"error"' "$work/emulator.log"; then
+elif grep -q '"level":"error"\|WARNING: DATA RACE' "$work/emulator.log"; then
 	echo "fidelity: the emulator logged errors:" >&2
-	grep '"level":"error"' "$work/emulator.log" >&2
+	grep -A30 '"level":"error"\|WARNING: DATA RACE' "$work/emulator.log" >&2
+	status=1
 fi
 
 if [[ $status == 0 ]]; then

@@ -17,6 +17,7 @@ import (
 
 	"github.com/projector-dev/projector/emulator"
 	"github.com/projector-dev/projector/examples"
+	"github.com/projector-dev/projector/examples/trainingschool"
 	"github.com/projector-dev/projector/internal/config"
 	"github.com/projector-dev/projector/internal/daemon"
 	"github.com/projector-dev/projector/internal/httpapi"
@@ -126,14 +127,14 @@ func (a *app) demo(ctx context.Context, exit bool) error {
 	}
 
 	fmt.Fprintf(out, "Projector demo\n  KurrentDB emulator: %s\n  view:               %s\n  HTTP:               %s\n\n", em.URI(), view, base)
-	sch := &school{client: client, now: time.Now}
+	sch := trainingschool.NewSchool(client)
 	if _, err := sch.Register(ctx, "Fido"); err != nil {
 		return errors.Join(err, stop())
 	}
-	if _, err := sch.AddTrick(ctx, "Fido", 0, "roll over"); err != nil {
+	if _, err := sch.AddTrick(ctx, "Fido", "roll over"); err != nil {
 		return errors.Join(err, stop())
 	}
-	last, err := sch.AddTrick(ctx, "Fido", 1, "play dead")
+	last, err := sch.AddTrick(ctx, "Fido", "play dead")
 	if err != nil {
 		return errors.Join(err, stop())
 	}
@@ -141,7 +142,7 @@ func (a *app) demo(ctx context.Context, exit bool) error {
 	if err := a.demoStep(ctx, base, last, count); err != nil {
 		return errors.Join(err, stop())
 	}
-	pos, err := sch.AddTrick(ctx, "Fido", 2, "sit and stay")
+	pos, err := sch.AddTrick(ctx, "Fido", "sit and stay")
 	if err != nil {
 		return errors.Join(err, stop())
 	}
@@ -228,14 +229,16 @@ func pgCounts(ctx context.Context, pool *pgxpool.Pool) (dogs, tricks int64, err 
 // and added tricks.
 type countProjection struct{}
 
-func (countProjection) Name() string     { return "dog_counts" }
-func (countProjection) Topics() []string { return []string{topicRegistered, topicTrickAdded} }
+func (countProjection) Name() string { return "dog_counts" }
+func (countProjection) Topics() []string {
+	return []string{trainingschool.TopicDogRegistered, trainingschool.TopicTrickAdded}
+}
 
 func (countProjection) Handle(_ context.Context, tx *memory.Tx, e projection.Event) error {
 	switch e.Type {
-	case topicRegistered:
+	case trainingschool.TopicDogRegistered:
 		tx.Add("dogs", 1)
-	case topicTrickAdded:
+	case trainingschool.TopicTrickAdded:
 		tx.Add("tricks", 1)
 	}
 	return nil

@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/kurrent-io/KurrentDB-Client-Go/kurrentdb"
 
+	"github.com/projector-dev/projector/examples/trainingschool"
 	"github.com/projector-dev/projector/internal/httpapi"
 )
 
@@ -45,26 +46,24 @@ func bothProjections(t *testing.T) string {
 func appendDogs(t *testing.T, c *kurrentdb.Client, first, n, tricks int) uint64 {
 	t.Helper()
 	ctx := context.Background()
+	school := trainingschool.NewSchool(c)
 	var last uint64
 	for i := first; i < first+n; i++ {
 		name := fmt.Sprintf("dog-%05d", i)
-		ts := timestamp(time.Now())
-		reg, _ := orderedJSON("timestamp", ts, "originator_topic", topicDog, "name", name)
-		evs := []kurrentdb.EventData{{EventID: uuid.New(), EventType: topicRegistered, ContentType: kurrentdb.ContentTypeBinary, Data: reg, Metadata: []byte{}}}
-		for j := 0; j < tricks; j++ {
-			d, _ := orderedJSON("timestamp", ts, "trick", fmt.Sprintf("trick %d", j))
-			evs = append(evs, kurrentdb.EventData{EventID: uuid.New(), EventType: topicTrickAdded, ContentType: kurrentdb.ContentTypeBinary, Data: d, Metadata: []byte{}})
+		ts := make([]string, tricks)
+		for j := range ts {
+			ts[j] = fmt.Sprintf("trick %d", j)
 		}
-		r, err := c.AppendToStream(ctx, dogID(name).String(), kurrentdb.AppendToStreamOptions{StreamState: kurrentdb.NoStream{}}, evs...)
+		pos, err := school.RegisterWithTricks(ctx, name, ts...)
 		if err != nil {
 			t.Fatalf("append dog %s: %v", name, err)
 		}
-		cat, _ := orderedJSON("timestamp", ts, "name", name)
 		if _, err := c.AppendToStream(ctx, "cat-"+name, kurrentdb.AppendToStreamOptions{},
-			kurrentdb.EventData{EventID: uuid.New(), EventType: "__main__:Cat.Registered", ContentType: kurrentdb.ContentTypeBinary, Data: cat}); err != nil {
+			kurrentdb.EventData{EventID: uuid.New(), EventType: "__main__:Cat.Registered", ContentType: kurrentdb.ContentTypeBinary,
+				Data: []byte(`{"name":"` + name + `"}`)}); err != nil {
 			t.Fatal(err)
 		}
-		last = r.CommitPosition
+		last = pos
 	}
 	return last
 }
@@ -203,7 +202,7 @@ func TestDeclarativeProjectionEndToEnd(t *testing.T) {
 	}
 
 	// A live event, waited for through the wait API.
-	pos, err := (&school{client: client, now: time.Now}).AddTrick(context.Background(), "dog-00000", tricks, "sit and stay")
+	pos, err := trainingschool.NewSchool(client).AddTrick(context.Background(), "dog-00000", "sit and stay")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/kurrent-io/KurrentDB-Client-Go/kurrentdb"
 	"github.com/spf13/cobra"
+	"go.uber.org/zap"
 
 	"github.com/projector-dev/projector/internal/config"
 	"github.com/projector-dev/projector/internal/daemon"
@@ -49,11 +52,12 @@ func (a *app) run(ctx context.Context, doMigrate bool) error {
 	if err := a.settings.Validate(true, true); err != nil {
 		return err
 	}
-	client, err := a.kurrentClient()
+	// Check the KurrentDB settings now; connect once PostgreSQL is ready.
+	probe, err := a.kurrentClient()
 	if err != nil {
 		return err
 	}
-	defer func() { _ = client.Close() }()
+	_ = probe.Close()
 
 	names := make([]string, len(cfg.Projections))
 	for i, p := range cfg.Projections {
@@ -93,13 +97,27 @@ func (a *app) run(ctx context.Context, doMigrate bool) error {
 			return err
 		}
 	}
+	var kurrentErr atomic.Pointer[error]
+	pending := errors.New("KurrentDB: connecting")
+	kurrentErr.Store(&pending)
+	d.AddCheck(func(context.Context) error { return *kurrentErr.Load() })
+	client, err := a.connectKurrent(ctx, log)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	defer func() { _ = client.Close() }()
+	var none error
+	kurrentErr.Store(&none)
 	src := kurrent.New(client, kurrent.Options{})
 	var projections []daemon.Projection[pgx.Tx]
 	for _, p := range cfg.Projections {
 		projections = append(projections, daemon.Projection[pgx.Tx]{Projection: p.Compiled, Options: runOptions(p)})
 	}
 	return daemon.Run(ctx, d, daemon.Config[pgx.Tx]{
-		Source: src, Header: src, Store: store, Waiter: store, Leader: leader(store),
+		Source: src, Header: src, Store: store, Waiter: store, Leader: postgres.NewElector(pool.Config().ConnConfig, postgres.ElectorOptions{}),
 		Projections: projections,
 		Checks: []func(context.Context) error{func(ctx context.Context) error {
 			if err := pool.Ping(ctx); err != nil {
@@ -121,6 +139,28 @@ func (a *app) kurrentClient() (*kurrentdb.Client, error) {
 		return nil, &config.Error{File: config.EnvKurrentDBURI, Msg: err.Error()}
 	}
 	return c, nil
+}
+
+// connectKurrent makes a KurrentDB client and reads the head of $all with it, retrying with a
+// new client and backoff (logged) until that succeeds or ctx ends: a client whose first
+// discovery fails does not recover, so an unreachable server at start needs fresh clients.
+func (a *app) connectKurrent(ctx context.Context, log *zap.Logger) (*kurrentdb.Client, error) {
+	var client *kurrentdb.Client
+	err := daemon.Retry(ctx, log, "connect to KurrentDB", 500*time.Millisecond, 10*time.Second, func(ctx context.Context) error {
+		c, err := a.kurrentClient()
+		if err != nil {
+			return err
+		}
+		hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if _, _, err := kurrent.New(c, kurrent.Options{}).Head(hctx); err != nil {
+			_ = c.Close()
+			return fmt.Errorf("KurrentDB: %w", err)
+		}
+		client = c
+		return nil
+	})
+	return client, err
 }
 
 // readHead reads the head of $all once.
@@ -158,12 +198,4 @@ func runOptions(p config.Projection) projection.ProjectionOptions {
 		o.Start = projection.Start{Kind: projection.StartAfter, Position: projection.Position{Commit: p.Start.Position, Prepare: p.Start.Position}}
 	}
 	return o
-}
-
-// leader returns the store's leadership, when it offers one.
-func leader(store any) projection.Leader {
-	if l, ok := store.(projection.Leader); ok {
-		return l
-	}
-	return nil
 }

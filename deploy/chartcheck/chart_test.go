@@ -93,7 +93,7 @@ func TestDefaults(t *testing.T) {
 		t.Fatalf("want the daemon and the migrate init container, got %d containers and %d init containers", len(pod.Containers), len(pod.InitContainers))
 	}
 	c, mig := pod.Containers[0], pod.InitContainers[0]
-	if !reflect.DeepEqual(c.Args, []string{"run"}) || !reflect.DeepEqual(mig.Args, []string{"migrate"}) {
+	if !reflect.DeepEqual(c.Args, []string{"run", "--no-migrate"}) || !reflect.DeepEqual(mig.Args, []string{"migrate"}) {
 		t.Errorf("args: daemon %v, init %v", c.Args, mig.Args)
 	}
 	if c.Image != "projector-dev/projector:0.1.0" {
@@ -212,6 +212,14 @@ func TestExistingObjects(t *testing.T) {
 	}
 	if pod.ServiceAccountName != "orders-projector" {
 		t.Errorf("serviceAccountName %q", pod.ServiceAccountName)
+	}
+}
+
+func TestMigrateDisabled(t *testing.T) {
+	set := renderSet(t, Options{Values: map[string]any{"migrate": map[string]any{"enabled": false}}})
+	pod := set.Deployments[0].Spec.Template.Spec
+	if len(pod.InitContainers) != 0 || !slices.Equal(pod.Containers[0].Args, []string{"run"}) {
+		t.Errorf("init containers %d, args %v: the daemon must migrate itself", len(pod.InitContainers), pod.Containers[0].Args)
 	}
 }
 
@@ -455,7 +463,7 @@ func TestSidecarExample(t *testing.T) {
 	if sidecar == nil || migrate == nil {
 		t.Fatal("want a native sidecar (restartPolicy Always) and a migrate init container")
 	}
-	if !slices.Equal(sidecar.Args, []string{"run"}) {
+	if !slices.Equal(sidecar.Args, []string{"run", "--no-migrate"}) {
 		t.Errorf("sidecar args %v", sidecar.Args)
 	}
 	if pod.InitContainers[0].Name != migrate.Name {

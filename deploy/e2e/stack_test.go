@@ -49,10 +49,12 @@ func run(m *testing.M) int {
 		out *string
 	}{{"./cmd/projector", &bins.projector}, {"./cmd/kurrentdb-emulator", &bins.emulator}} {
 		*b.out = filepath.Join(dir, filepath.Base(b.pkg))
+		// Built as the Dockerfile builds the image's binary (and so sharing its build cache).
 		cmd := exec.Command("go", "build", "-trimpath",
-			"-ldflags", "-X github.com/projector-dev/projector/internal/version.Version=e2e",
+			"-ldflags", "-s -w -X github.com/projector-dev/projector/internal/version.Version=e2e",
 			"-o", *b.out, b.pkg)
 		cmd.Dir = repoRoot
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "e2e: build %s: %v\n%s", b.pkg, err, out)
 			return 1

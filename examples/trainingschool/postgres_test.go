@@ -78,7 +78,9 @@ func child() int {
 					return err
 				}
 				fmt.Println("BLOCKED")
-				select {}
+				for {
+					time.Sleep(time.Hour) // until the parent kills this process
+				}
 			}
 			return nil
 		})
@@ -279,6 +281,10 @@ func TestCrashBetweenHandlerAndCommitIsExactlyOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	kill := func(cmd *exec.Cmd) {
+		_ = cmd.Process.Signal(syscall.SIGKILL)
+		_ = cmd.Wait()
+	}
 	start := func(blockAfter int) (*exec.Cmd, *bufio.Scanner) {
 		cmd := exec.Command(exe, "-test.run=^$")
 		cmd.Env = append(os.Environ(), envChild+"=1", envURI+"="+e.srv.URI(), envSchema+"="+e.schema, envBlockAfter+"="+strconv.Itoa(blockAfter))
@@ -290,11 +296,8 @@ func TestCrashBetweenHandlerAndCommitIsExactlyOnce(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(func() { kill(cmd) }) // no child outlives the test, whatever happens
 		return cmd, bufio.NewScanner(out)
-	}
-	kill := func(cmd *exec.Cmd) {
-		_ = cmd.Process.Signal(syscall.SIGKILL)
-		_ = cmd.Wait()
 	}
 	expect := func(line string, sc *bufio.Scanner) {
 		got := make(chan bool, 1)
@@ -355,8 +358,7 @@ func TestCrashBetweenHandlerAndCommitIsExactlyOnce(t *testing.T) {
 		t.Fatalf("tracking went back from %v to %v", s1, s2)
 	}
 
-	cmd, out = start(0)
-	defer kill(cmd)
+	_, out = start(0)
 	expect("RUNNING", out)
 	waitFor(t, e.newStore(t), last) // another process's progress, seen through PostgreSQL alone
 	if dogs, tricks := e.counts(t); dogs != 30 || tricks != 270 {
@@ -417,7 +419,7 @@ func TestTenThousandEventsCommitAsFewTransactions(t *testing.T) {
 	last := e.fill(t, "dog ", 1000, 9)
 	obs := &batchCounter{}
 	r := projection.NewRunner(kurrent.New(e.client, kurrent.Options{}), e.store, projection.Options{Observer: obs})
-	if err := r.Add(trainingschool.PostgresCounts(), projection.ProjectionOptions{BatchSize: 1000, BatchInterval: 50 * time.Millisecond}); err != nil {
+	if err := r.Add(trainingschool.PostgresCounts(), projection.ProjectionOptions{BatchSize: 1000, BatchInterval: 5 * time.Second}); err != nil {
 		t.Fatal(err)
 	}
 	run(t, r)
@@ -491,4 +493,58 @@ func BenchmarkMemoryView(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(10000*b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// PostgreSQL connections cut under a running projection are a transient fault: the batch is
+// retried from the committed state and nothing is lost or applied twice.
+func TestPostgresConnectionLossIsRetried(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	cfg := pgtest.Config(t, e.schema)
+	app := "runner_" + e.schema
+	cfg.ConnConfig.RuntimeParams["application_name"] = app
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	obs := &errorCounter{}
+	r := projection.NewRunner(kurrent.New(e.client, kurrent.Options{}), postgres.New(pool, postgres.Options{}),
+		projection.Options{Observer: obs, MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond})
+	if err := r.Add(trainingschool.PostgresCounts(), projection.ProjectionOptions{BatchSize: 20}); err != nil {
+		t.Fatal(err)
+	}
+	run(t, r)
+	for round := range 5 {
+		last := e.fill(t, fmt.Sprintf("dog %d.", round), 10, 4)
+		var killed int
+		if err := e.pool.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1`, app).Scan(&killed); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, e.store, last)
+	}
+	if dogs, tricks := e.counts(t); dogs != 50 || tricks != 200 {
+		t.Fatalf("counts = %d, %d; want exactly 50, 200", dogs, tricks)
+	}
+	if obs.n() == 0 {
+		t.Log("no batch was in flight when the connections were cut")
+	}
+}
+
+type errorCounter struct {
+	projection.NopObserver
+	mu    sync.Mutex
+	count int
+}
+
+func (c *errorCounter) Error(string, string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.count++
+}
+
+func (c *errorCounter) n() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.count
 }

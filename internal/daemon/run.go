@@ -50,6 +50,9 @@ func Start(log *zap.Logger, addr string, names []string) (*Daemon, error) {
 	return d, nil
 }
 
+// AddCheck adds a connectivity check /readyz runs.
+func (d *Daemon) AddCheck(check func(ctx context.Context) error) { d.prov.AddCheck(check) }
+
 // Addr is the address the HTTP server listens on.
 func (d *Daemon) Addr() string { return d.srv.Addr() }
 

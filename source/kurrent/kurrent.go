@@ -27,7 +27,9 @@ type Options struct {
 	// (default 32, KurrentDB's default).
 	MaxSearchWindow int
 	// CheckpointInterval is the checkpoint interval multiplier: the server reports a checkpoint
-	// every CheckpointInterval × MaxSearchWindow events considered (default 1).
+	// every CheckpointInterval × MaxSearchWindow events considered (default 1). While live, this
+	// bounds how many further events of $all it takes before a wait for the position of an
+	// event the projection does not subscribe to returns.
 	CheckpointInterval int
 }
 

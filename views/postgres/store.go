@@ -244,11 +244,15 @@ func (s *Store) Wait(ctx context.Context, projectionName string, commit uint64) 
 		}
 		select {
 		case <-ch:
+		case <-l.done:
+			return st, fmt.Errorf("postgres: wait for %q: %w", projectionName, errClosed)
 		case <-ctx.Done():
 			return st, ctx.Err()
 		}
 	}
 }
+
+var errClosed = errors.New("store closed")
 
 // Close ends the LISTEN connection shared by waiters; pending Wait calls fail. It does not
 // close the pool.
@@ -267,7 +271,7 @@ func (s *Store) sharedListener() (*listener, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return nil, errors.New("postgres: Wait on a closed store")
+		return nil, fmt.Errorf("postgres: wait: %w", errClosed)
 	}
 	if s.listener == nil {
 		s.listener = startListener(s.pool.Config().ConnConfig, s.opts.Channel, s.opts.ListenRetry)

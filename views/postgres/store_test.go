@@ -271,3 +271,25 @@ func TestWaitAcrossStoresSharesOneListenConnection(t *testing.T) {
 
 func noop(context.Context, pgx.Tx) error { return nil }
 
+func TestCloseEndsPendingWaits(t *testing.T) {
+	t.Parallel()
+	store, _ := newStore(t, postgres.Options{})
+	done := make(chan error, 1)
+	go func() {
+		_, err := store.Wait(context.Background(), "p", 10)
+		done <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	_ = store.Close()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "closed") {
+			t.Errorf("Wait after Close = %v, want a closed-store error", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Wait still blocked 5s after Close")
+	}
+	if _, err := store.Wait(context.Background(), "p", 10); err == nil {
+		t.Error("Wait on a closed store succeeded")
+	}
+}

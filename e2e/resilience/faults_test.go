@@ -1,0 +1,263 @@
+package resilience_test
+
+import (
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/kurrent-io/KurrentDB-Client-Go/kurrentdb"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/projector-dev/projector/internal/faultproxy"
+)
+
+// TestSubscriptionsDropped drops every subscription of the emulator again and again while the
+// workload is written and projected: the projector must resubscribe after its tracked
+// position, losing and doubling nothing, and count the restarts.
+func TestSubscriptionsDropped(t *testing.T) {
+	db := newDatabase(t)
+	srv := startEmulator(t)
+	client := kurrentClient(t, srv.URI())
+	d := startDaemon(t, "projector", db.url, srv.URI(), writeFile(t, "projections.yaml", ledgerConfig("stop", 0, 200, false)))
+
+	wr := newWriter(client, standard())
+	start := time.Now()
+	finished := startWriter(t, wr)
+	drops := 0
+	for at := 1000; at < wr.w.deposits(); at += 1500 {
+		atApplied(t, db.pool, at)
+		srv.DropSubscriptions(status.Error(codes.Unavailable, "resilience: subscriptions dropped"))
+		drops++
+	}
+	finished()
+	t.Logf("wrote %d deposits in %v, dropping every subscription %d times as the ledger progressed", wr.w.deposits(), time.Since(start), drops)
+	_, last := wr.progress()
+	waitTracked(t, db.pool, "ledger", last, time.Minute)
+	want := readLog(t, client)
+	if len(want) != wr.w.deposits() {
+		t.Fatalf("the log holds %d deposits, want %d", len(want), wr.w.deposits())
+	}
+	t.Log(checkLedger(t, db.pool, want))
+	if r := d.metric(t, `projector_subscription_restarts_total{projection="ledger"}`); r < 1 {
+		t.Errorf("projector_subscription_restarts_total = %v after %d drops, want at least 1", r, drops)
+	} else {
+		t.Logf("subscription restarts counted: %v; logged: %d", r, len(d.logLines("subscription restarted")))
+	}
+}
+
+// finish waits for the writer, then for projection to process the last deposit, and returns
+// the deposits of the log.
+func finish(t *testing.T, db *database, wr *writer, finished func(), projection string) []logEvent {
+	t.Helper()
+	finished()
+	_, last := wr.progress()
+	waitTracked(t, db.pool, projection, last, 90*time.Second)
+	want := readLog(t, wr.client)
+	if len(want) < wr.w.deposits() {
+		t.Fatalf("the log holds %d deposits, want at least %d", len(want), wr.w.deposits())
+	}
+	return want
+}
+
+// checkStoppedConsistent asserts, while no projector runs, that the ledger holds exactly the
+// events its tracking row says are processed: a batch is committed whole with its tracking
+// advance, or not at all.
+func checkStoppedConsistent(t *testing.T, db *database, c *kurrentdb.Client) {
+	t.Helper()
+	commit, checkpoint := tracked(t, db.pool, "ledger")
+	done := doneBy(readLog(t, c), commit, checkpoint)
+	t.Logf("stopped at commit %d, checkpoint %d: %s", commit, checkpoint, checkLedger(t, db.pool, done))
+}
+
+// TestEmulatorRestartedOnItsData kills the emulator binary (SIGKILL) twice in the middle of
+// the workload and starts it again on the same address and --data directory: the writer and
+// the projector reconnect, and the view holds every event of the reloaded log exactly once.
+func TestEmulatorRestartedOnItsData(t *testing.T) {
+	db := newDatabase(t)
+	addr, data := freeAddr(t), t.TempDir()
+	emu := startEmulatorBinary(t, addr, data)
+	uri := "kurrentdb://" + addr + "?tls=false"
+	client := kurrentClient(t, uri)
+	d := startDaemon(t, "projector", db.url, uri, writeFile(t, "projections.yaml", ledgerConfig("stop", 0, 200, false)))
+
+	wr := newWriter(client, standard())
+	finished := startWriter(t, wr)
+	for i, at := range []int{6000, 13000} {
+		atApplied(t, db.pool, at)
+		if code := emu.signal(syscall.SIGKILL, 10*time.Second); code != -1 {
+			t.Logf("emulator exit code %d", code)
+		}
+		c, _ := tracked(t, db.pool, "ledger")
+		n, _ := wr.progress()
+		t.Logf("restart %d: emulator killed with %d events in the ledger (position %d), %d deposits written", i+1, at, c, n)
+		time.Sleep(500 * time.Millisecond)
+		emu = startEmulatorBinary(t, addr, data)
+	}
+	want := finish(t, db, wr, finished, "ledger")
+	t.Log(checkLedger(t, db.pool, want))
+	restarts := d.metric(t, `projector_subscription_restarts_total{projection="ledger"}`) +
+		d.metric(t, `projector_errors_total{kind="source",projection="ledger"}`)
+	if restarts < 1 {
+		t.Errorf("no subscription restart or source error counted after two emulator restarts")
+	}
+	t.Logf("writer retried %d appends; projector counted %v restarts/source errors", wr.failures, restarts)
+}
+
+// TestPostgresBackendsKilled terminates every PostgreSQL session of the projector
+// (pg_terminate_backend: batch connections, the LISTEN connection and the leadership lock
+// connection) again and again while it works.
+func TestPostgresBackendsKilled(t *testing.T) {
+	db := newDatabase(t)
+	srv := startEmulator(t)
+	client := kurrentClient(t, srv.URI())
+	d := startDaemon(t, "projector", db.url, srv.URI(), writeFile(t, "projections.yaml", ledgerConfig("stop", 0, 200, false)))
+
+	wr := newWriter(client, standard())
+	finished := startWriter(t, wr)
+	kills, rounds := 0, 0
+	for at := 1000; at < wr.w.deposits(); at += 3000 {
+		atApplied(t, db.pool, at)
+		kills += db.killBackends(t)
+		rounds++
+	}
+	t.Logf("killed %d backends in %d rounds", kills, rounds)
+	want := finish(t, db, wr, finished, "ledger")
+	t.Log(checkLedger(t, db.pool, want))
+	if kills == 0 {
+		t.Fatal("no backend was killed: the fault was not injected")
+	}
+	errs := d.metric(t, `projector_errors_total{kind="store",projection="ledger"}`) + d.metric(t, `projector_errors_total{kind="leadership",projection="ledger"}`)
+	if errs < 1 {
+		t.Errorf("projector_errors_total{kind=store|leadership} = %v after %d killed backends, want at least 1", errs, kills)
+	}
+}
+
+// TestPostgresConnectionsCutAndBlackholed puts a fault proxy between the projector and
+// PostgreSQL, cuts every connection several times and black-holes them for a few seconds.
+func TestPostgresConnectionsCutAndBlackholed(t *testing.T) {
+	db := newDatabase(t)
+	proxy, err := faultproxy.New(db.host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = proxy.Close() }()
+	srv := startEmulator(t)
+	client := kurrentClient(t, srv.URI())
+	startDaemon(t, "projector", db.urlVia(proxy.Addr()), srv.URI(), writeFile(t, "projections.yaml", ledgerConfig("stop", 0, 200, false)))
+
+	wr := newWriter(client, standard())
+	finished := startWriter(t, wr)
+	cut := 0
+	for _, at := range []int{2000, 6000, 10000} {
+		atApplied(t, db.pool, at)
+		cut += proxy.CutAll()
+	}
+	atApplied(t, db.pool, 14000)
+	proxy.Pause()
+	time.Sleep(500 * time.Millisecond)
+	held := applied(t, db.pool, "ledger_applied")
+	time.Sleep(2500 * time.Millisecond)
+	if n := applied(t, db.pool, "ledger_applied"); n != held {
+		t.Errorf("the ledger moved from %d to %d events while PostgreSQL was black-holed", held, n)
+	}
+	proxy.Resume()
+	t.Logf("cut %d connections, then black-holed PostgreSQL for 3s with %d events in the ledger", cut, held)
+	want := finish(t, db, wr, finished, "ledger")
+	t.Log(checkLedger(t, db.pool, want))
+}
+
+// TestKurrentDBConnectionsCutAndBlackholed puts a fault proxy between the projector and the
+// emulator, cuts every connection several times and black-holes them for a few seconds.
+func TestKurrentDBConnectionsCutAndBlackholed(t *testing.T) {
+	db := newDatabase(t)
+	srv := startEmulator(t)
+	proxy, err := faultproxy.New(srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = proxy.Close() }()
+	client := kurrentClient(t, srv.URI())
+	d := startDaemon(t, "projector", db.url, "kurrentdb://"+proxy.Addr()+"?tls=false", writeFile(t, "projections.yaml", ledgerConfig("stop", 0, 200, false)))
+
+	wr := newWriter(client, standard())
+	finished := startWriter(t, wr)
+	cut := 0
+	for _, at := range []int{2000, 6000, 10000} {
+		atApplied(t, db.pool, at)
+		cut += proxy.CutAll()
+	}
+	atApplied(t, db.pool, 14000)
+	proxy.Pause()
+	time.Sleep(3 * time.Second)
+	proxy.Resume()
+	t.Logf("cut %d connections, black-holed KurrentDB for 3s", cut)
+	want := finish(t, db, wr, finished, "ledger")
+	t.Log(checkLedger(t, db.pool, want))
+	if r := d.metric(t, `projector_subscription_restarts_total{projection="ledger"}`); r < 1 {
+		t.Errorf("projector_subscription_restarts_total = %v after %d cut connections, want at least 1", r, cut)
+	}
+}
+
+// TestLeaderKilledStandbyTakesOver runs two projectors on one database; the leader is
+// SIGKILLed in the middle of the workload, and the standby must take over within seconds.
+func TestLeaderKilledStandbyTakesOver(t *testing.T) {
+	db := newDatabase(t)
+	srv := startEmulator(t)
+	client := kurrentClient(t, srv.URI())
+	cfg := writeFile(t, "projections.yaml", ledgerConfig("stop", 0, 200, false))
+	daemons := []*daemon{
+		startDaemon(t, "projector-a", db.url, srv.URI(), cfg),
+		startDaemon(t, "projector-b", db.url, srv.URI(), cfg),
+	}
+	wr := newWriter(client, standard())
+	finished := startWriter(t, wr)
+
+	leaders := func() []*daemon {
+		var out []*daemon
+		for _, d := range daemons {
+			if s, ok := d.status("ledger"); ok && s.Leader {
+				out = append(out, d)
+			}
+		}
+		return out
+	}
+	var leader *daemon
+	eventually(t, 30*time.Second, "one projector leads", func() bool {
+		l := leaders()
+		if len(l) > 1 {
+			t.Fatalf("two leaders at once: %s and %s", l[0].name, l[1].name)
+		}
+		if len(l) == 1 {
+			leader = l[0]
+		}
+		return leader != nil
+	})
+	eventually(t, time.Minute, "the leader is half way", func() bool {
+		if l := leaders(); len(l) > 1 {
+			t.Fatalf("two leaders at once: %s and %s", l[0].name, l[1].name)
+		}
+		return applied(t, db.pool, "ledger_applied") >= 8000
+	})
+	standby := daemons[0]
+	if standby == leader {
+		standby = daemons[1]
+	}
+	killed := time.Now()
+	leader.signal(syscall.SIGKILL, 10*time.Second)
+	eventually(t, 15*time.Second, standby.name+" leads", func() bool {
+		s, ok := standby.status("ledger")
+		return ok && s.Leader
+	})
+	before, _ := tracked(t, db.pool, "ledger")
+	eventually(t, 15*time.Second, standby.name+" commits", func() bool {
+		c, _ := tracked(t, db.pool, "ledger")
+		return c > before
+	})
+	t.Logf("%s SIGKILLed; %s led and committed %v later", leader.name, standby.name, time.Since(killed))
+	want := finish(t, db, wr, finished, "ledger")
+	t.Log(checkLedger(t, db.pool, want))
+	if v := standby.metric(t, `projector_leader{projection="ledger"}`); v != 1 {
+		t.Errorf("projector_leader of the new leader = %v, want 1", v)
+	}
+}

@@ -1,0 +1,197 @@
+package emulator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/kurrent-io/KurrentDB-Client-Go/kurrentdb"
+)
+
+// benchPayload is a ~200-byte JSON event body.
+var benchPayload = []byte(`{"orderId":"6f1c2a4e-9b7d-4c1e-8f3a-2d5b7c9e1f00","customer":"c-4711","lines":[{"sku":"SKU-1","qty":2,"price":"19.99"},{"sku":"SKU-2","qty":1,"price":"5.00"}],"total":"44.98","currency":"EUR","note":"bench"}`)
+
+// fillBench appends n ~200-byte JSON events, in batches, over 100 streams.
+func fillBench(b *testing.B, s *Store, n int) {
+	b.Helper()
+	const batch = 1000
+	for done := 0; done < n; {
+		k := min(batch, n-done)
+		evs := make([]ProposedEvent, k)
+		for i := range evs {
+			evs[i] = ProposedEvent{ID: uuid.New(), Type: "OrderPlaced", IsJSON: true, Data: benchPayload, Metadata: []byte{}}
+		}
+		if _, err := s.Append(StreamAppend{Stream: fmt.Sprintf("order-%d", done/batch%100), Expected: Expected{Kind: ExpectAny}, Events: evs}); err != nil {
+			b.Fatal(err)
+		}
+		done += k
+	}
+}
+
+// memProbe measures allocations and the peak heap over a run.
+type memProbe struct {
+	start runtime.MemStats
+	cpu0  time.Duration
+	base  uint64
+	peak  atomic.Uint64
+	stop  chan struct{}
+	wg    sync.WaitGroup
+}
+
+func startMemProbe() *memProbe {
+	runtime.GC()
+	p := &memProbe{stop: make(chan struct{})}
+	runtime.ReadMemStats(&p.start)
+	p.base = p.start.HeapInuse
+	p.cpu0 = cpuTime()
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		var ms runtime.MemStats
+		for {
+			select {
+			case <-p.stop:
+				return
+			case <-t.C:
+				runtime.ReadMemStats(&ms)
+				if ms.HeapInuse > p.peak.Load() {
+					p.peak.Store(ms.HeapInuse)
+				}
+			}
+		}
+	}()
+	return p
+}
+
+// report stops the probe and reports per-event figures for n events.
+func (p *memProbe) report(b *testing.B, n int) {
+	close(p.stop)
+	p.wg.Wait()
+	var end runtime.MemStats
+	runtime.ReadMemStats(&end)
+	runtime.GC()
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
+	// CPU time of the whole process (server and client) per event: the
+	// machine is shared, so this is steadier than wall-clock throughput.
+	b.ReportMetric(float64(cpuTime()-p.cpu0)/float64(time.Microsecond)/float64(n), "cpu-µs/event")
+	b.ReportMetric(float64(end.Mallocs-p.start.Mallocs)/float64(n), "allocs/event")
+	b.ReportMetric(float64(end.TotalAlloc-p.start.TotalAlloc)/float64(n), "B/event")
+	peak := p.peak.Load()
+	if peak < p.base {
+		peak = p.base
+	}
+	b.ReportMetric(float64(peak-p.base)/(1<<20), "peak-heap-growth-MiB")
+	// What the read left behind: the live heap after a collection.
+	b.ReportMetric((float64(after.HeapAlloc)-float64(p.start.HeapAlloc))/(1<<20), "retained-MiB")
+}
+
+func benchReadAll(b *testing.B, events int) {
+	f := newReadFixture(b, Options{})
+	t0 := time.Now()
+	fillBench(b, f.store, events)
+	b.Logf("filled %d events in %v", events, time.Since(t0))
+	_, total := f.store.Head()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	b.ResetTimer()
+	probe := startMemProbe()
+	read := 0
+	for i := 0; i < b.N; i++ {
+		rs, err := f.client.ReadAll(ctx, kurrentdb.ReadAllOptions{From: kurrentdb.Start{}}, uint64(total))
+		if err != nil {
+			b.Fatal(err)
+		}
+		for {
+			_, err := rs.Recv()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			read++
+		}
+		rs.Close()
+	}
+	b.StopTimer()
+	if read != total*b.N {
+		b.Fatalf("read %d events, want %d", read, total*b.N)
+	}
+	probe.report(b, read)
+}
+
+// BenchmarkReadAllForwards reads a 100,000-event $all forwards with the
+// official client over loopback gRPC.
+func BenchmarkReadAllForwards(b *testing.B) { benchReadAll(b, 100_000) }
+
+// BenchmarkReadAllMillion reads a 1,000,000-event $all: the heap must stay
+// flat (peak-heap-growth-MiB) while the whole log streams through.
+func BenchmarkReadAllMillion(b *testing.B) { benchReadAll(b, 1_000_000) }
+
+func benchCatchUp(b *testing.B, events int, filter *kurrentdb.SubscriptionFilter) {
+	f := newReadFixture(b, Options{})
+	t0 := time.Now()
+	fillBench(b, f.store, events)
+	b.Logf("filled %d events in %v", events, time.Since(t0))
+	_, total := f.store.Head()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	b.ResetTimer()
+	probe := startMemProbe()
+	got := 0
+	for i := 0; i < b.N; i++ {
+		sub, err := f.client.SubscribeToAll(ctx, kurrentdb.SubscribeToAllOptions{From: kurrentdb.Start{}, Filter: filter})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for {
+			e := sub.Recv()
+			if e.SubscriptionDropped != nil {
+				b.Fatal(e.SubscriptionDropped.Error)
+			}
+			if e.EventAppeared != nil {
+				got++
+			}
+			if e.CaughtUp != nil {
+				break
+			}
+		}
+		_ = sub.Close()
+	}
+	b.StopTimer()
+	if filter == nil && got != total*b.N || filter != nil && got != events*b.N {
+		b.Fatalf("caught up with %d events, want %d", got, total*b.N)
+	}
+	probe.report(b, got)
+}
+
+// BenchmarkCatchUpAll is a catch-up subscription to $all from the start
+// over 100,000 events, to caught_up.
+func BenchmarkCatchUpAll(b *testing.B) { benchCatchUp(b, 100_000, nil) }
+
+// BenchmarkCatchUpAllFiltered is the same with an event-type regex filter
+// with a lookahead, as Python clients send.
+func BenchmarkCatchUpAllFiltered(b *testing.B) {
+	benchCatchUp(b, 100_000, &kurrentdb.SubscriptionFilter{Type: kurrentdb.EventFilterType, Regex: `^(?!(\$.+$|.*Snapshot$))`})
+}
+
+// cpuTime is the process's user+system CPU time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}

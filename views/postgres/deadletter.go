@@ -1,0 +1,71 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/projector-dev/projector/projection"
+	"github.com/projector-dev/projector/tracking"
+)
+
+// DeadLetterRecord is one event a projection skipped under the skip error policy, as
+// projector_dead_letters holds it (Store.DeadLetter writes it inside the batch transaction).
+type DeadLetterRecord struct {
+	// ID orders the records in the order they were written.
+	ID int64 `json:"id"`
+	// Projection is the projection that skipped the event.
+	Projection string `json:"projection"`
+	// Event is the skipped event, with its data and metadata as stored.
+	Event projection.Event `json:"event"`
+	// Error is the handler's error.
+	Error string `json:"error"`
+	// DeadAt is when the record was written.
+	DeadAt time.Time `json:"dead_at"`
+}
+
+// Querier runs a query: a *pgxpool.Pool, a *pgx.Conn or a pgx.Tx.
+type Querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// ListDeadLetters returns the dead letters of projectionName in log order (by commit and
+// prepare position, then by ID), at most limit of them when limit > 0. Through a transaction it
+// also sees dead letters written earlier in that transaction.
+func ListDeadLetters(ctx context.Context, q Querier, projectionName string, limit int) ([]DeadLetterRecord, error) {
+	if limit < 0 {
+		return nil, fmt.Errorf("postgres: list dead letters of %q: limit %d: must not be negative", projectionName, limit)
+	}
+	var lim any // NULL: no limit
+	if limit > 0 {
+		lim = int64(limit)
+	}
+	rows, err := q.Query(ctx, `SELECT id, projection, event_id, event_type, stream, revision, commit_position, prepare_position,
+			content_type, data, metadata, created, error, dead_at
+		FROM projector_dead_letters WHERE projection = $1
+		ORDER BY commit_position, prepare_position, id LIMIT $2`, projectionName, lim)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list dead letters of %q: %w", projectionName, err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (DeadLetterRecord, error) {
+		var r DeadLetterRecord
+		var revision, commit, prepare int64
+		err := row.Scan(&r.ID, &r.Projection, &r.Event.ID, &r.Event.Type, &r.Event.Stream, &revision, &commit, &prepare,
+			&r.Event.ContentType, &r.Event.Data, &r.Event.Metadata, &r.Event.Created, &r.Error, &r.DeadAt)
+		if err != nil {
+			return r, err
+		}
+		if revision < 0 || commit < 0 || prepare < 0 {
+			return r, fmt.Errorf("dead letter %d: negative revision or position (%d, %d, %d)", r.ID, revision, commit, prepare)
+		}
+		r.Event.Revision = uint64(revision)
+		r.Event.Position = tracking.Position{Commit: uint64(commit), Prepare: uint64(prepare)}
+		r.Event.Created = r.Event.Created.UTC()
+		return r, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list dead letters of %q: %w", projectionName, err)
+	}
+	return out, nil
+}

@@ -1,0 +1,375 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/projector-dev/projector/projection"
+)
+
+// Defaults of ElectorOptions.
+const (
+	DefaultLeaderRetryInterval = time.Second
+	DefaultLeaderCheckInterval = 500 * time.Millisecond
+	DefaultLeaderTimeout       = 5 * time.Second
+)
+
+// ErrLeadershipLost is wrapped by the cause of a Lease that ended because its lock connection
+// failed: the advisory lock may already belong to another process.
+var ErrLeadershipLost = errors.New("leadership lost: the advisory lock connection failed")
+
+// ErrLeaseReleased is the cause of a Lease that ended because it was released.
+var ErrLeaseReleased = errors.New("leadership released")
+
+// ElectorOptions tune an Elector. Zero values take the defaults.
+type ElectorOptions struct {
+	// Namespace separates independent Projector installations that share a database. When
+	// empty, it is the current schema of the lock connection (the schema Projector's tables
+	// live in), so installations in different schemas never contend.
+	Namespace string
+	// RetryInterval is how often a standby tries to take the lock (default 1s). It bounds how
+	// long a standby takes to lead once the lock frees.
+	RetryInterval time.Duration
+	// CheckInterval is how often a leader checks that its lock connection is alive (default
+	// 500ms). It bounds how long a leader keeps going after its connection dies.
+	CheckInterval time.Duration
+	// Timeout bounds connecting and every statement on the lock connection (default 5s); a
+	// leader whose health check times out has lost leadership.
+	Timeout time.Duration
+}
+
+func (o ElectorOptions) withDefaults() ElectorOptions {
+	if o.RetryInterval <= 0 {
+		o.RetryInterval = DefaultLeaderRetryInterval
+	}
+	if o.CheckInterval <= 0 {
+		o.CheckInterval = DefaultLeaderCheckInterval
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultLeaderTimeout
+	}
+	return o
+}
+
+// Elector grants one active runner per projection across processes: the leader of a
+// projection is the session that holds a PostgreSQL session-level advisory lock on the
+// projection's LockKey. Each lease holds its lock on a dedicated connection opened from the
+// Elector's configuration (never a pooled connection, whose session could be handed to other
+// work or recycled), so the lock lives exactly as long as that connection: if the process dies,
+// even by SIGKILL, or its connection is killed, PostgreSQL frees the lock and a standby takes
+// over within RetryInterval.
+//
+// Leadership narrows, but cannot by itself close, the window in which two processes believe
+// they lead (a leader learns of its lost connection only at its next check); the
+// compare-and-set on the tracking row stays the last line of defence, and Lease.Verify lets a
+// batch transaction check the lock before it commits.
+//
+// Elector implements projection.Leader. It holds no connections itself and is safe for
+// concurrent use.
+type Elector struct {
+	cfg  *pgx.ConnConfig
+	opts ElectorOptions
+}
+
+var _ projection.Leader = (*Elector)(nil)
+
+// NewElector returns an Elector whose lock connections use a copy of cfg (typically
+// pool.Config().ConnConfig, so the locks live in the database the views are in).
+func NewElector(cfg *pgx.ConnConfig, opts ElectorOptions) *Elector {
+	return &Elector{cfg: cfg.Copy(), opts: opts.withDefaults()}
+}
+
+// LockKey is the advisory lock key of projection in namespace: the FNV-1a 64-bit hash of
+// "projector\x00leader\x00" + namespace + "\x00" + projection, read as a signed 64-bit integer
+// (the single-bigint form of pg_advisory_lock, so it never meets the two-integer keys Migrate
+// locks). The key is stable across releases and platforms; pg_locks shows it as classid (the
+// high 32 bits) and objid (the low 32 bits) with objsubid 1.
+func LockKey(namespace, projection string) int64 {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte("projector\x00leader\x00"))
+	_, _ = h.Write([]byte(namespace))
+	_, _ = h.Write([]byte{0})
+	_, _ = h.Write([]byte(projection))
+	return int64(h.Sum64())
+}
+
+// Acquire implements projection.Leader: it blocks as a standby until this process leads
+// projectionName (see AcquireLease), then returns a context that carries the Lease (see
+// LeaseFromContext) and ends, with the Lease's cause, when ctx ends or leadership is lost or
+// released. release gives leadership up and waits for the lock connection to close; it is safe
+// to call more than once and must be called.
+func (e *Elector) Acquire(ctx context.Context, projectionName string) (context.Context, func(), error) {
+	lease, err := e.AcquireLease(ctx, projectionName)
+	if err != nil {
+		return nil, nil, err
+	}
+	lead, cancel := context.WithCancelCause(context.WithValue(ctx, leaseKey{}, lease))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		select {
+		case <-lease.Lost():
+			cancel(lease.Err())
+		case <-lead.Done():
+		}
+	}()
+	release := sync.OnceFunc(func() {
+		cancel(ErrLeaseReleased)
+		<-done
+		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), e.opts.Timeout)
+		defer rcancel()
+		_ = lease.Release(rctx)
+	})
+	return lead, release, nil
+}
+
+// AcquireLease blocks until this process leads projectionName, trying the lock every
+// RetryInterval on one dedicated connection, and returns the Lease. It returns ctx's error when
+// ctx ends first, and an error naming the projection when the lock connection cannot be opened
+// or fails while waiting (the caller backs off and calls again).
+func (e *Elector) AcquireLease(ctx context.Context, projectionName string) (*Lease, error) {
+	if projectionName == "" {
+		return nil, errors.New("postgres: leadership: empty projection name")
+	}
+	cctx, cancel := context.WithTimeout(ctx, e.opts.Timeout)
+	conn, err := pgx.ConnectConfig(cctx, e.cfg.Copy())
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("postgres: leadership of %q: open the lock connection: %w", projectionName, err)
+	}
+	fail := func(what string, err error) (*Lease, error) {
+		closeConn(conn, e.opts.Timeout)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("postgres: leadership of %q: %s: %w", projectionName, what, err)
+	}
+	namespace := e.opts.Namespace
+	var schema string
+	var pid uint32
+	qctx, cancel := context.WithTimeout(ctx, e.opts.Timeout)
+	err = conn.QueryRow(qctx, `SELECT coalesce(current_schema(), ''), pg_backend_pid()`).Scan(&schema, &pid)
+	cancel()
+	if err != nil {
+		return fail("read the current schema", err)
+	}
+	if namespace == "" {
+		namespace = schema
+	}
+	key := LockKey(namespace, projectionName)
+	for {
+		var ok bool
+		qctx, cancel := context.WithTimeout(ctx, e.opts.Timeout)
+		err := conn.QueryRow(qctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&ok)
+		cancel()
+		if err != nil {
+			return fail(fmt.Sprintf("try the advisory lock %d", key), err)
+		}
+		if ok {
+			return e.startLease(conn, projectionName, namespace, key, pid), nil
+		}
+		t := time.NewTimer(e.opts.RetryInterval)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			closeConn(conn, e.opts.Timeout)
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func (e *Elector) startLease(conn *pgx.Conn, projectionName, namespace string, key int64, pid uint32) *Lease {
+	l := &Lease{
+		projection: projectionName,
+		namespace:  namespace,
+		key:        key,
+		pid:        pid,
+		timeout:    e.opts.Timeout,
+		conn:       conn,
+		lost:       make(chan struct{}),
+		stop:       make(chan struct{}),
+		done:       make(chan struct{}),
+	}
+	go l.watch(e.opts.CheckInterval)
+	return l
+}
+
+// Lease is the leadership of one projection, held as a session advisory lock on a dedicated
+// connection. It ends when released or when the connection is found dead; Lost tells when.
+// Its methods are safe for concurrent use.
+type Lease struct {
+	projection string
+	namespace  string
+	key        int64
+	pid        uint32
+	timeout    time.Duration
+
+	mu   sync.Mutex // serializes use of conn
+	conn *pgx.Conn  // nil once closed
+
+	endOnce sync.Once
+	cause   error // set before lost is closed
+	lost    chan struct{}
+
+	stopOnce sync.Once
+	stop     chan struct{} // closed to end the watcher
+	done     chan struct{} // closed when the watcher has ended
+}
+
+// Projection is the name of the projection this Lease leads.
+func (l *Lease) Projection() string { return l.projection }
+
+// Namespace is the namespace the lock key was computed in.
+func (l *Lease) Namespace() string { return l.namespace }
+
+// Key is the advisory lock key (see LockKey).
+func (l *Lease) Key() int64 { return l.key }
+
+// PID is the PostgreSQL backend process id of the lock connection, as pg_locks and
+// pg_stat_activity show it.
+func (l *Lease) PID() uint32 { return l.pid }
+
+// Lost returns a channel closed the moment leadership ends: when the lock connection is found
+// dead (by the periodic check or by Check) or when the Lease is released. Err tells which.
+func (l *Lease) Lost() <-chan struct{} { return l.lost }
+
+// Err is nil while the Lease leads; afterwards it is ErrLeaseReleased or an error wrapping
+// ErrLeadershipLost and the connection's failure.
+func (l *Lease) Err() error {
+	select {
+	case <-l.lost:
+		return l.cause
+	default:
+		return nil
+	}
+}
+
+// Check runs a health query on the lock connection now; if it fails, the Lease ends as lost
+// and Check returns the cause. A runner may call it before each commit. ctx bounds only the
+// wait for the connection; the query itself is bounded by the Elector's Timeout.
+func (l *Lease) Check(ctx context.Context) error {
+	if err := l.Err(); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if l.conn == nil {
+		return l.Err()
+	}
+	qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.timeout)
+	_, err := l.conn.Exec(qctx, `SELECT 1`)
+	cancel()
+	if err != nil {
+		l.closeLocked()
+		l.end(fmt.Errorf("postgres: leadership of %q: %w: %w", l.projection, ErrLeadershipLost, err))
+		return l.Err()
+	}
+	return nil
+}
+
+// Verify checks, inside tx (a transaction on any other connection to the same database), that
+// the lock connection of this Lease still holds the advisory lock, so a batch can refuse to
+// commit without leadership. It returns an error wrapping ErrLeadershipLost when the lock is no
+// longer held, and marks the Lease lost.
+func (l *Lease) Verify(ctx context.Context, tx pgx.Tx) error {
+	if err := l.Err(); err != nil {
+		return err
+	}
+	u := uint64(l.key)
+	var held bool
+	err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks
+		WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+		  AND classid = $1::bigint::oid AND objid = $2::bigint::oid AND objsubid = 1 AND pid = $3 AND granted)`,
+		int64(u>>32), int64(u&0xffffffff), int64(l.pid)).Scan(&held)
+	if err != nil {
+		return fmt.Errorf("postgres: leadership of %q: verify the advisory lock: %w", l.projection, err)
+	}
+	if !held {
+		l.end(fmt.Errorf("postgres: leadership of %q: backend %d no longer holds advisory lock %d: %w", l.projection, l.pid, l.key, ErrLeadershipLost))
+		return l.Err()
+	}
+	return nil
+}
+
+// Release gives leadership up: it stops the health checks, unlocks, and closes the lock
+// connection (closing alone would free the lock; unlocking first frees it even if the close is
+// slow). It is safe to call more than once; later calls return nil.
+func (l *Lease) Release(ctx context.Context) error {
+	l.stopOnce.Do(func() { close(l.stop) })
+	<-l.done
+	l.end(ErrLeaseReleased)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.conn == nil {
+		return nil
+	}
+	qctx, cancel := context.WithTimeout(ctx, l.timeout)
+	_, err := l.conn.Exec(qctx, `SELECT pg_advisory_unlock($1)`, l.key)
+	cancel()
+	l.closeLocked()
+	if err != nil {
+		return fmt.Errorf("postgres: leadership of %q: unlock (the connection is closed, which frees the lock): %w", l.projection, err)
+	}
+	return nil
+}
+
+// watch checks the connection every interval until the Lease ends.
+func (l *Lease) watch(interval time.Duration) {
+	defer close(l.done)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-l.lost:
+			return
+		case <-t.C:
+			if l.Check(context.Background()) != nil {
+				return
+			}
+		}
+	}
+}
+
+func (l *Lease) end(cause error) {
+	l.endOnce.Do(func() {
+		l.cause = cause
+		close(l.lost)
+	})
+}
+
+// closeLocked closes the connection; l.mu must be held.
+func (l *Lease) closeLocked() {
+	if l.conn != nil {
+		closeConn(l.conn, l.timeout)
+		l.conn = nil
+	}
+}
+
+func closeConn(conn *pgx.Conn, timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	_ = conn.Close(ctx)
+}
+
+type leaseKey struct{}
+
+// LeaseFromContext returns the Lease carried by a context that Elector.Acquire returned (or
+// one derived from it), so a store can Verify leadership inside the batch transaction.
+func LeaseFromContext(ctx context.Context) (*Lease, bool) {
+	l, ok := ctx.Value(leaseKey{}).(*Lease)
+	return l, ok
+}
