@@ -3,11 +3,11 @@ SHELL := /bin/bash
 GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/projector-dev/projector/internal/version.Version=$(VERSION)
-STATICCHECK_VERSION ?= 2026.2.2
+STATICCHECK_VERSION ?= v0.8.2
 CLIENT_VERSION ?= v1.4.2
 TEST_FLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: all build test lint fmt vet staticcheck fidelity bench demo clean
+.PHONY: all build test lint fmt vet staticcheck fidelity bench demo clean deploy-check
 
 all: build
 
@@ -34,6 +34,9 @@ fidelity: ## Run the official KurrentDB Go client's integration suites against t
 
 demo: ## The training-school walkthrough: in-process KurrentDB emulator, projection, wait API (Ctrl-C stops; DEMO_FLAGS=--exit)
 	$(GO) run ./cmd/projector demo $(DEMO_FLAGS)
+
+deploy-check: ## Helm chart lint/template + strict validation, promtool rule tests, Prometheus end-to-end
+	GO=$(GO) ./scripts/deploy-check.sh
 
 bench: ## Benchmarks (throughput and memory)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2x ./...

@@ -85,6 +85,7 @@ func (s *streamsServer) Append(srv streams.Streams_AppendServer) error {
 			return err
 		}
 		if failure != nil {
+			events = nil
 			continue // keep reading to the end; the error goes out then
 		}
 		pm := req.GetProposedMessage()
@@ -105,7 +106,6 @@ func (s *streamsServer) Append(srv streams.Streams_AppendServer) error {
 		total += size
 		if total > s.limits.maxAppendSize {
 			failure = rpcAppendTooLarge(s.limits.maxAppendSize)
-			events = nil
 			continue
 		}
 		events = append(events, ev)

@@ -29,6 +29,26 @@ type pendingBatch struct {
 	size     int
 }
 
+// maxPendingBatches bounds the writes one BatchAppend call may have open
+// (options sent, final request not yet), so a client cannot grow the
+// server's memory without limit; their events count against the maximum
+// append size together.
+const maxPendingBatches = 1024
+
+// batchSession is the state of one BatchAppend call.
+type batchSession struct {
+	pending map[uuid.UUID]*pendingBatch
+	bytes   int // sum of the pending writes' sizes
+}
+
+// remove forgets a pending write.
+func (bs *batchSession) remove(corr uuid.UUID) {
+	if b := bs.pending[corr]; b != nil {
+		bs.bytes -= b.size
+		delete(bs.pending, corr)
+	}
+}
+
 // BatchAppend implements Streams.BatchAppend, the bidirectional append the
 // Python and .NET clients use. Requests sharing a correlation id build one
 // write: the first carries options, any may carry events, the one with
@@ -36,7 +56,7 @@ type pendingBatch struct {
 // with the correlation id; failures are google.rpc.Status values with
 // KurrentDB's detail messages, and the call itself stays OK.
 func (s *streamsServer) BatchAppend(srv streams.Streams_BatchAppendServer) error {
-	pending := map[uuid.UUID]*pendingBatch{}
+	bs := &batchSession{pending: map[uuid.UUID]*pendingBatch{}}
 	p := principalFrom(srv.Context())
 	for {
 		req, err := srv.Recv()
@@ -46,7 +66,7 @@ func (s *streamsServer) BatchAppend(srv streams.Streams_BatchAppendServer) error
 		if err != nil {
 			return err
 		}
-		if resp := s.batchStep(pending, p, req); resp != nil {
+		if resp := s.batchStep(bs, p, req); resp != nil {
 			if err := srv.Send(resp); err != nil {
 				return err
 			}
@@ -56,7 +76,7 @@ func (s *streamsServer) BatchAppend(srv streams.Streams_BatchAppendServer) error
 
 // batchStep handles one BatchAppendReq and returns the response to send, if
 // any.
-func (s *streamsServer) batchStep(pending map[uuid.UUID]*pendingBatch, p *principal, req *streams.BatchAppendReq) *streams.BatchAppendResp {
+func (s *streamsServer) batchStep(bs *batchSession, p *principal, req *streams.BatchAppendReq) *streams.BatchAppendResp {
 	fail := func(streamID *shared.StreamIdentifier, st *rpcstatus.Status) *streams.BatchAppendResp {
 		return &streams.BatchAppendResp{
 			CorrelationId:    req.GetCorrelationId(),
@@ -100,12 +120,16 @@ func (s *streamsServer) batchStep(pending map[uuid.UUID]*pendingBatch, p *princi
 		if !deadline.IsZero() && !time.Now().Before(deadline) {
 			return fail(o.GetStreamIdentifier(), batchTimeout())
 		}
-		if pending[corr] == nil {
-			pending[corr] = &pendingBatch{stream: string(name), exp: exp, deadline: deadline}
+		if bs.pending[corr] == nil {
+			if len(bs.pending) >= maxPendingBatches {
+				return fail(o.GetStreamIdentifier(), batchBadRequest(fmt.Sprintf(
+					"too many unfinished writes on this call (%d); send is_final for some first", len(bs.pending))))
+			}
+			bs.pending[corr] = &pendingBatch{stream: string(name), exp: exp, deadline: deadline}
 		}
 	}
 
-	b := pending[corr]
+	b := bs.pending[corr]
 	if b == nil {
 		// No options for this correlation id (never sent, or the write already
 		// failed): KurrentDB ignores the request.
@@ -116,25 +140,26 @@ func (s *streamsServer) batchStep(pending map[uuid.UUID]*pendingBatch, p *princi
 	for i, pm := range req.GetProposedMessages() {
 		ev, err := proposedFromV1(pm.GetId(), pm.GetMetadata(), pm.GetCustomMetadata(), pm.GetData())
 		if err != nil {
-			delete(pending, corr)
+			bs.remove(corr)
 			return fail(streamID, batchBadRequest(fmt.Sprintf("event %d: %s", len(b.events)+i, status.Convert(err).Message())))
 		}
 		size := eventSizeOnDisk(ev.Type, ev.Data, ev.Metadata)
 		if size > s.limits.maxEventSize {
-			delete(pending, corr)
+			bs.remove(corr)
 			return fail(streamID, batchEventTooLarge(ev.ID.String(), size, s.limits.maxEventSize))
 		}
 		b.size += size
+		bs.bytes += size
 		b.events = append(b.events, ev)
 	}
-	if b.size > s.limits.maxAppendSize {
-		delete(pending, corr)
+	if b.size > s.limits.maxAppendSize || bs.bytes > s.limits.maxAppendSize {
+		bs.remove(corr)
 		return fail(streamID, batchAppendTooLarge(s.limits.maxAppendSize))
 	}
 	if !req.GetIsFinal() {
 		return nil
 	}
-	delete(pending, corr)
+	bs.remove(corr)
 	if !b.deadline.IsZero() && time.Now().After(b.deadline) {
 		return fail(streamID, batchTimeout())
 	}

@@ -2,12 +2,14 @@ package emulator
 
 import (
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/emptypb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/kurrent-io/KurrentDB-Client-Go/kurrentdb"
 	"github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v1/shared"
@@ -242,5 +244,87 @@ func TestBatchAppendAuthorizesEachWrite(t *testing.T) {
 		if denied := resp.GetError() != nil; denied != tc.denied {
 			t.Errorf("ops writing %q: response %v, want denied=%v", tc.stream, resp, tc.denied)
 		}
+	}
+}
+
+func TestBatchAppendBoundsPendingWrites(t *testing.T) {
+	srv := startTest(t, Options{MaxAppendSize: 100})
+	call, err := streams.NewStreamsClient(rawConn(t, srv)).BatchAppend(testCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	anyRev := &streams.BatchAppendReq_Options_Any{Any: &emptypb.Empty{}}
+	ev := func() []*streams.BatchAppendReq_ProposedMessage {
+		e := batchEvents(1, "T")
+		e[0].Data = make([]byte, 40)
+		return e
+	}
+	// Two unfinished writes of 42 bytes fit; the third goes over the limit
+	// for the call as a whole and is refused.
+	for i := 0; i < 2; i++ {
+		if err := call.Send(&streams.BatchAppendReq{CorrelationId: protoUUID(uuid.New()), Options: batchOptions("s", anyRev), ProposedMessages: ev()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := call.Send(&streams.BatchAppendReq{CorrelationId: protoUUID(uuid.New()), Options: batchOptions("s", anyRev), ProposedMessages: ev()}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := call.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := detailOf(t, resp.GetError()).(*shared.MaximumAppendSizeExceeded); !ok {
+		t.Fatalf("third pending write = %v, want MaximumAppendSizeExceeded", resp)
+	}
+
+	// The number of unfinished writes is bounded too.
+	for i := 0; i < maxPendingBatches; i++ {
+		if err := call.Send(&streams.BatchAppendReq{CorrelationId: protoUUID(uuid.New()), Options: batchOptions("s", anyRev)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resp, err = call.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, ok := detailOf(t, resp.GetError()).(*shared.BadRequest); !ok || b.GetMessage() == "" {
+		t.Fatalf("write beyond the pending limit = %v, want BadRequest", resp)
+	}
+}
+
+// TestBatchAppendStringIDs covers the shapes other clients send: string
+// UUIDs for the correlation and event ids, and an absolute deadline.
+func TestBatchAppendStringIDs(t *testing.T) {
+	srv := startTest(t, Options{})
+	call, err := streams.NewStreamsClient(rawConn(t, srv)).BatchAppend(testCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	corr := uuid.NewString()
+	eventID := uuid.New()
+	opts := batchOptions("py-"+uuid.NewString(), &streams.BatchAppendReq_Options_NoStream{NoStream: &emptypb.Empty{}})
+	opts.DeadlineOption = &streams.BatchAppendReq_Options_Deadline_21_10_0{Deadline_21_10_0: timestamppb.New(time.Now().Add(time.Minute))}
+	if err := call.Send(&streams.BatchAppendReq{
+		CorrelationId: &shared.UUID{Value: &shared.UUID_String_{String_: corr}},
+		Options:       opts,
+		ProposedMessages: []*streams.BatchAppendReq_ProposedMessage{{
+			Id:       &shared.UUID{Value: &shared.UUID_String_{String_: eventID.String()}},
+			Metadata: map[string]string{"type": "mod:Dog.Registered", "content-type": "application/octet-stream"},
+			Data:     []byte(`{"name":"Fido"}`),
+		}},
+		IsFinal: true,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := call.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.GetCorrelationId().GetString_() != corr || resp.GetSuccess().GetCurrentRevision() != 0 {
+		t.Fatalf("response = %v, want success echoing correlation id %s", resp, corr)
+	}
+	events, err := readAllOf(t, newTestClient(t, srv.URI()), string(opts.GetStreamIdentifier().GetStreamName()))
+	if err != nil || len(events) != 1 || events[0].Event.EventID != eventID || events[0].Event.ContentType != "application/octet-stream" {
+		t.Fatalf("read back %v, %v; want the event with id %s", events, err, eventID)
 	}
 }

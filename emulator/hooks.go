@@ -29,7 +29,8 @@ func (s *Server) SetLatency(d time.Duration) {
 
 // Restart simulates a server restart: it stops the listeners, cutting every
 // connection and RPC at once, then listens again on the same addresses with
-// the same data. Clients see Unavailable and reconnect.
+// the same data. Clients see Unavailable and reconnect. While a port is still
+// busy it retries until ctx ends.
 func (s *Server) Restart(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

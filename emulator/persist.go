@@ -60,6 +60,17 @@ func openLogFile(dir string, log *zap.Logger, apply func(*record, string) error)
 	if err != nil {
 		return nil, fmt.Errorf("emulator: open log: %w", err)
 	}
+	if err := lockLogFile(f); err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	if info, err := f.Stat(); err == nil && info.Size() == 0 {
+		// A new file: make its directory entry durable too.
+		if d, err := os.Open(dir); err == nil {
+			_ = d.Sync()
+			_ = d.Close()
+		}
+	}
 	l := &logFile{f: f, path: path}
 	if err := l.load(log, apply); err != nil {
 		_ = f.Close()
@@ -99,6 +110,7 @@ func (l *logFile) load(log *zap.Logger, apply func(*record, string) error) error
 	var hdr [frameHeader]byte
 	count := 0
 	torn := ""
+	var prev *record
 	for off < fileSize {
 		if fileSize-off < frameHeader {
 			torn = "incomplete frame header"
@@ -131,7 +143,7 @@ func (l *logFile) load(log *zap.Logger, apply func(*record, string) error) error
 			}
 			return fmt.Errorf("emulator: log %s is corrupt at offset %d: checksum mismatch", l.path, off)
 		}
-		r, name, err := decodeRecord(payload)
+		r, name, err := decodeRecord(payload, prev)
 		if err != nil {
 			return fmt.Errorf("emulator: log %s is corrupt at offset %d: %w", l.path, off, err)
 		}
@@ -140,6 +152,7 @@ func (l *logFile) load(log *zap.Logger, apply func(*record, string) error) error
 		}
 		off += frameHeader + n
 		count++
+		prev = r
 	}
 	if torn != "" {
 		log.Warn("emulator log has a torn last record (interrupted write); truncating it",
@@ -230,7 +243,9 @@ func encodeRecord(b []byte, r *record, name string) []byte {
 }
 
 // decodeRecord parses a frame payload. Data and metadata alias payload.
-func decodeRecord(p []byte) (*record, string, error) {
+// Records of one write share their timestamp, so the decimal form of the
+// previous record's timestamp is reused when it matches (prev may be nil).
+func decodeRecord(p []byte, prev *record) (*record, string, error) {
 	d := decoder{p: p}
 	r := &record{}
 	r.pos = d.uvarint()
@@ -251,7 +266,11 @@ func decodeRecord(p []byte) (*record, string, error) {
 	if name == "" {
 		return nil, "", errors.New("record without a stream name")
 	}
-	r.createdStr = strconv.FormatInt(r.created, 10)
+	if prev != nil && prev.created == r.created {
+		r.createdStr = prev.createdStr
+	} else {
+		r.createdStr = strconv.FormatInt(r.created, 10)
+	}
 	if r.id == uuid.Nil {
 		return nil, "", errors.New("record without an event id")
 	}

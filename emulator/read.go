@@ -53,6 +53,7 @@ type readOptions struct {
 	stream    *streams.ReadReq_Options_StreamOptions // nil for $all
 	all       *streams.ReadReq_Options_AllOptions
 	filter    *eventFilter
+	compat    uint32 // control_option.compatibility: ≥ 1 adds stream positions to stream reads
 	window    uint32 // max search window of a filter
 	interval  uint64 // checkpoint interval of a filtered subscription
 }
@@ -74,6 +75,7 @@ func (s *Store) serveRead(req *streams.ReadReq, srv readSink) error {
 		return rpcInvalid("'uuidOption' is a required argument")
 	}
 	ro.resolve = o.GetResolveLinks()
+	ro.compat = o.GetControlOption().GetCompatibility()
 
 	streamCase, countCase, filterCase := "None", "None", "None"
 	switch x := o.GetStreamOption().(type) {
@@ -186,7 +188,10 @@ type pageItem struct {
 	skip bool
 }
 
-// readStream serves a finite stream read.
+// readStream serves a finite stream read. With compatibility ≥ 1 (which the
+// Go client never sets) it also sends, as a real server does, the first
+// stream position when a forward read's first page is empty and starts
+// elsewhere, and the last stream position at the end.
 func (s *Store) readStream(snd *sender, ro *readOptions) error {
 	name := string(ro.stream.GetStreamIdentifier().GetStreamName())
 	var from int64
@@ -202,9 +207,11 @@ func (s *Store) readStream(snd *sender, ro *readOptions) error {
 	default:
 		return rpcInvalid("'revisionOption' is a required argument")
 	}
+	start := from
 	remaining := ro.count
 	page := make([]pageItem, 0, min(remaining, readPageSize))
 	first := true
+	var last int64
 	for remaining > 0 {
 		page = page[:0]
 		s.mu.RLock()
@@ -218,13 +225,12 @@ func (s *Store) readStream(snd *sender, ro *readOptions) error {
 				s.mu.RUnlock()
 				return snd.streamNotFound(name)
 			}
-			first = false
 			if fwdEnd {
 				s.mu.RUnlock()
 				return nil
 			}
 		}
-		last := st.last()
+		last = st.last()
 		minEv := st.minEvent(last)
 		expired := st.expiredBefore(ticksOf(s.now()))
 		done := false
@@ -250,6 +256,14 @@ func (s *Store) readStream(snd *sender, ro *readOptions) error {
 			done = n < minEv
 		}
 		s.mu.RUnlock()
+		if first && ro.compat >= 1 && !ro.backwards && len(page) == 0 {
+			if next := min(from, last+1); next != start {
+				if err := snd.srv.Send(&streams.ReadResp{Content: &streams.ReadResp_FirstStreamPosition{FirstStreamPosition: uint64(next)}}); err != nil {
+					return err
+				}
+			}
+		}
+		first = false
 		for _, it := range page {
 			if err := snd.event(it); err != nil {
 				return err
@@ -259,6 +273,9 @@ func (s *Store) readStream(snd *sender, ro *readOptions) error {
 		if done {
 			break
 		}
+	}
+	if ro.compat >= 1 && !first {
+		return snd.srv.Send(&streams.ReadResp{Content: &streams.ReadResp_LastStreamPosition{LastStreamPosition: uint64(last)}})
 	}
 	return nil
 }

@@ -601,3 +601,45 @@ func rdSubscribe(t *testing.T, ctx context.Context, f *readFixture, req *streams
 	}
 	return rc
 }
+
+func TestReadStreamCompatibilityPositions(t *testing.T) {
+	f := newReadFixture(t, Options{})
+	stAppend(t, f.store, "compat", expNoStream, stEvents(5, "E")...)
+	read := func(from uint64, backwards bool) []string {
+		t.Helper()
+		req := rdStreamReq("compat", backwards, 100)
+		req.Options.GetStream().RevisionOption = &streams.ReadReq_Options_StreamOptions_Revision{Revision: from}
+		req.Options.ControlOption = &streams.ReadReq_Options_ControlOption{Compatibility: 1}
+		rc, err := f.raw.Read(rdCtx(t), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs, err := rdRecvAll(t, rc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, m := range msgs {
+			switch c := m.Content.(type) {
+			case *streams.ReadResp_Event:
+				out = append(out, fmt.Sprint(c.Event.Event.StreamRevision))
+			case *streams.ReadResp_FirstStreamPosition:
+				out = append(out, fmt.Sprint("first:", c.FirstStreamPosition))
+			case *streams.ReadResp_LastStreamPosition:
+				out = append(out, fmt.Sprint("last:", c.LastStreamPosition))
+			default:
+				t.Fatalf("unexpected %T", m.Content)
+			}
+		}
+		return out
+	}
+	if got := fmt.Sprint(read(3, false)); got != "[3 4 last:4]" {
+		t.Fatalf("forwards from 3: %s", got)
+	}
+	if got := fmt.Sprint(read(9, false)); got != "[first:5 last:4]" {
+		t.Fatalf("forwards past the end: %s", got)
+	}
+	if got := fmt.Sprint(read(1, true)); got != "[1 0 last:4]" {
+		t.Fatalf("backwards from 1: %s", got)
+	}
+}

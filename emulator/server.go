@@ -147,7 +147,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	for _, ep := range s.endpoints {
 		if err := s.listen(ctx, ep, false); err != nil {
 			s.stopEndpoints(false)
-			s.closeStores()
+			_ = s.closeStores()
 			return nil, err
 		}
 	}
@@ -227,8 +227,8 @@ func (s *Server) serve(ep *endpoint) {
 			Timeout: 20 * time.Second,
 		}),
 		grpc.WaitForHandlers(true),
-		grpc.ChainUnaryInterceptor(s.recoverUnary, s.latencyUnary, s.authUnary(ep.secure), trailerUnary),
-		grpc.ChainStreamInterceptor(s.recoverStream, s.latencyStream, s.authStream(ep.secure), trailerStream),
+		grpc.ChainUnaryInterceptor(s.recoverUnary, s.logUnary, s.latencyUnary, s.authUnary(ep.secure), trailerUnary),
+		grpc.ChainStreamInterceptor(s.recoverStream, s.logStream, s.latencyStream, s.authStream(ep.secure), trailerStream),
 	}
 	if ep.secure {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(s.tlsConf)))

@@ -67,3 +67,27 @@ func (s *Server) latencyStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServ
 	}
 	return handler(srv, ss)
 }
+
+// logUnary logs every unary call at debug level.
+func (s *Server) logUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if !s.log.Core().Enabled(zap.DebugLevel) {
+		return handler(ctx, req)
+	}
+	start := time.Now()
+	resp, err := handler(ctx, req)
+	s.log.Debug("rpc", zap.String("method", info.FullMethod), zap.Stringer("code", status.Code(err)),
+		zap.Duration("took", time.Since(start)), zap.Error(err))
+	return resp, err
+}
+
+// logStream logs every streaming call at debug level when it ends.
+func (s *Server) logStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	if !s.log.Core().Enabled(zap.DebugLevel) {
+		return handler(srv, ss)
+	}
+	start := time.Now()
+	err := handler(srv, ss)
+	s.log.Debug("rpc", zap.String("method", info.FullMethod), zap.Stringer("code", status.Code(err)),
+		zap.Duration("took", time.Since(start)), zap.Error(err))
+	return err
+}

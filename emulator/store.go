@@ -55,6 +55,8 @@ type Store struct {
 	done    chan struct{} // closed by Close
 
 	subs atomic.Int64 // active subscriptions
+
+	types map[string]string // interned event types (writers only)
 }
 
 // StoreOptions configure OpenStore.
@@ -147,6 +149,7 @@ type WrongExpectedVersionError struct {
 	Actual   int64 // last event number; -1 = no stream
 }
 
+// Error describes the failed check.
 func (e *WrongExpectedVersionError) Error() string {
 	return fmt.Sprintf("wrong expected version on stream %q: expected %s, actual %d", e.Stream, e.Expected, e.Actual)
 }
@@ -155,6 +158,7 @@ func (e *WrongExpectedVersionError) Error() string {
 // soft-deleted one with ExpectStreamExists).
 type StreamDeletedError struct{ Stream string }
 
+// Error is the message a real server sends for a deleted stream.
 func (e *StreamDeletedError) Error() string {
 	return fmt.Sprintf("Event stream '%s' is deleted.", e.Stream)
 }
@@ -165,6 +169,7 @@ func (e *StreamDeletedError) Error() string {
 // (InvalidArgument "Invalid Transaction", trailer exception=invalid-transaction).
 type CorruptedIdempotencyError struct{ Stream string }
 
+// Error describes the partial repeat.
 func (e *CorruptedIdempotencyError) Error() string {
 	return fmt.Sprintf("append to stream %q partially repeats earlier event ids (corrupted idempotency)", e.Stream)
 }
@@ -439,6 +444,24 @@ func (s *Store) isClosed() bool {
 	return s.closed
 }
 
+// maxInternedTypes bounds the event-type intern table.
+const maxInternedTypes = 10000
+
+// internType returns one shared copy of an event type, so a long log of
+// few types does not hold a string per record. Callers hold writeMu.
+func (s *Store) internType(typ string) string {
+	if t, ok := s.types[typ]; ok {
+		return t
+	}
+	if s.types == nil {
+		s.types = make(map[string]string)
+	}
+	if len(s.types) < maxInternedTypes {
+		s.types[typ] = typ
+	}
+	return typ
+}
+
 // metaName is the metastream of a stream.
 func metaName(name string) string { return "$$" + name }
 
@@ -451,6 +474,7 @@ func isMetaName(name string) bool { return len(name) > 2 && name[0] == '$' && na
 type write struct {
 	s       *Store
 	now     int64
+	nowStr  string // now in decimal, shared by the write's records
 	end     uint64
 	recs    []*record
 	names   []string         // stream of each record
@@ -458,7 +482,8 @@ type write struct {
 }
 
 func (s *Store) newWrite() *write {
-	return &write{s: s, now: ticksOf(s.now()), end: s.end}
+	now := ticksOf(s.now())
+	return &write{s: s, now: now, nowStr: strconv.FormatInt(now, 10), end: s.end}
 }
 
 // ticksOf converts t to .NET ticks since the Unix epoch.
@@ -483,9 +508,9 @@ func (w *write) add(name string, number int64, id uuid.UUID, typ string, flags u
 		pos:        w.end,
 		number:     number,
 		id:         id,
-		typ:        typ,
+		typ:        w.s.internType(typ),
 		created:    w.now,
-		createdStr: strconv.FormatInt(w.now, 10),
+		createdStr: w.nowStr,
 		flags:      flags,
 		data:       data,
 		meta:       meta,
@@ -671,9 +696,13 @@ func (s *Store) applyLoaded(r *record, name string) error {
 		return fmt.Errorf("record at position %d does not follow position %d", r.pos, s.recs[len(s.recs)-1].pos)
 	}
 	st := s.streams[name]
+	if r.number == deletedStreamNumber && r.typ != tombstoneEventType {
+		return fmt.Errorf("record at position %d has the tombstone revision but type %q", r.pos, r.typ)
+	}
 	if r.number != deletedStreamNumber && r.number != st.last()+1 {
 		return fmt.Errorf("record at position %d has revision %d in stream %q, want %d", r.pos, r.number, name, st.last()+1)
 	}
+	r.typ = s.internType(r.typ)
 	s.apply(r, name)
 	return nil
 }

@@ -130,6 +130,9 @@ func (r *Runner[Tx]) Status() []Status {
 // process, or ctx ends; it does not poll. A position of an event the projection does not
 // subscribe to counts as done once the server has sent a checkpoint past it and the runner
 // has committed that checkpoint (at most Options.CheckpointEvery later, at once on catching up).
+// KurrentDB sends one when a catch-up reaches the end of the log, and while live after every
+// MaxSearchWindow × CheckpointInterval events written to $all (32 by default), so such a wait
+// returns once that many further events have been written.
 func (r *Runner[Tx]) Wait(ctx context.Context, projection string, commit uint64) (tracking.State, error) {
 	r.mu.Lock()
 	_, ok := r.byName[projection]

@@ -644,3 +644,29 @@ func TestStatusReportsThePendingBatch(t *testing.T) {
 		t.Errorf("status after the batch = %+v", st)
 	}
 }
+
+func TestCheckpointOnlyCommitsAreThrottled(t *testing.T) {
+	log := projectiontest.NewLog()
+	log.CheckpointEvery = 1 // a checkpoint after every event
+	store := memory.New()
+	rec := &recorder{}
+	opts := fastOptions(rec)
+	opts.CheckpointEvery = 200 * time.Millisecond
+	r := projection.NewRunner(log, store, opts)
+	if err := r.Add(counter("c", topicA), projection.ProjectionOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	start(t, r)
+	wait(t, r, "c", 0)
+	before := len(rec.snapshot().batches)
+	began := time.Now()
+	var last projection.Event
+	for range 300 {
+		last = log.Append("d", decoy, nil)
+	}
+	wait(t, r, "c", last.Position.Commit)
+	commits := len(rec.snapshot().batches) - before
+	if limit := int(time.Since(began)/opts.CheckpointEvery) + 2; commits > limit {
+		t.Errorf("300 checkpoints caused %d commits in %v, want at most %d", commits, time.Since(began), limit)
+	}
+}

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Fidelity check of the KurrentDB emulator: runs the official Go client's own
 # integration suites against the emulator binary, on the ports and with the
-# certificates the client's fixtures expect (2114 plaintext, 2115 TLS).
+# certificates the client's fixtures expect (2114 plaintext, 2115 TLS), then
+# the client's TLS suite (TestTLS) against three TLS nodes on 2111-2113, each
+# with its own certificate and answering gossip as a leader.
 #
 #   scripts/fidelity.sh            # or: make fidelity
 #
 # Environment: GO (go binary), CLIENT_VERSION (default v1.4.2), FIDELITY_RUN
-# (override the TestStreams -run pattern), FIDELITY_RACE=1 to build the
+# (override the TestStreams -run pattern), FIDELITY_TLS=0 to skip TestTLS,
+# FIDELITY_RACE=1 to build the
 # emulator with the race detector, KEEP_WORKDIR=1 to keep the temporary
 # directory. Exits non-zero when any test fails.
 set -euo pipefail
@@ -20,19 +23,29 @@ STREAMS_RUN=${FIDELITY_RUN:-'TestStreams/(AppendEvents|MultiAppend|ReadStream|Re
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/kurrentdb-fidelity.XXXXXX")
-emu_pid=""
+pids=()
+
+# stop_emulators ends every emulator this script started: SIGTERM, then
+# SIGKILL after 5 s.
+stop_emulators() {
+	local pid
+	for pid in "${pids[@]}"; do
+		kill -TERM "$pid" 2>/dev/null || true
+	done
+	for pid in "${pids[@]}"; do
+		for _ in $(seq 1 50); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
+	pids=()
+}
 
 cleanup() {
 	local status=$?
-	if [[ -n "$emu_pid" ]] && kill -0 "$emu_pid" 2>/dev/null; then
-		kill -TERM "$emu_pid" 2>/dev/null || true
-		for _ in $(seq 1 50); do
-			kill -0 "$emu_pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -KILL "$emu_pid" 2>/dev/null || true
-		wait "$emu_pid" 2>/dev/null || true
-	fi
+	stop_emulators
 	if [[ "${KEEP_WORKDIR:-}" == 1 ]]; then
 		echo "fidelity: work directory kept at $work" >&2
 	else
@@ -71,43 +84,52 @@ if [[ "${FIDELITY_RACE:-}" == 1 ]]; then
 fi
 (cd "$root" && "$GO" build "${build_flags[@]}" -o "$work/kurrentdb-emulator" ./cmd/kurrentdb-emulator)
 
-for addr in "$PLAIN_ADDR" "$TLS_ADDR"; do
-	port=${addr##*:}
-	if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-		echo "fidelity: port $port is already in use; stop whatever listens there first" >&2
-		exit 1
-	fi
-done
+port_free() {
+	! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# start_emulator LOG PORT... ARGS: starts the binary with ARGS, logging to
+# LOG, and waits until every PORT accepts connections.
+start_emulator() {
+	local log=$1
+	shift
+	local ports=()
+	while [[ $1 =~ ^[0-9]+$ ]]; do
+		ports+=("$1")
+		shift
+	done
+	local port
+	for port in "${ports[@]}"; do
+		if ! port_free "$port"; then
+			echo "fidelity: port $port is already in use; stop whatever listens there first" >&2
+			exit 1
+		fi
+	done
+	"$work/kurrentdb-emulator" "$@" --log-level warn </dev/null >"$log" 2>&1 &
+	local pid=$!
+	pids+=("$pid")
+	for _ in $(seq 1 100); do
+		kill -0 "$pid" 2>/dev/null || break
+		local up=1
+		for port in "${ports[@]}"; do
+			port_free "$port" && up=""
+		done
+		[[ -n "$up" ]] && return 0
+		sleep 0.1
+	done
+	echo "fidelity: the emulator did not start; its log:" >&2
+	cat "$log" >&2
+	exit 1
+}
 
 echo "fidelity: starting the emulator on $PLAIN_ADDR (plaintext) and $TLS_ADDR (TLS)" >&2
-"$work/kurrentdb-emulator" \
+start_emulator "$work/emulator.log" "${PLAIN_ADDR##*:}" "${TLS_ADDR##*:}" \
 	--listen "$PLAIN_ADDR" \
 	--tls-listen "$TLS_ADDR" \
 	--tls-cert "$client/certs/node1/node.crt" \
 	--tls-key "$client/certs/node1/node.key" \
 	--separate-stores \
-	--advertise-host localhost \
-	--log-level warn \
-	</dev/null >"$work/emulator.log" 2>&1 &
-emu_pid=$!
-
-ready=""
-for _ in $(seq 1 100); do
-	if ! kill -0 "$emu_pid" 2>/dev/null; then
-		break
-	fi
-	if (exec 3<>"/dev/tcp/127.0.0.1/${PLAIN_ADDR##*:}") 2>/dev/null &&
-		(exec 3<>"/dev/tcp/127.0.0.1/${TLS_ADDR##*:}") 2>/dev/null; then
-		ready=1
-		break
-	fi
-	sleep 0.1
-done
-if [[ -z "$ready" ]]; then
-	echo "fidelity: the emulator did not start; its log:" >&2
-	cat "$work/emulator.log" >&2
-	exit 1
-fi
+	--advertise-host localhost
 
 run_suite() {
 	local name=$1 pattern=$2 log="$work/$1.log"
@@ -134,18 +156,46 @@ run_suite() {
 	fi
 }
 
+# check_logs fails the run when an emulator died or logged an error or a
+# data race.
+check_logs() {
+	local log pid i=0
+	for log in "$@"; do
+		pid=${pids[$i]}
+		i=$((i + 1))
+		if ! kill -0 "$pid" 2>/dev/null; then
+			echo "fidelity: an emulator died during the run; its log ($log):" >&2
+			cat "$log" >&2
+			status=1
+		elif grep -q '"level":"error"\|WARNING: DATA RACE' "$log"; then
+			echo "fidelity: an emulator logged errors ($log):" >&2
+			grep -A30 '"level":"error"\|WARNING: DATA RACE' "$log" >&2
+			status=1
+		fi
+	done
+}
+
 status=0
 run_suite streams "$STREAMS_RUN" || status=1
 run_suite misc 'TestMisc' || status=1
+check_logs "$work/emulator.log"
+stop_emulators
 
-if ! kill -0 "$emu_pid" 2>/dev/null; then
-	echo "fidelity: the emulator died during the run; its log:" >&2
-	cat "$work/emulator.log" >&2
-	status=1
-elif grep -q '"level":"error"\|WARNING: DATA RACE' "$work/emulator.log"; then
-	echo "fidelity: the emulator logged errors:" >&2
-	grep -A30 '"level":"error"\|WARNING: DATA RACE' "$work/emulator.log" >&2
-	status=1
+if [[ "${FIDELITY_TLS:-1}" != 0 ]]; then
+	echo "fidelity: starting three TLS nodes on 2111-2113 for TestTLS" >&2
+	node_logs=()
+	for n in 1 2 3; do
+		start_emulator "$work/node$n.log" "211$n" \
+			--listen 127.0.0.1:0 \
+			--tls-listen "127.0.0.1:211$n" \
+			--tls-cert "$client/certs/node$n/node.crt" \
+			--tls-key "$client/certs/node$n/node.key" \
+			--advertise-host localhost
+		node_logs+=("$work/node$n.log")
+	done
+	run_suite tls 'TestTLS' || status=1
+	check_logs "${node_logs[@]}"
+	stop_emulators
 fi
 
 if [[ $status == 0 ]]; then

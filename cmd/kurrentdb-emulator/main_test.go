@@ -32,10 +32,19 @@ func buildBinary(t *testing.T) string {
 
 // process is a running emulator binary.
 type process struct {
-	cmd  *exec.Cmd
-	uri  string
-	logs *bytes.Buffer
-	done chan error
+	cmd    *exec.Cmd
+	uri    string
+	tlsURI string
+	logs   *bytes.Buffer // read it only after done has delivered
+	done   chan error
+	exited bool // done has delivered
+}
+
+// readyLine is the log entry the binary writes once it serves.
+type readyLine struct {
+	Msg    string `json:"msg"`
+	URI    string `json:"uri"`
+	TLSURI string `json:"tls_uri"`
 }
 
 // startBinary runs the binary and waits for its "ready" log line.
@@ -50,34 +59,36 @@ func startBinary(t *testing.T, bin string, args ...string) *process {
 		t.Fatal(err)
 	}
 	p := &process{cmd: cmd, logs: &bytes.Buffer{}, done: make(chan error, 1)}
-	ready := make(chan string, 1)
+	ready := make(chan readyLine, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			line := sc.Bytes()
 			p.logs.Write(append(line, '\n'))
-			var entry struct {
-				Msg string `json:"msg"`
-				URI string `json:"uri"`
-			}
+			var entry readyLine
 			if json.Unmarshal(line, &entry) == nil && entry.Msg == "ready" {
-				ready <- entry.URI
+				ready <- entry
 			}
 		}
 		p.done <- cmd.Wait()
 	}()
 	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
+		if !p.exited {
 			_ = cmd.Process.Kill()
 			<-p.done
 		}
 	})
 	select {
-	case p.uri = <-ready:
+	case entry := <-ready:
+		p.uri, p.tlsURI = entry.URI, entry.TLSURI
 		return p
 	case err := <-p.done:
+		p.exited = true
 		t.Fatalf("emulator exited before it was ready: %v\n%s", err, p.logs)
 	case <-time.After(15 * time.Second):
+		_ = cmd.Process.Kill()
+		<-p.done
+		p.exited = true
 		t.Fatalf("emulator not ready after 15s:\n%s", p.logs)
 	}
 	return nil
@@ -91,6 +102,7 @@ func (p *process) stop(t *testing.T) {
 	}
 	select {
 	case err := <-p.done:
+		p.exited = true
 		if err != nil {
 			t.Fatalf("emulator exit after SIGTERM: %v\n%s", err, p.logs)
 		}
@@ -157,6 +169,9 @@ func TestBinaryPersistsAcrossRestarts(t *testing.T) {
 	}
 	_ = c.Close()
 	p.stop(t)
+	if !strings.Contains(p.logs.String(), `"method":"/event_store.client.streams.Streams/Append"`) {
+		t.Errorf("--log-level debug logged no Append call:\n%s", p.logs)
+	}
 
 	p2 := startBinary(t, bin, "--listen", "127.0.0.1:0", "--data", data)
 	c2 := connect(t, p2.uri)
@@ -186,18 +201,9 @@ func TestBinaryPersistsAcrossRestarts(t *testing.T) {
 func TestBinaryTLSListener(t *testing.T) {
 	bin := buildBinary(t)
 	p := startBinary(t, bin, "--listen", "127.0.0.1:0", "--tls-listen", "127.0.0.1:0")
-	var tlsURI string
-	for _, line := range strings.Split(p.logs.String(), "\n") {
-		var entry struct {
-			Msg    string `json:"msg"`
-			TLSURI string `json:"tls_uri"`
-		}
-		if json.Unmarshal([]byte(line), &entry) == nil && entry.Msg == "ready" {
-			tlsURI = entry.TLSURI
-		}
-	}
+	tlsURI := p.tlsURI
 	if tlsURI == "" {
-		t.Fatalf("no TLS URI in the ready line:\n%s", p.logs)
+		t.Fatal("no TLS URI in the ready line")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

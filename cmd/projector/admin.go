@@ -67,9 +67,8 @@ func (a *app) resetCommand() *cobra.Command {
 		Use:   "reset NAME",
 		Short: "Empty a projection's view and rewind it, so it rebuilds",
 		Long: `Runs the projection's reset SQL and deletes its tracking row in one transaction, so the
-projection rebuilds from its configured start. A running daemon notices at its next commit (the
-tracking row moved under it), rolls that batch back and starts the rebuild; for an immediate
-rebuild, reset with the daemon stopped.`,
+projection rebuilds from its configured start when the daemon next runs. Stop the daemon first:
+reset refuses (exit 1) while a replica leads the projection.`,
 		Args: exactArgs(1, "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -110,6 +109,19 @@ func resetProjection(ctx context.Context, pool *pgxpool.Pool, p *config.Projecti
 		return before, err
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	// Hold the projection's leadership lock for the transaction: a running leader would stop on
+	// the rewind (its tracking row moved), and no replica may start leading half-way.
+	var schema string
+	if err := tx.QueryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
+		return before, err
+	}
+	var free bool
+	if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, postgres.LockKey(schema, p.Name)).Scan(&free); err != nil {
+		return before, err
+	}
+	if !free {
+		return before, fmt.Errorf("projection %q is being run by a projector daemon (it holds the projection's leadership lock); stop every replica, reset, then start them again", p.Name)
+	}
 	if err := p.Compiled.ResetView(ctx, tx); err != nil {
 		return before, err
 	}

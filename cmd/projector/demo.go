@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -80,6 +81,10 @@ func (a *app) demo(ctx context.Context, exit bool) error {
 	src := kurrent.New(client, kurrent.Options{})
 
 	d, err := daemon.Start(log, a.settings.HTTPAddr, []string{"dog_counts"})
+	if errors.Is(err, syscall.EADDRINUSE) && a.settings.HTTPAddr == config.DefaultHTTPAddr {
+		// The default port is taken: the walkthrough does not need that one.
+		d, err = daemon.Start(log, "127.0.0.1:0", []string{"dog_counts"})
+	}
 	if err != nil {
 		return err
 	}

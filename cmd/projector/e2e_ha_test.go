@@ -114,10 +114,13 @@ func TestPoisonEvents(t *testing.T) {
       "__main__:Dog.Registered": INSERT INTO stopped_names VALUES (@data->>'name')
 `
 	appendDogs(t, client, 0, 2, 0)
+	var badPos uint64
 	bad := uuid.New()
-	if _, err := client.AppendToStream(context.Background(), "dog-bad", kurrentdb.AppendToStreamOptions{},
+	if badAt, err := client.AppendToStream(context.Background(), "dog-bad", kurrentdb.AppendToStreamOptions{},
 		kurrentdb.EventData{EventID: bad, EventType: "__main__:Dog.Registered", ContentType: kurrentdb.ContentTypeBinary, Data: []byte("\x80not json")}); err != nil {
 		t.Fatal(err)
+	} else {
+		badPos = badAt.CommitPosition
 	}
 	last := appendDogs(t, client, 2, 2, 0)
 
@@ -150,8 +153,15 @@ func TestPoisonEvents(t *testing.T) {
 	if code != 503 || !strings.Contains(string(body), "projection stopper: stopped on event "+bad.String()) {
 		t.Errorf("/readyz = %d %s", code, body)
 	}
-	if err := pool.QueryRow(context.Background(), "SELECT count(*) FROM stopped_names").Scan(&n); err != nil || n != 2 {
-		t.Errorf("stopper projected %d names, want the 2 before the poison event (%v)", n, err)
+	// The stopped projection's position is before the poison event, and nothing after it was
+	// applied.
+	var p httpapi.ProjectionJSON
+	getJSON(t, "http://"+addr+"/v1/projections/stopper", &p)
+	if p.Position >= badPos {
+		t.Errorf("stopper at %d, past the poison event at %d", p.Position, badPos)
+	}
+	if err := pool.QueryRow(context.Background(), "SELECT count(*) FROM stopped_names WHERE name IN ('dog-00002', 'dog-00003')").Scan(&n); err != nil || n != 0 {
+		t.Errorf("stopper applied %d events after the poison event (%v)", n, err)
 	}
 	if v := metricValue(t, addr, `projector_errors_total{kind="handler",projection="stopper"}`); v < 1 {
 		t.Errorf("handler errors = %v", v)

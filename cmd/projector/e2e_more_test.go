@@ -172,6 +172,7 @@ func TestUnreachableAtStartIsRetried(t *testing.T) {
 	uri, _ := startEmulator(t, kAddr)
 	last := appendDogs(t, kurrentClient(t, uri), 0, 20, 4)
 	waitHTTP(t, addr, "dog_counts", last)
+	waitHTTP(t, addr, "dogs", last)
 	if got := viewDigest(t, pool); !strings.HasPrefix(got, "dogs=20,tricks=80 dogs=20 tricks=80") {
 		t.Errorf("views = %s", got)
 	}
@@ -253,5 +254,34 @@ func TestVersionAndHelp(t *testing.T) {
 		if code != 0 || !strings.Contains(out, "\n  "+c+" ") {
 			t.Errorf("help lacks %s: %s", c, out)
 		}
+	}
+}
+
+// TestMigrate runs the README's migrate command: Projector's tables and each projection's
+// schema, idempotently; a file with SQL PostgreSQL cannot prepare is refused before anything
+// is created.
+func TestMigrate(t *testing.T) {
+	t.Parallel()
+	dbURL, pool := newDatabase(t)
+	env := baseEnv("DATABASE_URL=" + dbURL)
+	bad := writeFile(t, "bad.yaml", "projections:\n  - name: a\n    handlers:\n      T: INSERT INTO missing VALUES (1)\n")
+	if code, _, errOut := runProjector(t, env, "migrate", "--config", bad); code != 2 || !strings.Contains(errOut, `relation "missing" does not exist`) {
+		t.Errorf("migrate with bad SQL: %d %s", code, errOut)
+	}
+	for range 2 {
+		code, out, errOut := runProjector(t, env, "migrate", "--config", "../../examples/training_school.yaml")
+		if code != 0 || !strings.Contains(out, "migrated: Projector's tables and 1 projection schema(s)") {
+			t.Fatalf("migrate: %d %s %s", code, out, errOut)
+		}
+	}
+	var tables string
+	if err := pool.QueryRow(context.Background(), `SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname = 'public'`).Scan(&tables); err != nil {
+		t.Fatal(err)
+	}
+	if tables != "dog_tricks,dogs,projector_dead_letters,projector_migrations,projector_tracking" {
+		t.Errorf("tables after migrate: %s", tables)
+	}
+	if code, _, errOut := runProjector(t, baseEnv(), "migrate", "--config", "../../examples/training_school.yaml"); code != 2 || !strings.Contains(errOut, "DATABASE_URL: not set") {
+		t.Errorf("migrate without DATABASE_URL: %d %s", code, errOut)
 	}
 }

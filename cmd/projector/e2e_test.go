@@ -235,6 +235,11 @@ func TestDeclarativeProjectionEndToEnd(t *testing.T) {
 		t.Errorf("status --json: %d %v %s", code, err, out)
 	}
 
+	// reset refuses while a daemon leads the projection.
+	if code, _, errOut := runProjector(t, env, "reset", "dogs"); code != 1 || !strings.Contains(errOut, `projection "dogs" is being run by a projector daemon`) {
+		t.Errorf("reset while running: %d %s", code, errOut)
+	}
+
 	// SIGTERM: graceful, exit 0.
 	before := viewDigest(t, pool)
 	if code := d.stop(syscall.SIGTERM); code != 0 {

@@ -1,15 +1,19 @@
 package resilience_test
 
 import (
+	"context"
+	"errors"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/kurrent-io/KurrentDB-Client-Go/kurrentdb"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/projector-dev/projector/internal/faultproxy"
+	"github.com/projector-dev/projector/views/postgres"
 )
 
 // TestSubscriptionsDropped drops every subscription of the emulator again and again while the
@@ -163,6 +167,14 @@ func TestPostgresConnectionsCutAndBlackholed(t *testing.T) {
 	}
 	proxy.Resume()
 	t.Logf("cut %d connections, then black-holed PostgreSQL for 3s with %d events in the ledger", cut, held)
+	// PostgreSQL "restarts": every connection cut and new ones refused for 3 seconds.
+	atApplied(t, db.pool, held+2000)
+	proxy.SetRefusing(true)
+	down := applied(t, db.pool, "ledger_applied")
+	cut = proxy.CutAll()
+	time.Sleep(3 * time.Second)
+	proxy.SetRefusing(false)
+	t.Logf("PostgreSQL down for 3s (%d connections cut, new ones refused) with %d events in the ledger", cut, down)
 	want := finish(t, db, wr, finished, "ledger")
 	t.Log(checkLedger(t, db.pool, want))
 }
@@ -191,7 +203,11 @@ func TestKurrentDBConnectionsCutAndBlackholed(t *testing.T) {
 	proxy.Pause()
 	time.Sleep(3 * time.Second)
 	proxy.Resume()
-	t.Logf("cut %d connections, black-holed KurrentDB for 3s", cut)
+	atApplied(t, db.pool, 16000)
+	proxy.SetLatency(300 * time.Millisecond)
+	time.Sleep(2 * time.Second)
+	proxy.SetLatency(0)
+	t.Logf("cut %d connections, black-holed KurrentDB for 3s, then slowed it by 300ms for 2s", cut)
 	want := finish(t, db, wr, finished, "ledger")
 	t.Log(checkLedger(t, db.pool, want))
 	if r := d.metric(t, `projector_subscription_restarts_total{projection="ledger"}`); r < 1 {
@@ -260,4 +276,49 @@ func TestLeaderKilledStandbyTakesOver(t *testing.T) {
 	if v := standby.metric(t, `projector_leader{projection="ledger"}`); v != 1 {
 		t.Errorf("projector_leader of the new leader = %v, want 1", v)
 	}
+}
+
+// TestLeaderLockConnectionKilled runs two projectors and kills only the leader's advisory-lock
+// connection (found in pg_locks), three times: each time the leader must stop processing and
+// leadership may move, with no event lost or doubled.
+func TestLeaderLockConnectionKilled(t *testing.T) {
+	db := newDatabase(t)
+	srv := startEmulator(t)
+	client := kurrentClient(t, srv.URI())
+	cfg := writeFile(t, "projections.yaml", ledgerConfig("stop", 0, 200, false))
+	a := startDaemon(t, "projector-a", db.url, srv.URI(), cfg)
+	b := startDaemon(t, "projector-b", db.url, srv.URI(), cfg)
+	wr := newWriter(client, standard())
+	finished := startWriter(t, wr)
+	k := uint64(postgres.LockKey("public", "ledger"))
+	for _, at := range []int{3000, 8000, 13000} {
+		atApplied(t, db.pool, at)
+		var pid int64
+		eventually(t, 10*time.Second, "a projector holds the ledger's lock", func() bool {
+			err := db.pool.QueryRow(context.Background(), `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted
+				AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+				AND classid = $1::bigint::oid AND objid = $2::bigint::oid AND objsubid = 1`, int64(k>>32), int64(k&0xffffffff)).Scan(&pid)
+			if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+				t.Fatalf("find the leader's lock connection: %v", err)
+			}
+			return err == nil
+		})
+		var killed bool
+		if err := db.pool.QueryRow(context.Background(), `SELECT pg_terminate_backend($1)`, pid).Scan(&killed); err != nil || !killed {
+			t.Fatalf("terminate the lock connection %d: %v", pid, err)
+		}
+		sa, _ := a.status("ledger")
+		sb, _ := b.status("ledger")
+		t.Logf("killed lock backend %d at %d events (leader: a=%v b=%v)", pid, at, sa.Leader, sb.Leader)
+	}
+	want := finish(t, db, wr, finished, "ledger")
+	t.Log(checkLedger(t, db.pool, want))
+	for _, d := range []*daemon{a, b} {
+		if s, ok := d.status("ledger"); !ok || s.State == "stopped" {
+			t.Errorf("%s: ledger state %q after the lock faults, want it leading or on standby", d.name, s.State)
+		}
+	}
+	lost := a.metric(t, `projector_errors_total{kind="leadership",projection="ledger"}`) + b.metric(t, `projector_errors_total{kind="leadership",projection="ledger"}`)
+	changes := len(a.logLines("projection state changed")) + len(b.logLines("projection state changed"))
+	t.Logf("leadership errors counted: %v; state changes logged: %d", lost, changes)
 }

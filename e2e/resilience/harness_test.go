@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -375,5 +374,3 @@ func writeFile(t *testing.T, name, content string) string {
 	}
 	return p
 }
-
-var errTimeout = errors.New("timed out")

@@ -1,6 +1,7 @@
 // Package trainingschool is the training-school example of the Python eventsourcing-kurrentdb
-// package in Go: a write model that records dogs and their tricks in KurrentDB exactly as the
-// Python package does, and a projection that counts dogs and tricks, as an in-memory view and
+// package in Go: a write model that records dogs and their tricks in KurrentDB in the shape the
+// Python package gives them (it appends through BatchAppend, this one through Append; the stored
+// events are the same), and a projection that counts dogs and tricks, as an in-memory view and
 // as a PostgreSQL view.
 package trainingschool
 

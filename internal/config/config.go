@@ -97,6 +97,7 @@ type Error struct {
 	Msg        string
 }
 
+// Error implements error.
 func (e *Error) Error() string {
 	var b strings.Builder
 	b.WriteString(e.File)
@@ -119,6 +120,7 @@ type ValidationError struct {
 	Errors []*Error
 }
 
+// Error implements error.
 func (v *ValidationError) Error() string {
 	msgs := make([]string, len(v.Errors))
 	for i, e := range v.Errors {
@@ -160,6 +162,8 @@ func Parse(file string, b []byte) (*Config, error) {
 	p := &parser{file: file}
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(b))
+	// Decoding into a Node keeps lines and key order; the walk below checks every key against
+	// the known ones, as KnownFields does for typed decoding.
 	dec.KnownFields(true)
 	if err := dec.Decode(&doc); err != nil {
 		msg := strings.TrimPrefix(err.Error(), "yaml: ")

@@ -114,7 +114,6 @@ func (m *Metrics) Declare(name string) {
 	}
 }
 
-
 // ObserveWait records the duration of a wait request for projection.
 func (m *Metrics) ObserveWait(projection string, d time.Duration) {
 	m.waitDuration.WithLabelValues(projection).Observe(d.Seconds())

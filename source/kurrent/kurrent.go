@@ -2,6 +2,10 @@
 // Go client: a catch-up subscription filtered on the server by event type, with checkpoints,
 // resumed strictly after a projection's tracked position without losing the event a checkpoint
 // may point at (KurrentDB #4970, #4990).
+//
+// A Source does not reconnect by itself: a dropped subscription ends Next with an error, and
+// the projection.Runner resubscribes from its committed state with capped exponential backoff
+// (the client re-discovers the server on its own after Unavailable).
 package kurrent
 
 import (

@@ -373,3 +373,17 @@ func LeaseFromContext(ctx context.Context) (*Lease, bool) {
 	l, ok := ctx.Value(leaseKey{}).(*Lease)
 	return l, ok
 }
+
+// VerifyLeadership is the fence a batch runs before it commits: when ctx carries a Lease (it
+// derives from a context Elector.Acquire returned), it checks inside tx that the Lease's lock
+// connection still holds the lock (see Lease.Verify) and returns an error wrapping
+// ErrLeadershipLost if not; without a Lease it does nothing. Called in the batch transaction
+// after the handlers and before the tracking advance, it stops a leader whose lock connection
+// has died at its next commit rather than at its next periodic check.
+func VerifyLeadership(ctx context.Context, tx pgx.Tx) error {
+	l, ok := LeaseFromContext(ctx)
+	if !ok {
+		return nil
+	}
+	return l.Verify(ctx, tx)
+}

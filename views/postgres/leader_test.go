@@ -254,6 +254,17 @@ func TestLeaderInterfaceLosesContextAndVerifyFences(t *testing.T) {
 	if err := verify(); err != nil {
 		t.Fatalf("Verify while leading: %v", err)
 	}
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := postgres.VerifyLeadership(lead, tx); err != nil {
+		t.Errorf("VerifyLeadership while leading: %v", err)
+	}
+	if err := postgres.VerifyLeadership(ctx, tx); err != nil {
+		t.Errorf("VerifyLeadership without a lease: %v", err)
+	}
+	_ = tx.Rollback(ctx)
 	if err := lease.Check(ctx); err != nil {
 		t.Fatalf("Check while leading: %v", err)
 	}
@@ -270,6 +281,14 @@ func TestLeaderInterfaceLosesContextAndVerifyFences(t *testing.T) {
 	if !errors.Is(err, postgres.ErrLeadershipLost) {
 		t.Fatalf("Verify after the lock connection died = %v, want ErrLeadershipLost", err)
 	}
+	tx, err = conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := postgres.VerifyLeadership(lead, tx); !errors.Is(err, postgres.ErrLeadershipLost) {
+		t.Errorf("VerifyLeadership after the loss = %v, want ErrLeadershipLost", err)
+	}
+	_ = tx.Rollback(ctx)
 	select {
 	case <-lead.Done():
 		if cause := context.Cause(lead); !errors.Is(cause, postgres.ErrLeadershipLost) {

@@ -221,7 +221,9 @@ func (s *Store) DeadLetter(ctx context.Context, tx pgx.Tx, projectionName string
 // Wait implements tracking.Waiter across processes: it returns once the tracking row of
 // projectionName has processed commit. It re-reads the row whenever the runner's NOTIFY
 // arrives (and after every (re)connection of the shared LISTEN connection), so no advance is
-// missed; it never polls. A projection without a tracking row waits until it gets one.
+// missed; it never polls. A projection without a tracking row waits until it gets one. For the
+// position of an event the projection does not subscribe to, it returns once the runner has
+// committed a server checkpoint past it (see projection.Runner.Wait for the bound).
 func (s *Store) Wait(ctx context.Context, projectionName string, commit uint64) (tracking.State, error) {
 	l, err := s.sharedListener()
 	if err != nil {

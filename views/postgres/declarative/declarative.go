@@ -55,6 +55,7 @@ type HandlerError struct {
 	Err   error
 }
 
+// Error implements error.
 func (e *HandlerError) Error() string { return fmt.Sprintf("handler %q: %v", e.Topic, e.Err) }
 
 // Unwrap returns the underlying error.
@@ -240,6 +241,7 @@ type CheckError struct {
 	Err       error
 }
 
+// Error implements error.
 func (e *CheckError) Error() string {
 	if e.Topic == "" {
 		return fmt.Sprintf("schema: %v", pgMessage(e.Err))

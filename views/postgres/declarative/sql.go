@@ -57,6 +57,7 @@ type SQLError struct {
 	Msg  string
 }
 
+// Error implements error.
 func (e *SQLError) Error() string { return fmt.Sprintf("line %d of the SQL: %s", e.Line, e.Msg) }
 
 // Parse splits handler SQL into statements at top-level semicolons and rewrites the named
@@ -220,7 +221,7 @@ func hasCode(text string) bool {
 }
 
 // scanQuoted returns the index just past the quoted string or identifier starting at i.
-// Doubled quotes escape a quote; backslashes are only escapes in E'' strings.
+// Doubled quotes escape a quote; backslashes are only escapes in E” strings.
 func scanQuoted(s string, i int, q byte) int {
 	escapes := q == '\'' && i > 0 && (s[i-1] == 'E' || s[i-1] == 'e') && (i < 2 || !isIdent(s[i-2]))
 	for j := i + 1; j < len(s); j++ {

@@ -1,0 +1,124 @@
+package resilience_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/projector-dev/projector/views/postgres"
+)
+
+// TestPoisonEvent writes a workload with one poison deposit in the middle (its value cannot
+// be cast to bigint) and projects it once under each error policy, each into its own database,
+// next to a second projection (tally) of the same events that the poison does not affect.
+func TestPoisonEvent(t *testing.T) {
+	srv := startEmulator(t)
+	client := kurrentClient(t, srv.URI())
+	w := standard()
+	w.poisonAt = w.appends / 2
+	wr := newWriter(client, w)
+	startWriter(t, wr)()
+	log := readLog(t, client)
+	var poison logEvent
+	var before []logEvent
+	for _, e := range log {
+		if e.poison {
+			poison = e
+			break
+		}
+		before = append(before, e)
+	}
+	if poison.id == "" || len(log) != w.deposits() {
+		t.Fatalf("the log holds %d deposits and poison %+v; want %d and one poison", len(log), poison, w.deposits())
+	}
+	_, last := wr.progress()
+	t.Logf("poison event %s in %s@%d at position %d, after %d good events", poison.id, poison.stream, poison.revision, poison.commit, len(before))
+
+	// stopped checks a projection halted on the poison: the daemon and the other projection go
+	// on, the status names the event, and the ledger holds exactly what its tracking row says,
+	// all of it before the poison.
+	stopped := func(t *testing.T, db *database, d *daemon) {
+		t.Helper()
+		var st projectionStatus
+		eventually(t, time.Minute, "the ledger stops", func() bool {
+			s, ok := d.status("ledger")
+			st = s
+			return ok && s.State == "stopped"
+		})
+		if f := st.Failed; f == nil || f.EventID != poison.id || f.Position.Commit != poison.commit || f.Type != typeDeposit ||
+			f.Stream != poison.stream || !strings.Contains(f.Error, "bigint") {
+			t.Errorf("status of the stopped ledger = %+v, want the poison event %s at %d in %s with the cast error", st.Failed, poison.id, poison.commit, poison.stream)
+		}
+		waitTracked(t, db.pool, "tally", last, time.Minute)
+		t.Logf("tally: %s", checkApplied(t, db.pool, "tally_applied", log))
+		commit, checkpoint := tracked(t, db.pool, "ledger")
+		done := doneBy(log, commit, checkpoint)
+		for _, e := range done {
+			if e.poison {
+				t.Fatalf("the ledger's tracking (commit %d, checkpoint %d) is past the poison at %d", commit, checkpoint, poison.commit)
+			}
+		}
+		t.Logf("ledger stopped at commit %d: %s", commit, checkLedger(t, db.pool, done))
+		if len(done) < len(before) {
+			t.Logf("note: %d good events just before the poison (in its batch) are not committed; the runner rolls the whole batch back on stop", len(before)-len(done))
+		}
+		if resp, err := http.Get("http://" + d.http + "/healthz"); err != nil || resp.StatusCode != http.StatusOK {
+			t.Errorf("daemon unhealthy with one projection stopped: %v", err)
+		} else {
+			_ = resp.Body.Close()
+		}
+		if n := len(d.logLines("projection stopped")); n == 0 {
+			t.Error(`no "projection stopped" log line`)
+		}
+	}
+
+	t.Run("stop", func(t *testing.T) {
+		db := newDatabase(t)
+		d := startDaemon(t, "projector", db.url, srv.URI(), writeFile(t, "projections.yaml", ledgerConfig("stop", 0, 200, true)))
+		stopped(t, db, d)
+	})
+
+	t.Run("retry", func(t *testing.T) {
+		db := newDatabase(t)
+		d := startDaemon(t, "projector", db.url, srv.URI(), writeFile(t, "projections.yaml", ledgerConfig("retry", 3, 200, true)))
+		stopped(t, db, d)
+		failed := 0
+		for _, l := range d.logLines("event failed") {
+			if l["policy"] == "retry" && l["event_id"] == poison.id {
+				failed++
+			}
+		}
+		if failed != 3 {
+			t.Errorf("%d retries of the poison event logged, want 3", failed)
+		}
+	})
+
+	t.Run("skip", func(t *testing.T) {
+		db := newDatabase(t)
+		d := startDaemon(t, "projector", db.url, srv.URI(), writeFile(t, "projections.yaml", ledgerConfig("skip", 1, 200, true)))
+		waitTracked(t, db.pool, "ledger", last, time.Minute)
+		waitTracked(t, db.pool, "tally", last, time.Minute)
+		t.Log(checkLedger(t, db.pool, valid(log)))
+		t.Logf("tally: %s", checkApplied(t, db.pool, "tally_applied", log))
+		dl, err := postgres.ListDeadLetters(context.Background(), db.pool, "ledger", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(dl) != 1 || dl[0].Event.ID != poison.id || dl[0].Event.Stream != poison.stream || dl[0].Event.Revision != poison.revision ||
+			dl[0].Event.Position.Commit != poison.commit || dl[0].Event.Type != typeDeposit ||
+			!strings.Contains(string(dl[0].Event.Data), poisonValue) || !strings.Contains(dl[0].Error, "bigint") {
+			t.Errorf("dead letters = %+v, want exactly the poison event with its error", dl)
+		}
+		if n, _ := d.status("ledger"); n.State == "stopped" {
+			t.Errorf("ledger stopped under policy skip: %+v", n)
+		}
+		if v := d.metric(t, `projector_events_dead_lettered_total{projection="ledger"}`); v != 1 {
+			t.Errorf("projector_events_dead_lettered_total = %v, want 1", v)
+		}
+		if n := len(d.logLines("event dead-lettered and skipped")); n != 1 {
+			t.Errorf("%d dead-letter log lines, want 1", n)
+		}
+	})
+}

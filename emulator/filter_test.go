@@ -1,0 +1,94 @@
+package emulator
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestDefaultAllFilter(t *testing.T) {
+	cases := []struct {
+		stream, typ string
+		want        bool
+	}{
+		{"order-1", "OrderPlaced", true},
+		{"order-1", "$epoch-information", true}, // only system streams are filtered
+		{"$epoch-information", "$epoch-information", false},
+		{"$system", "$epoch-information", false},
+		{"$persistentsubscription-$all::group-checkpoint", "$SubscriptionCheckpoint", false},
+		{"$persistentsubscription-$all::group-parked", "x", false},
+		{"$persistentsubscription-orders::group-parked", "x", true},
+		{"$$order-1", "$metadata", true},
+		{"$users", "$User", true},
+	}
+	for _, c := range cases {
+		if got := defaultAllFilter(c.stream, c.typ); got != c.want {
+			t.Errorf("defaultAllFilter(%q, %q) = %v, want %v", c.stream, c.typ, got, c.want)
+		}
+	}
+}
+
+func TestEventFilterDotNetRegexSemantics(t *testing.T) {
+	cases := []struct {
+		regex string
+		in    string
+		want  bool
+	}{
+		// The Python client's exclusion filter: a negative lookahead.
+		{`^(?!(\$.+$|PersistentConfig\d+$|Result$|.*Snapshot$))`, "OrderPlaced", true},
+		{`^(?!(\$.+$|PersistentConfig\d+$|Result$|.*Snapshot$))`, "$metadata", false},
+		{`^(?!(\$.+$|PersistentConfig\d+$|Result$|.*Snapshot$))`, "OrderSnapshot", false},
+		{`^(?!(\$.+$|PersistentConfig\d+$|Result$|.*Snapshot$))`, "PersistentConfig12", false},
+		{`^(?!(\$.+$|PersistentConfig\d+$|Result$|.*Snapshot$))`, "ResultX", true},
+		// Regex.Match is a search, not a full match.
+		{`Placed`, "OrderPlaced", true},
+		{`^Placed`, "OrderPlaced", false},
+		// The Go client's ExcludeSystemEventsFilter.
+		{`^[^\$].*`, "$UserCreated", false},
+		{`^[^\$].*`, "UserCreated", true},
+		// Backreferences, which RE2 lacks.
+		{`^(\w)\1`, "aab", true},
+		{`^(\w)\1`, "abb", false},
+	}
+	for _, c := range cases {
+		f, err := newEventFilter(false, c.regex, nil)
+		if err != nil {
+			t.Fatalf("compile %q: %v", c.regex, err)
+		}
+		for i := 0; i < 2; i++ { // the second time from the memo
+			if got := f.matchString(c.in); got != c.want {
+				t.Errorf("%q on %q = %v, want %v", c.regex, c.in, got, c.want)
+			}
+		}
+	}
+}
+
+func TestEventFilterPrefixesAndErrors(t *testing.T) {
+	f, err := newEventFilter(true, "", []string{"order-", "cust"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for in, want := range map[string]bool{"order-1": true, "customer-2": true, "orders": false, "$order-": false} {
+		if got := f.matchString(in); got != want {
+			t.Errorf("prefix filter on %q = %v, want %v", in, got, want)
+		}
+	}
+	if _, err := newEventFilter(false, `(?<name`, nil); err == nil || !strings.Contains(err.Error(), `(?<name`) {
+		t.Fatalf("invalid regex: %v, want an error naming the regex", err)
+	}
+	if _, err := newEventFilter(false, "", nil); err == nil {
+		t.Fatal("a filter without regex or prefixes was accepted")
+	}
+}
+
+func TestEventFilterMemoIsBounded(t *testing.T) {
+	f, err := newEventFilter(true, `^s-`, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < maxFilterCache+100; i++ {
+		f.matchString("s-" + strings.Repeat("x", i%50) + string(rune('a'+i%26)) + strings.Repeat("y", i/50))
+	}
+	if len(f.cache) > maxFilterCache {
+		t.Fatalf("memo holds %d entries, bound is %d", len(f.cache), maxFilterCache)
+	}
+}
