@@ -49,24 +49,24 @@ func eventSizeOnDisk(typ string, data, meta []byte) int {
 // request stream is read before a semantic error is returned, so the client
 // sees the error rather than a failed Send.
 func (s *streamsServer) Append(srv streams.Streams_AppendServer) error {
-	first, err := srv.Recv()
-	if err == io.EOF {
-		return rpcInvalid("Append: the request stream ended before its options message")
-	}
-	if err != nil {
+	// Messages are decoded by hand into one reused frame (append_decode.go).
+	frame := new(appendFrame)
+	if err := srv.RecvMsg(frame); err != nil {
+		if err == io.EOF {
+			return rpcInvalid("Append: the request stream ended before its options message")
+		}
 		return err
 	}
-	opts := first.GetOptions()
-	if opts == nil {
-		return drainThen(srv, rpcInvalid("Append: the first message must carry options"))
+	if frame.kind != frameOptions {
+		return drainFrames(srv, frame, rpcInvalid("Append: the first message must carry options"))
 	}
-	stream := string(opts.GetStreamIdentifier().GetStreamName())
-	exp, err := expectedFromAppend(opts)
-	if err == nil && stream == "" {
-		err = rpcInvalid("Append: options.stream_identifier.stream_name is empty")
-	}
-	if err != nil {
-		return drainThen(srv, err)
+	stream := string(frame.stream)
+	exp := frame.expected
+	switch {
+	case !frame.hasExp:
+		return drainFrames(srv, frame, rpcInvalid("Append: options.expected_stream_revision is not set"))
+	case stream == "":
+		return drainFrames(srv, frame, rpcInvalid("Append: options.stream_identifier.stream_name is empty"))
 	}
 
 	var (
@@ -74,11 +74,8 @@ func (s *streamsServer) Append(srv streams.Streams_AppendServer) error {
 		total   int
 		failure error
 	)
-	// One message is reused for every event: unmarshalling resets it and
-	// gives data and metadata fresh slices, so the events keep no aliases.
-	req := new(streams.AppendReq)
 	for i := 0; ; i++ {
-		if err := srv.RecvMsg(req); err != nil {
+		if err := srv.RecvMsg(frame); err != nil {
 			if err == io.EOF {
 				break
 			}
@@ -88,12 +85,11 @@ func (s *streamsServer) Append(srv streams.Streams_AppendServer) error {
 			events = nil
 			continue // keep reading to the end; the error goes out then
 		}
-		pm := req.GetProposedMessage()
-		if pm == nil {
+		if frame.kind != frameProposed {
 			failure = rpcInvalid("Append to %q: message %d must be a proposed_message", stream, i+1)
 			continue
 		}
-		ev, err := proposedFromV1(pm.GetId(), pm.GetMetadata(), pm.GetCustomMetadata(), pm.GetData())
+		ev, err := frame.event()
 		if err != nil {
 			failure = annotate(err, fmt.Sprintf("Append to %q: event %d", stream, i))
 			continue
@@ -127,10 +123,11 @@ func (s *streamsServer) Append(srv streams.Streams_AppendServer) error {
 	return srv.SendAndClose(&streams.AppendResp{Result: &streams.AppendResp_Success_{Success: appendSuccess(res)}})
 }
 
-// drainThen reads the rest of a client stream and returns err.
-func drainThen[Req any](srv interface{ Recv() (*Req, error) }, err error) error {
+// drainFrames reads the rest of an Append request stream into frame and
+// returns err.
+func drainFrames(srv streams.Streams_AppendServer, frame *appendFrame, err error) error {
 	for {
-		if _, rerr := srv.Recv(); rerr != nil {
+		if rerr := srv.RecvMsg(frame); rerr != nil {
 			if rerr == io.EOF {
 				return err
 			}
@@ -247,7 +244,7 @@ func proposedFromV1(id *shared.UUID, md map[string]string, meta, data []byte) (P
 	if data == nil {
 		data = []byte{}
 	}
-	return ProposedEvent{ID: evID, Type: typ, IsJSON: ct == "application/json", Data: data, Metadata: meta}, nil
+	return ProposedEvent{ID: evID, Type: typ, IsJSON: ct == contentJSONType, Data: data, Metadata: meta}, nil
 }
 
 // parseProposedID decodes an event id sent in structured or string form.
@@ -270,3 +267,6 @@ func parseProposedID(id *shared.UUID) (uuid.UUID, error) {
 	}
 	return uuid.UUID{}, rpcInvalid("id is required")
 }
+
+// contentJSONType is the content type that marks an event as JSON.
+const contentJSONType = "application/json"

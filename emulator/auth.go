@@ -167,6 +167,8 @@ func userMayAccess(req any) bool {
 		return !isSystemStream(o.GetStream().GetStreamIdentifier().GetStreamName())
 	case *streams.AppendReq:
 		return !isSystemStream(r.GetOptions().GetStreamIdentifier().GetStreamName())
+	case *appendFrame: // Append decodes into this
+		return r.kind != frameOptions || !isSystemStream(r.stream)
 	case *streams.DeleteReq:
 		return !isSystemStream(r.GetOptions().GetStreamIdentifier().GetStreamName())
 	case *streams.TombstoneReq:

@@ -3,6 +3,8 @@ package emulator
 import (
 	"strings"
 	"testing"
+
+	"github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v1/streams"
 )
 
 func TestDefaultAllFilter(t *testing.T) {
@@ -90,5 +92,38 @@ func TestEventFilterMemoIsBounded(t *testing.T) {
 	}
 	if len(f.cache) > maxFilterCache {
 		t.Fatalf("memo holds %d entries, bound is %d", len(f.cache), maxFilterCache)
+	}
+}
+
+func TestFilterWindowAndCheckpointInterval(t *testing.T) {
+	expr := &streams.ReadReq_Options_FilterOptions_EventType{EventType: &streams.ReadReq_Options_FilterOptions_Expression{Prefix: []string{"x"}}}
+	cases := []struct {
+		window     string // "count", "max" or "none"
+		max        uint32
+		multiplier uint32
+		wantWindow uint32
+		wantEvery  uint64
+	}{
+		{"count", 0, 1, 32, 32},
+		{"count", 0, 3, 32, 96},
+		{"max", 10, 2, 10, 20},
+		{"none", 0, 1, 32, 32},
+	}
+	for _, c := range cases {
+		fo := &streams.ReadReq_Options_FilterOptions{Filter: expr, CheckpointIntervalMultiplier: c.multiplier}
+		switch c.window {
+		case "count":
+			fo.Window = &streams.ReadReq_Options_FilterOptions_Count{}
+		case "max":
+			fo.Window = &streams.ReadReq_Options_FilterOptions_Max{Max: c.max}
+		}
+		var ro readOptions
+		if err := ro.parseFilter(fo, true); err != nil {
+			t.Fatal(err)
+		}
+		if ro.window != c.wantWindow || ro.interval != c.wantEvery {
+			t.Errorf("window %s %d × %d: window %d interval %d, want %d and %d",
+				c.window, c.max, c.multiplier, ro.window, ro.interval, c.wantWindow, c.wantEvery)
+		}
 	}
 }

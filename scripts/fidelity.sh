@@ -24,6 +24,16 @@ STREAMS_RUN=${FIDELITY_RUN:-'TestStreams/(AppendEvents|MultiAppend|ReadStream|Re
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/kurrentdb-fidelity.XXXXXX")
 pids=()
+test_pid=""
+
+# kill_tree PID: ends PID and every process below it.
+kill_tree() {
+	local child
+	for child in $(ps -o pid= --ppid "$1" 2>/dev/null); do
+		kill_tree "$child"
+	done
+	kill -TERM "$1" 2>/dev/null || true
+}
 
 # stop_emulators ends every emulator this script started: SIGTERM, then
 # SIGKILL after 5 s.
@@ -45,6 +55,10 @@ stop_emulators() {
 
 cleanup() {
 	local status=$?
+	if [[ -n "$test_pid" ]]; then
+		kill_tree "$test_pid"
+		wait "$test_pid" 2>/dev/null || true
+	fi
 	stop_emulators
 	if [[ "${KEEP_WORKDIR:-}" == 1 ]]; then
 		echo "fidelity: work directory kept at $work" >&2
@@ -134,10 +148,16 @@ start_emulator "$work/emulator.log" "${PLAIN_ADDR##*:}" "${TLS_ADDR##*:}" \
 run_suite() {
 	local name=$1 pattern=$2 log="$work/$1.log"
 	echo "fidelity: go test ./test -run '$pattern'" >&2
-	set +e
-	(cd "$client" && CI=true "$GO" test ./test -run "$pattern" -count=1 -v -timeout 15m </dev/null) 2>&1 | tee "$log"
-	local rc=${PIPESTATUS[0]}
-	set -e
+	# In the background, so that a signal to this script is handled at once.
+	: >"$log"
+	(cd "$client" && CI=true "$GO" test ./test -run "$pattern" -count=1 -v -timeout 15m </dev/null >"$log" 2>&1) &
+	test_pid=$!
+	tail -n +1 -f --pid="$test_pid" "$log" 2>/dev/null &
+	local tail_pid=$!
+	local rc=0
+	wait "$test_pid" || rc=$?
+	test_pid=""
+	wait "$tail_pid" 2>/dev/null || true
 	local passed failed skipped
 	passed=$(grep -c -- '--- PASS' "$log" || true)
 	failed=$(grep -c -- '--- FAIL' "$log" || true)
