@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"bytes"
 	"io"
 	"strings"
 	"testing"
@@ -267,4 +268,30 @@ func first(md metadata.MD, key string) string {
 		return v[0]
 	}
 	return ""
+}
+
+// TestAppendLargestEvent appends an event just under KurrentDB's 16 MiB
+// limit, which needs a receive limit far above gRPC's 4 MiB default, and
+// reads it back.
+func TestAppendLargestEvent(t *testing.T) {
+	srv := startTest(t, Options{})
+	c := newTestClient(t, srv.URI())
+	stream := "big-" + uuid.NewString()
+	data := make([]byte, DefaultMaxAppendEventSize-2*len("Big"))
+	for i := range data {
+		data[i] = byte(i)
+	}
+	ev := kurrentdb.EventData{EventID: uuid.New(), EventType: "Big", ContentType: kurrentdb.ContentTypeBinary, Data: data}
+	if _, err := c.AppendToStream(testCtx(t), stream, kurrentdb.AppendToStreamOptions{}, ev); err != nil {
+		t.Fatalf("append of a %d-byte event: %v", len(data), err)
+	}
+	events, err := readAllOf(t, c, stream)
+	if err != nil || len(events) != 1 || !bytes.Equal(events[0].Event.Data, data) {
+		t.Fatalf("read back %d events, %v", len(events), err)
+	}
+	ev.EventID, ev.Data = uuid.New(), append(data, 0)
+	_, err = c.AppendToStream(testCtx(t), stream, kurrentdb.AppendToStreamOptions{}, ev)
+	if err == nil || !strings.Contains(err.Error(), "Maximum Append Event Size") {
+		t.Fatalf("append of a byte more: err = %v, want the event size limit", err)
+	}
 }

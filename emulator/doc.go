@@ -10,6 +10,11 @@
 //	defer srv.Close()
 //	client, err := kurrentdb.NewClient(mustParse(srv.URI()))
 //
+// Options.TLSListen adds a TLS listener that authenticates KurrentDB's
+// default users (TLSURI connects as admin). The fault hooks DropSubscriptions,
+// Restart and SetLatency simulate outages in tests, and cmd/kurrentdb-emulator
+// runs the same server as a binary.
+//
 // The emulator is a test and development tool. It keeps the whole log in
 // memory (optionally persisted to a directory), runs a single node, and is
 // never a production event store.

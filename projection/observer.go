@@ -19,11 +19,16 @@ type Observer interface {
 	// EventDeadLettered reports that e was written to the dead-letter table and skipped.
 	EventDeadLettered(projection string, e Event, err error)
 	// Error reports a failure that is not an event's fault, by kind: "source" (KurrentDB),
-	// "store" (view store), "conflict" (tracking moved under us), "leadership".
+	// "store" (view store), "conflict" (tracking moved under us), "leadership" (the lease could
+	// not be acquired, or was lost). Transient failures are retried with backoff and reported
+	// once per fault: when it begins, and again only if the kind of failure changes before it
+	// ends; permanent ones (wrapping ErrPermanent) are reported at every attempt.
 	Error(projection, kind string, err error)
-	// SubscriptionRestarted reports that the subscription ended with err and is being restarted.
+	// SubscriptionRestarted reports that a running subscription ended with err and is being
+	// restarted (once per drop).
 	SubscriptionRestarted(projection string, err error)
-	// StateChanged reports a change of the projection's run state.
+	// StateChanged reports a change of the projection's run state, with the error that caused
+	// it, if any. It is called once per change, never for a repeated attempt in the same state.
 	StateChanged(projection string, from, to RunState, err error)
 }
 
@@ -57,8 +62,8 @@ const (
 	StateStandby    RunState = "standby"     // another instance leads this projection
 	StateCatchingUp RunState = "catching_up" // leading, reading history
 	StateLive       RunState = "live"        // leading, caught up, following new events
-	StateRetrying   RunState = "retrying"    // a transient fault; backing off before a retry
-	StateStopped    RunState = "stopped"     // halted on a poison event (policy stop); needs an operator
+	StateRetrying   RunState = "retrying"    // a fault; backing off between retries until it clears
+	StateStopped    RunState = "stopped"     // halted on a poison event or a conflict; needs Resume or Skip
 	StateDone       RunState = "done"        // the runner has ended
 )
 
@@ -79,6 +84,8 @@ type Status struct {
 	LastProgress time.Time `json:"last_progress,omitempty"`
 	// Failed describes the event a stopped projection is halted on.
 	Failed *Failure `json:"failed,omitempty"`
+	// Error is the error that made the projection retrying or stopped; empty otherwise.
+	Error string `json:"error,omitempty"`
 }
 
 // Failure describes a poison event and the error it caused.

@@ -17,6 +17,7 @@ const (
 	DefaultCheckpointEvery = time.Second
 	DefaultMinBackoff      = 100 * time.Millisecond
 	DefaultMaxBackoff      = 30 * time.Second
+	DefaultDrainTimeout    = 10 * time.Second
 )
 
 // StartKind says where a projection without a tracking row starts reading $all.
@@ -93,13 +94,21 @@ type Options struct {
 	// MinBackoff and MaxBackoff bound the backoff between restarts after a transient source or
 	// store failure (defaults 100ms and 30s; jittered).
 	MinBackoff, MaxBackoff time.Duration
-	// Leader, when set, is asked for leadership of each projection before it runs.
+	// Leader, when set, is asked for leadership of each projection before it runs: the
+	// projection is processed only while the lease is held, and waits as a standby otherwise.
 	Leader Leader
+	// DrainTimeout bounds how long Run, once its context ends, lets each projection finish and
+	// commit the batch in flight (default 10s); a batch that has not committed by then is rolled
+	// back. A negative value rolls back at once.
+	DrainTimeout time.Duration
 }
 
-// Leader grants exclusive leadership of a projection across processes (the PostgreSQL store
+// Leader grants exclusive leadership of a projection across processes (views/postgres.Elector
 // implements it with an advisory lock). Acquire blocks until this process leads projection
-// or ctx ends; the returned context ends when leadership is lost, and release gives it up.
+// or ctx ends; the returned context ends when leadership is lost (or ctx ends), and release gives
+// it up. The runner passes the lease context to the store for every batch, so a store can check
+// the lease inside the transaction before it commits, and the commit itself is abandoned when the
+// lease ends.
 type Leader interface {
 	Acquire(ctx context.Context, projection string) (lead context.Context, release func(), err error)
 }
@@ -188,8 +197,31 @@ func (o Options) withDefaults() Options {
 	if o.MaxBackoff < o.MinBackoff {
 		o.MaxBackoff = o.MinBackoff
 	}
+	if o.DrainTimeout == 0 {
+		o.DrainTimeout = DefaultDrainTimeout
+	}
 	return o
 }
+
+// ErrTransient is wrapped by errors of a store or source that retrying can fix: a lost or
+// killed connection, a server restart, a serialization failure. A store wraps a handler's error
+// with it when the failure was the connection's, not the event's, so the runner retries the
+// batch after a backoff instead of applying the projection's error policy to the event.
+var ErrTransient = errors.New("transient failure")
+
+// ErrPermanent is wrapped by errors of a source or store that retrying cannot fix by itself:
+// bad credentials, access denied, a request the server rejects as invalid. The runner keeps
+// retrying them (an operator may fix the cause outside the process, such as an ACL), but at the
+// longest backoff and reporting every attempt through Observer.Error, so they cannot go unseen.
+var ErrPermanent = errors.New("permanent failure")
+
+// ErrLeadershipLost is wrapped by the error of a batch that a store refused to commit because
+// this process no longer holds the projection's lease.
+var ErrLeadershipLost = errors.New("leadership lost")
+
+// ErrNotStopped is returned by Runner.Resume and Runner.Skip for a projection that is not
+// stopped (or already has a command pending).
+var ErrNotStopped = errors.New("projection is not stopped")
 
 // backoff is a capped exponential backoff with full jitter in [d/2, d].
 type backoff struct {
@@ -198,6 +230,12 @@ type backoff struct {
 }
 
 func (b *backoff) reset() { b.next = 0 }
+
+// longest returns the capped delay, jittered, and leaves the backoff at its cap.
+func (b *backoff) longest() time.Duration {
+	b.next = b.max
+	return b.delay()
+}
 
 func (b *backoff) delay() time.Duration {
 	if b.next == 0 {

@@ -93,7 +93,7 @@ func (a *app) demo(ctx context.Context, exit bool) error {
 		defer cancel()
 		_ = d.Shutdown(sctx)
 	}()
-	base := "http://" + d.Addr()
+	base := localURL(d.Addr())
 
 	runCtx, stopRunner := context.WithCancel(ctx)
 	defer stopRunner()

@@ -181,10 +181,11 @@ func (p *proc) exited() bool {
 	}
 }
 
-// startEmulator starts the kurrentdb-emulator binary on addr and returns its connection string.
-func startEmulator(t *testing.T, addr string) (string, *proc) {
+// startEmulator starts the kurrentdb-emulator binary on addr (with extra flags) and returns its
+// connection string.
+func startEmulator(t *testing.T, addr string, extra ...string) (string, *proc) {
 	t.Helper()
-	p := start(t, emulatorBin, baseEnv(), "--listen", addr, "--log-level", "warn")
+	p := start(t, emulatorBin, baseEnv(), append([]string{"--listen", addr, "--log-level", "warn"}, extra...)...)
 	uri := "kurrentdb://" + addr + "?tls=false"
 	eventually(t, 20*time.Second, "the emulator listens", func() bool {
 		c, err := net.DialTimeout("tcp", addr, time.Second)

@@ -281,7 +281,45 @@ func TestMigrate(t *testing.T) {
 	if tables != "dog_tricks,dogs,projector_dead_letters,projector_migrations,projector_tracking" {
 		t.Errorf("tables after migrate: %s", tables)
 	}
+	// Flags override the environment.
+	if code, _, errOut := runProjector(t, baseEnv("DATABASE_URL=postgres://nobody@127.0.0.1:1/none", "PROJECTOR_LOG_FORMAT=xml"),
+		"migrate", "--config", "../../examples/training_school.yaml", "--database-url", dbURL, "--log-format", "console"); code != 0 {
+		t.Errorf("migrate with flags over a bad environment: %d %s", code, errOut)
+	}
 	if code, _, errOut := runProjector(t, baseEnv(), "migrate", "--config", "../../examples/training_school.yaml"); code != 2 || !strings.Contains(errOut, "DATABASE_URL: not set") {
 		t.Errorf("migrate without DATABASE_URL: %d %s", code, errOut)
+	}
+}
+
+// TestKurrentDBOutage stops KurrentDB under a running daemon for longer than the client's
+// discovery attempts last, then starts it again on its data: the daemon replaces its closed
+// client, resumes, and projects every event exactly once.
+func TestKurrentDBOutage(t *testing.T) {
+	t.Parallel()
+	dbURL, pool := newDatabase(t)
+	kAddr, data := freeAddr(t), t.TempDir()
+	uri, em := startEmulator(t, kAddr, "--data", data)
+	last := appendDogs(t, kurrentClient(t, uri), 0, 5, 2)
+	addr := freeAddr(t)
+	d := start(t, projectorBin, baseEnv("KURRENTDB_URI="+uri, "DATABASE_URL="+dbURL, "PROJECTOR_HTTP_ADDR="+addr,
+		"PROJECTOR_CONFIG="+writeFile(t, "p.yaml", bothProjections(t))), "run")
+	healthy(t, d, addr)
+	waitHTTP(t, addr, "dogs", last)
+
+	if code := em.stop(syscall.SIGTERM); code != 0 {
+		t.Fatalf("emulator exit code %d", code)
+	}
+	eventually(t, 30*time.Second, "the daemon replaces its closed KurrentDB client", func() bool {
+		return strings.Contains(d.output(), "KurrentDB client connection closed; using a new client")
+	})
+	startEmulator(t, kAddr, "--data", data)
+	last = appendDogs(t, kurrentClient(t, uri), 5, 5, 2)
+	waitHTTP(t, addr, "dogs", last)
+	waitHTTP(t, addr, "dog_counts", last)
+	if got := viewDigest(t, pool); !strings.HasPrefix(got, "dogs=10,tricks=20 dogs=10 tricks=20 rows=20") {
+		t.Errorf("views = %s", got)
+	}
+	if code := d.stop(syscall.SIGTERM); code != 0 {
+		t.Errorf("exit code %d", code)
 	}
 }

@@ -108,10 +108,10 @@ func (a *app) run(ctx context.Context, doMigrate bool) error {
 		}
 		return err
 	}
-	defer func() { _ = client.Close() }()
+	src := newRenewingSource(client, a.kurrentClient, log)
+	defer func() { _ = src.Close() }()
 	var none error
 	kurrentErr.Store(&none)
-	src := kurrent.New(client, kurrent.Options{})
 	var projections []daemon.Projection[pgx.Tx]
 	for _, p := range cfg.Projections {
 		projections = append(projections, daemon.Projection[pgx.Tx]{Projection: p.Compiled, Options: runOptions(p)})

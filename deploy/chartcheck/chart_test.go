@@ -10,6 +10,7 @@ import (
 	"time"
 
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
+	"helm.sh/helm/v3/pkg/strvals"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
 )
@@ -528,4 +529,54 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// TestReadmeInstall renders the chart with the `helm install` command of the README's Deploy
+// section and checks that the names the README then uses (deployment, service) are the ones
+// rendered.
+func TestReadmeInstall(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(b)
+	i := strings.Index(readme, "helm install ")
+	if i < 0 {
+		t.Fatal("README has no helm install command")
+	}
+	cmd := readme[i:]
+	cmd = cmd[:strings.Index(cmd, "\n```")]
+	cmd = strings.ReplaceAll(cmd, "\\\n", " ")
+	args := strings.Fields(cmd)
+	if len(args) < 4 || args[3] != "deploy/helm/projector" {
+		t.Fatalf("unexpected install command %q", cmd)
+	}
+	release := args[2]
+	vals := map[string]any{}
+	for j := 4; j < len(args); j++ {
+		if args[j] != "--set" || j+1 == len(args) {
+			t.Fatalf("unexpected argument %q in %q", args[j], cmd)
+		}
+		j++
+		if err := strvals.ParseInto(args[j], vals); err != nil {
+			t.Fatalf("--set %s: %v", args[j], err)
+		}
+	}
+	set := renderSet(t, Options{ReleaseName: release, Values: vals})
+	d := set.Deployments[0]
+	if len(set.Secrets) != 0 || len(set.ConfigMaps) != 0 {
+		t.Errorf("the README's install still renders %d Secrets and %d ConfigMaps", len(set.Secrets), len(set.ConfigMaps))
+	}
+	for _, want := range []string{"deployment/" + d.Name, "service/" + set.Services[0].Name} {
+		if !strings.Contains(readme, want) {
+			t.Errorf("README does not use %s", want)
+		}
+	}
+	env := envMap(d.Spec.Template.Spec.Containers[0])
+	if ref := env["KURRENTDB_URI"].ValueFrom.SecretKeyRef; ref.Name != "projector-connections" || !strings.Contains(readme, "--from-literal="+ref.Key+"=") {
+		t.Errorf("KURRENTDB_URI from %s/%s, which the README's kubectl create secret does not make", ref.Name, ref.Key)
+	}
+	if ref := env["DATABASE_URL"].ValueFrom.SecretKeyRef; ref.Name != "projector-connections" || !strings.Contains(readme, "--from-literal="+ref.Key+"=") {
+		t.Errorf("DATABASE_URL from %s/%s, which the README's kubectl create secret does not make", ref.Name, ref.Key)
+	}
 }

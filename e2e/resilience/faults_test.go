@@ -223,7 +223,7 @@ func TestLeaderKilledStandbyTakesOver(t *testing.T) {
 	client := kurrentClient(t, srv.URI())
 	cfg := writeFile(t, "projections.yaml", ledgerConfig("stop", 0, 200, false))
 	daemons := []*daemon{
-		startDaemon(t, "projector-a", db.url, srv.URI(), cfg),
+		startDaemon(t, "projector-a", db.url, srv.URI(), cfg).running(t),
 		startDaemon(t, "projector-b", db.url, srv.URI(), cfg),
 	}
 	wr := newWriter(client, standard())
@@ -261,12 +261,12 @@ func TestLeaderKilledStandbyTakesOver(t *testing.T) {
 	}
 	killed := time.Now()
 	leader.signal(syscall.SIGKILL, 10*time.Second)
-	eventually(t, 15*time.Second, standby.name+" leads", func() bool {
+	eventually(t, 10*time.Second, standby.name+" leads", func() bool {
 		s, ok := standby.status("ledger")
 		return ok && s.Leader
 	})
 	before, _ := tracked(t, db.pool, "ledger")
-	eventually(t, 15*time.Second, standby.name+" commits", func() bool {
+	eventually(t, 10*time.Second, standby.name+" commits", func() bool {
 		c, _ := tracked(t, db.pool, "ledger")
 		return c > before
 	})
@@ -286,7 +286,7 @@ func TestLeaderLockConnectionKilled(t *testing.T) {
 	srv := startEmulator(t)
 	client := kurrentClient(t, srv.URI())
 	cfg := writeFile(t, "projections.yaml", ledgerConfig("stop", 0, 200, false))
-	a := startDaemon(t, "projector-a", db.url, srv.URI(), cfg)
+	a := startDaemon(t, "projector-a", db.url, srv.URI(), cfg).running(t)
 	b := startDaemon(t, "projector-b", db.url, srv.URI(), cfg)
 	wr := newWriter(client, standard())
 	finished := startWriter(t, wr)

@@ -8,6 +8,7 @@
 package faultproxy
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -187,10 +188,12 @@ func (p *Proxy) accept() {
 			continue
 		}
 		p.accepted.Add(1)
-		l := &link{p: p, client: c, done: make(chan struct{})}
+		ctx, cancel := context.WithCancel(context.Background())
+		l := &link{p: p, client: c, ctx: ctx, cancel: cancel, done: make(chan struct{})}
 		p.mu.Lock()
 		if p.closed || p.refusing {
 			p.mu.Unlock()
+			cancel()
 			_ = c.Close()
 			continue
 		}
@@ -205,6 +208,8 @@ func (p *Proxy) accept() {
 type link struct {
 	p      *Proxy
 	client net.Conn
+	ctx    context.Context // ends when the link closes, cancelling a dial in progress
+	cancel context.CancelFunc
 
 	mu     sync.Mutex
 	server net.Conn // nil until dialled
@@ -221,8 +226,10 @@ func (l *link) run() {
 	case <-l.done:
 		return
 	}
-	d := net.Dialer{Timeout: DialTimeout}
-	server, err := d.Dial("tcp", l.p.target)
+	ctx, cancel := context.WithTimeout(l.ctx, DialTimeout)
+	var d net.Dialer
+	server, err := d.DialContext(ctx, "tcp", l.p.target)
+	cancel()
 	if err != nil {
 		return
 	}
@@ -255,6 +262,7 @@ func (l *link) close(reset bool) {
 	}
 	l.closed = true
 	close(l.done)
+	l.cancel()
 	for _, c := range []net.Conn{l.client, l.server} {
 		if c == nil {
 			continue

@@ -21,8 +21,8 @@ type DeadLetterRecord struct {
 	Event projection.Event `json:"event"`
 	// Error is the handler's error.
 	Error string `json:"error"`
-	// DeadAt is when the record was written.
-	DeadAt time.Time `json:"dead_at"`
+	// FailedAt is when the event failed and the record was written.
+	FailedAt time.Time `json:"failed_at"`
 }
 
 // Querier runs a query: a *pgxpool.Pool, a *pgx.Conn or a pgx.Tx.
@@ -42,7 +42,7 @@ func ListDeadLetters(ctx context.Context, q Querier, projectionName string, limi
 		lim = int64(limit)
 	}
 	rows, err := q.Query(ctx, `SELECT id, projection, event_id, event_type, stream, revision, commit_position, prepare_position,
-			content_type, data, metadata, created, error, dead_at
+			content_type, data, metadata, created, error, failed_at
 		FROM projector_dead_letters WHERE projection = $1
 		ORDER BY commit_position, prepare_position, id LIMIT $2`, projectionName, lim)
 	if err != nil {
@@ -52,7 +52,7 @@ func ListDeadLetters(ctx context.Context, q Querier, projectionName string, limi
 		var r DeadLetterRecord
 		var revision, commit, prepare int64
 		err := row.Scan(&r.ID, &r.Projection, &r.Event.ID, &r.Event.Type, &r.Event.Stream, &revision, &commit, &prepare,
-			&r.Event.ContentType, &r.Event.Data, &r.Event.Metadata, &r.Event.Created, &r.Error, &r.DeadAt)
+			&r.Event.ContentType, &r.Event.Data, &r.Event.Metadata, &r.Event.Created, &r.Error, &r.FailedAt)
 		if err != nil {
 			return r, err
 		}

@@ -78,7 +78,7 @@ func TestListDeadLettersReturnsCommittedRecordsInLogOrder(t *testing.T) {
 		err string
 	}{{early, "bad dog"}, {late, "bad trick"}} {
 		r := got[i]
-		if r.Projection != "dogs" || r.Error != want.err || r.DeadAt.IsZero() {
+		if r.Projection != "dogs" || r.Error != want.err || r.FailedAt.IsZero() {
 			t.Errorf("record %d = %+v, want projection dogs, error %q, a time", i, r, want.err)
 		}
 		e := r.Event

@@ -20,8 +20,10 @@ const (
 )
 
 // ErrLeadershipLost is wrapped by the cause of a Lease that ended because its lock connection
-// failed: the advisory lock may already belong to another process.
-var ErrLeadershipLost = errors.New("leadership lost: the advisory lock connection failed")
+// failed (the advisory lock may already belong to another process), and by the errors of
+// Verify and VerifyLeadership. It is projection.ErrLeadershipLost, so a Runner whose batch a
+// store refuses for this reason treats it as the end of its leadership.
+var ErrLeadershipLost = projection.ErrLeadershipLost
 
 // ErrLeaseReleased is the cause of a Lease that ended because it was released.
 var ErrLeaseReleased = errors.New("leadership released")
@@ -66,8 +68,12 @@ func (o ElectorOptions) withDefaults() ElectorOptions {
 //
 // Leadership narrows, but cannot by itself close, the window in which two processes believe
 // they lead (a leader learns of its lost connection only at its next check); the
-// compare-and-set on the tracking row stays the last line of defence, and Lease.Verify lets a
-// batch transaction check the lock before it commits.
+// compare-and-set on the tracking row stays the last line of defence. To close the window, a
+// batch calls VerifyLeadership inside its transaction before it commits: a leader whose lock
+// connection has died then fails its next commit instead of writing until its next check.
+//
+// The lock connection must reach PostgreSQL directly or through a pooler in session mode: a
+// transaction-mode pooler would hand the session, and the lock, to other clients.
 //
 // Elector implements projection.Leader. It holds no connections itself and is safe for
 // concurrent use.

@@ -393,3 +393,32 @@ func ExampleElector() {
 	case <-ctx.Done():
 	}
 }
+
+// BenchmarkLeaseVerify measures the fence a batch pays before its commit: one pg_locks
+// query inside the batch transaction.
+func BenchmarkLeaseVerify(b *testing.B) {
+	schema := pgtest.NewSchema(b)
+	ctx := context.Background()
+	cfg := pgtest.Config(b, schema).ConnConfig
+	e := postgres.NewElector(cfg, postgres.ElectorOptions{})
+	lead, release, err := e.Acquire(ctx, "dogs")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer release()
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = conn.Close(ctx) }()
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	for b.Loop() {
+		if err := postgres.VerifyLeadership(lead, tx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"time"
@@ -76,7 +77,7 @@ func (l *listener) run(ctx context.Context, cfg *pgx.ConnConfig, channel string,
 		if l.listen(ctx, cfg, channel) {
 			delay = 10 * time.Millisecond
 		}
-		t := time.NewTimer(delay)
+		t := time.NewTimer(delay/2 + rand.N(delay/2+1)) // jittered, so that replicas spread out
 		select {
 		case <-t.C:
 		case <-ctx.Done():

@@ -11,10 +11,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/projector-dev/projector/migrations"
 	"github.com/projector-dev/projector/projection"
@@ -120,6 +124,16 @@ func (s *Store) Migrate(ctx context.Context) error {
 // compare-and-set, a notification is sent on the channel, and the transaction commits. A row
 // that no longer holds prev gives an error wrapping tracking.ErrConflict, and positions above
 // 2^63-1 one wrapping tracking.ErrPositionTooLarge; in both cases nothing is committed.
+//
+// Leadership: when ctx carries an Elector's Lease (the runner passes the context Elector.Acquire
+// returned), the transaction checks that the lease's connection still holds the advisory lock
+// before it advances tracking, and refuses to commit with an error wrapping
+// projection.ErrLeadershipLost otherwise; every statement, the commit included, runs under ctx,
+// so a lease that ends aborts the batch.
+//
+// Transient failures: when fn fails because the connection failed (killed backend, server
+// restart, network error, serialization failure or deadlock), the error wraps
+// projection.ErrTransient, so the runner retries the batch instead of blaming the event.
 func (s *Store) Apply(ctx context.Context, projectionName string, prev, next tracking.State, fn func(ctx context.Context, tx pgx.Tx) error) error {
 	for _, st := range []tracking.State{prev, next} {
 		if err := tracking.CheckStorable(st); err != nil {
@@ -133,10 +147,16 @@ func (s *Store) Apply(ctx context.Context, projectionName string, prev, next tra
 	defer func() { _ = ptx.Rollback(context.WithoutCancel(ctx)) }()
 	tx := &Tx{Tx: ptx}
 	if err := fn(ctx, tx); err != nil {
-		return err
+		return s.classify(ptx, projectionName, err)
 	}
 	if err := tx.Flush(ctx); err != nil {
-		return err
+		return s.classify(ptx, projectionName, err)
+	}
+	if err := VerifyLeadership(ctx, ptx); err != nil {
+		if errors.Is(err, ErrLeadershipLost) || errors.Is(err, ErrLeaseReleased) {
+			return fmt.Errorf("postgres: batch of %q not committed: %w: %w", projectionName, projection.ErrLeadershipLost, err)
+		}
+		return fmt.Errorf("postgres: batch of %q: %w", projectionName, err)
 	}
 	var b pgx.Batch
 	if prev == (tracking.State{}) {
@@ -174,6 +194,50 @@ func (s *Store) Apply(ctx context.Context, projectionName string, prev, next tra
 		return fmt.Errorf("postgres: commit batch of %q: %w", projectionName, err)
 	}
 	return nil
+}
+
+// classify marks err, returned by a batch's handlers, as transient when the connection failed
+// rather than the event.
+func (s *Store) classify(ptx pgx.Tx, projectionName string, err error) error {
+	if errors.Is(err, projection.ErrTransient) {
+		return err
+	}
+	if ptx.Conn().IsClosed() || Transient(err) {
+		return fmt.Errorf("postgres: batch of %q: %w: %w", projectionName, projection.ErrTransient, err)
+	}
+	return err
+}
+
+// Transient reports whether err is a failure of the PostgreSQL connection or server that a
+// retry can fix, rather than an error of the statement: a connection exception (SQLSTATE class
+// 08), an administrator shutdown or a crash (57P01-57P03), a serialization failure or deadlock
+// (40001, 40P01), too many connections (53300), an I/O or network error, or a connection closed
+// under the statement.
+func Transient(err error) bool {
+	if err == nil {
+		return false
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch {
+		case strings.HasPrefix(pgErr.Code, "08"):
+			return true
+		}
+		switch pgErr.Code {
+		case "57P01", "57P02", "57P03", "40001", "40P01", "53300":
+			return true
+		}
+		return false
+	}
+	var connErr *pgconn.ConnectError
+	var netErr net.Error
+	switch {
+	case errors.As(err, &connErr), errors.As(err, &netErr),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed),
+		pgconn.SafeToRetry(err):
+		return true
+	}
+	return strings.Contains(err.Error(), "conn closed")
 }
 
 // Load implements tracking.Reader.
@@ -221,7 +285,8 @@ func (s *Store) DeadLetter(ctx context.Context, tx pgx.Tx, projectionName string
 // Wait implements tracking.Waiter across processes: it returns once the tracking row of
 // projectionName has processed commit. It re-reads the row whenever the runner's NOTIFY
 // arrives (and after every (re)connection of the shared LISTEN connection), so no advance is
-// missed; it never polls. A projection without a tracking row waits until it gets one. For the
+// missed; it never polls. A read that fails transiently (see Transient) is retried with
+// backoff up to Options.ListenRetry until ctx ends. A projection without a tracking row waits until it gets one. For the
 // position of an event the projection does not subscribe to, it returns once the runner has
 // committed a server checkpoint past it (see projection.Runner.Wait for the bound).
 func (s *Store) Wait(ctx context.Context, projectionName string, commit uint64) (tracking.State, error) {
@@ -232,14 +297,31 @@ func (s *Store) Wait(ctx context.Context, projectionName string, commit uint64) 
 	ch := l.subscribe(projectionName)
 	defer l.unsubscribe(projectionName, ch)
 	var st tracking.State
+	retry := 10 * time.Millisecond
 	for {
 		cur, _, err := s.Load(ctx, projectionName)
 		if err != nil {
 			if ctx.Err() != nil {
 				return st, ctx.Err()
 			}
-			return st, err
+			if !Transient(err) {
+				return st, err
+			}
+			// A killed connection or a restarting server: read again after a backoff.
+			t := time.NewTimer(retry)
+			select {
+			case <-t.C:
+			case <-l.done:
+				t.Stop()
+				return st, fmt.Errorf("postgres: wait for %q: %w", projectionName, errClosed)
+			case <-ctx.Done():
+				t.Stop()
+				return st, ctx.Err()
+			}
+			retry = min(2*retry, s.opts.ListenRetry)
+			continue
 		}
+		retry = 10 * time.Millisecond
 		st = cur
 		if st.Done(commit) {
 			return st, nil

@@ -1,0 +1,730 @@
+package projection
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/projector-dev/projector/tracking"
+)
+
+// The kinds of Observer.Error.
+const (
+	kindSource     = "source"
+	kindStore      = "store"
+	kindConflict   = "conflict"
+	kindLeadership = "leadership"
+	kindHandler    = "handler"      // a retried handler error (reported through EventFailed)
+	kindDropped    = "subscription" // a running subscription ended (reported through SubscriptionRestarted)
+)
+
+// worker runs one projection.
+type worker[Tx any] struct {
+	r      *Runner[Tx]
+	p      Projection[Tx]
+	name   string
+	topics []string
+	opts   ProjectionOptions
+	ctl    chan command // operator commands for a stopped projection; capacity 1
+
+	// Used by the worker goroutine only.
+	skip    *Failure // an operator's Skip, applied when the failed event is delivered again
+	flushes bool     // the store's transactions are Flushers
+	live    bool     // the subscription has caught up
+
+	mu       sync.Mutex
+	st       Status
+	caughtUp bool
+	phase    RunState // the state to show when no fault is being retried
+	fault    string   // the kind of the fault being retried; "" when none
+	pending  bool     // a command is queued on ctl
+}
+
+func (w *worker[Tx]) status() Status {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	s := w.st
+	s.CaughtUp = w.caughtUp && s.OldestPending.IsZero()
+	if s.Failed != nil {
+		f := *s.Failed
+		s.Failed = &f
+	}
+	return s
+}
+
+// setState publishes the run state and reports a change to the Observer.
+func (w *worker[Tx]) setState(to RunState, err error) {
+	w.mu.Lock()
+	from := w.st.State
+	w.st.State = to
+	switch {
+	case to != StateRetrying && to != StateStopped:
+		w.st.Error = ""
+	case err != nil:
+		w.st.Error = err.Error()
+	}
+	w.mu.Unlock()
+	if from != to {
+		w.r.opts.Observer.StateChanged(w.name, from, to, err)
+	}
+}
+
+// enter sets the normal run state. While a fault is being retried the published state stays
+// retrying, so that a repeated attempt is not reported as a change; recovered publishes it.
+func (w *worker[Tx]) enter(s RunState) {
+	w.mu.Lock()
+	w.phase = s
+	faulty := w.fault != ""
+	w.mu.Unlock()
+	if !faulty {
+		w.setState(s, nil)
+	}
+}
+
+// failure shows the projection retrying after a fault of kind. The Observer hears of the fault
+// when it begins or changes kind, and of a permanent one at every attempt.
+func (w *worker[Tx]) failure(kind string, err error) {
+	w.mu.Lock()
+	report := w.fault == "" || family(w.fault) != family(kind) || errors.Is(err, ErrPermanent)
+	w.fault = kind
+	w.mu.Unlock()
+	if report {
+		switch kind {
+		case kindDropped:
+			w.r.opts.Observer.SubscriptionRestarted(w.name, err)
+		case kindHandler:
+		default:
+			w.r.opts.Observer.Error(w.name, kind, err)
+		}
+	}
+	w.setState(StateRetrying, err)
+}
+
+// family groups the kinds of faults that one outage causes in turn (a dropped subscription,
+// then failing subscribes), so that it is reported once.
+func family(kind string) string {
+	if kind == kindDropped {
+		return kindSource
+	}
+	return kind
+}
+
+// recovered ends the fault being retried, if any, and publishes the normal state.
+func (w *worker[Tx]) recovered() {
+	w.mu.Lock()
+	had := w.fault != ""
+	w.fault = ""
+	ph := w.phase
+	w.mu.Unlock()
+	if had {
+		w.setState(ph, nil)
+	}
+}
+
+func (w *worker[Tx]) faultIs(kind string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.fault == kind
+}
+
+func (w *worker[Tx]) update(f func(st *Status)) {
+	w.mu.Lock()
+	f(&w.st)
+	w.mu.Unlock()
+}
+
+// outcome says how a session, or a commit, ended.
+type outcome int
+
+const (
+	outcomeOK        outcome = iota // committed; go on
+	outcomeEnded                    // Run's context ended
+	outcomeLost                     // the lease ended
+	outcomeTransient                // retry after a backoff
+	outcomeStopped                  // halt the projection until Resume or Skip
+)
+
+type result struct {
+	out  outcome
+	kind string // for outcomeTransient: the Observer.Error kind
+	err  error
+}
+
+// delay is the backoff before the next attempt after err: the longest one for a permanent
+// error.
+func delay(bo *backoff, err error) time.Duration {
+	if errors.Is(err, ErrPermanent) {
+		return bo.longest()
+	}
+	return bo.delay()
+}
+
+// run leads the projection (or waits as a standby) until ctx ends. hard outlives ctx by the
+// drain timeout; leases and commits run under it.
+func (w *worker[Tx]) run(ctx, hard context.Context) {
+	obs := w.r.opts.Observer
+	bo := backoff{min: w.r.opts.MinBackoff, max: w.r.opts.MaxBackoff}
+	defer func() {
+		w.mu.Lock()
+		w.st.Leader, w.st.OldestPending, w.caughtUp, w.fault = false, time.Time{}, false, ""
+		w.mu.Unlock()
+		w.setState(StateDone, nil)
+	}()
+	for ctx.Err() == nil {
+		lead, release, ok := w.acquire(ctx, hard, &bo)
+		if !ok {
+			continue
+		}
+		w.update(func(st *Status) { st.Leader = true })
+		lost := w.leading(ctx, lead, &bo)
+		release()
+		w.mu.Lock()
+		w.st.Leader, w.st.OldestPending, w.st.Failed, w.caughtUp, w.fault = false, time.Time{}, nil, false, ""
+		w.phase = StateStandby
+		w.mu.Unlock()
+		if lost != nil && ctx.Err() == nil {
+			err := fmt.Errorf("projection %q: %w", w.name, lost)
+			obs.Error(w.name, kindLeadership, err)
+			w.setState(StateStandby, err)
+		}
+	}
+}
+
+// acquire waits as a standby until this process leads the projection. ok is false when ctx
+// ended or acquiring failed (after a backoff).
+func (w *worker[Tx]) acquire(ctx, hard context.Context, bo *backoff) (lead context.Context, release func(), ok bool) {
+	l := w.r.opts.Leader
+	if l == nil {
+		return hard, func() {}, true
+	}
+	w.enter(StateStandby)
+	// The lease must outlive ctx by the drain timeout (it derives from hard), but waiting for it
+	// must end with ctx.
+	actx, cancel := context.WithCancel(hard)
+	stop := context.AfterFunc(ctx, cancel)
+	lead, rel, err := l.Acquire(actx, w.name)
+	if !stop() {
+		if err == nil {
+			rel()
+		}
+		cancel()
+		return nil, nil, false
+	}
+	if err != nil {
+		cancel()
+		err = fmt.Errorf("projection %q: acquire the leadership: %w", w.name, err)
+		w.failure(kindLeadership, err)
+		sleep(ctx, delay(bo, err))
+		return nil, nil, false
+	}
+	if w.faultIs(kindLeadership) {
+		w.recovered()
+	}
+	return lead, func() { rel(); cancel() }, true
+}
+
+// leading runs sessions while the lease lasts, retrying transient faults and waiting for an
+// operator's command while stopped. It returns the cause when the lease was lost, nil when ctx
+// ended.
+func (w *worker[Tx]) leading(ctx, lead context.Context, bo *backoff) error {
+	lostCause := func(err error) error {
+		if lead.Err() != nil {
+			return context.Cause(lead)
+		}
+		if err == nil {
+			err = ErrLeadershipLost
+		}
+		return err
+	}
+	for {
+		res := w.session(ctx, lead, bo)
+		switch res.out {
+		case outcomeEnded, outcomeOK:
+			return nil
+		case outcomeLost:
+			return lostCause(res.err)
+		case outcomeTransient:
+			w.failure(res.kind, res.err)
+			if !sleep(ctx, delay(bo, res.err)) || lead.Err() != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return lostCause(nil)
+			}
+		case outcomeStopped:
+			w.mu.Lock()
+			for len(w.ctl) > 0 { // a command left from an earlier stop that ended otherwise
+				<-w.ctl
+			}
+			w.pending, w.fault = false, ""
+			w.mu.Unlock()
+			w.setState(StateStopped, res.err)
+			select {
+			case c := <-w.ctl:
+				w.mu.Lock()
+				w.pending = false
+				failed := w.st.Failed
+				w.st.Failed = nil
+				w.mu.Unlock()
+				if c == commandSkip {
+					w.skip = failed
+				}
+				bo.reset()
+			case <-ctx.Done():
+				return nil
+			case <-lead.Done():
+				return lostCause(nil)
+			}
+		}
+	}
+}
+
+// failed classifies a store or source error of kind: the end of ctx or of the lease, or a
+// transient failure to retry.
+func (w *worker[Tx]) failed(ctx, lead context.Context, kind string, err error) result {
+	switch {
+	case ctx.Err() != nil:
+		return result{out: outcomeEnded, err: err}
+	case lead.Err() != nil || errors.Is(err, ErrLeadershipLost):
+		return result{out: outcomeLost, err: err}
+	}
+	return result{out: outcomeTransient, kind: kind, err: err}
+}
+
+// session loads the tracked state, subscribes and consumes until something ends it.
+func (w *worker[Tx]) session(ctx, lead context.Context, bo *backoff) result {
+	if ctx.Err() != nil {
+		return result{out: outcomeEnded}
+	}
+	w.enter(StateStarting)
+	state, ok, err := w.r.store.Load(lead, w.name)
+	if err != nil {
+		return w.failed(ctx, lead, kindStore, fmt.Errorf("projection %q: load tracking: %w", w.name, err))
+	}
+	if !ok {
+		var kind string
+		if state, kind, err = w.initial(lead); err != nil {
+			return w.failed(ctx, lead, kind, err)
+		}
+	}
+	w.r.wm.Set(w.name, state)
+	w.update(func(st *Status) { st.Tracking, st.Position = state, state.Reached() })
+
+	sub, err := w.r.source.Subscribe(lead, w.topics, state)
+	if err != nil {
+		return w.failed(ctx, lead, kindSource, fmt.Errorf("projection %q: subscribe after %v: %w", w.name, state, err))
+	}
+	w.enter(StateCatchingUp)
+	return w.consume(ctx, lead, sub, state, bo)
+}
+
+// initial computes and records the state of a projection that has no tracking row.
+func (w *worker[Tx]) initial(ctx context.Context) (tracking.State, string, error) {
+	var s tracking.State
+	switch w.opts.Start.Kind {
+	case StartBeginning:
+		return s, "", nil
+	case StartAfter:
+		s.Last = w.opts.Start.Position
+	case StartEnd:
+		head, _, err := w.r.source.(Header).Head(ctx)
+		if err != nil {
+			return s, kindSource, fmt.Errorf("projection %q: read the head of $all: %w", w.name, err)
+		}
+		if head.IsZero() {
+			return s, "", nil
+		}
+		s.Last = head
+	}
+	err := w.r.store.Apply(ctx, w.name, tracking.State{}, s, func(context.Context, Tx) error { return nil })
+	if err != nil {
+		// A conflict means another instance created the row: the retry reloads it.
+		return s, kindStore, fmt.Errorf("projection %q: record the start at %v: %w", w.name, s.Last, err)
+	}
+	return s, "", nil
+}
+
+type received struct {
+	m   Message
+	err error
+}
+
+// handlerError marks an error returned by the projection's handler for batch[index] (-1: the
+// final flush of queued statements).
+type handlerError struct {
+	index int
+	err   error
+}
+
+func (e *handlerError) Error() string { return e.err.Error() }
+func (e *handlerError) Unwrap() error { return e.err }
+
+// consume reads sub, batches, and commits, until ctx or the lease ends or something fails. When
+// ctx ends it commits what it has (under the lease, which outlives ctx by the drain timeout).
+func (w *worker[Tx]) consume(ctx, lead context.Context, sub Subscription, state tracking.State, bo *backoff) result {
+	w.live = false
+	subCtx, cancel := context.WithCancel(lead)
+	msgs := make(chan received, max(64, w.opts.BatchSize)) // the next batch arrives while one commits
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			m, err := sub.Next(subCtx)
+			select {
+			case msgs <- received{m, err}:
+			case <-subCtx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	})
+	defer func() {
+		cancel()
+		_ = sub.Close()
+		wg.Wait()
+	}()
+
+	var (
+		batch      []Event
+		checkpoint uint64 // highest server checkpoint seen (exclusive)
+		caughtUp   bool
+		lastCommit time.Time
+		batchTimer = stoppedTimer()
+		cpTimer    = stoppedTimer()
+		cpArmed    bool
+	)
+	defer batchTimer.Stop()
+	defer cpTimer.Stop()
+
+	// next is the state after committing what is pending.
+	next := func() tracking.State {
+		n := state
+		if len(batch) > 0 {
+			n.Last = batch[len(batch)-1].Position
+		}
+		if checkpoint > n.Checkpoint {
+			n.Checkpoint = checkpoint
+		}
+		if n.Checkpoint <= n.Last.Commit {
+			n.Checkpoint = 0
+		}
+		return n
+	}
+	flush := func() result {
+		batchTimer.Stop()
+		cpTimer.Stop()
+		cpArmed = false
+		n := next()
+		if n == state {
+			return result{}
+		}
+		if err := tracking.CheckStorable(n); err != nil {
+			err = fmt.Errorf("projection %q: %w", w.name, err)
+			w.r.opts.Observer.Error(w.name, kindStore, err)
+			return result{out: outcomeStopped, err: err}
+		}
+		if res := w.commit(ctx, lead, state, n, batch); res.out != outcomeOK {
+			if res.out == outcomeEnded && len(batch) > 0 {
+				w.r.opts.Observer.Error(w.name, kindStore, fmt.Errorf("projection %q: shutdown: a batch of %d events was rolled back after the drain timeout: %v", w.name, len(batch), res.err))
+			}
+			return res
+		}
+		state = n
+		batch = batch[:0]
+		lastCommit = time.Now()
+		bo.reset()
+		return result{}
+	}
+	drain := func() result {
+		flush() // under the lease, which outlives ctx by the drain timeout
+		return result{out: outcomeEnded}
+	}
+
+	for {
+		if ctx.Err() != nil {
+			return drain()
+		}
+		select {
+		case <-ctx.Done():
+			return drain()
+		case <-lead.Done():
+			return w.failed(ctx, lead, kindLeadership, context.Cause(lead))
+		case <-batchTimer.C:
+			if res := flush(); res.out != outcomeOK {
+				return res
+			}
+		case <-cpTimer.C:
+			cpArmed = false
+			if res := flush(); res.out != outcomeOK {
+				return res
+			}
+		case rc := <-msgs:
+			if rc.err != nil {
+				if ctx.Err() != nil {
+					return drain()
+				}
+				return w.failed(ctx, lead, kindDropped, fmt.Errorf("projection %q: subscription ended: %w", w.name, rc.err))
+			}
+			switch m := rc.m; m.Kind {
+			case EventMessage:
+				e := m.Event
+				if state.Done(e.Position.Commit) || (len(batch) > 0 && e.Position.Compare(batch[len(batch)-1].Position) <= 0) {
+					continue // already processed: a resume may re-deliver the event at Last
+				}
+				if f := w.skip; f != nil && e.Position.Compare(f.Position) >= 0 {
+					if res := flush(); res.out != outcomeOK {
+						return res
+					}
+					w.skip = nil
+					if e.ID == f.EventID && e.Position == f.Position {
+						n := tracking.State{Last: e.Position}
+						if res := w.commit(ctx, lead, state, n, []Event{e}, skipFirst(errors.New(f.Error))); res.out != outcomeOK {
+							w.skip = f
+							return res
+						}
+						state = n
+						continue
+					}
+					w.r.opts.Observer.Error(w.name, kindSource, fmt.Errorf("projection %q: skip of event %s at %v: the subscription delivers event %s at %v instead; nothing was skipped", w.name, f.EventID, f.Position, e.ID, e.Position))
+				}
+				batch = append(batch, e)
+				if len(batch) == 1 {
+					batchTimer.Reset(w.opts.BatchInterval)
+					w.mu.Lock()
+					w.st.OldestPending = e.Created
+					w.caughtUp = false
+					w.mu.Unlock()
+				}
+				if len(batch) >= w.opts.BatchSize {
+					if res := flush(); res.out != outcomeOK {
+						return res
+					}
+				}
+			case CheckpointMessage:
+				if m.Checkpoint <= checkpoint {
+					continue
+				}
+				checkpoint = m.Checkpoint
+				if len(batch) > 0 || cpArmed || next() == state {
+					continue // committed with the batch, or already scheduled, or nothing new
+				}
+				wait := w.r.opts.CheckpointEvery - time.Since(lastCommit)
+				if caughtUp && wait <= 0 {
+					if res := flush(); res.out != outcomeOK {
+						return res
+					}
+					continue
+				}
+				cpTimer.Reset(max(wait, 0))
+				cpArmed = true
+			case CaughtUpMessage:
+				caughtUp, w.live = true, true
+				w.enter(StateLive)
+				if res := flush(); res.out != outcomeOK {
+					return res
+				}
+				w.recovered() // the source answers and the store commits (or had nothing to)
+				w.mu.Lock()
+				w.caughtUp = len(batch) == 0
+				w.mu.Unlock()
+			default:
+				return w.failed(ctx, lead, kindSource, fmt.Errorf("projection %q: subscription: unknown message kind %d", w.name, m.Kind))
+			}
+		}
+	}
+}
+
+// skipFirst is an option of commit: the first event of the batch is not handled but skipped
+// with cause (dead-lettered when the store keeps dead letters).
+type skipFirst error
+
+// commit applies batch and advances tracking from prev to next, applying the error policy to
+// handler failures. A failing batch is re-run flushing after every event to find the culprit
+// when the store queues statements; the events before the culprit are then committed once, and
+// the policy decides about the culprit. Every successful transaction is reported and published
+// at once, so a failure after a partial commit loses nothing (the next session reloads).
+func (w *worker[Tx]) commit(ctx, lead context.Context, prev, next tracking.State, batch []Event, skip ...skipFirst) result {
+	obs := w.r.opts.Observer
+	pol := w.opts.OnError
+	pb := backoff{min: pol.MinBackoff, max: pol.MaxBackoff}
+	var (
+		isolate bool // flush after every event, to find which one a failing statement belongs to
+		dead    error
+		retries int
+		culprit string
+	)
+	if len(skip) > 0 {
+		dead, isolate = skip[0], true
+	}
+	for {
+		res, he := w.try(ctx, lead, prev, next, batch, isolate, dead, true)
+		if he == nil {
+			if res.out == outcomeOK && retries > 0 {
+				w.recovered()
+			}
+			return res
+		}
+		if !isolate && w.flushes && len(batch) > 1 {
+			isolate = true // the error may surface at a later event than the one that queued it
+			continue
+		}
+		i := he.index
+		if i < 0 {
+			i = len(batch) - 1
+		}
+		if i > 0 {
+			// Commit the good events before the culprit, once.
+			pnext := tracking.State{Last: batch[i-1].Position}
+			pres, phe := w.try(ctx, lead, prev, pnext, batch[:i], isolate, dead, false)
+			if phe != nil {
+				continue // a handler of those events failed this time: isolate again
+			}
+			if pres.out != outcomeOK {
+				return pres
+			}
+			prev, batch, dead = pnext, batch[i:], nil
+		}
+		e := batch[0]
+		if e.ID != culprit {
+			culprit, retries = e.ID, 0
+		}
+		ferr := fmt.Errorf("projection %q: event %s (%s) at %v in stream %q revision %d: %w", w.name, e.ID, e.Type, e.Position, e.Stream, e.Revision, he.err)
+		switch {
+		case pol.Kind == PolicySkip:
+			obs.EventFailed(w.name, e, he.err, string(PolicySkip))
+			dead = he.err
+			continue
+		case pol.Kind == PolicyRetry && retries < pol.Retries:
+			retries++
+			obs.EventFailed(w.name, e, he.err, string(PolicyRetry))
+			w.failure(kindHandler, ferr)
+			if !sleep(ctx, pb.delay()) {
+				return result{out: outcomeEnded, err: ctx.Err()}
+			}
+			continue
+		}
+		obs.EventFailed(w.name, e, he.err, string(PolicyStop))
+		w.update(func(st *Status) {
+			st.Failed = &Failure{Position: e.Position, EventID: e.ID, Type: e.Type, Stream: e.Stream, Revision: e.Revision, Error: he.err.Error()}
+		})
+		return result{out: outcomeStopped, err: ferr}
+	}
+}
+
+// try runs one transaction of commit. A handler error is returned as he, for commit to apply
+// the policy; anything else is classified in res.
+// whole says whether the transaction commits everything pending.
+func (w *worker[Tx]) try(ctx, lead context.Context, prev, next tracking.State, batch []Event, isolate bool, dead error, whole bool) (res result, he *handlerError) {
+	if err := lead.Err(); err != nil {
+		return w.failed(ctx, lead, kindLeadership, context.Cause(lead)), nil
+	}
+	start := time.Now()
+	err := w.apply(lead, prev, next, batch, isolate, dead)
+	if err == nil {
+		w.committed(next, batch, dead, time.Since(start), whole)
+		return result{}, nil
+	}
+	switch {
+	case lead.Err() != nil || errors.Is(err, ErrLeadershipLost) || errors.Is(err, ErrTransient):
+		return w.failed(ctx, lead, kindStore, fmt.Errorf("projection %q: commit: %w", w.name, err)), nil
+	case errors.As(err, &he):
+		return result{}, he
+	case errors.Is(err, tracking.ErrConflict):
+		err = fmt.Errorf("projection %q: %w", w.name, err)
+		w.r.opts.Observer.Error(w.name, kindConflict, err)
+		return result{out: outcomeStopped, err: err}, nil
+	case errors.Is(err, tracking.ErrPositionTooLarge):
+		err = fmt.Errorf("projection %q: %w", w.name, err)
+		w.r.opts.Observer.Error(w.name, kindStore, err)
+		return result{out: outcomeStopped, err: err}, nil
+	}
+	return w.failed(ctx, lead, kindStore, fmt.Errorf("projection %q: commit: %w", w.name, err)), nil
+}
+
+// apply runs batch in one store transaction that advances tracking from prev to next. With
+// dead set, batch[0] is skipped with that cause instead of handled: dead-lettered when the
+// store keeps dead letters. It refuses to commit once the lease (ctx) has ended.
+func (w *worker[Tx]) apply(ctx context.Context, prev, next tracking.State, batch []Event, isolate bool, dead error) error {
+	return w.r.store.Apply(ctx, w.name, prev, next, func(ctx context.Context, tx Tx) error {
+		flusher, _ := any(tx).(Flusher)
+		w.flushes = flusher != nil
+		for i, e := range batch {
+			if i == 0 && dead != nil {
+				dl, ok := any(w.r.store).(DeadLetterer[Tx])
+				if !ok {
+					continue
+				}
+				if err := dl.DeadLetter(ctx, tx, w.name, e, dead); err != nil {
+					return fmt.Errorf("dead-letter event %s at %v: %w", e.ID, e.Position, err)
+				}
+				if flusher != nil && isolate {
+					if err := flusher.Flush(ctx); err != nil {
+						return fmt.Errorf("dead-letter event %s at %v: %w", e.ID, e.Position, err)
+					}
+				}
+				continue
+			}
+			if err := w.handle(ctx, tx, e); err != nil {
+				return &handlerError{index: i, err: err}
+			}
+			if flusher != nil && isolate {
+				if err := flusher.Flush(ctx); err != nil {
+					return &handlerError{index: i, err: err}
+				}
+			}
+		}
+		if flusher != nil {
+			if err := flusher.Flush(ctx); err != nil {
+				return &handlerError{index: -1, err: err}
+			}
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("not committing the batch: %w: %w", ErrLeadershipLost, context.Cause(ctx))
+		}
+		return nil
+	})
+}
+
+// committed publishes a committed transaction: status, reports, then the watermark.
+func (w *worker[Tx]) committed(next tracking.State, batch []Event, dead error, d time.Duration, whole bool) {
+	obs := w.r.opts.Observer
+	w.mu.Lock()
+	w.st.Tracking, w.st.Position, w.st.LastProgress = next, next.Reached(), time.Now()
+	if whole {
+		w.st.OldestPending = time.Time{}
+		w.caughtUp = w.live
+	}
+	w.mu.Unlock()
+	events := len(batch)
+	if dead != nil && events > 0 {
+		events--
+		if _, ok := any(w.r.store).(DeadLetterer[Tx]); ok {
+			obs.EventDeadLettered(w.name, batch[0], dead)
+		} else {
+			obs.EventFailed(w.name, batch[0], dead, string(PolicySkip))
+		}
+	}
+	obs.BatchCommitted(w.name, events, d, next)
+	w.recovered()
+	w.r.wm.Set(w.name, next) // last, so waiters see status and reports up to date
+}
+
+func stoppedTimer() *time.Timer {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return t
+}
+
+// handle calls the projection's handler, turning a panic into an error so that a poison event
+// is treated by the error policy instead of ending the process.
+func (w *worker[Tx]) handle(ctx context.Context, tx Tx, e Event) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("handler panicked: %v", r)
+		}
+	}()
+	return w.p.Handle(ctx, tx, e)
+}

@@ -1,0 +1,364 @@
+package postgres_test
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/projector-dev/projector/projection"
+	"github.com/projector-dev/projector/projection/projectiontest"
+	"github.com/projector-dev/projector/tracking"
+	"github.com/projector-dev/projector/views/postgres"
+	"github.com/projector-dev/projector/views/postgres/pgtest"
+)
+
+// kinds records the Observer.Error kinds and run states a runner reports.
+type kinds struct {
+	projection.NopObserver
+	mu     sync.Mutex
+	errs   map[string]int
+	states map[projection.RunState]int
+}
+
+func (k *kinds) Error(_, kind string, _ error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.errs == nil {
+		k.errs = map[string]int{}
+	}
+	k.errs[kind]++
+}
+
+func (k *kinds) StateChanged(_ string, _, to projection.RunState, _ error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.states == nil {
+		k.states = map[projection.RunState]int{}
+	}
+	k.states[to]++
+}
+
+func (k *kinds) errors(kind string) int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.errs[kind]
+}
+
+func (k *kinds) entered(s projection.RunState) int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.states[s]
+}
+
+// ledger is a projection that appends one row per event to a table without a key, so a
+// doubled event shows as a duplicate id.
+func ledger(block func(e projection.Event)) *projection.Dispatch[pgx.Tx] {
+	return projection.New[pgx.Tx]("ledger").On("Deposit", func(ctx context.Context, tx pgx.Tx, e projection.Event) error {
+		if block != nil {
+			block(e)
+		}
+		return postgres.Queue(ctx, tx, `INSERT INTO ledger (id, amount) VALUES ($1::text::int, $1::text::bigint)`, string(e.Data))
+	})
+}
+
+func createLedger(t *testing.T, pool *pgxpool.Pool) {
+	t.Helper()
+	if _, err := pool.Exec(context.Background(), `CREATE TABLE ledger (id int NOT NULL, amount bigint NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkLedger asserts that the ledger holds exactly the deposits 0..n-1, once each.
+func checkLedger(t *testing.T, pool *pgxpool.Pool, n int) {
+	t.Helper()
+	var rows, distinct, sum int64
+	err := pool.QueryRow(context.Background(), `SELECT count(*), count(DISTINCT id), coalesce(sum(amount), 0) FROM ledger`).Scan(&rows, &distinct, &sum)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := int64(n) * int64(n-1) / 2; rows != int64(n) || distinct != int64(n) || sum != want {
+		t.Errorf("ledger: %d rows, %d distinct, sum %d; want %d, %d, %d (nothing lost, nothing doubled)", rows, distinct, sum, n, n, want)
+	}
+}
+
+func deposit(log *projectiontest.Log, i int) projection.Event {
+	return log.Append(fmt.Sprint("account-", i%7), "Deposit", []byte(strconv.Itoa(i)))
+}
+
+// runFor runs r until the test ends.
+func runFor(t *testing.T, r *projection.Runner[pgx.Tx]) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Error("Run did not return within 20s of cancel")
+		}
+	})
+}
+
+func waitStore(t *testing.T, store *postgres.Store, commit uint64) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if s, err := store.Wait(ctx, "ledger", commit); err != nil {
+		t.Fatalf("Wait(%d): %v (at %v)", commit, err, s)
+	}
+}
+
+// lockHolder returns the backend pid that holds the leadership lock of projectionName in schema.
+func lockHolder(t *testing.T, pool *pgxpool.Pool, schema, projectionName string) (uint32, bool) {
+	t.Helper()
+	u := uint64(postgres.LockKey(schema, projectionName))
+	var pid int64
+	err := pool.QueryRow(context.Background(), `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted
+		AND classid = $1::bigint::oid AND objid = $2::bigint::oid AND objsubid = 1`, int64(u>>32), int64(u&0xffffffff)).Scan(&pid)
+	if err == pgx.ErrNoRows {
+		return 0, false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return uint32(pid), true
+}
+
+func kill(t *testing.T, pool *pgxpool.Pool, where string, args ...any) int {
+	t.Helper()
+	var n int
+	err := pool.QueryRow(context.Background(), `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE `+where, args...).Scan(&n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func elector(t *testing.T, schema string, check time.Duration) *postgres.Elector {
+	return postgres.NewElector(pgtest.Config(t, schema).ConnConfig, postgres.ElectorOptions{RetryInterval: 50 * time.Millisecond, CheckInterval: check, Timeout: 5 * time.Second})
+}
+
+func fast(obs projection.Observer, leader projection.Leader) projection.Options {
+	return projection.Options{Observer: obs, Leader: leader, MinBackoff: 5 * time.Millisecond, MaxBackoff: 100 * time.Millisecond, CheckpointEvery: 20 * time.Millisecond}
+}
+
+// Two runners with their own pools and Electors: killing the leader's lock backend hands the
+// projection to the standby, and the view ends exact.
+func TestStandbyTakesOverWhenTheLeadersLockBackendIsKilled(t *testing.T) {
+	t.Parallel()
+	store, schema := newStore(t, postgres.Options{})
+	createLedger(t, store.Pool())
+	log := projectiontest.NewLog()
+	n := 0
+	for ; n < 2000; n++ {
+		deposit(log, n)
+	}
+	var runners []*projection.Runner[pgx.Tx]
+	var obs []*kinds
+	for range 2 {
+		k := &kinds{}
+		s := postgres.New(pgtest.Pool(t, schema), postgres.Options{})
+		t.Cleanup(func() { _ = s.Close() })
+		r := projection.NewRunner(log, s, fast(k, elector(t, schema, 100*time.Millisecond)))
+		if err := r.Add(ledger(nil), projection.ProjectionOptions{BatchSize: 100}); err != nil {
+			t.Fatal(err)
+		}
+		runFor(t, r)
+		runners, obs = append(runners, r), append(obs, k)
+	}
+	leaderOf := func() int {
+		deadline := time.Now().Add(15 * time.Second)
+		for time.Now().Before(deadline) {
+			for i, r := range runners {
+				if st := r.Status()[0]; st.Leader && st.State != projection.StateStandby {
+					if _, held := lockHolder(t, store.Pool(), schema, "ledger"); held {
+						return i
+					}
+				}
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Fatal("no runner leads")
+		return -1
+	}
+	for round := range 3 {
+		l := leaderOf()
+		if st := runners[1-l].Status()[0]; st.Leader || st.State != projection.StateStandby {
+			t.Errorf("round %d: the other runner is %s (leader %v), want a standby", round, st.State, st.Leader)
+		}
+		for end := n + 2000; n < end; n++ {
+			deposit(log, n)
+		}
+		pid, ok := lockHolder(t, store.Pool(), schema, "ledger")
+		if !ok {
+			t.Fatalf("round %d: no lock holder", round)
+		}
+		if kill(t, store.Pool(), `pid = $1`, int64(pid)) != 1 {
+			t.Fatalf("round %d: could not kill backend %d", round, pid)
+		}
+		waitStore(t, store, log.Events()[n-1].Position.Commit)
+	}
+	checkLedger(t, store.Pool(), n)
+	lost := obs[0].errors("leadership") + obs[1].errors("leadership")
+	if lost < 3 {
+		t.Errorf("leadership errors reported = %d, want at least 3 (one per killed lock backend)", lost)
+	}
+}
+
+// A leader whose lock backend dies while a batch is in its handlers does not commit that batch,
+// even before its periodic lease check notices: the store verifies the lock in the transaction.
+func TestLostLockIsFoundBeforeTheCommit(t *testing.T) {
+	t.Parallel()
+	store, schema := newStore(t, postgres.Options{})
+	createLedger(t, store.Pool())
+	log := projectiontest.NewLog()
+	var evs []projection.Event
+	for i := range 40 {
+		evs = append(evs, deposit(log, i))
+	}
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	var mu sync.Mutex
+	calls := map[string]int{}
+	p := ledger(func(e projection.Event) {
+		mu.Lock()
+		calls[e.ID]++
+		mu.Unlock()
+		if e.ID == evs[25].ID {
+			once.Do(func() { close(entered); <-release })
+		}
+	})
+	k := &kinds{}
+	r := projection.NewRunner(log, store, fast(k, elector(t, schema, time.Hour)))
+	if err := r.Add(p, projection.ProjectionOptions{BatchSize: 20, BatchInterval: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	runFor(t, r)
+	<-entered
+	pid, ok := lockHolder(t, store.Pool(), schema, "ledger")
+	if !ok || kill(t, store.Pool(), `pid = $1`, int64(pid)) != 1 {
+		t.Fatal("could not kill the lock backend")
+	}
+	close(release)
+	waitStore(t, store, evs[39].Position.Commit)
+	checkLedger(t, store.Pool(), 40)
+	mu.Lock()
+	redone, first := calls[evs[25].ID], calls[evs[0].ID]
+	mu.Unlock()
+	if redone != 2 || first != 1 {
+		t.Errorf("event 25 handled %d times, event 0 %d times; want 2 (refused at commit, then redone) and 1", redone, first)
+	}
+	if k.errors("leadership") != 1 {
+		t.Errorf("leadership errors = %d, want 1", k.errors("leadership"))
+	}
+}
+
+// Killing the store's connections (and the waiters' LISTEN connection) mid-run is a transient
+// fault: the runner retries, never blames an event, and the view ends exact.
+func TestKilledStoreConnectionsAreRetriedNotBlamedOnEvents(t *testing.T) {
+	t.Parallel()
+	schema := pgtest.NewSchema(t)
+	cfg := pgtest.Config(t, schema)
+	app := "projector_kill_" + schema
+	cfg.ConnConfig.RuntimeParams["application_name"] = app
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	store := postgres.New(pool, postgres.Options{ListenRetry: 50 * time.Millisecond})
+	t.Cleanup(func() { _ = store.Close() })
+	if err := store.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	createLedger(t, pool)
+	admin := pgtest.Pool(t, schema)
+	log := projectiontest.NewLog()
+	const n = 3000
+	for i := range n {
+		deposit(log, i)
+	}
+	k := &kinds{}
+	r := projection.NewRunner(log, store, fast(k, nil))
+	// One round trip per event, so that kills land in handlers as well as in commits.
+	p := projection.New[pgx.Tx]("ledger").On("Deposit", func(ctx context.Context, tx pgx.Tx, e projection.Event) error {
+		_, err := tx.Exec(ctx, `INSERT INTO ledger (id, amount) VALUES ($1::text::int, $1::text::bigint)`, string(e.Data))
+		return err
+	})
+	if err := r.Add(p, projection.ProjectionOptions{BatchSize: 50}); err != nil {
+		t.Fatal(err)
+	}
+	runFor(t, r)
+	kills := 0
+	last := log.Events()[n-1].Position.Commit
+	for i := 0; i < 200; i++ {
+		if st := r.Status()[0]; st.Position >= last || st.State == projection.StateStopped {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+		kills += kill(t, admin, `application_name = $1`, app)
+	}
+	waitStore(t, store, last)
+	checkLedger(t, pool, n)
+	if kills == 0 || k.errors("store") == 0 {
+		t.Errorf("killed %d backends, %d store errors reported; want both", kills, k.errors("store"))
+	}
+	if k.entered(projection.StateStopped) != 0 {
+		t.Errorf("the projection stopped: a killed connection was blamed on an event")
+	}
+	t.Logf("killed %d backends; %d store faults reported, retrying entered %d times", kills, k.errors("store"), k.entered(projection.StateRetrying))
+}
+
+// Under the stop policy a failing queued statement is traced to its event by re-running the
+// batch event by event; the events before it commit once and the status names it.
+func TestStopPolicyCommitsTheEventsBeforeAFailingQueuedStatement(t *testing.T) {
+	t.Parallel()
+	store, _ := newStore(t, postgres.Options{})
+	ctx := context.Background()
+	if _, err := store.Pool().Exec(ctx, `CREATE TABLE items (n int PRIMARY KEY CHECK (n <> 13))`); err != nil {
+		t.Fatal(err)
+	}
+	log := projectiontest.NewLog()
+	var evs []projection.Event
+	for i := range 20 {
+		evs = append(evs, log.Append(fmt.Sprint("s-", i%3), "Item", []byte(fmt.Sprint(i))))
+	}
+	p := projection.New[pgx.Tx]("items").On("Item", func(ctx context.Context, tx pgx.Tx, e projection.Event) error {
+		return postgres.Queue(ctx, tx, `INSERT INTO items VALUES ($1::text::int)`, string(e.Data))
+	})
+	r := projection.NewRunner(log, store, projection.Options{})
+	if err := r.Add(p, projection.ProjectionOptions{BatchInterval: time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	runFor(t, r)
+	deadline := time.Now().Add(10 * time.Second)
+	for r.Status()[0].State != projection.StateStopped && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	st := r.Status()[0]
+	if st.State != projection.StateStopped || st.Failed == nil || st.Failed.EventID != evs[13].ID || st.Failed.Stream != evs[13].Stream ||
+		st.Failed.Revision != evs[13].Revision || st.Failed.Position != evs[13].Position {
+		t.Fatalf("status = %+v, want stopped on event 13 (%+v)", st, evs[13])
+	}
+	var n int
+	if err := store.Pool().QueryRow(ctx, `SELECT count(*) FROM items`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	tr, _, err := store.Load(ctx, "items")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 13 || tr != (tracking.State{Last: evs[12].Position}) {
+		t.Errorf("items = %d, tracking %v; want 13, at event 12 %v", n, tr, evs[12].Position)
+	}
+}
