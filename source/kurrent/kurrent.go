@@ -5,7 +5,11 @@
 //
 // A Source does not reconnect by itself: a dropped subscription ends Next with an error, and
 // the projection.Runner resubscribes from its committed state with capped exponential backoff
-// (the client re-discovers the server on its own after Unavailable).
+// (the client re-discovers the server on its own after Unavailable). Errors that retrying cannot
+// fix (bad credentials, access denied, a request the server rejects as invalid or does not
+// support) wrap projection.ErrPermanent, so the runner reports them at every attempt; all others
+// (Unavailable, a cut connection, a dropped subscription, a server restart, a deadline) are
+// transient.
 package kurrent
 
 import (
@@ -23,6 +27,8 @@ import (
 	"github.com/kurrent-io/KurrentDB-Client-Go/kurrentdb"
 	"github.com/projector-dev/projector/projection"
 	"github.com/projector-dev/projector/tracking"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Options tune a Source's subscriptions.
@@ -142,7 +148,7 @@ func (s *Source) Subscribe(ctx context.Context, topics []string, from tracking.S
 	})
 	if err != nil {
 		cancel()
-		return nil, fmt.Errorf("kurrent: subscribe to $all after %v with filter %s: %w", after, regex, err)
+		return nil, fmt.Errorf("kurrent: subscribe to $all after %v with filter %s: %w", after, regex, Classify(err))
 	}
 	w := &subscription{sub: sub, cancel: cancel, from: from, out: make(chan item, 64), done: make(chan struct{})}
 	w.wg.Go(w.pump)
@@ -159,7 +165,7 @@ func (s *Source) lastBefore(ctx context.Context, commit uint64) (tracking.Positi
 func (s *Source) Head(ctx context.Context) (tracking.Position, time.Time, error) {
 	rs, err := s.client.ReadAll(ctx, kurrentdb.ReadAllOptions{Direction: kurrentdb.Backwards, From: kurrentdb.End{}}, 1)
 	if err != nil {
-		return tracking.Position{}, time.Time{}, fmt.Errorf("kurrent: read the head of $all: %w", err)
+		return tracking.Position{}, time.Time{}, fmt.Errorf("kurrent: read the head of $all: %w", Classify(err))
 	}
 	defer rs.Close()
 	ev, err := rs.Recv()
@@ -167,7 +173,7 @@ func (s *Source) Head(ctx context.Context) (tracking.Position, time.Time, error)
 		return tracking.Position{}, time.Time{}, nil
 	}
 	if err != nil || ev == nil || ev.OriginalEvent() == nil {
-		return tracking.Position{}, time.Time{}, fmt.Errorf("kurrent: read the head of $all: %w", orEmpty(err))
+		return tracking.Position{}, time.Time{}, fmt.Errorf("kurrent: read the head of $all: %w", Classify(orEmpty(err)))
 	}
 	e := ev.OriginalEvent()
 	return tracking.Position{Commit: e.Position.Commit, Prepare: e.Position.Prepare}, e.CreatedDate.UTC(), nil
@@ -188,6 +194,28 @@ func (s *Source) readBackOne(ctx context.Context, from kurrentdb.AllPosition) (t
 	}
 	p := ev.OriginalEvent().Position
 	return tracking.Position{Commit: p.Commit, Prepare: p.Prepare}, true, nil
+}
+
+// Classify returns err wrapping projection.ErrPermanent when retrying cannot fix it: the server
+// refused the credentials (Unauthenticated) or the account's access (PermissionDenied), rejected
+// the request as invalid (InvalidArgument, e.g. a filter), or does not support it
+// (Unimplemented). Any other error is returned as it is, and counts as transient.
+func Classify(err error) error {
+	if err == nil || errors.Is(err, projection.ErrPermanent) {
+		return err
+	}
+	var ke *kurrentdb.Error
+	if errors.As(err, &ke) {
+		switch ke.Code() {
+		case kurrentdb.ErrorCodeUnauthenticated, kurrentdb.ErrorCodeAccessDenied, kurrentdb.ErrorCodeUnsupportedFeature:
+			return fmt.Errorf("%w: %w", projection.ErrPermanent, err)
+		}
+	}
+	switch status.Code(err) {
+	case codes.Unauthenticated, codes.PermissionDenied, codes.InvalidArgument, codes.Unimplemented:
+		return fmt.Errorf("%w: %w", projection.ErrPermanent, err)
+	}
+	return err
 }
 
 func orEmpty(err error) error {
@@ -224,7 +252,7 @@ func (w *subscription) pump() {
 			if err == nil {
 				err = io.EOF
 			}
-			it.err = fmt.Errorf("kurrent: subscription dropped: %w", err)
+			it.err = fmt.Errorf("kurrent: subscription dropped: %w", Classify(err))
 		case ev.EventAppeared != nil:
 			e := ev.EventAppeared.OriginalEvent()
 			if e == nil || w.from.Done(e.Position.Commit) {

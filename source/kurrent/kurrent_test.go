@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -324,3 +325,91 @@ func (c *restartCounter) lock() {
 	c.mu <- struct{}{}
 }
 func (c *restartCounter) unlock() { <-c.mu }
+
+func TestClassifySeparatesPermanentFromTransientErrors(t *testing.T) {
+	for code, permanent := range map[codes.Code]bool{
+		codes.Unauthenticated: true, codes.PermissionDenied: true, codes.InvalidArgument: true, codes.Unimplemented: true,
+		codes.Unavailable: false, codes.DeadlineExceeded: false, codes.Aborted: false, codes.Internal: false, codes.Canceled: false,
+	} {
+		err := kurrent.Classify(fmt.Errorf("subscribe: %w", status.Error(code, "x")))
+		if got := errors.Is(err, projection.ErrPermanent); got != permanent {
+			t.Errorf("Classify(%v) permanent = %v, want %v", code, got, permanent)
+		}
+	}
+	if kurrent.Classify(nil) != nil || errors.Is(kurrent.Classify(errors.New("connection reset")), projection.ErrPermanent) {
+		t.Error("Classify of nil or of a plain error is not as given")
+	}
+}
+
+// Bad credentials and a denied account are permanent: the runner keeps retrying at its longest
+// backoff and reports every attempt, naming the projection.
+func TestBadCredentialsArePermanentAndReportedByTheRunner(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	srv, err := emulator.Start(ctx, emulator.Options{TLSListen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatalf("emulator: %v", err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	for _, uri := range []string{
+		"kurrentdb://admin:wrong@" + srv.TLSAddr() + "?tls=true&tlsverifycert=false",
+		"kurrentdb://" + srv.TLSAddr() + "?tls=true&tlsverifycert=false", // anonymous: access denied
+	} {
+		client, err := kurrent.NewClient(uri, kurrent.ClientOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		src := kurrent.New(client, kurrent.Options{})
+		if sub, err := src.Subscribe(ctx, []string{registered}, tracking.State{}); err == nil {
+			_ = sub.Close()
+			t.Errorf("%s: Subscribe succeeded", uri)
+		} else if !errors.Is(err, projection.ErrPermanent) {
+			t.Errorf("%s: Subscribe error %v, want it to wrap ErrPermanent", uri, err)
+		}
+		_ = client.Close()
+	}
+
+	client, err := kurrent.NewClient("kurrentdb://admin:wrong@"+srv.TLSAddr()+"?tls=true&tlsverifycert=false", kurrent.ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	rec := &permanentRecorder{reported: make(chan error, 16)}
+	r := projection.NewRunner(kurrent.New(client, kurrent.Options{}), memory.New(), projection.Options{Observer: rec, MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond})
+	p := projection.New[*memory.Tx]("dogs").On(registered, func(context.Context, *memory.Tx, projection.Event) error { return nil })
+	if err := r.Add(p, projection.ProjectionOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rctx, rcancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- r.Run(rctx) }()
+	defer func() { rcancel(); <-done }()
+	for i := range 3 {
+		select {
+		case err := <-rec.reported:
+			if !errors.Is(err, projection.ErrPermanent) || !strings.Contains(err.Error(), `projection "dogs"`) {
+				t.Errorf("report %d = %v, want a permanent error naming the projection", i, err)
+			}
+		case <-ctx.Done():
+			t.Fatalf("only %d of 3 attempts reported", i)
+		}
+	}
+	if st := r.Status()[0]; st.State != projection.StateRetrying || !strings.Contains(st.Error, "Unauthenticated") {
+		t.Errorf("status = %+v, want retrying with the authentication error", st)
+	}
+}
+
+type permanentRecorder struct {
+	projection.NopObserver
+	reported chan error
+}
+
+func (r *permanentRecorder) Error(_, kind string, err error) {
+	if kind != "source" {
+		return
+	}
+	select {
+	case r.reported <- err:
+	default:
+	}
+}
