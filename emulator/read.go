@@ -401,14 +401,15 @@ func (s *Store) linkTarget(link *record) *record {
 }
 
 // sender encodes and sends ReadResp messages. Events are encoded by hand
-// (see read_encode.go) into a buffer of their exact size: gRPC's codec may
-// keep a small message's bytes until they are written out, so each event
-// gets its own buffer (one allocation per event).
+// (see read_encode.go) into a buffer of their exact size. Nothing passed to
+// SendMsg is touched afterwards: gRPC's codec keeps a small message's bytes
+// (without copying them) until the transport has written them out, after
+// SendMsg returns, and tracing or a stats handler may keep the message
+// itself. So each event gets its own buffer and its own encodedResp.
 type sender struct {
 	srv       readSink
 	now       func() time.Time
 	stringIDs bool
-	msg       encodedResp // reused; only its bytes may be kept by gRPC
 }
 
 // Reads send the three system metadata keys a real server sends.
@@ -426,8 +427,14 @@ func newSender(srv readSink, stringIDs bool, now func() time.Time) *sender {
 
 // event sends one event (with its link, if resolved).
 func (snd *sender) event(it pageItem) error {
-	snd.msg.b = appendEventResp(make([]byte, 0, eventRespSize(it, snd.stringIDs)), it, snd.stringIDs)
-	return snd.srv.SendMsg(&snd.msg)
+	n := eventRespSize(it, snd.stringIDs)
+	b := appendEventResp(make([]byte, 0, n), it, snd.stringIDs)
+	if len(b) != n {
+		// A size that disagrees with the bytes would make the client fail
+		// with "cannot parse invalid wire-format data"; never send it.
+		return status.Errorf(codes.Internal, "encoding event at position %d: %d bytes, size says %d", it.orig().pos, len(b), n)
+	}
+	return snd.srv.SendMsg(&encodedResp{b: b})
 }
 
 func (snd *sender) streamNotFound(name string) error {

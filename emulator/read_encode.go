@@ -8,14 +8,16 @@ import (
 )
 
 // Events are the hot path of every read and subscription, so they are
-// encoded by hand, straight from the record into a reused buffer, instead of
-// filling ReadResp structs (whose metadata map protobuf-go marshals through
-// reflection, allocating per entry). The result is sent as an encodedResp.
+// encoded by hand, straight from the record into a buffer of their exact
+// size, instead of filling ReadResp structs (whose metadata map protobuf-go
+// marshals through reflection, allocating per entry). The result is sent as
+// an encodedResp.
 
 // encodedResp is a message already in protobuf wire format. It implements
 // the legacy Marshal method, which protobuf-go (and so gRPC's proto codec)
 // uses as the message's encoding. The codec may use the returned bytes
-// without copying them, so they must not be changed after SendMsg.
+// without copying them after SendMsg has returned, so neither the message
+// nor its bytes may be changed or reused once sent.
 type encodedResp struct{ b []byte }
 
 // Reset implements the legacy proto.Message interface.

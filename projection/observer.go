@@ -19,10 +19,11 @@ type Observer interface {
 	// EventDeadLettered reports that e was written to the dead-letter table and skipped.
 	EventDeadLettered(projection string, e Event, err error)
 	// Error reports a failure that is not an event's fault, by kind: "source" (KurrentDB),
-	// "store" (view store), "conflict" (tracking moved under us), "leadership" (the lease could
-	// not be acquired, or was lost). Transient failures are retried with backoff and reported
-	// once per fault: when it begins, and again only if the kind of failure changes before it
-	// ends; permanent ones (wrapping ErrPermanent) are reported at every attempt.
+	// "store" (view store), "conflict" (tracking moved under us: retried under leadership, else
+	// the projection stops), "leadership" (the lease could not be acquired, or was lost).
+	// Transient failures are retried with backoff and reported once per fault: when it begins,
+	// and again only if the kind of failure changes before it ends; permanent ones (wrapping
+	// ErrPermanent) are reported at every attempt.
 	Error(projection, kind string, err error)
 	// SubscriptionRestarted reports that a running subscription ended with err and is being
 	// restarted (once per drop).

@@ -18,6 +18,17 @@ import (
 // or BatchInterval, flushed at once when the subscription catches up. Each batch is one store
 // transaction: the handlers, then the tracking advance by compare-and-set, then the commit.
 // After the commit the in-process watermark moves and Wait callers wake.
+//
+// Resilience, per projection:
+//   - With Options.Leader, the projection runs only while this process holds its lease and
+//     waits as a standby otherwise. Every batch runs under the lease's context and is not
+//     committed once the lease has ended; the projection then returns to standby.
+//   - Source and store faults are retried forever with capped, jittered exponential backoff,
+//     from the committed position, and reported once per fault (see Observer).
+//   - A handler error is traced to its event (re-running the batch event by event when the
+//     store queues statements); the events before it commit once, and the error policy decides
+//     about the event. A stopped projection waits, keeping its lease, for Resume or Skip.
+//   - When Run's context ends, the batch in flight gets Options.DrainTimeout to commit.
 type Runner[Tx any] struct {
 	source Source
 	store  Store[Tx]
@@ -226,4 +237,3 @@ func (r *Runner[Tx]) Wait(ctx context.Context, projection string, commit uint64)
 	}
 	return r.wm.Wait(ctx, projection, commit)
 }
-

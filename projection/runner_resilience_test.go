@@ -527,3 +527,53 @@ func states(ss []projection.RunState) []string {
 	}
 	return out
 }
+
+// hangingSource never answers a subscribe, as an unreachable server that the client keeps
+// trying to reach.
+type hangingSource struct{ calls chan struct{} }
+
+func (s hangingSource) Subscribe(ctx context.Context, _ []string, _ tracking.State) (projection.Subscription, error) {
+	s.calls <- struct{}{}
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// Waiting for an unreachable source does not hold a shutdown up for the drain timeout: only a
+// batch in flight does.
+func TestShutdownIsPromptWhileTheSourceIsUnreachable(t *testing.T) {
+	src := hangingSource{calls: make(chan struct{}, 1)}
+	opts := fastOptions(nil)
+	opts.DrainTimeout = time.Minute
+	r := projection.NewRunner(src, memory.New(), opts)
+	if err := r.Add(counter("c", topicA), projection.ProjectionOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	stop := start(t, r)
+	<-src.calls
+	began := time.Now()
+	stop()
+	if d := time.Since(began); d > 5*time.Second {
+		t.Errorf("Run took %v to return, want it at once", d)
+	}
+}
+
+// Under leadership a conflict means a former leader committed late: the runner reloads and goes
+// on instead of stopping.
+func TestAConflictUnderLeadershipIsRetried(t *testing.T) {
+	log := projectiontest.NewLog()
+	mem := memory.New()
+	e := log.Append("s", topicA, nil)
+	rec := &recorder{}
+	opts := fastOptions(rec)
+	opts.Leader = projectiontest.NewLeader()
+	r := projection.NewRunner(log, &onceRival{Store: mem}, opts)
+	if err := r.Add(counter("c", topicA), projection.ProjectionOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	start(t, r)
+	wait(t, r, "c", e.Position.Commit)
+	got := rec.snapshot()
+	if mem.Int("c/total") != 1 || !contains(got.errs, "conflict") || contains(states(got.states), "stopped") {
+		t.Errorf("count %d, errors %v, states %v; want 1, a conflict reported, never stopped", mem.Int("c/total"), got.errs, got.states)
+	}
+}

@@ -246,8 +246,11 @@ func (w *worker[Tx]) leading(ctx, lead context.Context, bo *backoff) error {
 		case outcomeLost:
 			return lostCause(res.err)
 		case outcomeTransient:
+			w.mu.Lock()
+			w.caughtUp = false // unknown until the subscription catches up again
+			w.mu.Unlock()
 			w.failure(res.kind, res.err)
-			if !sleep(ctx, delay(bo, res.err)) || lead.Err() != nil {
+			if !sleepLeading(ctx, lead, delay(bo, res.err)) {
 				if ctx.Err() != nil {
 					return nil
 				}
@@ -299,25 +302,30 @@ func (w *worker[Tx]) session(ctx, lead context.Context, bo *backoff) result {
 		return result{out: outcomeEnded}
 	}
 	w.enter(StateStarting)
-	state, ok, err := w.r.store.Load(lead, w.name)
+	// Reading tracking and the subscription end with ctx (a shutdown must not wait for an
+	// unreachable server); only commits outlive it, under the lease, by the drain timeout.
+	work, cancel := context.WithCancel(lead)
+	defer cancel()
+	defer context.AfterFunc(ctx, cancel)()
+	state, ok, err := w.r.store.Load(work, w.name)
 	if err != nil {
 		return w.failed(ctx, lead, kindStore, fmt.Errorf("projection %q: load tracking: %w", w.name, err))
 	}
 	if !ok {
 		var kind string
-		if state, kind, err = w.initial(lead); err != nil {
+		if state, kind, err = w.initial(work); err != nil {
 			return w.failed(ctx, lead, kind, err)
 		}
 	}
 	w.r.wm.Set(w.name, state)
 	w.update(func(st *Status) { st.Tracking, st.Position = state, state.Reached() })
 
-	sub, err := w.r.source.Subscribe(lead, w.topics, state)
+	sub, err := w.r.source.Subscribe(work, w.topics, state)
 	if err != nil {
 		return w.failed(ctx, lead, kindSource, fmt.Errorf("projection %q: subscribe after %v: %w", w.name, state, err))
 	}
 	w.enter(StateCatchingUp)
-	return w.consume(ctx, lead, sub, state, bo)
+	return w.consume(ctx, lead, work, sub, state, bo)
 }
 
 // initial computes and records the state of a projection that has no tracking row.
@@ -361,11 +369,12 @@ type handlerError struct {
 func (e *handlerError) Error() string { return e.err.Error() }
 func (e *handlerError) Unwrap() error { return e.err }
 
-// consume reads sub, batches, and commits, until ctx or the lease ends or something fails. When
-// ctx ends it commits what it has (under the lease, which outlives ctx by the drain timeout).
-func (w *worker[Tx]) consume(ctx, lead context.Context, sub Subscription, state tracking.State, bo *backoff) result {
+// consume reads sub (under work), batches, and commits, until ctx or the lease ends or something
+// fails. When ctx ends it commits what it has (under the lease, which outlives ctx by the drain
+// timeout).
+func (w *worker[Tx]) consume(ctx, lead, work context.Context, sub Subscription, state tracking.State, bo *backoff) result {
 	w.live = false
-	subCtx, cancel := context.WithCancel(lead)
+	subCtx, cancel := context.WithCancel(work)
 	msgs := make(chan received, max(64, w.opts.BatchSize)) // the next batch arrives while one commits
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -601,8 +610,8 @@ func (w *worker[Tx]) commit(ctx, lead context.Context, prev, next tracking.State
 			retries++
 			obs.EventFailed(w.name, e, he.err, string(PolicyRetry))
 			w.failure(kindHandler, ferr)
-			if !sleep(ctx, pb.delay()) {
-				return result{out: outcomeEnded, err: ctx.Err()}
+			if !sleepLeading(ctx, lead, pb.delay()) {
+				return w.failed(ctx, lead, kindLeadership, context.Cause(lead))
 			}
 			continue
 		}
@@ -634,6 +643,12 @@ func (w *worker[Tx]) try(ctx, lead context.Context, prev, next tracking.State, b
 		return result{}, he
 	case errors.Is(err, tracking.ErrConflict):
 		err = fmt.Errorf("projection %q: %w", w.name, err)
+		if w.r.opts.Leader != nil {
+			// A previous leader committed late (after this process took the lease): the
+			// compare-and-set refused the batch; reload the position and go on.
+			return w.failed(ctx, lead, kindConflict, err), nil
+		}
+		// Without leadership another instance is running the projection: stop.
 		w.r.opts.Observer.Error(w.name, kindConflict, err)
 		return result{out: outcomeStopped, err: err}, nil
 	case errors.Is(err, tracking.ErrPositionTooLarge):
@@ -681,8 +696,8 @@ func (w *worker[Tx]) apply(ctx context.Context, prev, next tracking.State, batch
 				return &handlerError{index: -1, err: err}
 			}
 		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("not committing the batch: %w: %w", ErrLeadershipLost, context.Cause(ctx))
+		if ctx.Err() != nil { // the lease, or the drain time, ended: do not commit
+			return fmt.Errorf("not committing the batch: %w", context.Cause(ctx))
 		}
 		return nil
 	})
@@ -710,6 +725,20 @@ func (w *worker[Tx]) committed(next tracking.State, batch []Event, dead error, d
 	obs.BatchCommitted(w.name, events, d, next)
 	w.recovered()
 	w.r.wm.Set(w.name, next) // last, so waiters see status and reports up to date
+}
+
+// sleepLeading waits d, reporting false if ctx or the lease ends first.
+func sleepLeading(ctx, lead context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	case <-lead.Done():
+		return false
+	}
 }
 
 func stoppedTimer() *time.Timer {

@@ -82,10 +82,11 @@ func freeAddr(t *testing.T) string {
 
 // proc is a running binary whose output goes to a log file shown when the test fails.
 type proc struct {
-	name string
-	cmd  *exec.Cmd
-	log  string
-	done chan struct{}
+	name    string
+	cmd     *exec.Cmd
+	log     string
+	done    chan struct{}
+	stopped bool // stop has run
 }
 
 func start(t *testing.T, name string, env []string, bin string, args ...string) *proc {
@@ -121,16 +122,26 @@ func start(t *testing.T, name string, env []string, bin string, args ...string) 
 	return p
 }
 
-// stop sends SIGTERM and waits for the process, killing it after 15 seconds.
+// stop sends SIGTERM and waits for the process, killing it after 15 seconds. The process must
+// still be running, and must exit 0 on SIGTERM: that is the graceful shutdown the chart's
+// termination grace period relies on.
 func (p *proc) stop(t *testing.T) {
+	if p.stopped {
+		return
+	}
+	p.stopped = true
 	select {
 	case <-p.done:
+		t.Errorf("%s exited on its own (%v) before the test stopped it", p.name, p.cmd.ProcessState)
 		return
 	default:
 	}
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-p.done:
+		if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+			t.Errorf("%s exited with code %d on SIGTERM, want 0", p.name, code)
+		}
 	case <-time.After(15 * time.Second):
 		t.Errorf("%s did not stop within 15s of SIGTERM; killing it", p.name)
 		_ = p.cmd.Process.Kill()
@@ -189,32 +200,10 @@ type stack struct {
 
 func startStack(t *testing.T, config string) *stack {
 	t.Helper()
-	ctx := context.Background()
 	s := &stack{emulatorAddr: freeAddr(t), httpAddr: freeAddr(t), dataDir: t.TempDir()}
 	s.startEmulator(t)
 
-	dbName := "projector_deploy_e2e_" + strings.ReplaceAll(uuid.NewString()[:13], "-", "")
-	admin, err := pgx.Connect(ctx, adminURL)
-	if err != nil {
-		t.Fatalf("PostgreSQL on 127.0.0.1:5432: %v", err)
-	}
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+dbName); err != nil {
-		t.Fatal(err)
-	}
-	admin.Close(ctx)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		admin, err := pgx.Connect(ctx, adminURL)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer admin.Close(ctx)
-		if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+dbName+" WITH (FORCE)"); err != nil {
-			t.Error(err)
-		}
-	})
+	dbURL := newDatabase(t)
 
 	cfgPath := filepath.Join(t.TempDir(), "projections.yaml")
 	if err := os.WriteFile(cfgPath, []byte(config), 0o600); err != nil {
@@ -223,7 +212,7 @@ func startStack(t *testing.T, config string) *stack {
 	uri := "kurrentdb://" + s.emulatorAddr + "?tls=false"
 	s.env = []string{
 		"KURRENTDB_URI=" + uri,
-		"DATABASE_URL=postgres://postgres@127.0.0.1:5432/" + dbName + "?sslmode=disable",
+		"DATABASE_URL=" + dbURL,
 		"PROJECTOR_CONFIG=" + cfgPath,
 		"PROJECTOR_HTTP_ADDR=" + s.httpAddr,
 		"PROJECTOR_LOG_LEVEL=info",
@@ -253,12 +242,43 @@ func startStack(t *testing.T, config string) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
+	conf.Logger = kurrentdb.NoopLogging()
 	s.client, err = kurrentdb.NewClient(conf)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.client.Close() })
 	return s
+}
+
+// newDatabase creates a PostgreSQL database that is dropped when the test ends and returns its
+// URL.
+func newDatabase(t *testing.T) string {
+	t.Helper()
+	ctx := context.Background()
+	dbName := "projector_deploy_e2e_" + strings.ReplaceAll(uuid.NewString()[:13], "-", "")
+	admin, err := pgx.Connect(ctx, adminURL)
+	if err != nil {
+		t.Fatalf("PostgreSQL on 127.0.0.1:5432: %v", err)
+	}
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+dbName); err != nil {
+		t.Fatal(err)
+	}
+	admin.Close(ctx)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		admin, err := pgx.Connect(ctx, adminURL)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer admin.Close(ctx)
+		if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+dbName+" WITH (FORCE)"); err != nil {
+			t.Error(err)
+		}
+	})
+	return "postgres://postgres@127.0.0.1:5432/" + dbName + "?sslmode=disable"
 }
 
 func (s *stack) startEmulator(t *testing.T) {

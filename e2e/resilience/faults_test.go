@@ -148,7 +148,7 @@ func TestPostgresConnectionsCutAndBlackholed(t *testing.T) {
 	defer func() { _ = proxy.Close() }()
 	srv := startEmulator(t)
 	client := kurrentClient(t, srv.URI())
-	startDaemon(t, "projector", db.urlVia(proxy.Addr()), srv.URI(), writeFile(t, "projections.yaml", ledgerConfig("stop", 0, 200, false)))
+	d := startDaemon(t, "projector", db.urlVia(proxy.Addr()), srv.URI(), writeFile(t, "projections.yaml", ledgerConfig("stop", 0, 200, false)))
 
 	wr := newWriter(client, standard())
 	finished := startWriter(t, wr)
@@ -177,6 +177,10 @@ func TestPostgresConnectionsCutAndBlackholed(t *testing.T) {
 	t.Logf("PostgreSQL down for 3s (%d connections cut, new ones refused) with %d events in the ledger", cut, down)
 	want := finish(t, db, wr, finished, "ledger")
 	t.Log(checkLedger(t, db.pool, want))
+	errs := d.metric(t, `projector_errors_total{kind="store",projection="ledger"}`) + d.metric(t, `projector_errors_total{kind="leadership",projection="ledger"}`)
+	if errs < 1 {
+		t.Errorf("projector_errors_total{kind=store|leadership} = %v after cut and black-holed connections, want at least 1", errs)
+	}
 }
 
 // TestKurrentDBConnectionsCutAndBlackholed puts a fault proxy between the projector and the
@@ -321,4 +325,7 @@ func TestLeaderLockConnectionKilled(t *testing.T) {
 	lost := a.metric(t, `projector_errors_total{kind="leadership",projection="ledger"}`) + b.metric(t, `projector_errors_total{kind="leadership",projection="ledger"}`)
 	changes := len(a.logLines("projection state changed")) + len(b.logLines("projection state changed"))
 	t.Logf("leadership errors counted: %v; state changes logged: %d", lost, changes)
+	if lost < 1 {
+		t.Errorf("projector_errors_total{kind=leadership} = %v after three lost locks, want at least 1", lost)
+	}
 }

@@ -34,6 +34,9 @@ func TestStopMidBatch(t *testing.T) {
 		t.Fatalf("projector exited %d on SIGTERM, want 0", code)
 	}
 	t.Logf("SIGTERM: exit 0 after %v", time.Since(stopAt))
+	if len(d.logLines("stopped")) == 0 {
+		t.Error(`no "stopped" log line after SIGTERM`)
+	}
 	checkStoppedConsistent(t, db, client)
 
 	d = startDaemon(t, "projector-2", db.urlVia(proxy.Addr()), srv.URI(), cfg)

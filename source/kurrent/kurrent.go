@@ -43,10 +43,14 @@ type Options struct {
 	CheckpointInterval int
 }
 
-// Source subscribes to $all on one KurrentDB client. It is safe for concurrent use.
+// Source subscribes to $all through a KurrentDB client. It is safe for concurrent use.
 type Source struct {
+	opts Options
+	cfg  *kurrentdb.Configuration // set when the Source owns its client (Dial)
+
+	mu     sync.Mutex
 	client *kurrentdb.Client
-	opts   Options
+	closed bool
 }
 
 var (
@@ -54,7 +58,10 @@ var (
 	_ projection.Header = (*Source)(nil)
 )
 
-// New returns a Source on client, which the caller keeps and closes.
+// New returns a Source on client, which the caller keeps and closes. The official client
+// closes itself for good once it has failed to reach the server MaxDiscoverAttempts times in a
+// row (about a second by default), so a Source made by New does not outlive a longer outage;
+// Dial makes one that does.
 func New(client *kurrentdb.Client, opts Options) *Source {
 	if opts.MaxSearchWindow <= 0 {
 		opts.MaxSearchWindow = 32
@@ -63,6 +70,64 @@ func New(client *kurrentdb.Client, opts Options) *Source {
 		opts.CheckpointInterval = 1
 	}
 	return &Source{client: client, opts: opts}
+}
+
+// Dial returns a Source that owns a client connected to uri (see NewClient) and replaces it with
+// a new one whenever the client reports its connection closed, as it does after failing to
+// reach a server that is down, so the runner's retries reach the server once it is back, however
+// long the outage. Close the Source to close its client.
+func Dial(uri string, copts ClientOptions, opts Options) (*Source, error) {
+	cfg, err := clientConfig(uri, copts)
+	if err != nil {
+		return nil, err
+	}
+	c, err := newClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s := New(c, opts)
+	s.cfg = cfg
+	return s, nil
+}
+
+// Close closes the client of a Source made by Dial; for one made by New it does nothing (the
+// caller owns the client).
+func (s *Source) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cfg == nil || s.closed {
+		return nil
+	}
+	s.closed = true
+	return s.client.Close()
+}
+
+func (s *Source) current() *kurrentdb.Client {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.client
+}
+
+// check replaces c, when the Source owns it and it is still in use, if err says that its
+// connection is closed. A failure to make the new client leaves c in place for the next try.
+func (s *Source) check(c *kurrentdb.Client, err error) {
+	var ke *kurrentdb.Error
+	if s.cfg == nil || !errors.As(err, &ke) || ke.Code() != kurrentdb.ErrorCodeConnectionClosed {
+		return
+	}
+	s.mu.Lock()
+	if s.closed || s.client != c {
+		s.mu.Unlock()
+		return
+	}
+	nc, nerr := newClient(s.cfg)
+	if nerr == nil {
+		s.client = nc
+	}
+	s.mu.Unlock()
+	if nerr == nil {
+		_ = c.Close()
+	}
 }
 
 // ClientOptions tune NewClient.
@@ -78,6 +143,14 @@ type ClientOptions struct {
 // NewClient connects to the KurrentDB named by uri (a kurrentdb://, kdb://, esdb:// or
 // +discover connection string).
 func NewClient(uri string, opts ClientOptions) (*kurrentdb.Client, error) {
+	cfg, err := clientConfig(uri, opts)
+	if err != nil {
+		return nil, err
+	}
+	return newClient(cfg)
+}
+
+func clientConfig(uri string, opts ClientOptions) (*kurrentdb.Configuration, error) {
 	cfg, err := kurrentdb.ParseConnectionString(uri)
 	if err != nil {
 		return nil, fmt.Errorf("kurrent: connection string: %w", err)
@@ -93,11 +166,17 @@ func NewClient(uri string, opts ClientOptions) (*kurrentdb.Client, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = kurrentdb.NoopLogging()
 	}
-	c, err := kurrentdb.NewClient(cfg)
+	return cfg, nil
+}
+
+// newClient makes a client on a copy of cfg.
+func newClient(cfg *kurrentdb.Configuration) (*kurrentdb.Client, error) {
+	c := *cfg
+	client, err := kurrentdb.NewClient(&c)
 	if err != nil {
 		return nil, fmt.Errorf("kurrent: client: %w", err)
 	}
-	return c, nil
+	return client, nil
 }
 
 // TopicFilter returns the server-side event-type regex matching exactly the given topics: an
@@ -139,8 +218,9 @@ func (s *Source) Subscribe(ctx context.Context, topics []string, from tracking.S
 	if !after.IsZero() {
 		start = kurrentdb.Position{Commit: after.Commit, Prepare: after.Prepare}
 	}
+	client := s.current()
 	sctx, cancel := context.WithCancel(ctx)
-	sub, err := s.client.SubscribeToAll(sctx, kurrentdb.SubscribeToAllOptions{
+	sub, err := client.SubscribeToAll(sctx, kurrentdb.SubscribeToAllOptions{
 		From:               start,
 		Filter:             &kurrentdb.SubscriptionFilter{Type: kurrentdb.EventFilterType, Regex: regex},
 		MaxSearchWindow:    s.opts.MaxSearchWindow,
@@ -148,9 +228,10 @@ func (s *Source) Subscribe(ctx context.Context, topics []string, from tracking.S
 	})
 	if err != nil {
 		cancel()
+		s.check(client, err)
 		return nil, fmt.Errorf("kurrent: subscribe to $all after %v with filter %s: %w", after, regex, Classify(err))
 	}
-	w := &subscription{sub: sub, cancel: cancel, from: from, out: make(chan item, 64), done: make(chan struct{})}
+	w := &subscription{src: s, client: client, sub: sub, cancel: cancel, from: from, out: make(chan item, 64), done: make(chan struct{})}
 	w.wg.Go(w.pump)
 	return w, nil
 }
@@ -163,8 +244,10 @@ func (s *Source) lastBefore(ctx context.Context, commit uint64) (tracking.Positi
 // Head implements projection.Header: the position and creation time of the last event of $all,
 // or zero values when $all is empty.
 func (s *Source) Head(ctx context.Context) (tracking.Position, time.Time, error) {
-	rs, err := s.client.ReadAll(ctx, kurrentdb.ReadAllOptions{Direction: kurrentdb.Backwards, From: kurrentdb.End{}}, 1)
+	client := s.current()
+	rs, err := client.ReadAll(ctx, kurrentdb.ReadAllOptions{Direction: kurrentdb.Backwards, From: kurrentdb.End{}}, 1)
 	if err != nil {
+		s.check(client, err)
 		return tracking.Position{}, time.Time{}, fmt.Errorf("kurrent: read the head of $all: %w", Classify(err))
 	}
 	defer rs.Close()
@@ -180,8 +263,10 @@ func (s *Source) Head(ctx context.Context) (tracking.Position, time.Time, error)
 }
 
 func (s *Source) readBackOne(ctx context.Context, from kurrentdb.AllPosition) (tracking.Position, bool, error) {
-	rs, err := s.client.ReadAll(ctx, kurrentdb.ReadAllOptions{Direction: kurrentdb.Backwards, From: from}, 1)
+	client := s.current()
+	rs, err := client.ReadAll(ctx, kurrentdb.ReadAllOptions{Direction: kurrentdb.Backwards, From: from}, 1)
 	if err != nil {
+		s.check(client, err)
 		return tracking.Position{}, false, err
 	}
 	defer rs.Close()
@@ -233,6 +318,8 @@ type item struct {
 // subscription adapts a client subscription (whose Recv takes no context) to
 // projection.Subscription: one goroutine receives, Next selects on its output and ctx.
 type subscription struct {
+	src    *Source
+	client *kurrentdb.Client
 	sub    *kurrentdb.Subscription
 	cancel context.CancelFunc
 	from   tracking.State
@@ -252,6 +339,7 @@ func (w *subscription) pump() {
 			if err == nil {
 				err = io.EOF
 			}
+			w.src.check(w.client, err)
 			it.err = fmt.Errorf("kurrent: subscription dropped: %w", Classify(err))
 		case ev.EventAppeared != nil:
 			e := ev.EventAppeared.OriginalEvent()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -412,4 +413,117 @@ func (r *permanentRecorder) Error(_, kind string, err error) {
 	case r.reported <- err:
 	default:
 	}
+}
+
+// A KurrentDB that is down for a while (stopped, then started again on its data) is one outage:
+// the runner retries many times but reports it once, then resumes exactly. The Source replaces
+// the client that gave up during the outage.
+func TestServerDownThenBackIsReportedOnceAndResumesExactly(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	srv, err := emulator.Start(ctx, emulator.Options{DataDir: dir})
+	if err != nil {
+		t.Fatalf("emulator: %v", err)
+	}
+	addr, uri := srv.Addr(), srv.URI()
+	writer := func() *kurrentdb.Client {
+		c, err := kurrent.NewClient(uri, kurrent.ClientOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		return c
+	}
+	src, err := kurrent.Dial(uri, kurrent.ClientOptions{}, kurrent.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	f := &fixture{srv: srv, client: writer(), src: src}
+	store := memory.New()
+	p := projection.New[*memory.Tx]("count").
+		On(registered, func(_ context.Context, tx *memory.Tx, _ projection.Event) error { tx.Add("n", 1); return nil })
+	obs := &outageRecorder{}
+	r := projection.NewRunner(f.src, store, projection.Options{Observer: obs, MinBackoff: 5 * time.Millisecond, MaxBackoff: 40 * time.Millisecond, CheckpointEvery: 10 * time.Millisecond})
+	if err := r.Add(p, projection.ProjectionOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rctx, rcancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(rctx) }()
+	defer func() { rcancel(); <-done }()
+	waitFor := func(pos tracking.Position) {
+		t.Helper()
+		wctx, wcancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer wcancel()
+		if s, err := r.Wait(wctx, "count", pos.Commit); err != nil {
+			t.Fatalf("Wait(%v): %v (state %v, status %+v)", pos, err, s, r.Status())
+		}
+	}
+	var last tracking.Position
+	for range 10 {
+		last = f.append(t, "s", registered, `{}`)
+	}
+	waitFor(last)
+	if err := srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for r.Status()[0].State != projection.StateRetrying && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	// Longer than the client's discovery attempts (it then closes itself for good), and many
+	// runner attempts at a 5-40ms backoff.
+	time.Sleep(2500 * time.Millisecond)
+	srv2, err := emulator.Start(ctx, emulator.Options{DataDir: dir, Listen: addr})
+	if err != nil {
+		t.Fatalf("emulator restart on %s: %v", addr, err)
+	}
+	t.Cleanup(func() { _ = srv2.Close() })
+	f.srv, f.client = srv2, writer() // the writer's client closed itself during the outage
+	for range 10 {
+		last = f.append(t, "s", registered, `{}`)
+	}
+	waitFor(last)
+	if got := store.Int("n"); got != 20 {
+		t.Errorf("count = %d, want 20", got)
+	}
+	reports, retrying := obs.get()
+	t.Logf("reports %d retrying %d", reports, retrying)
+	if reports < 1 || reports > 2 || retrying != 1 {
+		t.Errorf("one outage gave %d reports and %d changes to retrying; want 1 or 2 (the drop, then the failed subscribes) and 1", reports, retrying)
+	}
+}
+
+type outageRecorder struct {
+	projection.NopObserver
+	mu                sync.Mutex
+	reports, retrying int
+}
+
+func (o *outageRecorder) Error(string, string, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.reports++
+}
+
+func (o *outageRecorder) SubscriptionRestarted(string, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.reports++
+}
+
+func (o *outageRecorder) StateChanged(_ string, _, to projection.RunState, _ error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if to == projection.StateRetrying {
+		o.retrying++
+	}
+}
+
+func (o *outageRecorder) get() (int, int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.reports, o.retrying
 }

@@ -9,7 +9,10 @@ import (
 
 	"github.com/projector-dev/projector/tracking"
 	"github.com/projector-dev/projector/views/memory"
+	"go.uber.org/goleak"
 )
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func pos(c uint64) tracking.State {
 	return tracking.State{Last: tracking.Position{Commit: c, Prepare: c}}
@@ -104,4 +107,21 @@ func ExampleStore() {
 	state, _ := view.Wait(ctx, "dog-counts", 1234)
 	fmt.Println(view.Int("dogs"), state.Last.Commit)
 	// Output: 1 1234
+}
+
+// A batch whose context ends before the commit (a lost lease, a drain timeout) commits nothing.
+func TestApplyCommitsNothingOnceItsContextHasEnded(t *testing.T) {
+	s := memory.New()
+	ctx, cancel := context.WithCancel(context.Background())
+	err := s.Apply(ctx, "p", tracking.State{}, pos(10), func(_ context.Context, tx *memory.Tx) error {
+		tx.Add("n", 1)
+		cancel() // the lease ends while the handlers run
+		return nil
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("Apply = %v, want context.Canceled", err)
+	}
+	if _, ok, _ := s.Load(context.Background(), "p"); ok || s.Int("n") != 0 {
+		t.Errorf("the batch was committed: n = %d", s.Int("n"))
+	}
 }

@@ -209,6 +209,10 @@ func TestStandbyTakesOverWhenTheLeadersLockBackendIsKilled(t *testing.T) {
 		waitStore(t, store, log.Events()[n-1].Position.Commit)
 	}
 	checkLedger(t, store.Pool(), n)
+	if stopped := obs[0].entered(projection.StateStopped) + obs[1].entered(projection.StateStopped); stopped != 0 {
+		t.Errorf("a runner stopped %d times", stopped)
+	}
+	t.Logf("conflicts with a late commit of a former leader: %d", obs[0].errors("conflict")+obs[1].errors("conflict"))
 	lost := obs[0].errors("leadership") + obs[1].errors("leadership")
 	if lost < 3 {
 		t.Errorf("leadership errors reported = %d, want at least 3 (one per killed lock backend)", lost)
@@ -248,6 +252,17 @@ func TestLostLockIsFoundBeforeTheCommit(t *testing.T) {
 	pid, ok := lockHolder(t, store.Pool(), schema, "ledger")
 	if !ok || kill(t, store.Pool(), `pid = $1`, int64(pid)) != 1 {
 		t.Fatal("could not kill the lock backend")
+	}
+	// pg_terminate_backend only signals the backend: wait until it has gone, lock and all.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if now, held := lockHolder(t, store.Pool(), schema, "ledger"); !held || now != pid {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the killed lock backend still holds the lock")
+		}
+		time.Sleep(time.Millisecond)
 	}
 	close(release)
 	waitStore(t, store, evs[39].Position.Commit)
@@ -360,5 +375,67 @@ func TestStopPolicyCommitsTheEventsBeforeAFailingQueuedStatement(t *testing.T) {
 	}
 	if n != 13 || tr != (tracking.State{Last: evs[12].Position}) {
 		t.Errorf("items = %d, tracking %v; want 13, at event 12 %v", n, tr, evs[12].Position)
+	}
+}
+
+// BenchmarkLedgerRunner measures a runner projecting 10,000 events into PostgreSQL, without a
+// leader and with an Elector (which adds a lock check to every batch).
+func BenchmarkLedgerRunner(b *testing.B) {
+	const n = 10000
+	for _, withLeader := range []bool{false, true} {
+		name := "no-leader"
+		if withLeader {
+			name = "elector"
+		}
+		b.Run(name, func(b *testing.B) {
+			schema := pgtest.NewSchema(b)
+			store := postgres.New(pgtest.Pool(b, schema), postgres.Options{})
+			b.Cleanup(func() { _ = store.Close() })
+			ctx := context.Background()
+			if err := store.Migrate(ctx); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := store.Pool().Exec(ctx, `CREATE TABLE ledger (id int NOT NULL, amount bigint NOT NULL)`); err != nil {
+				b.Fatal(err)
+			}
+			log := projectiontest.NewLog()
+			for i := range n {
+				deposit(log, i)
+			}
+			last := log.Events()[n-1].Position.Commit
+			var leader projection.Leader
+			if withLeader {
+				leader = postgres.NewElector(pgtest.Config(b, schema).ConnConfig, postgres.ElectorOptions{RetryInterval: 10 * time.Millisecond})
+			}
+			b.ResetTimer()
+			for range b.N {
+				b.StopTimer()
+				if _, err := store.Pool().Exec(ctx, `TRUNCATE ledger`); err != nil {
+					b.Fatal(err)
+				}
+				if err := store.Reset(ctx, "ledger"); err != nil {
+					b.Fatal(err)
+				}
+				r := projection.NewRunner(log, store, projection.Options{Leader: leader})
+				if err := r.Add(ledger(nil), projection.ProjectionOptions{}); err != nil {
+					b.Fatal(err)
+				}
+				rctx, cancel := context.WithCancel(ctx)
+				done := make(chan error, 1)
+				b.StartTimer()
+				go func() { done <- r.Run(rctx) }()
+				wctx, wcancel := context.WithTimeout(ctx, time.Minute)
+				_, err := r.Wait(wctx, "ledger", last)
+				wcancel()
+				b.StopTimer()
+				cancel()
+				<-done
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "events/s")
+		})
 	}
 }
