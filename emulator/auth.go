@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/base64"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v1/streams"
 	v2streams "github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v2/streams/streams"
@@ -120,9 +122,11 @@ func (s *Server) authStream(secure bool) grpc.StreamServerInterceptor {
 		ctx := ss.Context()
 		p, err := authenticate(ctx, secure)
 		if err != nil {
+			drainRequests(ss, info)
 			return err
 		}
 		if p == nil && !anonymousAllowed(info.FullMethod) {
+			drainRequests(ss, info)
 			ss.SetTrailer(accessDeniedTrailer)
 			return errAccessDenied
 		}
@@ -186,4 +190,33 @@ func isSystemStream(name []byte) bool {
 		return isSystemStream(name[2:])
 	}
 	return len(name) > 0 && name[0] == '$'
+}
+
+// drainWait bounds how long a refused client-streaming call waits for the
+// client to finish sending.
+const drainWait = 2 * time.Second
+
+// drainRequests reads what the client of a refused client-streaming call
+// (Append, AppendSession) still sends, for at most drainWait. The official
+// clients send the whole request before reading the reply; answering before
+// they are done makes their next Send fail with io.EOF, which hides the real
+// status behind an "unknown" error. Bidirectional calls are not drained: their
+// clients read replies while sending.
+func drainRequests(ss grpc.ServerStream, info *grpc.StreamServerInfo) {
+	if !info.IsClientStream || info.IsServerStream {
+		return
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			if err := ss.RecvMsg(new(emptypb.Empty)); err != nil {
+				return
+			}
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(drainWait):
+	}
 }
