@@ -7,7 +7,7 @@ STATICCHECK_VERSION ?= v0.8.2
 CLIENT_VERSION ?= v1.4.2
 TEST_FLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: all build test lint fmt vet staticcheck fidelity bench demo clean deploy-check
+.PHONY: all build test lint fmt vet staticcheck fidelity fidelity-node bench demo clean deploy-check
 
 all: build
 
@@ -29,8 +29,12 @@ vet:
 staticcheck:
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
-fidelity: ## Run the official KurrentDB Go client's integration suites against the emulator
+fidelity: ## Run the official KurrentDB Go client's integration suites, then the Node.js client suite, against the emulator
 	GO=$(GO) CLIENT_VERSION=$(CLIENT_VERSION) ./scripts/fidelity.sh
+	$(MAKE) fidelity-node
+
+fidelity-node: ## Run the official KurrentDB Node.js client (fidelity/node, node --test) against the emulator
+	GO=$(GO) CLIENT_VERSION=$(CLIENT_VERSION) bash ./scripts/fidelity-node.sh
 
 demo: ## The training-school walkthrough: in-process KurrentDB emulator, projection, wait API (Ctrl-C stops; DEMO_FLAGS=--exit)
 	$(GO) run ./cmd/projector demo $(DEMO_FLAGS)

@@ -27,10 +27,20 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/kurrentdb-fidelity-node.XXXXXX")
 emulator_pid=""
 test_pid=""
 
+# kill_tree PID: ends PID and every process below it (node --test runs each
+# test file in a child process).
+kill_tree() {
+	local child
+	for child in $(ps -o pid= --ppid "$1" 2>/dev/null); do
+		kill_tree "$child"
+	done
+	kill -TERM "$1" 2>/dev/null || true
+}
+
 cleanup() {
 	local status=$?
 	if [[ -n "$test_pid" ]]; then
-		kill -TERM "$test_pid" 2>/dev/null || true
+		kill_tree "$test_pid"
 		wait "$test_pid" 2>/dev/null || true
 	fi
 	if [[ -n "$emulator_pid" ]]; then
@@ -63,8 +73,10 @@ command -v "$NPM" >/dev/null || fail "npm not found (set NPM)"
 node_major=$("$NODE" -p 'process.versions.node.split(".")[0]')
 [[ "$node_major" -ge 20 ]] || fail "Node.js $("$NODE" --version) is too old; >= 20 is needed"
 
+# No package needs its install script: the client's native bridge comes as
+# prebuilt per-platform packages, picked by their os/cpu/libc fields.
 echo "fidelity-node: npm ci in fidelity/node" >&2
-(cd "$project" && CI=true "$NPM" ci --ignore-scripts --no-audit --no-fund --loglevel=error </dev/null)
+(cd "$project" && CI=true "$NPM" ci --prefer-offline --ignore-scripts --no-audit --no-fund --loglevel=error </dev/null)
 
 echo "fidelity-node: fetching the TLS test certificates of $CLIENT_MODULE@$CLIENT_VERSION" >&2
 json=$("$GO" mod download -json "$CLIENT_MODULE@$CLIENT_VERSION")

@@ -267,7 +267,7 @@ when KURRENTDB_URI is set and the state is "unknown".`,
 				if live != nil {
 					for _, lp := range live.Projections {
 						if lp.Name == p.Name {
-							s.State, s.Leader, s.CaughtUp, s.Failed = lp.State, lp.Leader, lp.CaughtUp, lp.Failed
+							s.State, s.Leader, s.CaughtUp, s.Failed, s.Error = lp.State, lp.Leader, lp.CaughtUp, lp.Failed, lp.Error
 							if lp.LastProgress != nil {
 								s.LastProgress = *lp.LastProgress
 							}
@@ -275,7 +275,7 @@ when KURRENTDB_URI is set and the state is "unknown".`,
 					}
 				}
 				j := httpapi.ProjectionJSON{Name: s.Name, Position: s.Position, State: s.State, Leader: s.Leader,
-					CaughtUp: s.CaughtUp, Tracking: st, Failed: s.Failed}
+					CaughtUp: s.CaughtUp, Tracking: st, Failed: s.Failed, Error: s.Error}
 				if haveHead {
 					lag := metrics.LagOf(s, head, true, time.Now())
 					h, l := head, lag.Positions
@@ -297,12 +297,36 @@ when KURRENTDB_URI is set and the state is "unknown".`,
 				}
 				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", p.Name, p.Position, optional(p.Head), optional(p.Lag), p.State, leader)
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			for _, p := range out.Projections {
+				if line := problem(p); line != "" {
+					fmt.Fprintf(a.stdout, "\n%s %s: %s", p.Name, p.State, line)
+				}
+			}
+			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of a table")
 	cmd.Flags().StringVar(&server, "server", "", "URL of a running daemon's HTTP API (default: the local PROJECTOR_HTTP_ADDR)")
 	return cmd
+}
+
+// problem describes why projection p is stopped or retrying (with a newline), or "".
+func problem(p httpapi.ProjectionJSON) string {
+	var b strings.Builder
+	if f := p.Failed; f != nil {
+		fmt.Fprintf(&b, "on event %s (type %q) at position %d in stream %q revision %d: %s\n", f.EventID, f.Type, f.Position.Commit, f.Stream, f.Revision, f.Error)
+		if p.State == projection.StateStopped {
+			fmt.Fprintf(&b, "  fix the view, then `projector resume %s` retries the event; `projector skip %s` skips it (dead letter)\n", p.Name, p.Name)
+		}
+		return b.String()
+	}
+	if p.Error != "" {
+		return p.Error + "\n"
+	}
+	return ""
 }
 
 func optional(v *uint64) string {

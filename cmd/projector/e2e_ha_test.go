@@ -51,6 +51,10 @@ func TestStandbyWaitAndTakeover(t *testing.T) {
 	if code, body := httpGet(t, "http://"+addrB+"/readyz"); code != 200 {
 		t.Errorf("standby /readyz = %d %s", code, body)
 	}
+	// A command sent to the standby says that the leader is the one to ask.
+	if code, _, errOut := runProjector(t, env(addrB), "resume", "dogs"); code != 1 || !strings.Contains(errOut, "this replica does not lead the projection (it is standby here)") {
+		t.Errorf("resume on the standby: exit %d %s", code, errOut)
+	}
 
 	// A write waited for on the standby.
 	pos, err := appendOne(client, "dog-00001", 3, "fetch")
@@ -140,6 +144,11 @@ func TestPoisonEvents(t *testing.T) {
 	if deadID != bad.String() || !strings.Contains(deadErr, "data is not JSON") || !strings.Contains(deadErr, bad.String()) {
 		t.Errorf("dead letter %s: %s", deadID, deadErr)
 	}
+	// The wait answers from PostgreSQL's notification of the commit, which may come before the
+	// daemon counts it.
+	eventually(t, 10*time.Second, "the dead letter is counted", func() bool {
+		return metricValue(t, addr, `projector_events_dead_lettered_total{projection="skipper"}`) == 1
+	})
 	if v := metricValue(t, addr, `projector_events_dead_lettered_total{projection="skipper"}`); v != 1 {
 		t.Errorf("dead lettered = %v", v)
 	}

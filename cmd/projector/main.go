@@ -7,12 +7,14 @@
 //	projector status   --config projections.yaml [--json]
 //	projector reset    --config projections.yaml NAME
 //	projector wait     --config projections.yaml NAME POSITION [--timeout 30s]
+//	projector resume   NAME [--server URL]        # retry the event a stopped projection halted on
+//	projector skip     NAME [--server URL]        # go on past it, into the dead letters
 //	projector demo     [--exit]
 //	projector version
 //
 // Connections come from the environment (KURRENTDB_URI, KURRENTDB_ROOT_CERTIFICATES,
 // DATABASE_URL, PROJECTOR_HTTP_ADDR, PROJECTOR_LOG_LEVEL, PROJECTOR_LOG_FORMAT,
-// PROJECTOR_CONFIG); flags override them. Exit codes: 0 success, 1 failure (or a wait that
+// PROJECTOR_CONFIG, PROJECTOR_DRAIN_TIMEOUT); flags override them. Exit codes: 0 success, 1 failure (or a wait that
 // timed out), 2 invalid configuration or usage.
 package main
 
@@ -97,8 +99,8 @@ projections handle, and commits each view change together with the projection's 
 PostgreSQL transaction.
 
 Connections come from the environment: KURRENTDB_URI, KURRENTDB_ROOT_CERTIFICATES, DATABASE_URL,
-PROJECTOR_HTTP_ADDR, PROJECTOR_LOG_LEVEL, PROJECTOR_LOG_FORMAT and PROJECTOR_CONFIG. Flags override
-them.`,
+PROJECTOR_HTTP_ADDR, PROJECTOR_LOG_LEVEL, PROJECTOR_LOG_FORMAT, PROJECTOR_CONFIG and
+PROJECTOR_DRAIN_TIMEOUT. Flags override them.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -115,7 +117,7 @@ them.`,
 	f.StringVar(&s.LogFormat, "log-format", s.LogFormat, "json or console ($PROJECTOR_LOG_FORMAT)")
 	root.AddCommand(
 		a.runCommand(), a.migrateCommand(), a.statusCommand(), a.resetCommand(), a.waitCommand(),
-		a.demoCommand(), a.versionCommand(),
+		a.controlCommand("resume"), a.controlCommand("skip"), a.demoCommand(), a.versionCommand(),
 	)
 	return root
 }

@@ -112,3 +112,43 @@ func TestReadmeMetricsReference(t *testing.T) {
 		t.Errorf("README documents\n %v\nthe daemon exports\n %v", documented, exported)
 	}
 }
+
+// The README's projector command lines name real subcommands and flags: each one, with --help
+// added, is accepted by the binary.
+func TestReadmeCommandsExist(t *testing.T) {
+	t.Parallel()
+	var n int
+	for _, block := range fenced(readme(t), "sh") {
+		for _, line := range strings.Split(block, "\n") {
+			line, _, _ = strings.Cut(line, "#")
+			fields := strings.Fields(strings.NewReplacer("[", "", "]", "").Replace(line))
+			switch {
+			case len(fields) > 0 && (fields[0] == "bin/projector" || fields[0] == "projector"):
+				fields = fields[1:]
+			case len(fields) > 2 && fields[0] == "go" && fields[1] == "run" && fields[2] == "./cmd/projector":
+				fields = fields[3:]
+			default:
+				continue
+			}
+			n++
+			if code, out, errOut := runProjector(t, baseEnv(), append(fields, "--help")...); code != 0 || !strings.Contains(out, "Usage:") {
+				t.Errorf("README command %q: exit %d\n%s%s", strings.TrimSpace(line), code, out, errOut)
+			}
+		}
+	}
+	if n < 5 {
+		t.Errorf("found %d projector command lines in the README, want the operating commands", n)
+	}
+}
+
+// The configuration reference documents every environment variable the daemon reads.
+func TestReadmeConfigurationReference(t *testing.T) {
+	t.Parallel()
+	doc := readme(t)
+	for _, env := range []string{config.EnvKurrentDBURI, config.EnvKurrentDBRootCerts, config.EnvDatabaseURL, config.EnvConfig,
+		config.EnvHTTPAddr, config.EnvLogLevel, config.EnvLogFormat, config.EnvDrainTimeout} {
+		if !strings.Contains(doc, "| `"+env+"` |") {
+			t.Errorf("the configuration reference lacks %s", env)
+		}
+	}
+}

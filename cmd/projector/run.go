@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/kurrent-io/KurrentDB-Client-Go/kurrentdb"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
@@ -28,14 +27,17 @@ func (a *app) runCommand() *cobra.Command {
 single event is consumed), connects to PostgreSQL and KurrentDB (retrying with backoff while they
 are unreachable), applies the migrations and schemas (unless --no-migrate), prepares every handler
 statement, then projects until SIGTERM or SIGINT, when it finishes or rolls back the batch in
-flight and exits 0. HTTP on PROJECTOR_HTTP_ADDR serves /metrics, /healthz, /readyz,
-/v1/projections and /v1/projections/{name}/wait from the start.`,
+flight (within --drain-timeout, then it rolls it back) and exits 0. HTTP on PROJECTOR_HTTP_ADDR
+serves /metrics, /healthz, /readyz, /v1/projections, /v1/projections/{name}/wait and the
+resume and skip commands (POST /v1/projections/{name}/resume, .../skip) from the start.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.run(cmd.Context(), !noMigrate)
 		},
 	}
 	cmd.Flags().BoolVar(&noMigrate, "no-migrate", false, "do not apply migrations and schemas at start (run `projector migrate` separately)")
+	cmd.Flags().StringVar(&a.settings.DrainTimeout, "drain-timeout", a.settings.DrainTimeout,
+		"on SIGTERM, how long the batch in flight may take to commit before it is rolled back ($PROJECTOR_DRAIN_TIMEOUT)")
 	return cmd
 }
 
@@ -52,8 +54,12 @@ func (a *app) run(ctx context.Context, doMigrate bool) error {
 	if err := a.settings.Validate(true, true); err != nil {
 		return err
 	}
+	drain, err := a.settings.Drain()
+	if err != nil {
+		return err
+	}
 	// Check the KurrentDB settings now; connect once PostgreSQL is ready.
-	probe, err := a.kurrentClient()
+	probe, err := a.dialKurrent()
 	if err != nil {
 		return err
 	}
@@ -101,14 +107,13 @@ func (a *app) run(ctx context.Context, doMigrate bool) error {
 	pending := errors.New("KurrentDB: connecting")
 	kurrentErr.Store(&pending)
 	d.AddCheck(func(context.Context) error { return *kurrentErr.Load() })
-	client, err := a.connectKurrent(ctx, log)
+	src, err := a.connectKurrent(ctx, log)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
 		return err
 	}
-	src := newRenewingSource(client, a.kurrentClient, log)
 	defer func() { _ = src.Close() }()
 	var none error
 	kurrentErr.Store(&none)
@@ -125,54 +130,66 @@ func (a *app) run(ctx context.Context, doMigrate bool) error {
 			}
 			return nil
 		}},
+		RunnerOptions: projection.Options{DrainTimeout: runnerDrain(drain)},
 	})
 }
 
-// kurrentClient makes the KurrentDB client the settings describe; it connects lazily.
-func (a *app) kurrentClient() (*kurrentdb.Client, error) {
+// runnerDrain maps the daemon's drain timeout to the runner's: 0 rolls back at once, which the
+// runner spells as a negative value (its 0 means its own default).
+func runnerDrain(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
+}
+
+// dialKurrent makes the KurrentDB source the settings describe. It connects lazily, and
+// replaces its client whenever the client gives up reconnecting, so it outlives outages of
+// any length.
+func (a *app) dialKurrent() (*kurrent.Source, error) {
 	pem, err := a.settings.RootCertificatesPEM()
 	if err != nil {
 		return nil, err
 	}
-	c, err := kurrent.NewClient(a.settings.KurrentDBURI, kurrent.ClientOptions{RootCertificates: string(pem)})
+	src, err := kurrent.Dial(a.settings.KurrentDBURI, kurrent.ClientOptions{RootCertificates: string(pem)}, kurrent.Options{})
 	if err != nil {
 		return nil, &config.Error{File: config.EnvKurrentDBURI, Msg: err.Error()}
 	}
-	return c, nil
+	return src, nil
 }
 
-// connectKurrent makes a KurrentDB client and reads the head of $all with it, retrying with a
-// new client and backoff (logged) until that succeeds or ctx ends: a client whose first
-// discovery fails does not recover, so an unreachable server at start needs fresh clients.
-func (a *app) connectKurrent(ctx context.Context, log *zap.Logger) (*kurrentdb.Client, error) {
-	var client *kurrentdb.Client
-	err := daemon.Retry(ctx, log, "connect to KurrentDB", 500*time.Millisecond, 10*time.Second, func(ctx context.Context) error {
-		c, err := a.kurrentClient()
-		if err != nil {
-			return err
-		}
+// connectKurrent dials KurrentDB and reads the head of $all, retrying with backoff (logged)
+// until that succeeds or ctx ends.
+func (a *app) connectKurrent(ctx context.Context, log *zap.Logger) (*kurrent.Source, error) {
+	src, err := a.dialKurrent()
+	if err != nil {
+		return nil, err
+	}
+	err = daemon.Retry(ctx, log, "connect to KurrentDB", 500*time.Millisecond, 10*time.Second, func(ctx context.Context) error {
 		hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		if _, _, err := kurrent.New(c, kurrent.Options{}).Head(hctx); err != nil {
-			_ = c.Close()
+		if _, _, err := src.Head(hctx); err != nil {
 			return fmt.Errorf("KurrentDB: %w", err)
 		}
-		client = c
 		return nil
 	})
-	return client, err
+	if err != nil {
+		_ = src.Close()
+		return nil, err
+	}
+	return src, nil
 }
 
 // readHead reads the head of $all once.
 func (a *app) readHead(ctx context.Context) (uint64, bool, error) {
-	c, err := a.kurrentClient()
+	src, err := a.dialKurrent()
 	if err != nil {
 		return 0, false, err
 	}
-	defer func() { _ = c.Close() }()
+	defer func() { _ = src.Close() }()
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	pos, _, err := kurrent.New(c, kurrent.Options{}).Head(ctx)
+	pos, _, err := src.Head(ctx)
 	if err != nil {
 		return 0, false, err
 	}

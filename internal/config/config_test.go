@@ -163,3 +163,30 @@ func TestRootCertificates(t *testing.T) {
 		t.Errorf("missing file: %v", err)
 	}
 }
+
+func TestDrainTimeout(t *testing.T) {
+	s := config.FromEnv(func(string) (string, bool) { return "", false })
+	if d, err := s.Drain(); err != nil || d != 30*time.Second {
+		t.Errorf("default drain timeout = %v, %v; want 30s", d, err)
+	}
+	for v, want := range map[string]time.Duration{"45s": 45 * time.Second, "0s": 0, "1m30s": 90 * time.Second} {
+		s.DrainTimeout = v
+		if d, err := s.Drain(); err != nil || d != want {
+			t.Errorf("drain timeout %q = %v, %v; want %v", v, d, err, want)
+		}
+		if err := s.Validate(false, false); err != nil {
+			t.Errorf("validate with drain timeout %q: %v", v, err)
+		}
+	}
+	for v, msg := range map[string]string{
+		"30":  `PROJECTOR_DRAIN_TIMEOUT: "30" is not a duration`,
+		"-1s": `PROJECTOR_DRAIN_TIMEOUT: "-1s" is negative`,
+		"2h":  `PROJECTOR_DRAIN_TIMEOUT: "2h" is longer than the maximum 1h0m0s`,
+	} {
+		s.DrainTimeout = v
+		err := s.Validate(false, false)
+		if !config.IsValidation(err) || !strings.Contains(err.Error(), msg) {
+			t.Errorf("drain timeout %q: err = %v, want %q", v, err, msg)
+		}
+	}
+}

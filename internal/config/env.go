@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 )
 
 // The environment variables Projector reads.
@@ -15,9 +16,11 @@ const (
 	EnvLogLevel              = "PROJECTOR_LOG_LEVEL"
 	EnvLogFormat             = "PROJECTOR_LOG_FORMAT"
 	EnvConfig                = "PROJECTOR_CONFIG"
+	EnvDrainTimeout          = "PROJECTOR_DRAIN_TIMEOUT"
 	DefaultHTTPAddr          = ":9090"
 	DefaultLogLevel          = "info"
 	DefaultLogFormat         = "json"
+	DefaultDrainTimeout      = "30s"
 	defaultRootCertsFileHint = "PEM text or the path of a PEM file"
 )
 
@@ -31,6 +34,9 @@ type Settings struct {
 	LogLevel                  string // debug, info, warn, error
 	LogFormat                 string // json or console
 	ConfigFile                string // the projections YAML file
+	// DrainTimeout is how long a stopping daemon lets the batch in flight finish and commit
+	// before it rolls it back: a Go duration such as 30s ("0s" rolls back at once).
+	DrainTimeout string
 }
 
 // FromEnv returns the settings the environment gives, with defaults for the rest. lookup is
@@ -50,6 +56,7 @@ func FromEnv(lookup func(string) (string, bool)) Settings {
 		LogLevel:                  get(EnvLogLevel, DefaultLogLevel),
 		LogFormat:                 get(EnvLogFormat, DefaultLogFormat),
 		ConfigFile:                get(EnvConfig, ""),
+		DrainTimeout:              get(EnvDrainTimeout, DefaultDrainTimeout),
 	}
 }
 
@@ -92,8 +99,33 @@ func (s Settings) Validate(needKurrent, needDB bool) error {
 	default:
 		errs = append(errs, &Error{File: EnvLogLevel, Msg: fmt.Sprintf("%q is not a log level; use debug, info, warn or error", s.LogLevel)})
 	}
+	if _, err := s.Drain(); err != nil {
+		errs = append(errs, err.(*Error))
+	}
 	if len(errs) > 0 {
 		return &ValidationError{Errors: errs}
 	}
 	return nil
+}
+
+// maxDrainTimeout bounds DrainTimeout: a batch that needs longer is better rolled back.
+const maxDrainTimeout = time.Hour
+
+// Drain returns DrainTimeout as a duration, or an *Error naming PROJECTOR_DRAIN_TIMEOUT when it
+// is not a duration between 0s and 1h. An empty value means the default, 30s.
+func (s Settings) Drain() (time.Duration, error) {
+	v := strings.TrimSpace(s.DrainTimeout)
+	if v == "" {
+		v = DefaultDrainTimeout
+	}
+	d, err := time.ParseDuration(v)
+	switch {
+	case err != nil:
+		return 0, &Error{File: EnvDrainTimeout, Msg: fmt.Sprintf("%q is not a duration; use a Go duration such as 30s or 1m30s (or --drain-timeout)", s.DrainTimeout)}
+	case d < 0:
+		return 0, &Error{File: EnvDrainTimeout, Msg: fmt.Sprintf("%q is negative; use 0s to roll back the batch in flight at once, or a positive duration", s.DrainTimeout)}
+	case d > maxDrainTimeout:
+		return 0, &Error{File: EnvDrainTimeout, Msg: fmt.Sprintf("%q is longer than the maximum %s", s.DrainTimeout, maxDrainTimeout)}
+	}
+	return d, nil
 }

@@ -26,6 +26,7 @@ type Daemon struct {
 	srv    *Server
 	waiter *lazyWaiter
 	logObs *logging.Observer
+	ctl    *controller
 }
 
 // Start serves the HTTP API on addr for the projections named names, reporting them as
@@ -35,12 +36,14 @@ func Start(log *zap.Logger, addr string, names []string) (*Daemon, error) {
 		log = zap.NewNop()
 	}
 	d := &Daemon{log: log, prov: NewProvider(names, nil), waiter: &lazyWaiter{}, logObs: logging.NewObserver(log)}
+	d.ctl = &controller{log: log, logObs: d.logObs, changes: newStateChanges()}
 	d.prov.AddCheck(d.waiter.connected)
+	d.prov.AddCheck(d.ctl.stopping)
 	d.m = metrics.New(d.prov, nil)
 	for _, n := range names {
 		d.m.Declare(n)
 	}
-	h := httpapi.New(httpapi.Options{Provider: d.prov, Waiter: d.waiter, Metrics: d.m.Handler(), ObserveWait: d.m.ObserveWait})
+	h := httpapi.New(httpapi.Options{Provider: d.prov, Waiter: d.waiter, Controller: d.ctl, Metrics: d.m.Handler(), ObserveWait: d.m.ObserveWait})
 	srv, err := Listen(addr, h)
 	if err != nil {
 		return nil, err
@@ -80,15 +83,18 @@ type Config[Tx any] struct {
 	Checks []func(ctx context.Context) error
 	// HeadInterval is how often the head is polled (default 1s).
 	HeadInterval time.Duration
-	// RunnerOptions are the runner's options beyond the observer and leader.
+	// RunnerOptions are the runner's options beyond the observer and leader, such as
+	// DrainTimeout.
 	RunnerOptions projection.Options
 	// Running, when set, is called with the runner once it is set up, before it runs.
 	Running func(r *projection.Runner[Tx])
 }
 
-// Run runs the projections of c until ctx ends, reporting to d's metrics, logs and HTTP API;
-// it returns once every goroutine it started has ended (the runner finishes or rolls back the
-// batch in flight). It returns an error only when it cannot start.
+// Run runs the projections of c until ctx ends, reporting to d's metrics, logs and HTTP API,
+// and taking the API's resume and skip commands; it returns once every goroutine it started has
+// ended (the runner finishes or rolls back the batch in flight within
+// c.RunnerOptions.DrainTimeout). Once ctx ends, /readyz answers 503 "shutting down". It returns
+// an error only when it cannot start.
 func Run[Tx any](ctx context.Context, d *Daemon, c Config[Tx]) error {
 	if c.Header != nil {
 		d.prov.SetHead(NewHeadPoller(c.Header, c.HeadInterval, d.log))
@@ -97,7 +103,7 @@ func Run[Tx any](ctx context.Context, d *Daemon, c Config[Tx]) error {
 		d.prov.AddCheck(chk)
 	}
 	opts := c.RunnerOptions
-	opts.Observer = logging.Multi(d.m.Observer(), d.logObs)
+	opts.Observer = logging.Multi(d.m.Observer(), d.logObs, d.ctl.changes)
 	opts.Leader = c.Leader
 	runner := projection.NewRunner(c.Source, c.Store, opts)
 	for _, p := range c.Projections {
@@ -118,20 +124,158 @@ func Run[Tx any](ctx context.Context, d *Daemon, c Config[Tx]) error {
 	if c.Running != nil {
 		c.Running(runner)
 	}
+	d.ctl.set(runner.Resume, runner.Skip)
+	drain := opts.DrainTimeout
+	switch {
+	case drain == 0:
+		drain = projection.DefaultDrainTimeout
+	case drain < 0:
+		drain = 0
+	}
 
 	var wg sync.WaitGroup
 	if h := d.prov.headPoller(); h != nil {
 		wg.Go(func() { h.Run(ctx) })
 	}
 	wg.Go(func() { standby.run(ctx, time.Second) })
+	ran := make(chan struct{})
+	wg.Go(func() {
+		select {
+		case <-ctx.Done():
+		case <-ran: // Run could not start, or ended with ctx
+		}
+		if ctx.Err() != nil {
+			d.ctl.stop()
+			d.log.Info("shutting down: finishing or rolling back the batches in flight", zap.Duration("drain_timeout", drain))
+		}
+	})
 	d.log.Info("running", zap.Int("projections", len(c.Projections)))
 	runErr := runner.Run(ctx)
+	close(ran)
+	d.ctl.set(nil, nil)
 	wg.Wait()
 	if runErr != nil && !errors.Is(runErr, context.Canceled) {
 		return fmt.Errorf("runner: %w", runErr)
 	}
 	d.log.Info("stopped")
 	return nil
+}
+
+// controller takes the HTTP API's resume and skip commands to the runner (httpapi.Controller).
+type controller struct {
+	log     *zap.Logger
+	logObs  *logging.Observer
+	changes *stateChanges
+
+	mu           sync.Mutex
+	resume, skip func(string) error
+	shutdown     bool
+}
+
+// settle bounds how long a command waits for the projection to leave the stopped state, so
+// that its answer shows the new state.
+const settle = 2 * time.Second
+
+func (c *controller) set(resume, skip func(string) error) {
+	c.mu.Lock()
+	c.resume, c.skip = resume, skip
+	c.mu.Unlock()
+}
+
+// stop marks the daemon as shutting down: commands are refused and /readyz fails.
+func (c *controller) stop() {
+	c.mu.Lock()
+	c.shutdown = true
+	c.mu.Unlock()
+}
+
+func (c *controller) stopping(context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.shutdown {
+		return errors.New("shutting down: finishing or rolling back the batches in flight")
+	}
+	return nil
+}
+
+// Resume implements httpapi.Controller.
+func (c *controller) Resume(ctx context.Context, name string) error {
+	return c.command(ctx, "resume", name)
+}
+
+// Skip implements httpapi.Controller.
+func (c *controller) Skip(ctx context.Context, name string) error {
+	return c.command(ctx, "skip", name)
+}
+
+func (c *controller) command(ctx context.Context, verb, name string) error {
+	c.mu.Lock()
+	f, down := c.resume, c.shutdown
+	if verb == "skip" {
+		f = c.skip
+	}
+	c.mu.Unlock()
+	switch {
+	case down:
+		return fmt.Errorf("%s %q: shutting down: %w", verb, name, httpapi.ErrUnavailable)
+	case f == nil:
+		return fmt.Errorf("%s %q: still connecting to KurrentDB and PostgreSQL: %w", verb, name, httpapi.ErrUnavailable)
+	}
+	gen := c.changes.generation(name)
+	c.logObs.Commanded(name, verb)
+	if err := f(name); err != nil {
+		c.logObs.Commanded(name, "")
+		return err
+	}
+	wctx, cancel := context.WithTimeout(ctx, settle)
+	defer cancel()
+	c.changes.waitPast(wctx, name, gen)
+	return nil
+}
+
+// stateChanges counts the state changes of each projection (a projection.Observer), so that a
+// command can wait for the change it causes.
+type stateChanges struct {
+	projection.NopObserver
+	mu      sync.Mutex
+	gen     map[string]uint64
+	changed chan struct{} // closed and replaced at every change
+}
+
+func newStateChanges() *stateChanges {
+	return &stateChanges{gen: map[string]uint64{}, changed: make(chan struct{})}
+}
+
+// StateChanged implements projection.Observer.
+func (s *stateChanges) StateChanged(name string, _, _ projection.RunState, _ error) {
+	s.mu.Lock()
+	s.gen[name]++
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.mu.Unlock()
+}
+
+func (s *stateChanges) generation(name string) uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.gen[name]
+}
+
+// waitPast waits until projection name has changed state since generation gen, or ctx ends.
+func (s *stateChanges) waitPast(ctx context.Context, name string, gen uint64) {
+	for {
+		s.mu.Lock()
+		g, ch := s.gen[name], s.changed
+		s.mu.Unlock()
+		if g > gen {
+			return
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // lazyWaiter answers waits once the store is connected; until then waits block (within their

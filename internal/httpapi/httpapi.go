@@ -1,5 +1,6 @@
 // Package httpapi serves Projector's HTTP interface: /metrics, /healthz, /readyz,
-// /v1/projections and /v1/projections/{name}/wait.
+// /v1/projections, /v1/projections/{name}/wait, and the operator's commands
+// POST /v1/projections/{name}/resume and POST /v1/projections/{name}/skip.
 package httpapi
 
 import (
@@ -28,9 +29,25 @@ type Provider interface {
 	Connected(ctx context.Context) error
 }
 
+// Controller restarts a projection stopped on a poison event (the daemon's runner).
+type Controller interface {
+	// Resume retries the event the projection is stopped on. Skip goes on past it (writing it to
+	// the dead letters). Both return an error wrapping tracking.ErrUnknownProjection for an unknown
+	// name, projection.ErrNotStopped when the projection is not stopped in this process, and
+	// ErrUnavailable while the daemon is not running its projections yet.
+	Resume(ctx context.Context, name string) error
+	Skip(ctx context.Context, name string) error
+}
+
+// ErrUnavailable is wrapped by a Controller's errors while it cannot take commands (the daemon
+// is still connecting, or shutting down); the API answers 503.
+var ErrUnavailable = errors.New("the daemon is not running its projections")
+
 // Options configure the handler.
 type Options struct {
 	Provider Provider
+	// Controller takes resume and skip commands; nil answers them 503.
+	Controller Controller
 	// Waiter answers wait requests; on a standby it must read the shared store (PostgreSQL).
 	Waiter tracking.Waiter
 	// Metrics serves /metrics; nil for none.
@@ -77,6 +94,8 @@ func New(o Options) http.Handler {
 	mux.HandleFunc("GET /v1/projections", a.projections)
 	mux.HandleFunc("GET /v1/projections/{name}", a.projection)
 	mux.HandleFunc("GET /v1/projections/{name}/wait", a.wait)
+	mux.HandleFunc("POST /v1/projections/{name}/resume", a.command("resume"))
+	mux.HandleFunc("POST /v1/projections/{name}/skip", a.command("skip"))
 	return mux
 }
 
@@ -93,6 +112,8 @@ type ProjectionJSON struct {
 	Tracking     tracking.State      `json:"tracking"`
 	LastProgress *time.Time          `json:"last_progress,omitempty"`
 	Failed       *projection.Failure `json:"failed,omitempty"`
+	// Error is the error that made the projection retrying or stopped; empty otherwise.
+	Error string `json:"error,omitempty"`
 }
 
 // ListJSON is the body of /v1/projections.
@@ -135,7 +156,7 @@ func toJSON(s projection.Status, head uint64, haveHead bool, now time.Time) Proj
 	lag := metrics.LagOf(s, head, haveHead, now)
 	p := ProjectionJSON{
 		Name: s.Name, Position: s.Position, LagSeconds: lag.Seconds, State: s.State,
-		Leader: s.Leader, CaughtUp: s.CaughtUp, Tracking: s.Tracking, Failed: s.Failed,
+		Leader: s.Leader, CaughtUp: s.CaughtUp, Tracking: s.Tracking, Failed: s.Failed, Error: s.Error,
 	}
 	if haveHead {
 		h, l := head, lag.Positions
@@ -154,13 +175,68 @@ func (a *api) projections(w http.ResponseWriter, _ *http.Request) {
 
 func (a *api) projection(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	for _, p := range a.list().Projections {
-		if p.Name == name {
-			writeJSON(w, http.StatusOK, p)
-			return
-		}
+	if p, ok := a.find(name); ok {
+		writeJSON(w, http.StatusOK, p)
+		return
 	}
 	writeJSON(w, http.StatusNotFound, ErrorJSON{Error: fmt.Sprintf("unknown projection %q", name)})
+}
+
+// command handles POST /v1/projections/{name}/resume and .../skip: 200 with the projection's
+// status after the command, 404 for an unknown projection, 409 when it is not stopped here (a
+// standby says so: the command belongs to the replica that leads it), 503 when the daemon is
+// not running its projections.
+func (a *api) command(verb string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		name := r.PathValue("name")
+		if len(r.URL.Query()) > 0 {
+			writeJSON(w, http.StatusBadRequest, ErrorJSON{Error: fmt.Sprintf("%s takes no query parameters", verb)})
+			return
+		}
+		if a.o.Controller == nil {
+			writeJSON(w, http.StatusServiceUnavailable, ErrorJSON{Error: fmt.Sprintf("%s %q: this server takes no commands", verb, name)})
+			return
+		}
+		var err error
+		if verb == "skip" {
+			err = a.o.Controller.Skip(r.Context(), name)
+		} else {
+			err = a.o.Controller.Resume(r.Context(), name)
+		}
+		switch {
+		case err == nil:
+		case errors.Is(err, tracking.ErrUnknownProjection):
+			writeJSON(w, http.StatusNotFound, ErrorJSON{Error: fmt.Sprintf("unknown projection %q", name)})
+			return
+		case errors.Is(err, projection.ErrNotStopped):
+			msg := err.Error()
+			if p, ok := a.find(name); ok && !p.Leader {
+				msg = fmt.Sprintf("%s %q: this replica does not lead the projection (it is %s here): only the replica that leads it can have it stopped; send the command to that replica", verb, name, p.State)
+			}
+			writeJSON(w, http.StatusConflict, ErrorJSON{Error: msg})
+			return
+		case errors.Is(err, ErrUnavailable):
+			writeJSON(w, http.StatusServiceUnavailable, ErrorJSON{Error: err.Error()})
+			return
+		case r.Context().Err() != nil:
+			return // the client went away
+		default:
+			writeJSON(w, http.StatusInternalServerError, ErrorJSON{Error: err.Error()})
+			return
+		}
+		p, _ := a.find(name)
+		writeJSON(w, http.StatusOK, p)
+	}
+}
+
+// find returns the JSON status of projection name.
+func (a *api) find(name string) (ProjectionJSON, bool) {
+	for _, p := range a.list().Projections {
+		if p.Name == name {
+			return p, true
+		}
+	}
+	return ProjectionJSON{}, false
 }
 
 func (a *api) known(name string) bool {
@@ -276,8 +352,14 @@ func notReady(s projection.Status, now time.Time, stall time.Duration) string {
 		if s.Failed != nil {
 			return fmt.Sprintf("stopped on event %s (type %q, position %d): %s", s.Failed.EventID, s.Failed.Type, s.Failed.Position.Commit, s.Failed.Error)
 		}
+		if s.Error != "" {
+			return "stopped: " + s.Error
+		}
 		return "stopped"
 	default:
+		if s.Error != "" {
+			return fmt.Sprintf("%s: %s", s.State, s.Error)
+		}
 		return string(s.State)
 	}
 }

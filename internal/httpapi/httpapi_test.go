@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -202,10 +203,119 @@ func TestReadyz(t *testing.T) {
 	}
 
 	set(func() {
+		f.statuses[0] = projection.Status{Name: "dogs", State: projection.StateRetrying, Leader: true, Error: `projection "dogs": commit: connection reset`}
+	})
+	if code, body := get(t, srv.URL+"/readyz", nil); code != 503 || !strings.Contains(body, `projection dogs: retrying: projection "dogs": commit: connection reset`) {
+		t.Errorf("retrying: %d %q", code, body)
+	}
+
+	set(func() {
 		f.statuses[0] = projection.Status{Name: "dogs", State: projection.StateLive, Leader: true, CaughtUp: true}
 		f.connected = errors.New("PostgreSQL: connection refused")
 	})
 	if code, body := get(t, srv.URL+"/readyz", nil); code != 503 || !strings.Contains(body, "not connected: PostgreSQL: connection refused") {
 		t.Errorf("disconnected: %d %q", code, body)
+	}
+}
+
+// controller stops and restarts the fake's projections as a runner would.
+type controller struct {
+	f     *fake
+	calls []string
+	err   error
+}
+
+func (c *controller) do(verb, name string) error {
+	c.calls = append(c.calls, verb+" "+name)
+	if c.err != nil {
+		return c.err
+	}
+	c.f.mu.Lock()
+	defer c.f.mu.Unlock()
+	for i := range c.f.statuses {
+		s := &c.f.statuses[i]
+		if s.Name != name {
+			continue
+		}
+		if s.State != projection.StateStopped {
+			return fmt.Errorf("%s %q: it is %s: %w", verb, name, s.State, projection.ErrNotStopped)
+		}
+		s.State, s.Failed, s.Error = projection.StateStarting, nil, ""
+		return nil
+	}
+	return fmt.Errorf("%s %q: %w", verb, name, tracking.ErrUnknownProjection)
+}
+
+func (c *controller) Resume(_ context.Context, name string) error { return c.do("resume", name) }
+func (c *controller) Skip(_ context.Context, name string) error   { return c.do("skip", name) }
+
+func post(t *testing.T, url string, into any) (int, string) {
+	t.Helper()
+	resp, err := http.Post(url, "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if into != nil && resp.StatusCode == http.StatusOK {
+		if err := json.Unmarshal(b, into); err != nil {
+			t.Fatalf("%s: %v: %s", url, err, b)
+		}
+	}
+	return resp.StatusCode, string(b)
+}
+
+func TestResumeAndSkip(t *testing.T) {
+	f := &fake{head: 500, statuses: []projection.Status{
+		{Name: "dogs", State: projection.StateStopped, Leader: true, Position: 400, Error: `projection "dogs": event e1: boom`,
+			Failed: &projection.Failure{EventID: "e1", Type: "T", Position: tracking.Position{Commit: 420, Prepare: 420}, Error: "boom"}},
+		{Name: "tricks", State: projection.StateStandby, Position: 300},
+		{Name: "cats", State: projection.StateLive, Leader: true, Position: 500},
+	}}
+	c := &controller{f: f}
+	srv := httptest.NewServer(httpapi.New(httpapi.Options{Provider: f, Controller: c}))
+	defer srv.Close()
+
+	// The status shows the error and the poison event.
+	var before httpapi.ProjectionJSON
+	if code, body := get(t, srv.URL+"/v1/projections/dogs", &before); code != 200 || before.Error != `projection "dogs": event e1: boom` ||
+		before.Failed == nil || before.Failed.EventID != "e1" || !strings.Contains(body, `"error": "projection \"dogs\": event e1: boom"`) {
+		t.Errorf("stopped status = %d %s", code, body)
+	}
+
+	var after httpapi.ProjectionJSON
+	if code, body := post(t, srv.URL+"/v1/projections/dogs/resume", &after); code != 200 || after.State != projection.StateStarting || after.Failed != nil || after.Error != "" {
+		t.Errorf("resume = %d %s", code, body)
+	}
+	for _, tc := range []struct {
+		path string
+		code int
+		want string
+	}{
+		{"/v1/projections/dogs/skip", 409, `skip \"dogs\": it is starting: projection is not stopped`},
+		{"/v1/projections/tricks/resume", 409, `resume \"tricks\": this replica does not lead the projection (it is standby here)`},
+		{"/v1/projections/birds/skip", 404, `unknown projection \"birds\"`},
+		{"/v1/projections/dogs/resume?force=1", 400, "resume takes no query parameters"},
+	} {
+		if code, body := post(t, srv.URL+tc.path, nil); code != tc.code || !strings.Contains(body, tc.want) {
+			t.Errorf("POST %s = %d %s, want %d %s", tc.path, code, body, tc.code, tc.want)
+		}
+	}
+	if code, _ := get(t, srv.URL+"/v1/projections/dogs/resume", nil); code != http.StatusMethodNotAllowed {
+		t.Errorf("GET resume = %d, want 405", code)
+	}
+	want := []string{"resume dogs", "skip dogs", "resume tricks", "skip birds"}
+	if fmt.Sprint(c.calls) != fmt.Sprint(want) {
+		t.Errorf("controller calls = %v, want %v", c.calls, want)
+	}
+
+	c.err = fmt.Errorf("resume: %w", httpapi.ErrUnavailable)
+	if code, body := post(t, srv.URL+"/v1/projections/dogs/resume", nil); code != 503 || !strings.Contains(body, "not running its projections") {
+		t.Errorf("while starting: %d %s", code, body)
+	}
+	noCtl := httptest.NewServer(httpapi.New(httpapi.Options{Provider: f}))
+	defer noCtl.Close()
+	if code, _ := post(t, noCtl.URL+"/v1/projections/dogs/skip", nil); code != 503 {
+		t.Errorf("without a controller: %d", code)
 	}
 }

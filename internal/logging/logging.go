@@ -41,15 +41,41 @@ func New(w io.Writer, format, level string) (*zap.Logger, error) {
 	return zap.New(zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(w)), lvl)), nil
 }
 
-// Observer logs what a runner reports.
+// Observer logs what a runner reports: one line per state change of a projection (retrying,
+// recovered, on standby, leadership acquired or lost, stopped with its poison event, resumed or
+// skipped past it), per fault and per failed event, each with the projection and its position.
 type Observer struct {
 	log *zap.Logger
 	mu  sync.Mutex
 	pos map[string]uint64 // last committed position per projection
+	// poison holds the event a projection stopped on (from EventFailed with policy stop) until it
+	// leaves the stopped state.
+	poison   map[string]failedEvent
+	commands map[string]string // the operator's pending command per projection: resume or skip
+}
+
+type failedEvent struct {
+	e   projection.Event
+	err error
 }
 
 // NewObserver returns an Observer logging to log.
-func NewObserver(log *zap.Logger) *Observer { return &Observer{log: log, pos: map[string]uint64{}} }
+func NewObserver(log *zap.Logger) *Observer {
+	return &Observer{log: log, pos: map[string]uint64{}, poison: map[string]failedEvent{}, commands: map[string]string{}}
+}
+
+// Commanded records that an operator asked to resume ("resume") or skip ("skip") projection
+// name, so that the line logged when it leaves the stopped state says which; "" withdraws it
+// (the command was refused).
+func (o *Observer) Commanded(name, command string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if command == "" {
+		delete(o.commands, name)
+		return
+	}
+	o.commands[name] = command
+}
 
 // SetPosition records the position of projection name for the lines logged about it before its
 // first commit (e.g. the position loaded from tracking).
@@ -89,6 +115,11 @@ func (o *Observer) BatchCommitted(name string, events int, d time.Duration, s tr
 
 // EventFailed implements projection.Observer.
 func (o *Observer) EventFailed(name string, e projection.Event, err error, policy string) {
+	if policy == string(projection.PolicyStop) {
+		o.mu.Lock()
+		o.poison[name] = failedEvent{e: e, err: err}
+		o.mu.Unlock()
+	}
 	o.log.Warn("event failed", append(eventFields(e), zap.String("projection", name),
 		zap.Uint64("position", e.Position.Commit), zap.String("policy", policy), zap.Error(err))...)
 }
@@ -109,12 +140,44 @@ func (o *Observer) SubscriptionRestarted(name string, err error) {
 	o.log.Warn("subscription restarted", append(o.fields(name), zap.Error(err))...)
 }
 
-// StateChanged implements projection.Observer.
+// StateChanged implements projection.Observer. Each change is one line, whose message says
+// what happened; every line has the projection, its position, and the states from and to.
 func (o *Observer) StateChanged(name string, from, to projection.RunState, err error) {
 	fields := append(o.fields(name), zap.String("from", string(from)), zap.String("to", string(to)))
+	o.mu.Lock()
+	poison, hasPoison := o.poison[name]
+	command := o.commands[name]
+	leavesStop := from == projection.StateStopped && to != projection.StateStopped
+	if leavesStop || to == projection.StateDone || (to == projection.StateStandby && err != nil) {
+		delete(o.poison, name)
+		delete(o.commands, name)
+	}
+	o.mu.Unlock()
+	if hasPoison && (to == projection.StateStopped || leavesStop) {
+		fields = append(fields, eventFields(poison.e)...)
+		if to == projection.StateStopped {
+			fields = append(fields, zap.NamedError("event_error", poison.err))
+		}
+	}
 	switch {
 	case to == projection.StateStopped:
 		o.log.Error("projection stopped", append(fields, zap.Error(err))...)
+	case to == projection.StateDone:
+		o.log.Info("projection state changed", fields...)
+	case to == projection.StateStandby && err != nil:
+		o.log.Warn("leadership lost", append(fields, zap.Error(err))...)
+	case leavesStop && command == "skip":
+		o.log.Info("projection resumed past its poison event (skip)", fields...)
+	case leavesStop:
+		o.log.Info("projection resumed", fields...)
+	case to == projection.StateRetrying:
+		o.log.Warn("projection retrying", append(fields, zap.Error(err))...)
+	case from == projection.StateRetrying:
+		o.log.Info("projection recovered", fields...)
+	case to == projection.StateStandby:
+		o.log.Info("projection on standby", fields...)
+	case from == projection.StateStandby && to == projection.StateStarting:
+		o.log.Info("leadership acquired", fields...)
 	case err != nil:
 		o.log.Warn("projection state changed", append(fields, zap.Error(err))...)
 	default:

@@ -89,3 +89,59 @@ func TestConsoleAndBadSettings(t *testing.T) {
 		t.Error("level loud accepted")
 	}
 }
+
+// TestStateChangeMessages checks that each kind of state change has its own message, and that
+// the stop line names the poison event and the resume line says whether it was a skip.
+func TestStateChangeMessages(t *testing.T) {
+	var b bytes.Buffer
+	log, _ := logging.New(&b, "json", "info")
+	o := logging.NewObserver(log)
+	o.SetPosition("dogs", 40)
+	lost := errors.New("lock connection killed")
+	poison := projection.Event{ID: "e9", Type: "T", Stream: "s", Revision: 2, Position: tracking.Position{Commit: 90, Prepare: 90}}
+	steps := []struct {
+		do   func()
+		msg  string
+		want map[string]any
+	}{
+		{func() { o.StateChanged("dogs", projection.StateStarting, projection.StateStandby, nil) }, "projection on standby", nil},
+		{func() { o.StateChanged("dogs", projection.StateStandby, projection.StateStarting, nil) }, "leadership acquired", nil},
+		{func() { o.StateChanged("dogs", projection.StateStarting, projection.StateCatchingUp, nil) }, "projection state changed", nil},
+		{func() {
+			o.StateChanged("dogs", projection.StateCatchingUp, projection.StateRetrying, errors.New("unavailable"))
+		}, "projection retrying",
+			map[string]any{"error": "unavailable", "level": "warn"}},
+		{func() { o.StateChanged("dogs", projection.StateRetrying, projection.StateLive, nil) }, "projection recovered", nil},
+		{func() { o.StateChanged("dogs", projection.StateLive, projection.StateStandby, lost) }, "leadership lost",
+			map[string]any{"error": "lock connection killed"}},
+		{func() {
+			o.EventFailed("dogs", poison, errors.New("boom"), "stop")
+			o.StateChanged("dogs", projection.StateLive, projection.StateStopped, errors.New(`projection "dogs": event e9: boom`))
+		}, "projection stopped", map[string]any{"event_id": "e9", "event_type": "T", "stream": "s", "event_position": float64(90), "event_error": "boom", "level": "error"}},
+		{func() {
+			o.Commanded("dogs", "resume")
+			o.StateChanged("dogs", projection.StateStopped, projection.StateStarting, nil)
+		}, "projection resumed", map[string]any{"event_id": "e9"}},
+		{func() {
+			o.EventFailed("dogs", poison, errors.New("boom"), "stop")
+			o.StateChanged("dogs", projection.StateLive, projection.StateStopped, errors.New("boom"))
+			o.Commanded("dogs", "skip")
+			o.StateChanged("dogs", projection.StateStopped, projection.StateStarting, nil)
+		}, "projection resumed past its poison event (skip)", map[string]any{"event_position": float64(90)}},
+	}
+	for _, s := range steps {
+		b.Reset()
+		s.do()
+		ls := lines(t, &b)
+		l := ls[len(ls)-1]
+		if l["msg"] != s.msg || l["projection"] != "dogs" || l["position"] != float64(40) || l["from"] == nil || l["to"] == nil {
+			t.Errorf("line = %v, want %q with projection, position, from and to", l, s.msg)
+			continue
+		}
+		for k, v := range s.want {
+			if l[k] != v {
+				t.Errorf("%q: %s = %v, want %v", s.msg, k, l[k], v)
+			}
+		}
+	}
+}

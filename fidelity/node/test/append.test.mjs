@@ -5,10 +5,10 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
   ANY, NO_STREAM, STREAM_EXISTS, FORWARDS, START,
-  jsonEvent, binaryEvent, KurrentDBClient, WrongExpectedVersionError,
+  jsonEvent, binaryEvent, KurrentDBClient, StreamNotFoundError, UnknownError, WrongExpectedVersionError,
 } from "@kurrent/kurrentdb-client";
 import streamsGrpc from "@kurrent/kurrentdb-client/generated/kurrentdb/protocols/v1/streams_grpc_pb.js";
-import { plainAddr, plainClient, tlsClient, uniqueStream, collect, rejection } from "./helpers.mjs";
+import { plainAddr, plainClient, tlsClient, uniqueStream, collect, iterationError, rejection } from "./helpers.mjs";
 
 const client = plainClient();
 const event = (n) => jsonEvent({ type: "Counted", data: { n } });
@@ -174,4 +174,18 @@ test("appending the same events again is idempotent", async () => {
   assert.equal(again.nextExpectedRevision, first.nextExpectedRevision);
   const read = await collect(client.readStream(stream));
   assert.deepEqual(read.map((r) => r.event.id), events.map((e) => e.id));
+});
+
+test("an event over the 16 MiB limit is refused and the BatchAppend stream stays usable", async () => {
+  const stream = uniqueStream("append-huge");
+  const huge = jsonEvent({ type: "Huge", data: { blob: "z".repeat(16 * 1024 * 1024 + 10) } });
+  const err = await rejection(client.appendToStream(stream, huge));
+  // The server reports MaximumAppendEventSizeExceeded, a detail the client
+  // (1.3.1) does not decode, so it surfaces as an UnknownError naming it.
+  assert.ok(err instanceof UnknownError, `got ${err}`);
+  assert.match(err.message, /MaximumAppendEventSizeExceeded/);
+  const missing = await iterationError(client.readStream(stream));
+  assert.ok(missing instanceof StreamNotFoundError, `got ${missing}`);
+  const ok = await client.appendToStream(stream, event(0), { streamState: NO_STREAM });
+  assert.equal(ok.nextExpectedRevision, 0n);
 });

@@ -50,7 +50,7 @@ export function uniqueStream(prefix = "node") {
   return `${prefix}-${randomUUID()}`;
 }
 
-/** A event-type (or other) prefix no other test uses: letters only. */
+/** A word (an event-type or stream-name prefix) no other test uses. */
 export function uniqueWord() {
   return "T" + randomUUID().replaceAll("-", "").slice(0, 12);
 }
@@ -94,13 +94,14 @@ export async function until(predicate, describe, ms = 10_000) {
 }
 
 /**
- * Records what a subscription delivers: events, caughtUp infos, checkpoint
- * positions, and the first error.
+ * Records what a subscription delivers: events, caughtUp infos, whether it
+ * was confirmed, and the first error. checkpoints is for the caller to fill
+ * from a filter's checkpointReached callback.
  */
 export function recorder(subscription) {
   const rec = { events: [], caughtUp: [], checkpoints: [], error: null, confirmed: false };
   subscription.on("data", (e) => rec.events.push(e));
-  subscription.on("caughtUp", (info) => rec.caughtUp.push({ info, seen: rec.events.length }));
+  subscription.on("caughtUp", (info) => rec.caughtUp.push({ info }));
   subscription.on("confirmation", () => { rec.confirmed = true; });
   subscription.on("error", (err) => { rec.error ??= err; });
   return rec;

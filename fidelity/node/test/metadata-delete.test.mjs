@@ -50,6 +50,16 @@ test("$maxCount and $tb limit what reads return", async () => {
   assert.equal(res.nextExpectedRevision, 10n);
 });
 
+test("$maxAge hides expired events: the stream reads empty, not missing", async () => {
+  const stream = uniqueStream("meta-maxage");
+  await client.appendToStream(stream, events(2), { streamState: NO_STREAM });
+  await client.setStreamMetadata(stream, { maxAge: 1 });
+  await new Promise((resolve) => setTimeout(resolve, 2100));
+  assert.deepEqual(await collect(client.readStream(stream)), []);
+  await client.appendToStream(stream, events(1, 2), { streamState: 1n });
+  assert.deepEqual(numbers(await collect(client.readStream(stream))), [2]);
+});
+
 test("deleteStream soft-deletes: reads say not found, a new append recreates the stream", async () => {
   const stream = uniqueStream("delete");
   await client.appendToStream(stream, events(3), { streamState: NO_STREAM });

@@ -158,3 +158,12 @@ test("readAll with a server-side filter returns only matching events", async () 
   const byStream = await collect(client.readAll({ filter: streamNameFilter({ prefixes: [stream] }) }));
   assert.deepEqual(numbers(byStream), [0, 1, 2]);
 });
+
+test("readAll from a position past the end", async () => {
+  const stream = uniqueStream("readall-past");
+  const res = await client.appendToStream(stream, [jsonEvent({ type: "E", data: { i: 0 } })], { streamState: NO_STREAM });
+  const past = { commit: res.position.commit + 1_000_000n, prepare: res.position.commit + 1_000_000n };
+  assert.deepEqual(await collect(client.readAll({ fromPosition: past })), []);
+  const back = await collect(client.readAll({ direction: BACKWARDS, fromPosition: past, maxCount: 1 }));
+  assert.deepEqual(back.map((r) => r.event.streamId), [stream]);
+});

@@ -7,7 +7,7 @@ import {
   END, START, NO_STREAM,
   binaryEvent, jsonEvent, eventTypeFilter, streamNameFilter, excludeSystemEvents,
 } from "@kurrent/kurrentdb-client";
-import { plainClient, uniqueStream, uniqueWord, recorder, until } from "./helpers.mjs";
+import { plainClient, uniqueStream, uniqueWord, collect, recorder, until } from "./helpers.mjs";
 
 const client = plainClient();
 const events = (n, type, from = 0) =>
@@ -125,11 +125,25 @@ test("subscribeToAll with an event-type regex filter", async (t) => {
   await client.appendToStream(stream, [
     ...events(2, `${word}-Created`), ...events(2, `${word}-Snapshot`, 2), ...events(2, `${word}-Deleted`, 4),
   ], { streamState: NO_STREAM });
-  const rec = subscribeAll(t, {}, (extra) => eventTypeFilter({ regex: `^${word}-(Created|Deleted)$`, ...extra }));
+  const rec = subscribeAll(t, {}, (extra) => eventTypeFilter({ regex: `^${word}-(Created|Deleted)$`, maxSearchWindow: 10, checkpointInterval: 2, ...extra }));
   await until(() => rec.caughtUp.length > 0 || rec.error, () => "caughtUp");
   assert.equal(rec.error, null);
   await until(() => rec.events.length >= 4, () => `4 events (got ${rec.events.length})`);
   assert.deepEqual(numbers(rec), [0, 1, 4, 5]);
+  // Going live, the server sends a checkpoint at the caughtUp position.
+  const caughtAt = rec.caughtUp[0].info.position;
+  assert.ok(rec.checkpoints.some((cp) => cp.commit === caughtAt.commit), "a checkpoint at the caughtUp position");
+
+  // Live, every 2 x 10 events committed bring a checkpoint, matching or not.
+  const noise = uniqueStream("sub-all-regex-noise");
+  await client.appendToStream(noise, events(45, "Noise"), { streamState: NO_STREAM });
+  const noisePositions = new Set((await collect(client.readStream(noise))).map((r) => r.event.position.commit));
+  await until(() => rec.checkpoints.some((cp) => noisePositions.has(cp.commit)), () => "a live checkpoint in the noise");
+  const live = rec.checkpoints.filter((cp) => cp.commit > caughtAt.commit);
+  assert.ok(live.length >= 2 && live.every((cp) => noisePositions.has(cp.commit)), `live checkpoints ${live.map((cp) => cp.commit)}`);
+  await client.appendToStream(stream, events(1, `${word}-Created`, 6));
+  await until(() => rec.events.length >= 5, () => "the live event");
+  assert.deepEqual(numbers(rec), [0, 1, 4, 5, 6]);
 });
 
 test("subscribeToAll with a stream-name prefix filter", async (t) => {
@@ -202,4 +216,15 @@ test("subscriptions resolve links with resolveLinkTos", async (t) => {
   await until(() => rec.events.length >= 2, () => "the live link");
   assert.deepEqual(rec.events.map((e) => [e.event.streamId, e.event.data.i, e.link.streamId, e.link.revision]),
     [[target, 1, links, 0n], [target, 0, links, 1n]]);
+});
+
+test("subscribeToAll from a position past the end echoes it in caughtUp and then goes live", async (t) => {
+  const stream = uniqueStream("sub-all-past");
+  const res = await client.appendToStream(stream, events(1, "Counted"), { streamState: NO_STREAM });
+  const past = { commit: res.position.commit + 5_000_000n, prepare: res.position.commit + 5_000_000n };
+  const rec = subscribeAll(t, { fromPosition: past });
+  await until(() => rec.caughtUp.length > 0 || rec.error, () => "caughtUp");
+  assert.equal(rec.error, null);
+  assert.deepEqual(rec.caughtUp[0].info.position, past);
+  assert.deepEqual(rec.events, []);
 });
