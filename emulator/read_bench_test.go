@@ -242,3 +242,44 @@ func BenchmarkServeReadAll(b *testing.B) {
 	}
 	probe.report(b, sink.n)
 }
+
+// BenchmarkReadAllForwardsRawGRPC reads the same 100,000-event $all forwards
+// over loopback gRPC with the generated Streams stub instead of the official
+// client: every ReadResp is still fully decoded, but the client's per-event
+// conversion (metadata map, UUID and time parsing) is left out. Side by side
+// with BenchmarkReadAllForwards it shows how much of that figure is the
+// client's own cost rather than the emulator's delivery.
+func BenchmarkReadAllForwardsRawGRPC(b *testing.B) {
+	f := newReadFixture(b, Options{})
+	fillBench(b, f.store, 100_000)
+	_, total := f.store.Head()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	b.ResetTimer()
+	probe := startMemProbe()
+	read := 0
+	for i := 0; i < b.N; i++ {
+		rs, err := f.raw.Read(ctx, rdAllReq(uint64(total), nil))
+		if err != nil {
+			b.Fatal(err)
+		}
+		for {
+			m, err := rs.Recv()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			if m.GetEvent() == nil {
+				b.Fatalf("unexpected message %v", m)
+			}
+			read++
+		}
+	}
+	b.StopTimer()
+	if read != total*b.N {
+		b.Fatalf("read %d events, want %d", read, total*b.N)
+	}
+	probe.report(b, read)
+}
