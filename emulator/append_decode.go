@@ -110,18 +110,29 @@ func nextField(b []byte) (frameField, []byte, error) {
 	return f, b, nil
 }
 
-// Unmarshal decodes an AppendReq. Kept bytes are copied: gRPC reuses the
-// buffer.
-func (f *appendFrame) Unmarshal(b []byte) error {
-	f.Reset()
+// eachField calls fn with each field of the message b in order, stopping at
+// the first error.
+func eachField(b []byte, fn func(frameField) error) error {
 	for len(b) > 0 {
 		fld, rest, err := nextField(b)
 		if err != nil {
 			return err
 		}
 		b = rest
+		if err := fn(fld); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Unmarshal decodes an AppendReq. Kept bytes are copied: gRPC reuses the
+// buffer.
+func (f *appendFrame) Unmarshal(b []byte) error {
+	f.Reset()
+	return eachField(b, func(fld frameField) error {
 		if fld.typ != protowire.BytesType {
-			continue // unknown, or a known field with the wrong wire type
+			return nil // unknown, or a known field with the wrong wire type
 		}
 		switch fld.num {
 		case 1: // options
@@ -129,20 +140,16 @@ func (f *appendFrame) Unmarshal(b []byte) error {
 				f.clearProposed()
 				f.kind = frameOptions
 			}
-			if err := f.mergeOptions(fld.value); err != nil {
-				return err
-			}
+			return f.mergeOptions(fld.value)
 		case 2: // proposed_message
 			if f.kind != frameProposed {
 				f.clearOptions()
 				f.kind = frameProposed
 			}
-			if err := f.mergeProposed(fld.value); err != nil {
-				return err
-			}
+			return f.mergeProposed(fld.value)
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 func (f *appendFrame) clearOptions() {
@@ -157,64 +164,48 @@ func (f *appendFrame) clearProposed() {
 
 // mergeOptions merges an AppendReq.Options message.
 func (f *appendFrame) mergeOptions(b []byte) error {
-	for len(b) > 0 {
-		fld, rest, err := nextField(b)
-		if err != nil {
-			return err
-		}
-		b = rest
+	return eachField(b, func(fld frameField) error {
 		switch {
 		case fld.num == 1 && fld.typ == protowire.BytesType: // stream_identifier
-			if err := f.mergeStreamIdentifier(fld.value); err != nil {
-				return err
-			}
+			return f.mergeStreamIdentifier(fld.value)
 		case fld.num == 2 && fld.typ == protowire.VarintType: // revision
 			f.expected, f.hasExp = Expected{Kind: ExpectRevision, Revision: fld.n}, true
 		case fld.num >= 3 && fld.num <= 5 && fld.typ == protowire.BytesType: // no_stream, any, stream_exists
 			if err := skipMessage(fld.value); err != nil {
 				return err
 			}
-			kind := map[protowire.Number]ExpectedKind{3: ExpectNoStream, 4: ExpectAny, 5: ExpectStreamExists}[fld.num]
-			f.expected, f.hasExp = Expected{Kind: kind}, true
+			f.expected, f.hasExp = Expected{Kind: expectedKindOfField[fld.num-3]}, true
 		}
-	}
-	return nil
+		return nil
+	})
 }
+
+// expectedKindOfField maps AppendReq.Options fields 3, 4 and 5 (no_stream,
+// any, stream_exists), less 3, to the expectation they set.
+var expectedKindOfField = [3]ExpectedKind{ExpectNoStream, ExpectAny, ExpectStreamExists}
 
 // mergeStreamIdentifier merges a StreamIdentifier message.
 func (f *appendFrame) mergeStreamIdentifier(b []byte) error {
 	if f.stream == nil {
 		f.stream = []byte{}
 	}
-	for len(b) > 0 {
-		fld, rest, err := nextField(b)
-		if err != nil {
-			return err
-		}
-		b = rest
+	return eachField(b, func(fld frameField) error {
 		if fld.num == 3 && fld.typ == protowire.BytesType {
 			f.stream = append([]byte{}, fld.value...)
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // mergeProposed merges an AppendReq.ProposedMessage message.
 func (f *appendFrame) mergeProposed(b []byte) error {
-	for len(b) > 0 {
-		fld, rest, err := nextField(b)
-		if err != nil {
-			return err
-		}
-		b = rest
+	return eachField(b, func(fld frameField) error {
 		if fld.typ != protowire.BytesType {
-			continue
+			return nil
 		}
 		switch fld.num {
 		case 1: // id
-			if err := f.mergeUUID(fld.value); err != nil {
-				return err
-			}
+			return f.mergeUUID(fld.value)
 		case 2: // metadata map entry
 			key, val, err := decodeMapEntry(fld.value)
 			if err != nil {
@@ -231,20 +222,15 @@ func (f *appendFrame) mergeProposed(b []byte) error {
 		case 4: // data
 			f.data = append([]byte{}, fld.value...)
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // mergeUUID merges a UUID message (oneof structured | string).
 func (f *appendFrame) mergeUUID(b []byte) error {
-	for len(b) > 0 {
-		fld, rest, err := nextField(b)
-		if err != nil {
-			return err
-		}
-		b = rest
+	return eachField(b, func(fld frameField) error {
 		if fld.typ != protowire.BytesType {
-			continue
+			return nil
 		}
 		switch fld.num {
 		case 1: // structured
@@ -252,60 +238,52 @@ func (f *appendFrame) mergeUUID(b []byte) error {
 				f.id, f.idText = uuid.UUID{}, ""
 				f.idKind = idStructured
 			}
-			if err := f.mergeStructured(fld.value); err != nil {
-				return err
-			}
+			return f.mergeStructured(fld.value)
 		case 2: // string
 			if !utf8.Valid(fld.value) {
 				return errFrameUTF8
 			}
 			f.id, f.idKind, f.idText = uuid.UUID{}, idString, string(fld.value)
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // mergeStructured merges UUID.Structured into f.id.
 func (f *appendFrame) mergeStructured(b []byte) error {
-	for len(b) > 0 {
-		fld, rest, err := nextField(b)
-		if err != nil {
-			return err
-		}
-		b = rest
+	return eachField(b, func(fld frameField) error {
 		if fld.typ != protowire.VarintType || (fld.num != 1 && fld.num != 2) {
-			continue
+			return nil
 		}
 		half := f.id[:8]
 		if fld.num == 2 {
 			half = f.id[8:]
 		}
-		for i := 0; i < 8; i++ {
+		for i := range 8 {
 			half[7-i] = byte(fld.n >> (8 * i))
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // decodeMapEntry decodes a map<string, string> entry.
 func decodeMapEntry(b []byte) (key, val string, err error) {
-	for len(b) > 0 {
-		fld, rest, err := nextField(b)
-		if err != nil {
-			return "", "", err
-		}
-		b = rest
+	err = eachField(b, func(fld frameField) error {
 		if fld.typ != protowire.BytesType || (fld.num != 1 && fld.num != 2) {
-			continue
+			return nil
 		}
 		if !utf8.Valid(fld.value) {
-			return "", "", errFrameUTF8
+			return errFrameUTF8
 		}
 		if fld.num == 1 {
 			key = string(fld.value)
 		} else {
 			val = string(fld.value)
 		}
+		return nil
+	})
+	if err != nil {
+		return "", "", err
 	}
 	return key, val, nil
 }
@@ -313,14 +291,7 @@ func decodeMapEntry(b []byte) (key, val string, err error) {
 // skipMessage checks that b is a well-formed message whose fields are all
 // ignored (an Empty).
 func skipMessage(b []byte) error {
-	for len(b) > 0 {
-		_, rest, err := nextField(b)
-		if err != nil {
-			return err
-		}
-		b = rest
-	}
-	return nil
+	return eachField(b, func(frameField) error { return nil })
 }
 
 // eventID is the proposed event's id, as parseProposedID reads it.

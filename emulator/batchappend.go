@@ -90,42 +90,16 @@ func (s *streamsServer) batchStep(bs *batchSession, p *principal, req *streams.B
 	}
 
 	if o := req.GetOptions(); o != nil {
-		name := o.GetStreamIdentifier().GetStreamName()
-		if len(name) == 0 {
-			return fail(o.GetStreamIdentifier(), batchBadRequest("Required field StreamIdentifier not set."))
-		}
-		if p == nil || (!p.admin && isSystemStream(name)) {
-			return fail(o.GetStreamIdentifier(), batchAccessDenied())
-		}
-		var exp Expected
-		switch v := o.GetExpectedStreamPosition().(type) {
-		case *streams.BatchAppendReq_Options_StreamPosition:
-			exp = Expected{Kind: ExpectRevision, Revision: v.StreamPosition}
-		case *streams.BatchAppendReq_Options_NoStream:
-			exp = Expected{Kind: ExpectNoStream}
-		case *streams.BatchAppendReq_Options_Any:
-			exp = Expected{Kind: ExpectAny}
-		case *streams.BatchAppendReq_Options_StreamExists:
-			exp = Expected{Kind: ExpectStreamExists}
-		default:
-			return fail(o.GetStreamIdentifier(), batchBadRequest("options.expected_stream_position is not set"))
-		}
-		var deadline time.Time
-		switch v := o.GetDeadlineOption().(type) {
-		case *streams.BatchAppendReq_Options_Deadline:
-			deadline = time.Now().Add(v.Deadline.AsDuration())
-		case *streams.BatchAppendReq_Options_Deadline_21_10_0:
-			deadline = v.Deadline_21_10_0.AsTime()
-		}
-		if !deadline.IsZero() && !time.Now().Before(deadline) {
-			return fail(o.GetStreamIdentifier(), batchTimeout())
+		write, st := batchWrite(p, o)
+		if st != nil {
+			return fail(o.GetStreamIdentifier(), st)
 		}
 		if bs.pending[corr] == nil {
 			if len(bs.pending) >= maxPendingBatches {
 				return fail(o.GetStreamIdentifier(), batchBadRequest(fmt.Sprintf(
 					"too many unfinished writes on this call (%d); send is_final for some first", len(bs.pending))))
 			}
-			bs.pending[corr] = &pendingBatch{stream: string(name), exp: exp, deadline: deadline}
+			bs.pending[corr] = write
 		}
 	}
 
@@ -168,6 +142,52 @@ func (s *streamsServer) batchStep(bs *batchSession, p *principal, req *streams.B
 	if err != nil {
 		return fail(streamID, s.batchStoreError(b, err))
 	}
+	return &streams.BatchAppendResp{
+		CorrelationId:    req.GetCorrelationId(),
+		StreamIdentifier: streamID,
+		Result:           &streams.BatchAppendResp_Success_{Success: batchSuccess(res)},
+	}
+}
+
+// batchWrite checks the options of a BatchAppendReq sent by p (nil when the
+// call is not authenticated) and returns the write they start; a non-nil
+// status is the error to answer with instead.
+func batchWrite(p *principal, o *streams.BatchAppendReq_Options) (*pendingBatch, *rpcstatus.Status) {
+	name := o.GetStreamIdentifier().GetStreamName()
+	if len(name) == 0 {
+		return nil, batchBadRequest("Required field StreamIdentifier not set.")
+	}
+	if p == nil || (!p.admin && isSystemStream(name)) {
+		return nil, batchAccessDenied()
+	}
+	var exp Expected
+	switch v := o.GetExpectedStreamPosition().(type) {
+	case *streams.BatchAppendReq_Options_StreamPosition:
+		exp = Expected{Kind: ExpectRevision, Revision: v.StreamPosition}
+	case *streams.BatchAppendReq_Options_NoStream:
+		exp = Expected{Kind: ExpectNoStream}
+	case *streams.BatchAppendReq_Options_Any:
+		exp = Expected{Kind: ExpectAny}
+	case *streams.BatchAppendReq_Options_StreamExists:
+		exp = Expected{Kind: ExpectStreamExists}
+	default:
+		return nil, batchBadRequest("options.expected_stream_position is not set")
+	}
+	var deadline time.Time
+	switch v := o.GetDeadlineOption().(type) {
+	case *streams.BatchAppendReq_Options_Deadline:
+		deadline = time.Now().Add(v.Deadline.AsDuration())
+	case *streams.BatchAppendReq_Options_Deadline_21_10_0:
+		deadline = v.Deadline_21_10_0.AsTime()
+	}
+	if !deadline.IsZero() && !time.Now().Before(deadline) {
+		return nil, batchTimeout()
+	}
+	return &pendingBatch{stream: string(name), exp: exp, deadline: deadline}, nil
+}
+
+// batchSuccess is the success result of an append that res describes.
+func batchSuccess(res AppendResult) *streams.BatchAppendResp_Success {
 	ok := &streams.BatchAppendResp_Success{}
 	if res.Revision < 0 {
 		ok.CurrentRevisionOption = &streams.BatchAppendResp_Success_NoStream{NoStream: &emptypb.Empty{}}
@@ -181,11 +201,7 @@ func (s *streamsServer) batchStep(bs *batchSession, p *principal, req *streams.B
 			CommitPosition: res.Position, PreparePosition: res.Position,
 		}}
 	}
-	return &streams.BatchAppendResp{
-		CorrelationId:    req.GetCorrelationId(),
-		StreamIdentifier: streamID,
-		Result:           &streams.BatchAppendResp_Success_{Success: ok},
-	}
+	return ok
 }
 
 // batchStoreError renders a store error as a BatchAppend status.

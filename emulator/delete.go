@@ -3,6 +3,7 @@ package emulator
 import (
 	"context"
 
+	"github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v1/shared"
 	"github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v1/streams"
 )
 
@@ -11,29 +12,20 @@ import (
 // $metadata record that deletes it.
 func (s *streamsServer) Delete(_ context.Context, req *streams.DeleteReq) (*streams.DeleteResp, error) {
 	o := req.GetOptions()
-	if o == nil {
-		return nil, rpcInvalid("Delete: options are required")
-	}
-	stream := string(o.GetStreamIdentifier().GetStreamName())
-	if stream == "" {
-		return nil, rpcInvalid("Delete: options.stream_identifier.stream_name is empty")
-	}
-	var exp Expected
+	var exp *Expected // nil when the request sets none
 	switch v := o.GetExpectedStreamRevision().(type) {
 	case *streams.DeleteReq_Options_Revision:
-		exp = Expected{Kind: ExpectRevision, Revision: v.Revision}
+		exp = &Expected{Kind: ExpectRevision, Revision: v.Revision}
 	case *streams.DeleteReq_Options_NoStream:
-		exp = Expected{Kind: ExpectNoStream}
+		exp = &Expected{Kind: ExpectNoStream}
 	case *streams.DeleteReq_Options_Any:
-		exp = Expected{Kind: ExpectAny}
+		exp = &Expected{Kind: ExpectAny}
 	case *streams.DeleteReq_Options_StreamExists:
-		exp = Expected{Kind: ExpectStreamExists}
-	default:
-		return nil, rpcInvalid("Delete: options.expected_stream_revision is not set")
+		exp = &Expected{Kind: ExpectStreamExists}
 	}
-	pos, err := s.store.Delete(stream, exp)
+	pos, err := s.deleteStream("Delete", o != nil, o.GetStreamIdentifier(), exp, s.store.Delete)
 	if err != nil {
-		return nil, storeWriteError(s.log, "Delete", stream, exp, err)
+		return nil, err
 	}
 	return &streams.DeleteResp{PositionOption: &streams.DeleteResp_Position_{
 		Position: &streams.DeleteResp_Position{CommitPosition: pos, PreparePosition: pos},
@@ -44,31 +36,44 @@ func (s *streamsServer) Delete(_ context.Context, req *streams.DeleteReq) (*stre
 // read, write and subscription of the stream fails with stream-deleted.
 func (s *streamsServer) Tombstone(_ context.Context, req *streams.TombstoneReq) (*streams.TombstoneResp, error) {
 	o := req.GetOptions()
-	if o == nil {
-		return nil, rpcInvalid("Tombstone: options are required")
-	}
-	stream := string(o.GetStreamIdentifier().GetStreamName())
-	if stream == "" {
-		return nil, rpcInvalid("Tombstone: options.stream_identifier.stream_name is empty")
-	}
-	var exp Expected
+	var exp *Expected // nil when the request sets none
 	switch v := o.GetExpectedStreamRevision().(type) {
 	case *streams.TombstoneReq_Options_Revision:
-		exp = Expected{Kind: ExpectRevision, Revision: v.Revision}
+		exp = &Expected{Kind: ExpectRevision, Revision: v.Revision}
 	case *streams.TombstoneReq_Options_NoStream:
-		exp = Expected{Kind: ExpectNoStream}
+		exp = &Expected{Kind: ExpectNoStream}
 	case *streams.TombstoneReq_Options_Any:
-		exp = Expected{Kind: ExpectAny}
+		exp = &Expected{Kind: ExpectAny}
 	case *streams.TombstoneReq_Options_StreamExists:
-		exp = Expected{Kind: ExpectStreamExists}
-	default:
-		return nil, rpcInvalid("Tombstone: options.expected_stream_revision is not set")
+		exp = &Expected{Kind: ExpectStreamExists}
 	}
-	pos, err := s.store.Tombstone(stream, exp)
+	pos, err := s.deleteStream("Tombstone", o != nil, o.GetStreamIdentifier(), exp, s.store.Tombstone)
 	if err != nil {
-		return nil, storeWriteError(s.log, "Tombstone", stream, exp, err)
+		return nil, err
 	}
 	return &streams.TombstoneResp{PositionOption: &streams.TombstoneResp_Position_{
 		Position: &streams.TombstoneResp_Position{CommitPosition: pos, PreparePosition: pos},
 	}}, nil
+}
+
+// deleteStream checks the parts Delete and Tombstone requests share (op names
+// the call in errors; exp is nil when the request sets no expected revision),
+// runs del and maps its error to the status KurrentDB answers with.
+func (s *streamsServer) deleteStream(op string, hasOptions bool, id *shared.StreamIdentifier, exp *Expected,
+	del func(stream string, exp Expected) (uint64, error)) (uint64, error) {
+	if !hasOptions {
+		return 0, rpcInvalid("%s: options are required", op)
+	}
+	stream := string(id.GetStreamName())
+	if stream == "" {
+		return 0, rpcInvalid("%s: options.stream_identifier.stream_name is empty", op)
+	}
+	if exp == nil {
+		return 0, rpcInvalid("%s: options.expected_stream_revision is not set", op)
+	}
+	pos, err := del(stream, *exp)
+	if err != nil {
+		return 0, storeWriteError(s.log, op, stream, *exp, err)
+	}
+	return pos, nil
 }

@@ -102,21 +102,32 @@ func FuzzAppend(f *testing.F) {
 	f.Add(marshal(f, appendEvent(proposed("E", "x"))), opts)
 	client := streams.NewStreamsClient(fs.cc)
 	f.Fuzz(func(t *testing.T, first, second []byte) {
-		var m1, m2 streams.AppendReq
-		if proto.Unmarshal(first, &m1) != nil || proto.Unmarshal(second, &m2) != nil {
-			t.Skip()
-		}
-		call, err := client.Append(fuzzCtx(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		_ = call.Send(&m1)
-		if len(second) > 0 {
-			_ = call.Send(&m2)
-		}
-		_, err = call.CloseAndRecv()
-		fs.check(t, err)
+		fuzzClientStream(t, fs, first, second, client.Append)
 	})
+}
+
+// fuzzClientStream decodes first and second as requests (skipping the input
+// unless both decode), sends them on a client stream that open starts (second
+// only when not empty) and checks the answer.
+func fuzzClientStream[Req, Resp any, PReq interface {
+	*Req
+	proto.Message
+}](t *testing.T, fs *fuzzServer, first, second []byte, open func(context.Context, ...grpc.CallOption) (grpc.ClientStreamingClient[Req, Resp], error)) {
+	t.Helper()
+	m1, m2 := PReq(new(Req)), PReq(new(Req))
+	if proto.Unmarshal(first, m1) != nil || proto.Unmarshal(second, m2) != nil {
+		t.Skip()
+	}
+	call, err := open(fuzzCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = call.Send(m1)
+	if len(second) > 0 {
+		_ = call.Send(m2)
+	}
+	_, err = call.CloseAndRecv()
+	fs.check(t, err)
 }
 
 // FuzzBatchAppend feeds Streams.BatchAppend two requests decoded from
@@ -171,20 +182,7 @@ func FuzzAppendSession(f *testing.F) {
 	f.Add([]byte{}, []byte{})
 	client := v2streams.NewStreamsServiceClient(fs.cc)
 	f.Fuzz(func(t *testing.T, first, second []byte) {
-		var m1, m2 v2streams.AppendRequest
-		if proto.Unmarshal(first, &m1) != nil || proto.Unmarshal(second, &m2) != nil {
-			t.Skip()
-		}
-		call, err := client.AppendSession(fuzzCtx(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		_ = call.Send(&m1)
-		if len(second) > 0 {
-			_ = call.Send(&m2)
-		}
-		_, err = call.CloseAndRecv()
-		fs.check(t, err)
+		fuzzClientStream(t, fs, first, second, client.AppendSession)
 	})
 }
 

@@ -79,6 +79,22 @@ func openLogFile(dir string, log *zap.Logger, apply func(*record, string) error)
 	return l, nil
 }
 
+// resetToEmpty makes the file an empty log: just the header.
+func (l *logFile) resetToEmpty() error {
+	if err := l.f.Truncate(0); err != nil {
+		return fmt.Errorf("emulator: reset log %s: %w", l.path, err)
+	}
+	if _, err := l.f.WriteAt(logMagic, 0); err != nil {
+		return fmt.Errorf("emulator: write log header %s: %w", l.path, err)
+	}
+	if err := l.f.Sync(); err != nil {
+		return fmt.Errorf("emulator: sync log %s: %w", l.path, err)
+	}
+	l.size = int64(len(logMagic))
+	_, err := l.f.Seek(l.size, io.SeekStart)
+	return err
+}
+
 // load reads the log, truncating a torn tail.
 func (l *logFile) load(log *zap.Logger, apply func(*record, string) error) error {
 	info, err := l.f.Stat()
@@ -87,19 +103,7 @@ func (l *logFile) load(log *zap.Logger, apply func(*record, string) error) error
 	}
 	fileSize := info.Size()
 	if fileSize < int64(len(logMagic)) {
-		// New file, or a crash while writing the header.
-		if err := l.f.Truncate(0); err != nil {
-			return fmt.Errorf("emulator: reset log %s: %w", l.path, err)
-		}
-		if _, err := l.f.WriteAt(logMagic, 0); err != nil {
-			return fmt.Errorf("emulator: write log header %s: %w", l.path, err)
-		}
-		if err := l.f.Sync(); err != nil {
-			return fmt.Errorf("emulator: sync log %s: %w", l.path, err)
-		}
-		l.size = int64(len(logMagic))
-		_, err := l.f.Seek(l.size, io.SeekStart)
-		return err
+		return l.resetToEmpty() // a new file, or a crash while writing the header
 	}
 	br := bufio.NewReaderSize(l.f, 1<<20)
 	head := make([]byte, len(logMagic))

@@ -60,11 +60,30 @@ type readOptions struct {
 
 // serveRead validates a ReadReq and dispatches it.
 func (s *Store) serveRead(req *streams.ReadReq, srv readSink) error {
-	o := req.GetOptions()
-	if o == nil {
-		return rpcInvalid("'options' is a required argument")
+	ro, subscription, err := readOptionsOf(req.GetOptions())
+	if err != nil {
+		return err
 	}
-	var ro readOptions
+	snd := newSender(srv, ro.stringIDs, s.now)
+	switch {
+	case ro.stream != nil && !subscription:
+		return s.readStream(snd, &ro)
+	case ro.stream != nil:
+		return s.subscribeStream(snd, &ro)
+	case !subscription:
+		return s.readAll(snd, &ro)
+	default:
+		return s.subscribeAll(snd, &ro)
+	}
+}
+
+// readOptionsOf validates the options of a ReadReq, with the errors
+// KurrentDB gives, and returns them decoded, and whether they ask for a
+// subscription rather than a finite read.
+func readOptionsOf(o *streams.ReadReq_Options) (ro readOptions, subscription bool, err error) {
+	if o == nil {
+		return ro, false, rpcInvalid("'options' is a required argument")
+	}
 	// Switch on the oneof wrapper types: the official client sends wrappers
 	// whose inner message is nil, which arrive as present, empty messages.
 	switch o.GetUuidOption().GetContent().(type) {
@@ -72,7 +91,7 @@ func (s *Store) serveRead(req *streams.ReadReq, srv readSink) error {
 	case *streams.ReadReq_Options_UUIDOption_String_:
 		ro.stringIDs = true
 	default:
-		return rpcInvalid("'uuidOption' is a required argument")
+		return ro, false, rpcInvalid("'uuidOption' is a required argument")
 	}
 	ro.resolve = o.GetResolveLinks()
 	ro.compat = o.GetControlOption().GetCompatibility()
@@ -86,7 +105,6 @@ func (s *Store) serveRead(req *streams.ReadReq, srv readSink) error {
 		streamCase = "All"
 		ro.all = x.All
 	}
-	subscription := false
 	switch x := o.GetCountOption().(type) {
 	case *streams.ReadReq_Options_Count:
 		countCase = "Count"
@@ -121,28 +139,17 @@ func (s *Store) serveRead(req *streams.ReadReq, srv readSink) error {
 		streamCase == "All" && (filterCase == "NoFilter" || filterCase == "Filter")
 	valid := streamOK && (countCase == "Count" && dirOK || countCase == "Subscription" && dirCase == "Forwards")
 	if !valid {
-		return rpcInvalid("The combination of (%s, %s, %s, %s) is invalid.", streamCase, countCase, dirCase, filterCase)
+		return ro, false, rpcInvalid("The combination of (%s, %s, %s, %s) is invalid.", streamCase, countCase, dirCase, filterCase)
 	}
 	if filterOpts != nil {
 		if err := ro.parseFilter(filterOpts, subscription); err != nil {
-			return err
+			return ro, false, err
 		}
 	}
 	if ro.stream != nil && ro.stream.GetStreamIdentifier() == nil {
-		return rpcInvalid("'streamIdentifier' is a required argument")
+		return ro, false, rpcInvalid("'streamIdentifier' is a required argument")
 	}
-
-	snd := newSender(srv, ro.stringIDs, s.now)
-	switch {
-	case ro.stream != nil && !subscription:
-		return s.readStream(snd, &ro)
-	case ro.stream != nil:
-		return s.subscribeStream(snd, &ro)
-	case !subscription:
-		return s.readAll(snd, &ro)
-	default:
-		return s.subscribeAll(snd, &ro)
-	}
+	return ro, subscription, nil
 }
 
 // parseFilter validates the filter options of a $all read or subscription.
@@ -264,10 +271,8 @@ func (s *Store) readStream(snd *sender, ro *readOptions) error {
 			}
 		}
 		first = false
-		for _, it := range page {
-			if err := snd.event(it); err != nil {
-				return err
-			}
+		if err := snd.events(page); err != nil {
+			return err
 		}
 		remaining -= uint64(len(page))
 		if done {
@@ -351,10 +356,8 @@ func (s *Store) readAll(snd *sender, ro *readOptions) error {
 		}
 		done := idx < 0 || idx >= n
 		s.mu.RUnlock()
-		for _, it := range page {
-			if err := snd.event(it); err != nil {
-				return err
-			}
+		if err := snd.events(page); err != nil {
+			return err
 		}
 		remaining -= uint64(len(page))
 		if done {
@@ -435,6 +438,16 @@ func (snd *sender) event(it pageItem) error {
 		return status.Errorf(codes.Internal, "encoding event at position %d: %d bytes, size says %d", it.orig().pos, len(b), n)
 	}
 	return snd.srv.SendMsg(&encodedResp{b: b})
+}
+
+// events sends the events of page in order.
+func (snd *sender) events(page []pageItem) error {
+	for _, it := range page {
+		if err := snd.event(it); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (snd *sender) streamNotFound(name string) error {

@@ -39,6 +39,18 @@ func fillBench(b *testing.B, s *Store, n int) {
 	}
 }
 
+// filledReadFixture starts a read fixture whose store holds the given number of events,
+// and returns it with the number of records in its log.
+func filledReadFixture(b *testing.B, events int) (*readFixture, int) {
+	b.Helper()
+	f := newReadFixture(b, Options{})
+	t0 := time.Now()
+	fillBench(b, f.store, events)
+	b.Logf("filled %d events in %v", events, time.Since(t0))
+	_, total := f.store.Head()
+	return f, total
+}
+
 // memProbe measures allocations and the peak heap over a run.
 type memProbe struct {
 	start runtime.MemStats
@@ -101,11 +113,7 @@ func (p *memProbe) report(b *testing.B, n int) {
 }
 
 func benchReadAll(b *testing.B, events int) {
-	f := newReadFixture(b, Options{})
-	t0 := time.Now()
-	fillBench(b, f.store, events)
-	b.Logf("filled %d events in %v", events, time.Since(t0))
-	_, total := f.store.Head()
+	f, total := filledReadFixture(b, events)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	b.ResetTimer()
@@ -144,11 +152,7 @@ func BenchmarkReadAllForwards(b *testing.B) { benchReadAll(b, 100_000) }
 func BenchmarkReadAllMillion(b *testing.B) { benchReadAll(b, 1_000_000) }
 
 func benchCatchUp(b *testing.B, events int, filter *kurrentdb.SubscriptionFilter) {
-	f := newReadFixture(b, Options{})
-	t0 := time.Now()
-	fillBench(b, f.store, events)
-	b.Logf("filled %d events in %v", events, time.Since(t0))
-	_, total := f.store.Head()
+	f, total := filledReadFixture(b, events)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	b.ResetTimer()
@@ -250,9 +254,7 @@ func BenchmarkServeReadAll(b *testing.B) {
 // with BenchmarkReadAllForwards it shows how much of that figure is the
 // client's own cost rather than the emulator's delivery.
 func BenchmarkReadAllForwardsRawGRPC(b *testing.B) {
-	f := newReadFixture(b, Options{})
-	fillBench(b, f.store, 100_000)
-	_, total := f.store.Head()
+	f, total := filledReadFixture(b, 100_000)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	b.ResetTimer()

@@ -72,7 +72,22 @@ func rdCtx(t testing.TB) context.Context {
 // readStream reads a stream with the official client and returns its events.
 func (f *readFixture) readStream(t testing.TB, stream string, opts kurrentdb.ReadStreamOptions, count uint64) ([]*kurrentdb.ResolvedEvent, error) {
 	t.Helper()
-	rs, err := f.client.ReadStream(rdCtx(t), stream, opts, count)
+	return readToEnd(f.client.ReadStream(rdCtx(t), stream, opts, count))
+}
+
+// readAll reads $all with the official client and returns its events; errors fail t.
+func (f *readFixture) readAll(t testing.TB, opts kurrentdb.ReadAllOptions, count uint64) []*kurrentdb.ResolvedEvent {
+	t.Helper()
+	out, err := readToEnd(f.client.ReadAll(rdCtx(t), opts, count))
+	if err != nil {
+		t.Fatalf("ReadAll: %v", err)
+	}
+	return out
+}
+
+// readToEnd receives the events of rs (whose opening failed with err, if err is set) until
+// its end, and closes it.
+func readToEnd(rs *kurrentdb.ReadStream, err error) ([]*kurrentdb.ResolvedEvent, error) {
 	if err != nil {
 		return nil, err
 	}
@@ -85,26 +100,6 @@ func (f *readFixture) readStream(t testing.TB, stream string, opts kurrentdb.Rea
 		}
 		if err != nil {
 			return out, err
-		}
-		out = append(out, ev)
-	}
-}
-
-func (f *readFixture) readAll(t testing.TB, opts kurrentdb.ReadAllOptions, count uint64) []*kurrentdb.ResolvedEvent {
-	t.Helper()
-	rs, err := f.client.ReadAll(rdCtx(t), opts, count)
-	if err != nil {
-		t.Fatalf("ReadAll: %v", err)
-	}
-	defer rs.Close()
-	var out []*kurrentdb.ResolvedEvent
-	for {
-		ev, err := rs.Recv()
-		if errors.Is(err, io.EOF) {
-			return out
-		}
-		if err != nil {
-			t.Fatalf("ReadAll Recv: %v", err)
 		}
 		out = append(out, ev)
 	}

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
-	"io"
 	"testing"
 	"time"
 
@@ -79,22 +78,7 @@ func testEvents(n int, typ string) []kurrentdb.EventData {
 // readAllOf reads a stream forwards with the official client.
 func readAllOf(t testing.TB, c *kurrentdb.Client, stream string) ([]*kurrentdb.ResolvedEvent, error) {
 	t.Helper()
-	rs, err := c.ReadStream(testCtx(t), stream, kurrentdb.ReadStreamOptions{}, 1<<20)
-	if err != nil {
-		return nil, err
-	}
-	defer rs.Close()
-	var out []*kurrentdb.ResolvedEvent
-	for {
-		ev, err := rs.Recv()
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				return out, nil
-			}
-			return out, err
-		}
-		out = append(out, ev)
-	}
+	return readToEnd(c.ReadStream(testCtx(t), stream, kurrentdb.ReadStreamOptions{}, 1<<20))
 }
 
 // errorCode is the client's error code found in err's chain, or -1 when

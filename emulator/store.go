@@ -390,34 +390,35 @@ func (s *Store) AppendMulti(as []StreamAppend) ([]AppendResult, uint64, error) {
 // metadata and returns that record's position. A later append undeletes the
 // stream, continuing its numbering.
 func (s *Store) Delete(name string, exp Expected) (uint64, error) {
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
-	if s.isClosed() {
-		return 0, ErrStoreClosed
-	}
-	w := s.newWrite()
-	st := s.streams[name]
-	if st.tombstoned() {
-		return 0, &StreamDeletedError{Stream: name}
-	}
-	if st.last() < 0 && !st.hasMetadata() {
-		return 0, &WrongExpectedVersionError{Stream: name, Expected: exp, Actual: -1}
-	}
-	if err := w.checkPlain(st, name, exp); err != nil {
-		return 0, err
-	}
-	r := w.add(metaName(name), -1, uuid.New(), metadataEventType, flagJSON,
-		[]byte(`{"$tb":9223372036854775807}`), nil)
-	if err := s.commit(w); err != nil {
-		return 0, err
-	}
-	return r.pos, nil
+	return s.deleteStream(name, exp, func(w *write, st *stream) (*record, error) {
+		if st.last() < 0 && !st.hasMetadata() {
+			return nil, &WrongExpectedVersionError{Stream: name, Expected: exp, Actual: -1}
+		}
+		if err := w.checkPlain(st, name, exp); err != nil {
+			return nil, err
+		}
+		return w.add(metaName(name), -1, uuid.New(), metadataEventType, flagJSON,
+			[]byte(`{"$tb":9223372036854775807}`), nil), nil
+	})
 }
 
 // Tombstone hard-deletes a stream: it writes a $streamDeleted record with
 // revision MaxInt64 and returns its position. Every later write, read and
 // subscription to the stream fails with stream-deleted.
 func (s *Store) Tombstone(name string, exp Expected) (uint64, error) {
+	return s.deleteStream(name, exp, func(w *write, st *stream) (*record, error) {
+		if err := w.checkPlain(st, name, exp); err != nil {
+			return nil, err
+		}
+		return w.add(name, deletedStreamNumber, uuid.New(), tombstoneEventType, 0, nil, nil), nil
+	})
+}
+
+// deleteStream is the shared frame of Delete and Tombstone: under the write
+// lock, it refuses a closed store or an already tombstoned stream, lets mark
+// check exp and add the deleting record, commits, and returns that record's
+// position.
+func (s *Store) deleteStream(name string, exp Expected, mark func(*write, *stream) (*record, error)) (uint64, error) {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	if s.isClosed() {
@@ -428,10 +429,10 @@ func (s *Store) Tombstone(name string, exp Expected) (uint64, error) {
 	if st.tombstoned() {
 		return 0, &StreamDeletedError{Stream: name}
 	}
-	if err := w.checkPlain(st, name, exp); err != nil {
+	r, err := mark(w, st)
+	if err != nil {
 		return 0, err
 	}
-	r := w.add(name, deletedStreamNumber, uuid.New(), tombstoneEventType, 0, nil, nil)
 	if err := s.commit(w); err != nil {
 		return 0, err
 	}

@@ -124,10 +124,7 @@ func TestLosingTheLeaseRollsBackTheBatchInFlight(t *testing.T) {
 	log := projectiontest.NewLog()
 	store := memory.New()
 	leader := projectiontest.NewLeader()
-	var evs []projection.Event
-	for range 20 {
-		evs = append(evs, log.Append("s", topicA, nil))
-	}
+	evs := appendEvents(log, 20)
 	var h handled
 	entered, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
@@ -192,10 +189,7 @@ func TestShutdownDrainsTheBatchInFlight(t *testing.T) {
 	log := projectiontest.NewLog()
 	store := memory.New()
 	leader := projectiontest.NewLeader()
-	var evs []projection.Event
-	for range 5 {
-		evs = append(evs, log.Append("s", topicA, nil))
-	}
+	evs := appendEvents(log, 5)
 	entered, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
 	p := projection.New[*memory.Tx]("c").On(topicA, func(_ context.Context, tx *memory.Tx, e projection.Event) error {
@@ -367,10 +361,7 @@ func (p plainStore) Wait(ctx context.Context, name string, commit uint64) (track
 func TestSkipWithoutDeadLettersRecordsTheSkipInTracking(t *testing.T) {
 	log := projectiontest.NewLog()
 	mem := memory.New()
-	var evs []projection.Event
-	for range 3 {
-		evs = append(evs, log.Append("s", topicA, nil))
-	}
+	evs := appendEvents(log, 3)
 	rec := &recorder{}
 	r := projection.NewRunner(log, plainStore{mem}, fastOptions(rec))
 	if err := r.Add(failOn("c", map[uint64]int{evs[1].Position.Commit: -1}), projection.ProjectionOptions{}); err != nil {

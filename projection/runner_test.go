@@ -121,6 +121,15 @@ func wait(t *testing.T, w tracking.Waiter, name string, commit uint64) tracking.
 	return s
 }
 
+// appendEvents appends n events of topicA to stream "s" of log and returns them.
+func appendEvents(log *projectiontest.Log, n int) []projection.Event {
+	evs := make([]projection.Event, n)
+	for i := range evs {
+		evs[i] = log.Append("s", topicA, nil)
+	}
+	return evs
+}
+
 func fastOptions(obs projection.Observer) projection.Options {
 	return projection.Options{Observer: obs, CheckpointEvery: 20 * time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond}
 }
@@ -414,10 +423,7 @@ func failOn(name string, bad map[uint64]int) *projection.Dispatch[*memory.Tx] {
 func TestErrorPolicyStopHaltsOnlyThatProjection(t *testing.T) {
 	log := projectiontest.NewLog()
 	store := memory.New()
-	var evs []projection.Event
-	for range 5 {
-		evs = append(evs, log.Append("s", topicA, nil))
-	}
+	evs := appendEvents(log, 5)
 	rec := &recorder{}
 	r := projection.NewRunner(log, store, fastOptions(rec))
 	if err := r.Add(failOn("bad", map[uint64]int{evs[2].Position.Commit: -1}), projection.ProjectionOptions{BatchSize: 1}); err != nil {
@@ -448,10 +454,7 @@ func TestErrorPolicyStopHaltsOnlyThatProjection(t *testing.T) {
 func TestErrorPolicyRetryRecoversFromATransientHandlerError(t *testing.T) {
 	log := projectiontest.NewLog()
 	store := memory.New()
-	var evs []projection.Event
-	for range 5 {
-		evs = append(evs, log.Append("s", topicA, nil))
-	}
+	evs := appendEvents(log, 5)
 	rec := &recorder{}
 	r := projection.NewRunner(log, store, fastOptions(rec))
 	pol := projection.ErrorPolicy{Kind: projection.PolicyRetry, Retries: 3, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond}
@@ -471,10 +474,7 @@ func TestErrorPolicyRetryRecoversFromATransientHandlerError(t *testing.T) {
 func TestErrorPolicySkipDeadLettersThePoisonEvent(t *testing.T) {
 	log := projectiontest.NewLog()
 	store := memory.New()
-	var evs []projection.Event
-	for range 10 {
-		evs = append(evs, log.Append("s", topicA, nil))
-	}
+	evs := appendEvents(log, 10)
 	rec := &recorder{}
 	r := projection.NewRunner(log, store, fastOptions(rec))
 	bad := map[uint64]int{evs[3].Position.Commit: -1, evs[7].Position.Commit: -1}

@@ -374,14 +374,62 @@ func (e *handlerError) Unwrap() error { return e.err }
 // timeout).
 func (w *worker[Tx]) consume(ctx, lead, work context.Context, sub Subscription, state tracking.State, bo *backoff) result {
 	w.live = false
-	subCtx, cancel := context.WithCancel(work)
-	msgs := make(chan received, max(64, w.opts.BatchSize)) // the next batch arrives while one commits
+	msgs, stop := pump(work, sub, max(64, w.opts.BatchSize)) // the next batch arrives while one commits
+	defer stop()
+	b := &batcher[Tx]{w: w, ctx: ctx, lead: lead, bo: bo, state: state, batchTimer: stoppedTimer(), cpTimer: stoppedTimer()}
+	defer b.batchTimer.Stop()
+	defer b.cpTimer.Stop()
+
+	for {
+		if ctx.Err() != nil {
+			return b.drain()
+		}
+		var res result
+		select {
+		case <-ctx.Done():
+			return b.drain()
+		case <-lead.Done():
+			return w.failed(ctx, lead, kindLeadership, context.Cause(lead))
+		case <-b.batchTimer.C:
+			res = b.flush()
+		case <-b.cpTimer.C:
+			b.cpArmed = false
+			res = b.flush()
+		case rc := <-msgs:
+			if rc.err != nil {
+				if ctx.Err() != nil {
+					return b.drain()
+				}
+				return w.failed(ctx, lead, kindDropped, fmt.Errorf("projection %q: subscription ended: %w", w.name, rc.err))
+			}
+			switch m := rc.m; m.Kind {
+			case EventMessage:
+				res = b.event(m.Event)
+			case CheckpointMessage:
+				res = b.serverCheckpoint(m.Checkpoint)
+			case CaughtUpMessage:
+				res = b.caughtUpNow()
+			default:
+				return w.failed(ctx, lead, kindSource, fmt.Errorf("projection %q: subscription: unknown message kind %d", w.name, m.Kind))
+			}
+		}
+		if res.out != outcomeOK {
+			return res
+		}
+	}
+}
+
+// pump reads sub into the returned channel, which buffers up to buffer messages, until ctx ends
+// or Next fails (that error is the last message). stop ends it, closes sub and waits for it.
+func pump(ctx context.Context, sub Subscription, buffer int) (msgs <-chan received, stop func()) {
+	subCtx, cancel := context.WithCancel(ctx)
+	ch := make(chan received, buffer)
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for {
 			m, err := sub.Next(subCtx)
 			select {
-			case msgs <- received{m, err}:
+			case ch <- received{m, err}:
 			case <-subCtx.Done():
 				return
 			}
@@ -390,160 +438,148 @@ func (w *worker[Tx]) consume(ctx, lead, work context.Context, sub Subscription, 
 			}
 		}
 	})
-	defer func() {
+	return ch, func() {
 		cancel()
 		_ = sub.Close()
 		wg.Wait()
-	}()
-
-	var (
-		batch      []Event
-		checkpoint uint64 // highest server checkpoint seen (exclusive)
-		caughtUp   bool
-		lastCommit time.Time
-		batchTimer = stoppedTimer()
-		cpTimer    = stoppedTimer()
-		cpArmed    bool
-	)
-	defer batchTimer.Stop()
-	defer cpTimer.Stop()
-
-	// next is the state after committing what is pending.
-	next := func() tracking.State {
-		n := state
-		if len(batch) > 0 {
-			n.Last = batch[len(batch)-1].Position
-		}
-		if checkpoint > n.Checkpoint {
-			n.Checkpoint = checkpoint
-		}
-		if n.Checkpoint <= n.Last.Commit {
-			n.Checkpoint = 0
-		}
-		return n
 	}
-	flush := func() result {
-		batchTimer.Stop()
-		cpTimer.Stop()
-		cpArmed = false
-		n := next()
-		if n == state {
-			return result{}
-		}
-		if err := tracking.CheckStorable(n); err != nil {
-			err = fmt.Errorf("projection %q: %w", w.name, err)
-			w.r.opts.Observer.Error(w.name, kindStore, err)
-			return result{out: outcomeStopped, err: err}
-		}
-		if res := w.commit(ctx, lead, state, n, batch); res.out != outcomeOK {
-			if res.out == outcomeEnded && len(batch) > 0 {
-				w.r.opts.Observer.Error(w.name, kindStore, fmt.Errorf("projection %q: shutdown: a batch of %d events was rolled back after the drain timeout: %v", w.name, len(batch), res.err))
-			}
-			return res
-		}
-		state = n
-		batch = batch[:0]
-		lastCommit = time.Now()
-		bo.reset()
+}
+
+// batcher is the state of one consume session: the committed tracking state, the events and
+// server checkpoint pending on top of it, and the timers that commit them.
+type batcher[Tx any] struct {
+	w         *worker[Tx]
+	ctx, lead context.Context
+	bo        *backoff
+
+	state      tracking.State // committed
+	batch      []Event        // pending
+	checkpoint uint64         // highest server checkpoint seen (exclusive)
+	caughtUp   bool
+	lastCommit time.Time
+	batchTimer *time.Timer // runs while the batch is not empty
+	cpTimer    *time.Timer // runs while cpArmed: a checkpoint waits for CheckpointEvery
+	cpArmed    bool
+}
+
+// next is the state after committing what is pending.
+func (b *batcher[Tx]) next() tracking.State {
+	n := b.state
+	if len(b.batch) > 0 {
+		n.Last = b.batch[len(b.batch)-1].Position
+	}
+	if b.checkpoint > n.Checkpoint {
+		n.Checkpoint = b.checkpoint
+	}
+	if n.Checkpoint <= n.Last.Commit {
+		n.Checkpoint = 0
+	}
+	return n
+}
+
+// flush commits what is pending, if anything.
+func (b *batcher[Tx]) flush() result {
+	w := b.w
+	b.batchTimer.Stop()
+	b.cpTimer.Stop()
+	b.cpArmed = false
+	n := b.next()
+	if n == b.state {
 		return result{}
 	}
-	drain := func() result {
-		flush() // under the lease, which outlives ctx by the drain timeout
-		return result{out: outcomeEnded}
+	if err := tracking.CheckStorable(n); err != nil {
+		err = fmt.Errorf("projection %q: %w", w.name, err)
+		w.r.opts.Observer.Error(w.name, kindStore, err)
+		return result{out: outcomeStopped, err: err}
 	}
+	if res := w.commit(b.ctx, b.lead, b.state, n, b.batch); res.out != outcomeOK {
+		if res.out == outcomeEnded && len(b.batch) > 0 {
+			w.r.opts.Observer.Error(w.name, kindStore, fmt.Errorf("projection %q: shutdown: a batch of %d events was rolled back after the drain timeout: %v", w.name, len(b.batch), res.err))
+		}
+		return res
+	}
+	b.state = n
+	b.batch = b.batch[:0]
+	b.lastCommit = time.Now()
+	b.bo.reset()
+	return result{}
+}
 
-	for {
-		if ctx.Err() != nil {
-			return drain()
-		}
-		select {
-		case <-ctx.Done():
-			return drain()
-		case <-lead.Done():
-			return w.failed(ctx, lead, kindLeadership, context.Cause(lead))
-		case <-batchTimer.C:
-			if res := flush(); res.out != outcomeOK {
-				return res
-			}
-		case <-cpTimer.C:
-			cpArmed = false
-			if res := flush(); res.out != outcomeOK {
-				return res
-			}
-		case rc := <-msgs:
-			if rc.err != nil {
-				if ctx.Err() != nil {
-					return drain()
-				}
-				return w.failed(ctx, lead, kindDropped, fmt.Errorf("projection %q: subscription ended: %w", w.name, rc.err))
-			}
-			switch m := rc.m; m.Kind {
-			case EventMessage:
-				e := m.Event
-				if state.Done(e.Position.Commit) || (len(batch) > 0 && e.Position.Compare(batch[len(batch)-1].Position) <= 0) {
-					continue // already processed: a resume may re-deliver the event at Last
-				}
-				if f := w.skip; f != nil && e.Position.Compare(f.Position) >= 0 {
-					if res := flush(); res.out != outcomeOK {
-						return res
-					}
-					w.skip = nil
-					if e.ID == f.EventID && e.Position == f.Position {
-						n := tracking.State{Last: e.Position}
-						if res := w.commit(ctx, lead, state, n, []Event{e}, skipFirst(errors.New(f.Error))); res.out != outcomeOK {
-							w.skip = f
-							return res
-						}
-						state = n
-						continue
-					}
-					w.r.opts.Observer.Error(w.name, kindSource, fmt.Errorf("projection %q: skip of event %s at %v: the subscription delivers event %s at %v instead; nothing was skipped", w.name, f.EventID, f.Position, e.ID, e.Position))
-				}
-				batch = append(batch, e)
-				if len(batch) == 1 {
-					batchTimer.Reset(w.opts.BatchInterval)
-					w.mu.Lock()
-					w.st.OldestPending = e.Created
-					w.caughtUp = false
-					w.mu.Unlock()
-				}
-				if len(batch) >= w.opts.BatchSize {
-					if res := flush(); res.out != outcomeOK {
-						return res
-					}
-				}
-			case CheckpointMessage:
-				if m.Checkpoint <= checkpoint {
-					continue
-				}
-				checkpoint = m.Checkpoint
-				if len(batch) > 0 || cpArmed || next() == state {
-					continue // committed with the batch, or already scheduled, or nothing new
-				}
-				wait := w.r.opts.CheckpointEvery - time.Since(lastCommit)
-				if caughtUp && wait <= 0 {
-					if res := flush(); res.out != outcomeOK {
-						return res
-					}
-					continue
-				}
-				cpTimer.Reset(max(wait, 0))
-				cpArmed = true
-			case CaughtUpMessage:
-				caughtUp, w.live = true, true
-				w.enter(StateLive)
-				if res := flush(); res.out != outcomeOK {
-					return res
-				}
-				w.recovered() // the source answers and the store commits (or had nothing to)
-				w.mu.Lock()
-				w.caughtUp = len(batch) == 0
-				w.mu.Unlock()
-			default:
-				return w.failed(ctx, lead, kindSource, fmt.Errorf("projection %q: subscription: unknown message kind %d", w.name, m.Kind))
-			}
-		}
+// drain commits what is pending as the session ends.
+func (b *batcher[Tx]) drain() result {
+	b.flush() // under the lease, which outlives ctx by the drain timeout
+	return result{out: outcomeEnded}
+}
+
+// event adds e to the batch, committing when the batch is full, or skips it when a skip
+// command names it.
+func (b *batcher[Tx]) event(e Event) result {
+	w := b.w
+	if b.state.Done(e.Position.Commit) || (len(b.batch) > 0 && e.Position.Compare(b.batch[len(b.batch)-1].Position) <= 0) {
+		return result{} // already processed: a resume may re-deliver the event at Last
 	}
+	if f := w.skip; f != nil && e.Position.Compare(f.Position) >= 0 {
+		if res := b.flush(); res.out != outcomeOK {
+			return res
+		}
+		w.skip = nil
+		if e.ID == f.EventID && e.Position == f.Position {
+			n := tracking.State{Last: e.Position}
+			if res := w.commit(b.ctx, b.lead, b.state, n, []Event{e}, skipFirst(errors.New(f.Error))); res.out != outcomeOK {
+				w.skip = f
+				return res
+			}
+			b.state = n
+			return result{}
+		}
+		w.r.opts.Observer.Error(w.name, kindSource, fmt.Errorf("projection %q: skip of event %s at %v: the subscription delivers event %s at %v instead; nothing was skipped", w.name, f.EventID, f.Position, e.ID, e.Position))
+	}
+	b.batch = append(b.batch, e)
+	if len(b.batch) == 1 {
+		b.batchTimer.Reset(w.opts.BatchInterval)
+		w.mu.Lock()
+		w.st.OldestPending = e.Created
+		w.caughtUp = false
+		w.mu.Unlock()
+	}
+	if len(b.batch) >= w.opts.BatchSize {
+		return b.flush()
+	}
+	return result{}
+}
+
+// serverCheckpoint records a checkpoint of the server's: it is committed with the next batch,
+// or on its own once CheckpointEvery has passed since the last commit.
+func (b *batcher[Tx]) serverCheckpoint(cp uint64) result {
+	if cp <= b.checkpoint {
+		return result{}
+	}
+	b.checkpoint = cp
+	if len(b.batch) > 0 || b.cpArmed || b.next() == b.state {
+		return result{} // committed with the batch, or already scheduled, or nothing new
+	}
+	wait := b.w.r.opts.CheckpointEvery - time.Since(b.lastCommit)
+	if b.caughtUp && wait <= 0 {
+		return b.flush()
+	}
+	b.cpTimer.Reset(max(wait, 0))
+	b.cpArmed = true
+	return result{}
+}
+
+// caughtUpNow marks the projection live and commits what is pending.
+func (b *batcher[Tx]) caughtUpNow() result {
+	w := b.w
+	b.caughtUp, w.live = true, true
+	w.enter(StateLive)
+	if res := b.flush(); res.out != outcomeOK {
+		return res
+	}
+	w.recovered() // the source answers and the store commits (or had nothing to)
+	w.mu.Lock()
+	w.caughtUp = len(b.batch) == 0
+	w.mu.Unlock()
+	return result{}
 }
 
 // skipFirst is an option of commit: the first event of the batch is not handled but skipped
@@ -725,20 +761,6 @@ func (w *worker[Tx]) committed(next tracking.State, batch []Event, dead error, d
 	obs.BatchCommitted(w.name, events, d, next)
 	w.recovered()
 	w.r.wm.Set(w.name, next) // last, so waiters see status and reports up to date
-}
-
-// sleepLeading waits d, reporting false if ctx or the lease ends first.
-func sleepLeading(ctx, lead context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	case <-lead.Done():
-		return false
-	}
 }
 
 func stoppedTimer() *time.Timer {

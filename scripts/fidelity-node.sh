@@ -24,49 +24,9 @@ CLIENT_VERSION=${CLIENT_VERSION:-v1.4.2}
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 project="$root/fidelity/node"
 work=$(mktemp -d "${TMPDIR:-/tmp}/kurrentdb-fidelity-node.XXXXXX")
-emulator_pid=""
-test_pid=""
-
-# kill_tree PID: ends PID and every process below it (node --test runs each
-# test file in a child process).
-kill_tree() {
-	local child
-	for child in $(ps -o pid= --ppid "$1" 2>/dev/null); do
-		kill_tree "$child"
-	done
-	kill -TERM "$1" 2>/dev/null || true
-}
-
-cleanup() {
-	local status=$?
-	if [[ -n "$test_pid" ]]; then
-		kill_tree "$test_pid"
-		wait "$test_pid" 2>/dev/null || true
-	fi
-	if [[ -n "$emulator_pid" ]]; then
-		kill -TERM "$emulator_pid" 2>/dev/null || true
-		for _ in $(seq 1 50); do
-			kill -0 "$emulator_pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -KILL "$emulator_pid" 2>/dev/null || true
-		wait "$emulator_pid" 2>/dev/null || true
-	fi
-	if [[ "${KEEP_WORKDIR:-}" == 1 ]]; then
-		echo "fidelity-node: work directory kept at $work" >&2
-	else
-		rm -rf "$work"
-	fi
-	exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-fail() {
-	echo "fidelity-node: $*" >&2
-	exit 1
-}
+name=fidelity-node
+# shellcheck source=scripts/fidelity-lib.sh
+. "$root/scripts/fidelity-lib.sh"
 
 command -v "$NODE" >/dev/null || fail "node not found (set NODE); Node.js >= 20 is needed"
 command -v "$NPM" >/dev/null || fail "npm not found (set NPM)"
@@ -79,18 +39,12 @@ echo "fidelity-node: npm ci in fidelity/node" >&2
 (cd "$project" && CI=true "$NPM" ci --prefer-offline --ignore-scripts --no-audit --no-fund --loglevel=error </dev/null)
 
 echo "fidelity-node: fetching the TLS test certificates of $CLIENT_MODULE@$CLIENT_VERSION" >&2
-json=$("$GO" mod download -json "$CLIENT_MODULE@$CLIENT_VERSION")
-moddir=$(printf '%s\n' "$json" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p' | head -n1)
+moddir=$(client_module_dir)
 certs="$moddir/certs"
 [[ -f "$certs/ca/ca.crt" && -f "$certs/node1/node.crt" && -f "$certs/node1/node.key" ]] ||
 	fail "no certs/ca/ca.crt and certs/node1/node.{crt,key} in '$moddir'"
 
-echo "fidelity-node: building the emulator" >&2
-build_flags=()
-if [[ "${FIDELITY_RACE:-}" == 1 ]]; then
-	build_flags+=(-race)
-fi
-(cd "$root" && "$GO" build "${build_flags[@]}" -o "$work/kurrentdb-emulator" ./cmd/kurrentdb-emulator)
+build_emulator
 
 # Port 0 lets the kernel pick free ports; the emulator's "ready" log line
 # says which. Debug level logs every RPC with its method, which shows the
@@ -105,6 +59,7 @@ log="$work/emulator.log"
 	--advertise-host localhost \
 	--log-level debug </dev/null >"$log" 2>&1 &
 emulator_pid=$!
+pids+=("$emulator_pid")
 ready=""
 for _ in $(seq 1 200); do
 	kill -0 "$emulator_pid" 2>/dev/null || break
@@ -134,15 +89,7 @@ test_pid=$!
 wait "$test_pid" || status=1
 test_pid=""
 
-if ! kill -0 "$emulator_pid" 2>/dev/null; then
-	echo "fidelity-node: the emulator died during the run; its log:" >&2
-	cat "$log" >&2
-	status=1
-elif grep -q '"level":"error"\|WARNING: DATA RACE' "$log"; then
-	echo "fidelity-node: the emulator logged errors:" >&2
-	grep -A30 '"level":"error"\|WARNING: DATA RACE' "$log" >&2
-	status=1
-fi
+check_emulator "$emulator_pid" "$log" || status=1
 batch=$(grep -c '"method":"/event_store.client.streams.Streams/BatchAppend"' "$log" || true)
 plain=$(grep -c '"method":"/event_store.client.streams.Streams/Append"' "$log" || true)
 echo "fidelity-node: the emulator served $batch BatchAppend and $plain Append calls" >&2

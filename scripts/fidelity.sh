@@ -23,63 +23,12 @@ STREAMS_RUN=${FIDELITY_RUN:-'TestStreams/(AppendEvents|MultiAppend|ReadStream|Re
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/kurrentdb-fidelity.XXXXXX")
-pids=()
-test_pid=""
-
-# kill_tree PID: ends PID and every process below it.
-kill_tree() {
-	local child
-	for child in $(ps -o pid= --ppid "$1" 2>/dev/null); do
-		kill_tree "$child"
-	done
-	kill -TERM "$1" 2>/dev/null || true
-}
-
-# stop_emulators ends every emulator this script started: SIGTERM, then
-# SIGKILL after 5 s.
-stop_emulators() {
-	local pid
-	for pid in "${pids[@]}"; do
-		kill -TERM "$pid" 2>/dev/null || true
-	done
-	for pid in "${pids[@]}"; do
-		for _ in $(seq 1 50); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -KILL "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
-	done
-	pids=()
-}
-
-cleanup() {
-	local status=$?
-	if [[ -n "$test_pid" ]]; then
-		kill_tree "$test_pid"
-		wait "$test_pid" 2>/dev/null || true
-	fi
-	stop_emulators
-	if [[ "${KEEP_WORKDIR:-}" == 1 ]]; then
-		echo "fidelity: work directory kept at $work" >&2
-	else
-		chmod -R u+w "$work" 2>/dev/null || true
-		rm -rf "$work"
-	fi
-	exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+name=fidelity
+# shellcheck source=scripts/fidelity-lib.sh
+. "$root/scripts/fidelity-lib.sh"
 
 echo "fidelity: fetching $CLIENT_MODULE@$CLIENT_VERSION" >&2
-json=$("$GO" mod download -json "$CLIENT_MODULE@$CLIENT_VERSION")
-moddir=$(printf '%s\n' "$json" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p' | head -n1)
-if [[ -z "$moddir" || ! -d "$moddir" ]]; then
-	echo "fidelity: could not locate the module directory in:" >&2
-	printf '%s\n' "$json" >&2
-	exit 1
-fi
+moddir=$(client_module_dir)
 
 # The module cache is read-only, and go test may need to write (go.sum
 # updates), so the suites run from a writable copy.
@@ -91,12 +40,7 @@ else
 	chmod -R u+w "$client"
 fi
 
-echo "fidelity: building the emulator" >&2
-build_flags=()
-if [[ "${FIDELITY_RACE:-}" == 1 ]]; then
-	build_flags+=(-race)
-fi
-(cd "$root" && "$GO" build "${build_flags[@]}" -o "$work/kurrentdb-emulator" ./cmd/kurrentdb-emulator)
+build_emulator
 
 port_free() {
 	! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
@@ -176,22 +120,13 @@ run_suite() {
 	fi
 }
 
-# check_logs fails the run when an emulator died or logged an error or a
-# data race.
+# check_logs LOG...: fails the run when an emulator (of pids, in the order of
+# its LOG) died or logged an error or a data race.
 check_logs() {
-	local log pid i=0
+	local log i=0
 	for log in "$@"; do
-		pid=${pids[$i]}
+		check_emulator "${pids[$i]}" "$log" || status=1
 		i=$((i + 1))
-		if ! kill -0 "$pid" 2>/dev/null; then
-			echo "fidelity: an emulator died during the run; its log ($log):" >&2
-			cat "$log" >&2
-			status=1
-		elif grep -q '"level":"error"\|WARNING: DATA RACE' "$log"; then
-			echo "fidelity: an emulator logged errors ($log):" >&2
-			grep -A30 '"level":"error"\|WARNING: DATA RACE' "$log" >&2
-			status=1
-		fi
 	done
 }
 

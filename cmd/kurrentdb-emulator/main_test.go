@@ -8,7 +8,6 @@ import (
 	"errors"
 	"io"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -17,17 +16,15 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/kurrent-io/KurrentDB-Client-Go/kurrentdb"
+
+	"github.com/projector-dev/projector/internal/testbin"
 )
 
-// buildBinary compiles the command once per test.
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "kurrentdb-emulator")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
+// emulatorBin is the command under test, built once by TestMain.
+var emulatorBin string
+
+func TestMain(m *testing.M) {
+	testbin.Main(m, testbin.Build{Package: ".", Path: &emulatorBin})
 }
 
 // process is a running emulator binary.
@@ -145,7 +142,7 @@ func readStream(ctx context.Context, c *kurrentdb.Client, stream string) ([]*kur
 }
 
 func TestBinaryPersistsAcrossRestarts(t *testing.T) {
-	bin := buildBinary(t)
+	bin := emulatorBin
 	data := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -199,7 +196,7 @@ func TestBinaryPersistsAcrossRestarts(t *testing.T) {
 }
 
 func TestBinaryTLSListener(t *testing.T) {
-	bin := buildBinary(t)
+	bin := emulatorBin
 	p := startBinary(t, bin, "--listen", "127.0.0.1:0", "--tls-listen", "127.0.0.1:0")
 	tlsURI := p.tlsURI
 	if tlsURI == "" {

@@ -35,21 +35,15 @@ idempotent and safe to run from several replicas at once. An unreachable Postgre
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			log, err := a.logger()
+			log, cfg, err := a.loggerAndConfig()
 			if err != nil {
 				return err
 			}
-			cfg, err := a.loadConfig()
+			pool, store, closeDB, err := a.openStore(ctx, log, true)
 			if err != nil {
 				return err
 			}
-			pool, err := a.openDB(ctx, log, true)
-			if err != nil {
-				return err
-			}
-			defer pool.Close()
-			store := postgres.New(pool, postgres.Options{})
-			defer store.Close()
+			defer closeDB()
 			if err := checkSQL(ctx, pool, cfg); err != nil {
 				return err
 			}
@@ -72,11 +66,7 @@ reset refuses (exit 1) while a replica leads the projection.`,
 		Args: exactArgs(1, "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			log, err := a.logger()
-			if err != nil {
-				return err
-			}
-			cfg, err := a.loadConfig()
+			log, cfg, err := a.loggerAndConfig()
 			if err != nil {
 				return err
 			}
@@ -184,13 +174,11 @@ timeout passes first, 2 on bad arguments.`,
 					return err
 				}
 			}
-			pool, err := a.openDB(ctx, log, false)
+			_, store, closeDB, err := a.openStore(ctx, log, false)
 			if err != nil {
 				return err
 			}
-			defer pool.Close()
-			store := postgres.New(pool, postgres.Options{})
-			defer store.Close()
+			defer closeDB()
 			wctx, cancel := context.WithTimeout(ctx, timeout)
 			defer cancel()
 			st, err := store.Wait(wctx, name, pos)
@@ -222,95 +210,107 @@ when KURRENTDB_URI is set and the state is "unknown".`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			log, err := a.logger()
+			log, cfg, err := a.loggerAndConfig()
 			if err != nil {
 				return err
 			}
-			cfg, err := a.loadConfig()
+			_, store, closeDB, err := a.openStore(ctx, log, false)
 			if err != nil {
 				return err
 			}
-			pool, err := a.openDB(ctx, log, false)
-			if err != nil {
-				return err
-			}
-			defer pool.Close()
-			store := postgres.New(pool, postgres.Options{})
-			defer store.Close()
+			defer closeDB()
 			if server == "" {
 				server = localURL(a.settings.HTTPAddr)
 			}
 			live := fetchDaemon(ctx, server)
-			var head uint64
-			var haveHead bool
-			if live != nil && live.Head != nil {
-				head, haveHead = *live.Head, true
-			} else if a.settings.KurrentDBURI != "" {
-				head, haveHead, err = a.readHead(ctx)
-				if err != nil {
-					log.Warn("cannot read the head of $all", zap.Error(err))
-				}
-			}
-			out := httpapi.ListJSON{Projections: []httpapi.ProjectionJSON{}}
-			if haveHead {
-				out.Head = &head
-			}
-			for _, p := range cfg.Projections {
-				st, ok, err := store.Load(ctx, p.Name)
-				if err != nil {
-					return err
-				}
-				s := projection.Status{Name: p.Name, State: "unknown", Tracking: st, Position: st.Reached()}
-				if !ok {
-					s.State = "not_started"
-				}
-				if live != nil {
-					for _, lp := range live.Projections {
-						if lp.Name == p.Name {
-							s.State, s.Leader, s.CaughtUp, s.Failed, s.Error = lp.State, lp.Leader, lp.CaughtUp, lp.Failed, lp.Error
-							if lp.LastProgress != nil {
-								s.LastProgress = *lp.LastProgress
-							}
-						}
-					}
-				}
-				j := httpapi.ProjectionJSON{Name: s.Name, Position: s.Position, State: s.State, Leader: s.Leader,
-					CaughtUp: s.CaughtUp, Tracking: st, Failed: s.Failed, Error: s.Error}
-				if haveHead {
-					lag := metrics.LagOf(s, head, true, time.Now())
-					h, l := head, lag.Positions
-					j.Head, j.Lag = &h, &l
-				}
-				out.Projections = append(out.Projections, j)
+			out, err := a.statusReport(ctx, log, cfg, store, live)
+			if err != nil {
+				return err
 			}
 			if asJSON {
 				enc := json.NewEncoder(a.stdout)
 				enc.SetIndent("", "  ")
 				return enc.Encode(out)
 			}
-			tw := tabwriter.NewWriter(a.stdout, 2, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tPOSITION\tHEAD\tLAG\tSTATE\tLEADER")
-			for _, p := range out.Projections {
-				leader := "-"
-				if live != nil {
-					leader = strconv.FormatBool(p.Leader)
-				}
-				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", p.Name, p.Position, optional(p.Head), optional(p.Lag), p.State, leader)
-			}
-			if err := tw.Flush(); err != nil {
-				return err
-			}
-			for _, p := range out.Projections {
-				if line := problem(p); line != "" {
-					fmt.Fprintf(a.stdout, "\n%s %s: %s", p.Name, p.State, line)
-				}
-			}
-			return nil
+			return a.printStatus(out, live != nil)
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of a table")
 	cmd.Flags().StringVar(&server, "server", "", "URL of a running daemon's HTTP API (default: the local PROJECTOR_HTTP_ADDR)")
 	return cmd
+}
+
+// statusReport combines each configured projection's tracking row with what the running daemon
+// (live, nil when it does not answer) reports, and the head of $all from the daemon or, failing
+// that, from KurrentDB.
+func (a *app) statusReport(ctx context.Context, log *zap.Logger, cfg *config.Config, store *postgres.Store, live *httpapi.ListJSON) (httpapi.ListJSON, error) {
+	var head uint64
+	var haveHead bool
+	if live != nil && live.Head != nil {
+		head, haveHead = *live.Head, true
+	} else if a.settings.KurrentDBURI != "" {
+		var err error
+		head, haveHead, err = a.readHead(ctx)
+		if err != nil {
+			log.Warn("cannot read the head of $all", zap.Error(err))
+		}
+	}
+	out := httpapi.ListJSON{Projections: []httpapi.ProjectionJSON{}}
+	if haveHead {
+		out.Head = &head
+	}
+	for _, p := range cfg.Projections {
+		st, ok, err := store.Load(ctx, p.Name)
+		if err != nil {
+			return out, err
+		}
+		s := projection.Status{Name: p.Name, State: "unknown", Tracking: st, Position: st.Reached()}
+		if !ok {
+			s.State = "not_started"
+		}
+		if live != nil {
+			for _, lp := range live.Projections {
+				if lp.Name == p.Name {
+					s.State, s.Leader, s.CaughtUp, s.Failed, s.Error = lp.State, lp.Leader, lp.CaughtUp, lp.Failed, lp.Error
+					if lp.LastProgress != nil {
+						s.LastProgress = *lp.LastProgress
+					}
+				}
+			}
+		}
+		j := httpapi.ProjectionJSON{Name: s.Name, Position: s.Position, State: s.State, Leader: s.Leader,
+			CaughtUp: s.CaughtUp, Tracking: st, Failed: s.Failed, Error: s.Error}
+		if haveHead {
+			lag := metrics.LagOf(s, head, true, time.Now())
+			h, l := head, lag.Positions
+			j.Head, j.Lag = &h, &l
+		}
+		out.Projections = append(out.Projections, j)
+	}
+	return out, nil
+}
+
+// printStatus writes out as a table, then the problem of each stopped or retrying projection.
+// The leader column is "-" unless a daemon answered (live).
+func (a *app) printStatus(out httpapi.ListJSON, live bool) error {
+	tw := tabwriter.NewWriter(a.stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tPOSITION\tHEAD\tLAG\tSTATE\tLEADER")
+	for _, p := range out.Projections {
+		leader := "-"
+		if live {
+			leader = strconv.FormatBool(p.Leader)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", p.Name, p.Position, optional(p.Head), optional(p.Lag), p.State, leader)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, p := range out.Projections {
+		if line := problem(p); line != "" {
+			fmt.Fprintf(a.stdout, "\n%s %s: %s", p.Name, p.State, line)
+		}
+	}
+	return nil
 }
 
 // problem describes why projection p is stopped or retrying (with a newline), or "".

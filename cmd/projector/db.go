@@ -50,6 +50,19 @@ func (a *app) openDB(ctx context.Context, log *zap.Logger, retry bool) (*pgxpool
 	return pool, nil
 }
 
+// openStore opens the database as openDB does and a Store on it; closeDB closes both.
+func (a *app) openStore(ctx context.Context, log *zap.Logger, retry bool) (pool *pgxpool.Pool, store *postgres.Store, closeDB func(), err error) {
+	pool, err = a.openDB(ctx, log, retry)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	store = postgres.New(pool, postgres.Options{})
+	return pool, store, func() {
+		_ = store.Close()
+		pool.Close()
+	}, nil
+}
+
 // redact names the database of cfg without its password.
 func redact(cfg *pgxpool.Config) string {
 	c := cfg.ConnConfig

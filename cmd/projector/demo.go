@@ -88,11 +88,7 @@ func (a *app) demo(ctx context.Context, exit bool) error {
 	if err != nil {
 		return err
 	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = d.Shutdown(sctx)
-	}()
+	defer shutdownDaemon(ctx, d)
 	base := localURL(d.Addr())
 
 	runCtx, stopRunner := context.WithCancel(ctx)
@@ -110,13 +106,11 @@ func (a *app) demo(ctx context.Context, exit bool) error {
 			})
 		}()
 	} else {
-		pool, cfg, err := a.demoPostgres(ctx, log)
+		pool, store, closeDB, cfg, err := a.demoPostgres(ctx, log)
 		if err != nil {
 			return err
 		}
-		defer pool.Close()
-		store := postgres.New(pool, postgres.Options{})
-		defer store.Close()
+		defer closeDB()
 		view = "PostgreSQL (examples/" + examples.DogCounts + ")"
 		count = func(ctx context.Context) (int64, int64, error) { return pgCounts(ctx, pool) }
 		go func() {
@@ -132,27 +126,7 @@ func (a *app) demo(ctx context.Context, exit bool) error {
 	}
 
 	fmt.Fprintf(out, "Projector demo\n  KurrentDB emulator: %s\n  view:               %s\n  HTTP:               %s\n\n", em.URI(), view, base)
-	sch := trainingschool.NewSchool(client)
-	if _, err := sch.Register(ctx, "Fido"); err != nil {
-		return errors.Join(err, stop())
-	}
-	if _, err := sch.AddTrick(ctx, "Fido", "roll over"); err != nil {
-		return errors.Join(err, stop())
-	}
-	last, err := sch.AddTrick(ctx, "Fido", "play dead")
-	if err != nil {
-		return errors.Join(err, stop())
-	}
-	fmt.Fprintf(out, "wrote   Dog.Registered (Fido), Dog.TrickAdded (roll over), Dog.TrickAdded (play dead); last position %d\n", last)
-	if err := a.demoStep(ctx, base, last, count); err != nil {
-		return errors.Join(err, stop())
-	}
-	pos, err := sch.AddTrick(ctx, "Fido", "sit and stay")
-	if err != nil {
-		return errors.Join(err, stop())
-	}
-	fmt.Fprintf(out, "\nwrote   Dog.TrickAdded (sit and stay) at position %d\n", pos)
-	if err := a.demoStep(ctx, base, pos, count); err != nil {
+	if err := a.walkthrough(ctx, trainingschool.NewSchool(client), base, count); err != nil {
 		return errors.Join(err, stop())
 	}
 	if exit {
@@ -161,6 +135,31 @@ func (a *app) demo(ctx context.Context, exit bool) error {
 	fmt.Fprintf(out, "\nserving %s/metrics, %s/v1/projections and the wait API; Ctrl-C to stop\n", base, base)
 	<-ctx.Done()
 	return stop()
+}
+
+// walkthrough writes Fido's registration and tricks through sch, showing the counts through
+// the wait API at base after the first three events and again after a fourth.
+func (a *app) walkthrough(ctx context.Context, sch *trainingschool.School, base string, count counter) error {
+	if _, err := sch.Register(ctx, "Fido"); err != nil {
+		return err
+	}
+	if _, err := sch.AddTrick(ctx, "Fido", "roll over"); err != nil {
+		return err
+	}
+	last, err := sch.AddTrick(ctx, "Fido", "play dead")
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(a.stdout, "wrote   Dog.Registered (Fido), Dog.TrickAdded (roll over), Dog.TrickAdded (play dead); last position %d\n", last)
+	if err := a.demoStep(ctx, base, last, count); err != nil {
+		return err
+	}
+	pos, err := sch.AddTrick(ctx, "Fido", "sit and stay")
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(a.stdout, "\nwrote   Dog.TrickAdded (sit and stay) at position %d\n", pos)
+	return a.demoStep(ctx, base, pos, count)
 }
 
 // demoStep waits for position through the wait API, then prints the counts.
@@ -194,23 +193,22 @@ func (a *app) demoStep(ctx context.Context, base string, position uint64, count 
 	return nil
 }
 
-// demoPostgres loads the embedded dog_counts projection, checks and migrates it, and resets it
-// (the emulator's log is new on every run).
-func (a *app) demoPostgres(ctx context.Context, log *zap.Logger) (*pgxpool.Pool, *config.Config, error) {
+// demoPostgres loads the embedded dog_counts projection, opens the database, checks and
+// migrates the projection, and resets it (the emulator's log is new on every run). closeDB
+// closes the pool and the store.
+func (a *app) demoPostgres(ctx context.Context, log *zap.Logger) (pool *pgxpool.Pool, store *postgres.Store, closeDB func(), cfg *config.Config, err error) {
 	b, err := examples.Files.ReadFile(examples.DogCounts)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, nil, err
 	}
-	cfg, err := config.Parse("examples/"+examples.DogCounts, b)
+	cfg, err = config.Parse("examples/"+examples.DogCounts, b)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, nil, err
 	}
-	pool, err := a.openDB(ctx, log, false)
+	pool, store, closeDB, err = a.openStore(ctx, log, false)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, nil, err
 	}
-	store := postgres.New(pool, postgres.Options{})
-	defer store.Close()
 	err = checkSQL(ctx, pool, cfg)
 	if err == nil {
 		err = migrate(ctx, pool, store, cfg, log)
@@ -219,10 +217,10 @@ func (a *app) demoPostgres(ctx context.Context, log *zap.Logger) (*pgxpool.Pool,
 		_, err = resetProjection(ctx, pool, &cfg.Projections[0])
 	}
 	if err != nil {
-		pool.Close()
-		return nil, nil, err
+		closeDB()
+		return nil, nil, nil, nil, err
 	}
-	return pool, cfg, nil
+	return pool, store, closeDB, cfg, nil
 }
 
 func pgCounts(ctx context.Context, pool *pgxpool.Pool) (dogs, tricks int64, err error) {

@@ -52,9 +52,7 @@ func logLines(out, msg string) []map[string]any {
 // projection never stops, and the views, dead letters, metrics and logs count exactly.
 func TestResumeAndSkip(t *testing.T) {
 	t.Parallel()
-	dbURL, pool := newDatabase(t)
-	uri, _ := startEmulator(t, freeAddr(t))
-	client := kurrentClient(t, uri)
+	dbURL, pool, uri, client := startBackends(t)
 	school := trainingschool.NewSchool(client)
 	ctx := context.Background()
 	cfg := `projections:
@@ -230,9 +228,8 @@ func TestResumeAndSkip(t *testing.T) {
 // covers: no half-applied batch.
 func TestDrainOnSIGTERM(t *testing.T) {
 	t.Parallel()
-	dbURL, pool := newDatabase(t)
-	uri, _ := startEmulator(t, freeAddr(t))
-	school := trainingschool.NewSchool(kurrentClient(t, uri))
+	dbURL, pool, uri, client := startBackends(t)
+	school := trainingschool.NewSchool(client)
 	ctx := context.Background()
 	var positions []uint64
 	for i := range 400 {

@@ -20,9 +20,7 @@ import (
 // over when the leader is killed.
 func TestStandbyWaitAndTakeover(t *testing.T) {
 	t.Parallel()
-	dbURL, pool := newDatabase(t)
-	uri, _ := startEmulator(t, freeAddr(t))
-	client := kurrentClient(t, uri)
+	dbURL, pool, uri, client := startBackends(t)
 	last := appendDogs(t, client, 0, 20, 3)
 	cfgFile := writeFile(t, "projections.yaml", bothProjections(t))
 
@@ -103,9 +101,7 @@ func appendOne(c *kurrentdb.Client, dog string, rev uint64, trick string) (uint6
 // /readyz, /v1/projections and the logs name the event.
 func TestPoisonEvents(t *testing.T) {
 	t.Parallel()
-	dbURL, pool := newDatabase(t)
-	uri, _ := startEmulator(t, freeAddr(t))
-	client := kurrentClient(t, uri)
+	dbURL, pool, uri, client := startBackends(t)
 	cfg := `projections:
   - name: skipper
     on_error: {policy: skip}

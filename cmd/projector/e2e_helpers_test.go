@@ -3,10 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -19,71 +16,40 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/kurrent-io/KurrentDB-Client-Go/kurrentdb"
 
+	"github.com/projector-dev/projector/internal/testbin"
 	"github.com/projector-dev/projector/source/kurrent"
+	"github.com/projector-dev/projector/views/postgres/pgtest"
 )
 
 // The binaries under test, built once by TestMain.
 var projectorBin, emulatorBin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "projector-e2e-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	projectorBin = filepath.Join(dir, "projector")
-	emulatorBin = filepath.Join(dir, "kurrentdb-emulator")
-	for bin, pkg := range map[string]string{projectorBin: ".", emulatorBin: "../kurrentdb-emulator"} {
-		out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput()
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", pkg, err, out)
-			_ = os.RemoveAll(dir)
-			os.Exit(1)
-		}
-	}
-	code := m.Run()
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-// adminURL is the PostgreSQL the end-to-end tests create their databases on.
-func adminURL() string {
-	if u := os.Getenv("PROJECTOR_TEST_ADMIN_URL"); u != "" {
-		return u
-	}
-	return "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+	testbin.Main(m, testbin.Build{Package: ".", Path: &projectorBin}, testbin.Build{Package: "../kurrentdb-emulator", Path: &emulatorBin})
 }
 
 // newDatabase creates a database for t, dropped when t ends, and returns its URL and a pool.
 func newDatabase(t *testing.T) (string, *pgxpool.Pool) {
 	t.Helper()
-	ctx := context.Background()
-	ac, err := pgx.Connect(ctx, adminURL())
-	if err != nil {
-		t.Fatalf("PostgreSQL for end-to-end tests at %s: %v", adminURL(), err)
-	}
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	name := "projector_e2e_" + hex.EncodeToString(b)
-	if _, err := ac.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatal(err)
-	}
-	cfg, _ := pgx.ParseConfig(adminURL())
-	url := fmt.Sprintf("postgres://%s@%s:%d/%s?sslmode=disable", cfg.User, cfg.Host, cfg.Port, name)
-	pool, err := pgxpool.New(ctx, url)
+	url := pgtest.NewDatabase(t, "projector_e2e_")
+	pool, err := pgxpool.New(context.Background(), url)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		pool.Close()
-		_, _ = ac.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
-		_ = ac.Close(ctx)
-	})
+	t.Cleanup(pool.Close)
 	return url, pool
+}
+
+// startBackends starts what most end-to-end tests need: a database of their own (its URL and a
+// pool) and an emulator binary on a free port (its URI and a client).
+func startBackends(t *testing.T) (dbURL string, pool *pgxpool.Pool, uri string, client *kurrentdb.Client) {
+	t.Helper()
+	dbURL, pool = newDatabase(t)
+	uri, _ = startEmulator(t, freeAddr(t))
+	return dbURL, pool, uri, kurrentClient(t, uri)
 }
 
 func freeAddr(t *testing.T) string {

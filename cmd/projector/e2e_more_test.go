@@ -15,9 +15,7 @@ import (
 // checks that the final views count every event exactly once.
 func TestSIGKILLAndRestart(t *testing.T) {
 	t.Parallel()
-	dbURL, pool := newDatabase(t)
-	uri, _ := startEmulator(t, freeAddr(t))
-	client := kurrentClient(t, uri)
+	dbURL, pool, uri, client := startBackends(t)
 	// Small batches, so that a kill lands between many commits.
 	cfg := strings.Replace(bothProjections(t), "batch: {size: 1000, interval: 10ms}", "batch: {size: 7, interval: 1ms}", 1)
 	if !strings.Contains(cfg, "size: 7") {
@@ -72,9 +70,8 @@ func TestSIGKILLAndRestart(t *testing.T) {
 // single event is consumed, naming the file, line, projection and key, with exit code 2.
 func TestValidationErrors(t *testing.T) {
 	t.Parallel()
-	dbURL, pool := newDatabase(t)
-	uri, _ := startEmulator(t, freeAddr(t))
-	appendDogs(t, kurrentClient(t, uri), 0, 3, 2)
+	dbURL, pool, uri, client := startBackends(t)
+	appendDogs(t, client, 0, 3, 2)
 	good := "projections:\n  - name: a\n    schema: CREATE TABLE IF NOT EXISTS a (n int);\n    handlers:\n      T: INSERT INTO a VALUES (1)\n"
 	for _, tc := range []struct {
 		name, yaml string

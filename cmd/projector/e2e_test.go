@@ -114,9 +114,7 @@ func metricValue(t *testing.T, addr, series string) float64 {
 // API, the metrics, the status, wait and reset commands, a graceful stop and a rebuild.
 func TestDeclarativeProjectionEndToEnd(t *testing.T) {
 	t.Parallel()
-	dbURL, pool := newDatabase(t)
-	uri, _ := startEmulator(t, freeAddr(t))
-	client := kurrentClient(t, uri)
+	dbURL, pool, uri, client := startBackends(t)
 	const dogs, tricks = 200, 14 // 3000 events of the projections' types, 200 filtered out
 	last := appendDogs(t, client, 0, dogs, tricks)
 

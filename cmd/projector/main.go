@@ -165,3 +165,16 @@ func (a *app) loadConfig() (*config.Config, error) {
 	}
 	return config.Load(a.settings.ConfigFile)
 }
+
+// loggerAndConfig returns the logger and the projections file, which most commands start with.
+func (a *app) loggerAndConfig() (*zap.Logger, *config.Config, error) {
+	log, err := a.logger()
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg, err := a.loadConfig()
+	if err != nil {
+		return nil, nil, err
+	}
+	return log, cfg, nil
+}

@@ -42,15 +42,11 @@ resume and skip commands (POST /v1/projections/{name}/resume, .../skip) from the
 }
 
 func (a *app) run(ctx context.Context, doMigrate bool) error {
-	log, err := a.logger()
+	log, cfg, err := a.loggerAndConfig()
 	if err != nil {
 		return err
 	}
 	defer func() { _ = log.Sync() }()
-	cfg, err := a.loadConfig()
-	if err != nil {
-		return err
-	}
 	if err := a.settings.Validate(true, true); err != nil {
 		return err
 	}
@@ -73,25 +69,19 @@ func (a *app) run(ctx context.Context, doMigrate bool) error {
 	if err != nil {
 		return err
 	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = d.Shutdown(sctx)
-	}()
+	defer shutdownDaemon(ctx, d)
 
-	pool, err := a.openDB(ctx, log, true)
+	pool, store, closeDB, err := a.openStore(ctx, log, true)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
 		return err
 	}
-	defer pool.Close()
+	defer closeDB()
 	if err := checkSQL(ctx, pool, cfg); err != nil {
 		return err
 	}
-	store := postgres.New(pool, postgres.Options{})
-	defer store.Close()
 	if doMigrate {
 		err := daemon.Retry(ctx, log, "apply migrations", 500*time.Millisecond, 30*time.Second, func(ctx context.Context) error {
 			return migrate(ctx, pool, store, cfg, log)
@@ -132,6 +122,13 @@ func (a *app) run(ctx context.Context, doMigrate bool) error {
 		}},
 		RunnerOptions: projection.Options{DrainTimeout: runnerDrain(drain)},
 	})
+}
+
+// shutdownDaemon stops d's HTTP server, giving it five seconds even when ctx has ended.
+func shutdownDaemon(ctx context.Context, d *daemon.Daemon) {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_ = d.Shutdown(sctx)
 }
 
 // runnerDrain maps the daemon's drain timeout to the runner's: 0 rolls back at once, which the

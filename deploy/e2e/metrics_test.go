@@ -10,10 +10,9 @@ import (
 	"github.com/projector-dev/projector/deploy/metricnames"
 )
 
-// configDogsAndTricks projects dog and trick counts (policy stop) and a list of tricks (policy
-// skip) whose table refuses the trick "poison", so a poison event is dead-lettered.
-const configDogsAndTricks = `projections:
-  - name: dog_counts
+// dogCountsProjection is the dog_counts projection, an item of a projections file's list: it
+// counts registered dogs and added tricks (policy stop).
+const dogCountsProjection = `  - name: dog_counts
     batch: {size: 100, interval: 10ms}
     on_error: {policy: stop}
     start: beginning
@@ -28,7 +27,11 @@ const configDogsAndTricks = `projections:
       "__main__:Dog.TrickAdded": |
         INSERT INTO dog_counts VALUES ('tricks', 1)
         ON CONFLICT (name) DO UPDATE SET n = dog_counts.n + 1;
-  - name: trick_list
+`
+
+// configDogsAndTricks projects dog and trick counts (policy stop) and a list of tricks (policy
+// skip) whose table refuses the trick "poison", so a poison event is dead-lettered.
+const configDogsAndTricks = "projections:\n" + dogCountsProjection + `  - name: trick_list
     batch: {size: 100, interval: 10ms}
     on_error: {policy: skip, retries: 1, backoff: 10ms}
     start: beginning

@@ -17,23 +17,7 @@ import (
 
 // configSlow adds to dog_counts a projection slow enough (20ms an event, 5 events a batch) that
 // Prometheus, scraping every second, sees it behind and moving while it works through a burst.
-const configSlow = `projections:
-  - name: dog_counts
-    batch: {size: 100, interval: 10ms}
-    on_error: {policy: stop}
-    start: beginning
-    schema: |
-      CREATE TABLE IF NOT EXISTS dog_counts (name text PRIMARY KEY, n bigint NOT NULL);
-    reset: |
-      TRUNCATE dog_counts;
-    handlers:
-      "__main__:Dog.Registered": |
-        INSERT INTO dog_counts VALUES ('dogs', 1)
-        ON CONFLICT (name) DO UPDATE SET n = dog_counts.n + 1;
-      "__main__:Dog.TrickAdded": |
-        INSERT INTO dog_counts VALUES ('tricks', 1)
-        ON CONFLICT (name) DO UPDATE SET n = dog_counts.n + 1;
-  - name: slow_tricks
+const configSlow = "projections:\n" + dogCountsProjection + `  - name: slow_tricks
     batch: {size: 5, interval: 10ms}
     on_error: {policy: stop}
     start: beginning

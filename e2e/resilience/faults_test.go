@@ -227,7 +227,7 @@ func TestLeaderKilledStandbyTakesOver(t *testing.T) {
 	client := kurrentClient(t, srv.URI())
 	cfg := writeFile(t, "projections.yaml", ledgerConfig("stop", 0, 200, false))
 	daemons := []*daemon{
-		startDaemon(t, "projector-a", db.url, srv.URI(), cfg).running(t),
+		startDaemon(t, "projector-a", db.url, srv.URI(), cfg),
 		startDaemon(t, "projector-b", db.url, srv.URI(), cfg),
 	}
 	wr := newWriter(client, standard())
@@ -290,7 +290,7 @@ func TestLeaderLockConnectionKilled(t *testing.T) {
 	srv := startEmulator(t)
 	client := kurrentClient(t, srv.URI())
 	cfg := writeFile(t, "projections.yaml", ledgerConfig("stop", 0, 200, false))
-	a := startDaemon(t, "projector-a", db.url, srv.URI(), cfg).running(t)
+	a := startDaemon(t, "projector-a", db.url, srv.URI(), cfg)
 	b := startDaemon(t, "projector-b", db.url, srv.URI(), cfg)
 	wr := newWriter(client, standard())
 	finished := startWriter(t, wr)

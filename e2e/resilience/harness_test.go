@@ -354,21 +354,6 @@ func (p *proc) logLines(msg string) []map[string]any {
 	return out
 }
 
-// running waits until the daemon has applied its schemas and started its runner. Replicas are
-// started one after the other: `projector run` applies each projection's schema DDL without a
-// lock, and two replicas doing it at once on a fresh database can fail with a duplicate
-// pg_type row.
-func (d *daemon) running(t *testing.T) *daemon {
-	t.Helper()
-	eventually(t, 30*time.Second, d.name+" runs", func() bool {
-		if d.exited() {
-			t.Fatalf("%s exited:\n%s", d.name, d.output())
-		}
-		return len(d.logLines("running")) > 0
-	})
-	return d
-}
-
 // eventually polls cond every 50ms until it holds, failing t after d.
 func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()

@@ -2,6 +2,8 @@ package resilience_test
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -121,4 +123,66 @@ func TestPoisonEvent(t *testing.T) {
 			t.Errorf("%d dead-letter log lines, want 1", n)
 		}
 	})
+
+	// An operator's story, without restarting the daemon: the ledger stops on a good event that
+	// a view constraint rejects; the operator drops the constraint and resumes; the ledger then
+	// stops on the poison, and the operator skips it.
+	t.Run("resume-and-skip", func(t *testing.T) {
+		db := newDatabase(t)
+		blocked := before[len(before)/2]
+		if _, err := db.pool.Exec(context.Background(), fmt.Sprintf(`CREATE TABLE ledger_applied (stream text NOT NULL,
+			revision bigint NOT NULL, value bigint NOT NULL CONSTRAINT blocked CHECK (value <> %d))`, blocked.value)); err != nil {
+			t.Fatal(err)
+		}
+		d := startDaemon(t, "projector", db.url, srv.URI(), writeFile(t, "projections.yaml", ledgerConfig("stop", 0, 200, true)))
+		stoppedOn := func(e logEvent) {
+			t.Helper()
+			eventually(t, time.Minute, "the ledger stops on "+e.id, func() bool {
+				s, ok := d.status("ledger")
+				return ok && s.State == "stopped" && s.Failed != nil && s.Failed.EventID == e.id
+			})
+			commit, checkpoint := tracked(t, db.pool, "ledger")
+			done := doneBy(log, commit, checkpoint)
+			if len(done) == 0 || done[len(done)-1].commit >= e.commit {
+				t.Fatalf("stopped on the event at %d with tracking at %d", e.commit, commit)
+			}
+			t.Logf("stopped before %s: %s", e.id, checkLedger(t, db.pool, done))
+		}
+		stoppedOn(blocked)
+		if _, err := db.pool.Exec(context.Background(), `ALTER TABLE ledger_applied DROP CONSTRAINT blocked`); err != nil {
+			t.Fatal(err)
+		}
+		command(t, d, "resume")
+		stoppedOn(poison)
+		command(t, d, "skip")
+		waitTracked(t, db.pool, "ledger", last, time.Minute)
+		t.Log(checkLedger(t, db.pool, valid(log)))
+		if d.exited() {
+			t.Fatal("the daemon exited")
+		}
+		dl, err := postgres.ListDeadLetters(context.Background(), db.pool, "ledger", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(dl) != 1 || dl[0].Event.ID != poison.id {
+			t.Errorf("dead letters after skip = %+v, want the poison event", dl)
+		}
+		if s, _ := d.status("ledger"); s.State == "stopped" {
+			t.Errorf("ledger still stopped after skip: %+v", s)
+		}
+	})
+}
+
+// command posts an operator's command (resume or skip) for the ledger to d.
+func command(t *testing.T, d *daemon, verb string) {
+	t.Helper()
+	resp, err := http.Post("http://"+d.http+"/v1/projections/ledger/"+verb, "application/json", nil)
+	if err != nil {
+		t.Fatalf("%s: %v", verb, err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST %s: %d %s", verb, resp.StatusCode, b)
+	}
 }

@@ -282,24 +282,7 @@ func (p *parser) projection(i int, n *yaml.Node) *Projection {
 		return nil
 	}
 	// Find the name first, so every other error can name the projection.
-	label := fmt.Sprintf("#%d", i+1)
-	for j := 0; j+1 < len(n.Content); j += 2 {
-		if n.Content[j].Value == "name" {
-			v := n.Content[j+1]
-			switch {
-			case v.Kind != yaml.ScalarNode || v.Value == "":
-				p.add(v.Line, label, "name", "must be a non-empty string")
-			case !nameRE.MatchString(v.Value) || len(v.Value) > 63:
-				p.add(v.Line, v.Value, "name", "must be 1 to 63 characters of a-z, 0-9 and _")
-				pr.Name = v.Value
-			default:
-				pr.Name = v.Value
-			}
-			if pr.Name != "" {
-				label = pr.Name
-			}
-		}
-	}
+	label := p.projectionName(i, n, pr)
 	var handlers *yaml.Node
 	p.mapping(n, label, "", map[string]func(k, v *yaml.Node){
 		"name": func(_, _ *yaml.Node) {},
@@ -352,6 +335,50 @@ func (p *parser) projection(i int, n *yaml.Node) *Projection {
 			handlers = v
 		},
 	})
+	p.handlers(n, handlers, label, pr)
+	if pr.Name == "" {
+		if !hasKey(n, "name") {
+			p.add(n.Line, label, "name", "missing; every projection needs a name (its tracking key)")
+		}
+		return nil
+	}
+	if len(pr.Handlers) > 0 && len(pr.Handlers)*2 == len(handlers.Content) {
+		c, err := declarative.New(declarative.Spec{Name: pr.Name, Schema: pr.Schema, Reset: pr.Reset, Handlers: pr.Handlers})
+		if err != nil {
+			p.add(n.Line, label, "handlers", err.Error())
+		}
+		pr.Compiled = c
+	}
+	return pr
+}
+
+// projectionName reads the name of projection n, the i-th, into pr and returns the label its
+// errors go under: the name, or "#i" (counting from 1) without one.
+func (p *parser) projectionName(i int, n *yaml.Node, pr *Projection) string {
+	label := fmt.Sprintf("#%d", i+1)
+	for j := 0; j+1 < len(n.Content); j += 2 {
+		if n.Content[j].Value == "name" {
+			v := n.Content[j+1]
+			switch {
+			case v.Kind != yaml.ScalarNode || v.Value == "":
+				p.add(v.Line, label, "name", "must be a non-empty string")
+			case !nameRE.MatchString(v.Value) || len(v.Value) > 63:
+				p.add(v.Line, v.Value, "name", "must be 1 to 63 characters of a-z, 0-9 and _")
+				pr.Name = v.Value
+			default:
+				pr.Name = v.Value
+			}
+			if pr.Name != "" {
+				label = pr.Name
+			}
+		}
+	}
+	return label
+}
+
+// handlers reads the handlers mapping of projection n (nil when n has none) into pr, checking
+// each handler's SQL.
+func (p *parser) handlers(n, handlers *yaml.Node, label string, pr *Projection) {
 	switch {
 	case handlers == nil:
 		p.add(n.Line, label, "handlers", "missing; map each event type to the SQL it runs")
@@ -393,20 +420,6 @@ func (p *parser) projection(i int, n *yaml.Node) *Projection {
 			pr.Handlers = append(pr.Handlers, declarative.Handler{Topic: k.Value, SQL: sql})
 		}
 	}
-	if pr.Name == "" {
-		if !hasKey(n, "name") {
-			p.add(n.Line, label, "name", "missing; every projection needs a name (its tracking key)")
-		}
-		return nil
-	}
-	if len(pr.Handlers) > 0 && len(pr.Handlers)*2 == len(handlers.Content) {
-		c, err := declarative.New(declarative.Spec{Name: pr.Name, Schema: pr.Schema, Reset: pr.Reset, Handlers: pr.Handlers})
-		if err != nil {
-			p.add(n.Line, label, "handlers", err.Error())
-		}
-		pr.Compiled = c
-	}
-	return pr
 }
 
 func hasKey(n *yaml.Node, key string) bool {

@@ -263,26 +263,10 @@ func TestDroppedSubscriptionEndsNextWithAnError(t *testing.T) {
 // The runner over the KurrentDB source survives a server restart and subscription drops.
 func TestRunnerOverKurrentSurvivesRestartsAndDrops(t *testing.T) {
 	f := newFixture(t, kurrent.Options{})
-	store := memory.New()
-	p := projection.New[*memory.Tx]("count").
-		On(registered, func(_ context.Context, tx *memory.Tx, _ projection.Event) error { tx.Add("n", 1); return nil })
-	restarts := &restartCounter{mu: make(chan struct{}, 1)}
-	r := projection.NewRunner(f.src, store, projection.Options{Observer: restarts, MinBackoff: 5 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, CheckpointEvery: 10 * time.Millisecond})
-	if err := r.Add(p, projection.ProjectionOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	wait := func(pos tracking.Position) {
-		t.Helper()
-		wctx, wcancel := context.WithTimeout(context.Background(), 15*time.Second)
-		defer wcancel()
-		if s, err := r.Wait(wctx, "count", pos.Commit); err != nil {
-			t.Fatalf("Wait(%v): %v (state %v, status %+v)", pos, err, s, r.Status())
-		}
-	}
+	restarts := &restartCounter{}
+	r, store, stop := runCounter(t, f.src, restarts, 50*time.Millisecond)
+	defer stop()
+	wait := func(pos tracking.Position) { t.Helper(); waitProcessed(t, r, pos, 15*time.Second) }
 	var last tracking.Position
 	for range 10 {
 		last = f.append(t, "s", registered, `{}`)
@@ -307,25 +291,50 @@ func TestRunnerOverKurrentSurvivesRestartsAndDrops(t *testing.T) {
 	}
 }
 
+// runCounter starts, over src, a runner with one projection, "count", that counts registered
+// events into store; stop ends the runner.
+func runCounter(t *testing.T, src projection.Source, obs projection.Observer, maxBackoff time.Duration) (r *projection.Runner[*memory.Tx], store *memory.Store, stop func()) {
+	t.Helper()
+	store = memory.New()
+	p := projection.New[*memory.Tx]("count").
+		On(registered, func(_ context.Context, tx *memory.Tx, _ projection.Event) error { tx.Add("n", 1); return nil })
+	r = projection.NewRunner(src, store, projection.Options{Observer: obs, MinBackoff: 5 * time.Millisecond, MaxBackoff: maxBackoff, CheckpointEvery: 10 * time.Millisecond})
+	if err := r.Add(p, projection.ProjectionOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	return r, store, func() { cancel(); <-done }
+}
+
+// waitProcessed waits up to timeout until r's "count" projection has processed pos.
+func waitProcessed(t *testing.T, r *projection.Runner[*memory.Tx], pos tracking.Position, timeout time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if s, err := r.Wait(ctx, "count", pos.Commit); err != nil {
+		t.Fatalf("Wait(%v): %v (state %v, status %+v)", pos, err, s, r.Status())
+	}
+}
+
 type restartCounter struct {
 	projection.NopObserver
-	mu    chan struct{}
+	mu    sync.Mutex
 	count int
 }
 
 func (c *restartCounter) SubscriptionRestarted(string, error) {
-	c.lock()
+	c.mu.Lock()
 	c.count++
-	c.unlock()
+	c.mu.Unlock()
 }
-func (c *restartCounter) n() int { c.lock(); defer c.unlock(); return c.count }
-func (c *restartCounter) lock() {
-	if c.mu == nil {
-		panic("unreachable")
-	}
-	c.mu <- struct{}{}
+
+func (c *restartCounter) n() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.count
 }
-func (c *restartCounter) unlock() { <-c.mu }
 
 func TestClassifySeparatesPermanentFromTransientErrors(t *testing.T) {
 	for code, permanent := range map[codes.Code]bool{
@@ -441,26 +450,10 @@ func TestServerDownThenBackIsReportedOnceAndResumesExactly(t *testing.T) {
 	}
 	defer src.Close()
 	f := &fixture{srv: srv, client: writer(), src: src}
-	store := memory.New()
-	p := projection.New[*memory.Tx]("count").
-		On(registered, func(_ context.Context, tx *memory.Tx, _ projection.Event) error { tx.Add("n", 1); return nil })
 	obs := &outageRecorder{}
-	r := projection.NewRunner(f.src, store, projection.Options{Observer: obs, MinBackoff: 5 * time.Millisecond, MaxBackoff: 40 * time.Millisecond, CheckpointEvery: 10 * time.Millisecond})
-	if err := r.Add(p, projection.ProjectionOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	rctx, rcancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(rctx) }()
-	defer func() { rcancel(); <-done }()
-	waitFor := func(pos tracking.Position) {
-		t.Helper()
-		wctx, wcancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer wcancel()
-		if s, err := r.Wait(wctx, "count", pos.Commit); err != nil {
-			t.Fatalf("Wait(%v): %v (state %v, status %+v)", pos, err, s, r.Status())
-		}
-	}
+	r, store, stop := runCounter(t, f.src, obs, 40*time.Millisecond)
+	defer stop()
+	waitFor := func(pos tracking.Position) { t.Helper(); waitProcessed(t, r, pos, 20*time.Second) }
 	var last tracking.Position
 	for range 10 {
 		last = f.append(t, "s", registered, `{}`)

@@ -2,11 +2,8 @@ package declarative_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -15,38 +12,18 @@ import (
 
 	"github.com/projector-dev/projector/projection"
 	"github.com/projector-dev/projector/views/postgres/declarative"
+	"github.com/projector-dev/projector/views/postgres/pgtest"
 )
 
-// testDB creates a database of its own for t on the PostgreSQL of the test setup and drops it
-// when t ends.
+// testDB connects to a database of its own for t, dropped when t ends.
 func testDB(t testing.TB) *pgx.Conn {
 	t.Helper()
 	ctx := context.Background()
-	admin := os.Getenv("PROJECTOR_TEST_ADMIN_URL")
-	if admin == "" {
-		admin = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
-	}
-	ac, err := pgx.Connect(ctx, admin)
-	if err != nil {
-		t.Fatalf("PostgreSQL for tests: %v", err)
-	}
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	name := "projector_decl_" + hex.EncodeToString(b)
-	if _, err := ac.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatal(err)
-	}
-	cfg, _ := pgx.ParseConfig(admin)
-	cfg.Database = name
-	c, err := pgx.ConnectConfig(ctx, cfg)
+	c, err := pgx.Connect(ctx, pgtest.NewDatabase(t, "projector_decl_"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		_ = c.Close(ctx)
-		_, _ = ac.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
-		_ = ac.Close(ctx)
-	})
+	t.Cleanup(func() { _ = c.Close(ctx) })
 	return c
 }
 

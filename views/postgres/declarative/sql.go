@@ -67,14 +67,15 @@ func (e *SQLError) Error() string { return fmt.Sprintf("line %d of the SQL: %s",
 // errors.
 func Parse(sql string) ([]Statement, error) {
 	var (
-		stmts   []Statement
-		cur     strings.Builder
-		args    []string
-		index   = map[string]int{}
-		line    = 1
-		start   = 0 // line the current statement starts on; 0 until it has content
-		unknown []string
-		depth   int
+		stmts       []Statement
+		cur         strings.Builder
+		args        []string
+		index       = map[string]int{}
+		line        = 1
+		start       = 0      // line the current statement starts on; 0 until it has content
+		unknown     []string // "@name (line n)" of each unknown parameter
+		unknownLine int      // the line of the first
+		depth       int
 	)
 	flush := func() {
 		text := strings.TrimSpace(cur.String())
@@ -139,6 +140,9 @@ func Parse(sql string) ([]Statement, error) {
 			name := sql[i+1 : j]
 			typ, ok := paramType(strings.ToLower(name))
 			if !ok {
+				if len(unknown) == 0 {
+					unknownLine = line
+				}
 				unknown = append(unknown, fmt.Sprintf("@%s (line %d)", name, line))
 				i = j
 				continue
@@ -171,23 +175,12 @@ func Parse(sql string) ([]Statement, error) {
 	}
 	flush()
 	if len(unknown) > 0 {
-		return nil, &SQLError{Line: lineOf(unknown[0]), Msg: fmt.Sprintf("unknown parameter %s; the parameters are %s", strings.Join(unknown, ", "), names())}
+		return nil, &SQLError{Line: unknownLine, Msg: fmt.Sprintf("unknown parameter %s; the parameters are %s", strings.Join(unknown, ", "), names())}
 	}
 	if len(stmts) == 0 {
 		return nil, &SQLError{Line: 1, Msg: "no SQL statement"}
 	}
 	return stmts, nil
-}
-
-func lineOf(s string) int {
-	var l int
-	if i := strings.LastIndex(s, "(line "); i >= 0 {
-		fmt.Sscanf(s[i:], "(line %d)", &l)
-	}
-	if l == 0 {
-		l = 1
-	}
-	return l
 }
 
 func names() string {

@@ -1,12 +1,15 @@
-// Package pgtest gives tests a PostgreSQL pool in a schema of their own, dropped when the test
-// ends. The server is PROJECTOR_TEST_DATABASE_URL, by default the local test database
-// (postgres://postgres@127.0.0.1:5432/test). A missing server fails the test: it is not skipped.
+// Package pgtest gives tests a PostgreSQL pool in a schema of their own, or a database of their
+// own, dropped when the test ends. Schemas are made in PROJECTOR_TEST_DATABASE_URL, by default
+// the local test database (postgres://postgres@127.0.0.1:5432/test); databases on the server of
+// PROJECTOR_TEST_ADMIN_URL, by default the local postgres database. A missing server fails the
+// test: it is not skipped.
 package pgtest
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"net/url"
 	"os"
 	"testing"
 	"time"
@@ -26,6 +29,56 @@ func URL() string {
 	return DefaultURL
 }
 
+// DefaultAdminURL is the database NewDatabase connects to unless PROJECTOR_TEST_ADMIN_URL is
+// set.
+const DefaultAdminURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+
+// AdminURL returns the connection string NewDatabase creates databases through.
+func AdminURL() string {
+	if u := os.Getenv("PROJECTOR_TEST_ADMIN_URL"); u != "" {
+		return u
+	}
+	return DefaultAdminURL
+}
+
+// uniqueName is prefix followed by 12 random hex digits.
+func uniqueName(prefix string) string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return prefix + hex.EncodeToString(b)
+}
+
+// NewDatabase creates a uniquely named database (its name starts with prefix) on the server of
+// AdminURL, drops it when t ends (closing any connection left open), and returns its URL.
+func NewDatabase(t testing.TB, prefix string) string {
+	t.Helper()
+	u, err := url.Parse(AdminURL())
+	if err != nil || u.Scheme == "" {
+		t.Fatalf("pgtest: PROJECTOR_TEST_ADMIN_URL %q: want a postgres:// URL", AdminURL())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	admin, err := pgx.Connect(ctx, AdminURL())
+	if err != nil {
+		t.Fatalf("pgtest: connect to %s: %v (is PostgreSQL running?)", AdminURL(), err)
+	}
+	name := uniqueName(prefix)
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		_ = admin.Close(context.Background())
+		t.Fatalf("pgtest: create database: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		defer func() { _ = admin.Close(context.Background()) }()
+		if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			t.Errorf("pgtest: drop database %s: %v", name, err)
+		}
+	})
+	u.Path = "/" + name
+	return u.String()
+}
+
 // NewSchema creates a uniquely named schema, drops it (with everything in it) when t ends,
 // and returns its name.
 func NewSchema(t testing.TB) string {
@@ -37,9 +90,7 @@ func NewSchema(t testing.TB) string {
 		t.Fatalf("pgtest: connect to %s: %v (is PostgreSQL running?)", URL(), err)
 	}
 	defer func() { _ = conn.Close(context.Background()) }()
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	schema := "test_" + hex.EncodeToString(b)
+	schema := uniqueName("test_")
 	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
 		t.Fatalf("pgtest: create schema: %v", err)
 	}

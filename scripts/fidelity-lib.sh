@@ -1,0 +1,107 @@
+# Shared parts of scripts/fidelity.sh and scripts/fidelity-node.sh, which
+# source this file after setting:
+#   name  the prefix of their messages ("fidelity", "fidelity-node")
+#   work  their temporary directory
+#   root  the repository's root
+#   GO, CLIENT_MODULE, CLIENT_VERSION
+# It keeps the emulators started in pids and the running test command in
+# test_pid, and installs the traps that end both and remove work on exit.
+
+pids=()
+test_pid=""
+
+# fail MESSAGE: prints MESSAGE and exits 1.
+fail() {
+	echo "$name: $*" >&2
+	exit 1
+}
+
+# kill_tree PID: ends PID and every process below it (node --test, for one,
+# runs each test file in a child process).
+kill_tree() {
+	local child
+	for child in $(ps -o pid= --ppid "$1" 2>/dev/null); do
+		kill_tree "$child"
+	done
+	kill -TERM "$1" 2>/dev/null || true
+}
+
+# stop_emulators ends every emulator in pids: SIGTERM, then SIGKILL after
+# 5 s.
+stop_emulators() {
+	local pid
+	for pid in "${pids[@]}"; do
+		kill -TERM "$pid" 2>/dev/null || true
+	done
+	for pid in "${pids[@]}"; do
+		for _ in $(seq 1 50); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
+	pids=()
+}
+
+# cleanup, on exit: ends the test command and the emulators, and removes the
+# work directory unless KEEP_WORKDIR=1.
+cleanup() {
+	local status=$?
+	if [[ -n "$test_pid" ]]; then
+		kill_tree "$test_pid"
+		wait "$test_pid" 2>/dev/null || true
+	fi
+	stop_emulators
+	if [[ "${KEEP_WORKDIR:-}" == 1 ]]; then
+		echo "$name: work directory kept at $work" >&2
+	else
+		chmod -R u+w "$work" 2>/dev/null || true
+		rm -rf "$work"
+	fi
+	exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# client_module_dir: prints the directory of $CLIENT_MODULE@$CLIENT_VERSION
+# in the module cache, downloading it when needed.
+client_module_dir() {
+	local json dir
+	json=$("$GO" mod download -json "$CLIENT_MODULE@$CLIENT_VERSION")
+	dir=$(printf '%s\n' "$json" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p' | head -n1)
+	if [[ -z "$dir" || ! -d "$dir" ]]; then
+		echo "$name: could not locate the module directory in:" >&2
+		printf '%s\n' "$json" >&2
+		exit 1
+	fi
+	printf '%s\n' "$dir"
+}
+
+# build_emulator: builds the emulator binary as $work/kurrentdb-emulator,
+# with the race detector when FIDELITY_RACE=1.
+build_emulator() {
+	echo "$name: building the emulator" >&2
+	local build_flags=()
+	if [[ "${FIDELITY_RACE:-}" == 1 ]]; then
+		build_flags+=(-race)
+	fi
+	(cd "$root" && "$GO" build "${build_flags[@]}" -o "$work/kurrentdb-emulator" ./cmd/kurrentdb-emulator)
+}
+
+# check_emulator PID LOG: fails (status 1, with the log) when the emulator
+# PID died during the run or LOG holds an error or a data race.
+check_emulator() {
+	local pid=$1 log=$2
+	if ! kill -0 "$pid" 2>/dev/null; then
+		echo "$name: an emulator died during the run; its log ($log):" >&2
+		cat "$log" >&2
+		return 1
+	fi
+	if grep -q '"level":"error"\|WARNING: DATA RACE' "$log"; then
+		echo "$name: an emulator logged errors ($log):" >&2
+		grep -A30 '"level":"error"\|WARNING: DATA RACE' "$log" >&2
+		return 1
+	fi
+}
