@@ -285,3 +285,46 @@ func BenchmarkReadAllForwardsRawGRPC(b *testing.B) {
 	}
 	probe.report(b, read)
 }
+
+// BenchmarkCatchUpAllRawGRPC is BenchmarkCatchUpAll with the generated Streams
+// stub as the subscriber: a catch-up subscription to $all from the start, every
+// ReadResp decoded, until caught_up — the emulator's delivery rate over
+// loopback gRPC without the official client's per-event conversion.
+func BenchmarkCatchUpAllRawGRPC(b *testing.B) {
+	f := newReadFixture(b, Options{})
+	fillBench(b, f.store, 100_000)
+	_, total := f.store.Head()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	req := rdAllReq(0, nil)
+	req.Options.CountOption = &streams.ReadReq_Options_Subscription{Subscription: &streams.ReadReq_Options_SubscriptionOptions{}}
+	b.ResetTimer()
+	probe := startMemProbe()
+	got := 0
+	for i := 0; i < b.N; i++ {
+		subCtx, stop := context.WithCancel(ctx)
+		rs, err := f.raw.Read(subCtx, req)
+		if err != nil {
+			b.Fatal(err)
+		}
+	recv:
+		for {
+			m, err := rs.Recv()
+			if err != nil {
+				b.Fatal(err)
+			}
+			switch {
+			case m.GetEvent() != nil:
+				got++
+			case m.GetCaughtUp() != nil:
+				break recv
+			}
+		}
+		stop()
+	}
+	b.StopTimer()
+	if got != total*b.N {
+		b.Fatalf("caught up with %d events, want %d", got, total*b.N)
+	}
+	probe.report(b, got)
+}
