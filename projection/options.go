@@ -90,6 +90,8 @@ type Options struct {
 	// CheckpointEvery throttles commits that only advance tracking past a server checkpoint
 	// with no matching events (default 1s). It bounds how late a Wait for the position of an
 	// event a projection does not subscribe to returns once the server has checkpointed past it.
+	// It is also how long a live projection with nothing pending waits after its last commit
+	// before it probes the source (see Prober), and then between probes.
 	CheckpointEvery time.Duration
 	// MinBackoff and MaxBackoff bound the backoff between restarts after a transient source or
 	// store failure (defaults 100ms and 30s; jittered).

@@ -223,11 +223,11 @@ func (r *Runner[Tx]) Status() []Status {
 
 // Wait blocks until projection has committed past commit (tracking.State.Done) in this
 // process, or ctx ends; it does not poll. A position of an event the projection does not
-// subscribe to counts as done once the server has sent a checkpoint past it and the runner
-// has committed that checkpoint (at most Options.CheckpointEvery later, at once on catching up).
-// KurrentDB sends one when a catch-up reaches the end of the log, and while live after every
-// MaxSearchWindow × CheckpointInterval events written to $all (32 by default), so such a wait
-// returns once that many further events have been written.
+// subscribe to counts as done once tracking has advanced past it: at once when the subscription
+// catches up (KurrentDB sends a checkpoint at the end of the log), and while live within about
+// Options.CheckpointEvery plus one probe when the source implements Header and Prober, even with
+// no further events in $all. Without a Prober, a live subscription's checkpoint comes only after
+// MaxSearchWindow × CheckpointInterval further events of $all (32 by default).
 func (r *Runner[Tx]) Wait(ctx context.Context, projection string, commit uint64) (tracking.State, error) {
 	r.mu.Lock()
 	_, ok := r.byName[projection]

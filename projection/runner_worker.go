@@ -376,9 +376,12 @@ func (w *worker[Tx]) consume(ctx, lead, work context.Context, sub Subscription, 
 	w.live = false
 	msgs, stop := pump(work, sub, max(64, w.opts.BatchSize)) // the next batch arrives while one commits
 	defer stop()
-	b := &batcher[Tx]{w: w, ctx: ctx, lead: lead, bo: bo, state: state, batchTimer: stoppedTimer(), cpTimer: stoppedTimer()}
+	b := &batcher[Tx]{w: w, ctx: ctx, lead: lead, work: work, bo: bo, state: state, batchTimer: stoppedTimer(), cpTimer: stoppedTimer(), probeTimer: stoppedTimer()}
+	b.header, _ = w.r.source.(Header)
+	b.prober, _ = w.r.source.(Prober)
 	defer b.batchTimer.Stop()
 	defer b.cpTimer.Stop()
+	defer b.probeTimer.Stop()
 
 	for {
 		if ctx.Err() != nil {
@@ -395,6 +398,8 @@ func (w *worker[Tx]) consume(ctx, lead, work context.Context, sub Subscription, 
 		case <-b.cpTimer.C:
 			b.cpArmed = false
 			res = b.flush()
+		case <-b.probeTimer.C:
+			res = b.probe()
 		case rc := <-msgs:
 			if rc.err != nil {
 				if ctx.Err() != nil {
@@ -448,9 +453,11 @@ func pump(ctx context.Context, sub Subscription, buffer int) (msgs <-chan receiv
 // batcher is the state of one consume session: the committed tracking state, the events and
 // server checkpoint pending on top of it, and the timers that commit them.
 type batcher[Tx any] struct {
-	w         *worker[Tx]
-	ctx, lead context.Context
-	bo        *backoff
+	w               *worker[Tx]
+	ctx, lead, work context.Context
+	bo              *backoff
+	header          Header // nil when the source reports no head
+	prober          Prober // nil when the source cannot probe
 
 	state      tracking.State // committed
 	batch      []Event        // pending
@@ -460,6 +467,7 @@ type batcher[Tx any] struct {
 	batchTimer *time.Timer // runs while the batch is not empty
 	cpTimer    *time.Timer // runs while cpArmed: a checkpoint waits for CheckpointEvery
 	cpArmed    bool
+	probeTimer *time.Timer // runs while live with a source that probes (see Prober)
 }
 
 // next is the state after committing what is pending.
@@ -502,7 +510,50 @@ func (b *batcher[Tx]) flush() result {
 	b.batch = b.batch[:0]
 	b.lastCommit = time.Now()
 	b.bo.reset()
+	b.armProbe()
 	return result{}
+}
+
+// probeTimeout bounds one probe (a head read and a filtered look-ahead).
+const probeTimeout = 5 * time.Second
+
+// armProbe schedules the next probe, when the source can probe and the subscription is live:
+// CheckpointEvery after the last commit.
+func (b *batcher[Tx]) armProbe() {
+	if b.header == nil || b.prober == nil || !b.caughtUp {
+		return
+	}
+	b.probeTimer.Stop()
+	b.probeTimer.Reset(max(b.w.r.opts.CheckpointEvery-time.Since(b.lastCommit), time.Millisecond))
+}
+
+// probe advances tracking past events the projection ignores when the live subscription says
+// nothing about them (see Prober): with nothing pending and no commit for CheckpointEvery, it
+// reads the head H of $all, and, only when H lies past the position reached, asks the source
+// whether an event of the projection's topics not yet done lies at or before H. If none does,
+// the exclusive checkpoint H+1 is committed as a server checkpoint would be. The head is read
+// first: events written afterwards lie past H and are delivered by the subscription. A failed
+// probe costs nothing but its retry, CheckpointEvery later.
+func (b *batcher[Tx]) probe() result {
+	if !b.caughtUp || len(b.batch) > 0 || b.cpArmed || b.next() != b.state {
+		return result{} // the pending commit re-arms the probe
+	}
+	if time.Since(b.lastCommit) < b.w.r.opts.CheckpointEvery {
+		b.armProbe()
+		return result{}
+	}
+	defer b.armProbe()
+	ctx, cancel := context.WithTimeout(b.work, probeTimeout)
+	defer cancel()
+	head, _, err := b.header.Head(ctx)
+	if err != nil || head.IsZero() || head.Commit <= b.state.Reached() {
+		return result{} // unreachable (the subscription reports real outages), empty, or done
+	}
+	found, err := b.prober.Probe(ctx, b.w.topics, b.state, head.Commit)
+	if err != nil || found {
+		return result{} // the subscription delivers the event found
+	}
+	return b.serverCheckpoint(head.Commit + 1) // commits at once: CheckpointEvery has passed
 }
 
 // drain commits what is pending as the session ends.
@@ -575,6 +626,7 @@ func (b *batcher[Tx]) caughtUpNow() result {
 	if res := b.flush(); res.out != outcomeOK {
 		return res
 	}
+	b.armProbe()
 	w.recovered() // the source answers and the store commits (or had nothing to)
 	w.mu.Lock()
 	w.caughtUp = len(b.batch) == 0

@@ -44,3 +44,17 @@ type Message struct {
 	Checkpoint uint64    // for CheckpointMessage: exclusive commit position
 	Time       time.Time // server time of a checkpoint or caught-up message, when known
 }
+
+// Prober is implemented by sources that can look ahead for a projection's next event. A live
+// filtered subscription sends server checkpoints only every so many events of $all, so after
+// an event a projection ignores, with no traffic following, nothing would tell the runner that
+// its position is done. With a Source that implements both Header and Prober, the runner closes
+// that gap while live and idle: it reads the head H of $all first, then asks Probe whether an
+// event of the projection's topics that is not done lies at or before H. If none does, every
+// position through H is done, and the runner commits the exclusive checkpoint H+1 as it would a
+// server checkpoint. Events written after the head was read lie past H, so none is skipped.
+type Prober interface {
+	// Probe reports whether $all holds an event whose type is one of topics, that is not done
+	// according to from (tracking.State.Done), at a commit position of at most through.
+	Probe(ctx context.Context, topics []string, from tracking.State, through uint64) (bool, error)
+}

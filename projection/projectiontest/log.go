@@ -34,11 +34,13 @@ type Log struct {
 	changed   chan struct{}
 	subs      map[*subscription]bool
 	failSubs  []error
+	probes    int
 }
 
 var (
 	_ projection.Source = (*Log)(nil)
 	_ projection.Header = (*Log)(nil)
+	_ projection.Prober = (*Log)(nil)
 )
 
 // NewLog returns an empty log.
@@ -88,6 +90,32 @@ func (l *Log) Head(context.Context) (tracking.Position, time.Time, error) {
 	}
 	e := l.events[len(l.events)-1]
 	return e.Position, e.Created, nil
+}
+
+// Probe implements projection.Prober.
+func (l *Log) Probe(ctx context.Context, topics []string, from tracking.State, through uint64) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.probes++
+	for _, e := range l.events {
+		if e.Position.Commit > through {
+			break
+		}
+		if slices.Contains(topics, e.Type) && !from.Done(e.Position.Commit) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// Probes returns how many times Probe was called.
+func (l *Log) Probes() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.probes
 }
 
 // Drop ends every open subscription with err, as a server restart or network cut would.

@@ -37,9 +37,9 @@ type Options struct {
 	// (default 32, KurrentDB's default).
 	MaxSearchWindow int
 	// CheckpointInterval is the checkpoint interval multiplier: the server reports a checkpoint
-	// every CheckpointInterval × MaxSearchWindow events considered (default 1). While live, this
-	// bounds how many further events of $all it takes before a wait for the position of an
-	// event the projection does not subscribe to returns.
+	// every CheckpointInterval × MaxSearchWindow events considered (default 1). While live, the
+	// runner does not depend on it to see past events a projection does not subscribe to: it
+	// probes (Source.Probe) after projection.Options.CheckpointEvery without a commit.
 	CheckpointInterval int
 }
 
@@ -56,6 +56,7 @@ type Source struct {
 var (
 	_ projection.Source = (*Source)(nil)
 	_ projection.Header = (*Source)(nil)
+	_ projection.Prober = (*Source)(nil)
 )
 
 // New returns a Source on client, which the caller keeps and closes. The official client
@@ -234,6 +235,34 @@ func (s *Source) Subscribe(ctx context.Context, topics []string, from tracking.S
 	w := &subscription{src: s, client: client, sub: sub, cancel: cancel, from: from, out: make(chan item, 64), done: make(chan struct{})}
 	w.wg.Go(w.pump)
 	return w, nil
+}
+
+// Probe implements projection.Prober with a short-lived filtered subscription resumed as
+// Subscribe resumes from: it reports true at the first event it delivers at or before through,
+// and false once an event past through, a checkpoint past through, or the end of the catch-up
+// (which, the head having been read before, lies at or past through) shows that there is none.
+func (s *Source) Probe(ctx context.Context, topics []string, from tracking.State, through uint64) (bool, error) {
+	sub, err := s.Subscribe(ctx, topics, from)
+	if err != nil {
+		return false, err
+	}
+	defer sub.Close()
+	for {
+		m, err := sub.Next(ctx)
+		if err != nil {
+			return false, fmt.Errorf("kurrent: probe for events of %d topics after %v through %d: %w", len(topics), from, through, err)
+		}
+		switch m.Kind {
+		case projection.EventMessage:
+			return m.Event.Position.Commit <= through, nil
+		case projection.CheckpointMessage:
+			if m.Checkpoint > through {
+				return false, nil
+			}
+		case projection.CaughtUpMessage:
+			return false, nil
+		}
+	}
 }
 
 // lastBefore returns the position of the last event of $all strictly before commit.

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,6 +19,10 @@ const (
 	DefaultLeaderRetryInterval = time.Second
 	DefaultLeaderCheckInterval = 500 * time.Millisecond
 	DefaultLeaderTimeout       = 5 * time.Second
+	DefaultKeepaliveIdle       = 10 * time.Second
+	DefaultKeepaliveInterval   = 5 * time.Second
+	DefaultKeepaliveCount      = 3
+	DefaultTCPUserTimeout      = 30 * time.Second
 )
 
 // ErrLeadershipLost is wrapped by the cause of a Lease that ended because its lock connection
@@ -43,6 +49,31 @@ type ElectorOptions struct {
 	// Timeout bounds connecting and every statement on the lock connection (default 5s); a
 	// leader whose health check times out has lost leadership.
 	Timeout time.Duration
+
+	// The lock connection's server-side TCP settings. If the leader's node dies without closing
+	// its socket (a power loss, a network partition), PostgreSQL would otherwise hold the lock,
+	// and no standby would take over, until the operating system's default keepalive gives up
+	// (about two hours). They are sent as the run-time parameters tcp_keepalives_idle,
+	// tcp_keepalives_interval, tcp_keepalives_count and tcp_user_timeout of the lock connection,
+	// so the server drops a dead leader's session, and frees its lock, after about KeepaliveIdle
+	// + KeepaliveCount × KeepaliveInterval when idle, or TCPUserTimeout when data it sent stays
+	// unacknowledged. A value the connection configuration already sets (as a run-time
+	// parameter, or with -c in its options) is kept. Zero takes the default; a negative value
+	// leaves the server's setting. PostgreSQL ignores them on Unix-domain sockets, and
+	// tcp_user_timeout where the operating system lacks it.
+
+	// KeepaliveIdle is how long the connection is idle before the server's first keepalive
+	// probe (default 10s; whole seconds).
+	KeepaliveIdle time.Duration
+	// KeepaliveInterval is the time between unanswered keepalive probes (default 5s; whole
+	// seconds).
+	KeepaliveInterval time.Duration
+	// KeepaliveCount is how many unanswered probes make the server drop the connection
+	// (default 3).
+	KeepaliveCount int
+	// TCPUserTimeout is how long data the server sent may stay unacknowledged before it drops
+	// the connection (default 30s; milliseconds).
+	TCPUserTimeout time.Duration
 }
 
 func (o ElectorOptions) withDefaults() ElectorOptions {
@@ -55,7 +86,57 @@ func (o ElectorOptions) withDefaults() ElectorOptions {
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultLeaderTimeout
 	}
+	if o.KeepaliveIdle == 0 {
+		o.KeepaliveIdle = DefaultKeepaliveIdle
+	}
+	if o.KeepaliveInterval == 0 {
+		o.KeepaliveInterval = DefaultKeepaliveInterval
+	}
+	if o.KeepaliveCount == 0 {
+		o.KeepaliveCount = DefaultKeepaliveCount
+	}
+	if o.TCPUserTimeout == 0 {
+		o.TCPUserTimeout = DefaultTCPUserTimeout
+	}
 	return o
+}
+
+// tcpParams are the lock connection's run-time parameters for TCP keepalives, by name; a
+// negative option is left out.
+func (o ElectorOptions) tcpParams() map[string]string {
+	seconds := func(d time.Duration) string {
+		return strconv.FormatInt(int64(max((d+time.Second-1)/time.Second, 1)), 10)
+	}
+	p := make(map[string]string, 4)
+	if o.KeepaliveIdle > 0 {
+		p["tcp_keepalives_idle"] = seconds(o.KeepaliveIdle)
+	}
+	if o.KeepaliveInterval > 0 {
+		p["tcp_keepalives_interval"] = seconds(o.KeepaliveInterval)
+	}
+	if o.KeepaliveCount > 0 {
+		p["tcp_keepalives_count"] = strconv.Itoa(o.KeepaliveCount)
+	}
+	if o.TCPUserTimeout > 0 {
+		p["tcp_user_timeout"] = strconv.FormatInt(max(o.TCPUserTimeout.Milliseconds(), 1), 10)
+	}
+	return p
+}
+
+// withTCPParams returns a copy of cfg with the lock connection's TCP parameters added, except
+// those cfg already sets as run-time parameters or in its options.
+func withTCPParams(cfg *pgx.ConnConfig, opts ElectorOptions) *pgx.ConnConfig {
+	c := cfg.Copy()
+	if c.RuntimeParams == nil {
+		c.RuntimeParams = make(map[string]string)
+	}
+	for name, value := range opts.tcpParams() {
+		if _, set := c.RuntimeParams[name]; set || strings.Contains(c.RuntimeParams["options"], name) {
+			continue
+		}
+		c.RuntimeParams[name] = value
+	}
+	return c
 }
 
 // Elector grants one active runner per projection across processes: the leader of a
@@ -85,9 +166,11 @@ type Elector struct {
 var _ projection.Leader = (*Elector)(nil)
 
 // NewElector returns an Elector whose lock connections use a copy of cfg (typically
-// pool.Config().ConnConfig, so the locks live in the database the views are in).
+// pool.Config().ConnConfig, so the locks live in the database the views are in), with the
+// TCP keepalive settings of opts added (see ElectorOptions).
 func NewElector(cfg *pgx.ConnConfig, opts ElectorOptions) *Elector {
-	return &Elector{cfg: cfg.Copy(), opts: opts.withDefaults()}
+	opts = opts.withDefaults()
+	return &Elector{cfg: withTCPParams(cfg, opts), opts: opts}
 }
 
 // LockKey is the advisory lock key of projection in namespace: the FNV-1a 64-bit hash of
