@@ -43,7 +43,11 @@ reached or refuses (the projection is not stopped there), 2 on bad arguments.`
 			if server == "" {
 				server = localURL(a.settings.HTTPAddr)
 			}
-			p, err := sendCommand(cmd.Context(), server, verb, args[0])
+			token, err := a.settings.Admin()
+			if err != nil {
+				return err
+			}
+			p, err := sendCommand(cmd.Context(), server, verb, args[0], token)
 			var ue usageError
 			switch {
 			case errors.As(err, &ue):
@@ -56,12 +60,21 @@ reached or refuses (the projection is not stopped there), 2 on bad arguments.`
 		},
 	}
 	cmd.Flags().StringVar(&server, "server", "", "URL of the daemon's HTTP API (default: the local PROJECTOR_HTTP_ADDR)")
+	a.adminTokenFlags(cmd, "the daemon's admin token, sent as a bearer token")
 	return cmd
 }
 
-// sendCommand posts verb for projection name to the daemon at server and returns the
-// projection's status after it.
-func sendCommand(ctx context.Context, server, verb, name string) (httpapi.ProjectionJSON, error) {
+// adminTokenFlags adds --admin-token and --admin-token-file to cmd; what says what the token
+// is for.
+func (a *app) adminTokenFlags(cmd *cobra.Command, what string) {
+	s := &a.settings
+	cmd.Flags().StringVar(&s.AdminToken, "admin-token", s.AdminToken, what+" ($PROJECTOR_ADMIN_TOKEN)")
+	cmd.Flags().StringVar(&s.AdminTokenFile, "admin-token-file", s.AdminTokenFile, "file holding the admin token, e.g. a mounted Secret ($PROJECTOR_ADMIN_TOKEN_FILE)")
+}
+
+// sendCommand posts verb for projection name to the daemon at server, with token as a bearer
+// token unless it is empty, and returns the projection's status after it.
+func sendCommand(ctx context.Context, server, verb, name, token string) (httpapi.ProjectionJSON, error) {
 	var p httpapi.ProjectionJSON
 	base := strings.TrimSuffix(server, "/")
 	if u, err := url.Parse(base); err != nil || u.Scheme == "" || u.Host == "" {
@@ -72,6 +85,9 @@ func sendCommand(ctx context.Context, server, verb, name string) (httpapi.Projec
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/projections/"+url.PathEscape(name)+"/"+verb, nil)
 	if err != nil {
 		return p, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -93,6 +109,11 @@ func sendCommand(ctx context.Context, server, verb, name string) (httpapi.Projec
 		return p, fmt.Errorf("%s %s: %s answered %s (is it a projector daemon?): %.200s", verb, name, base, resp.Status, body)
 	}
 	switch resp.StatusCode {
+	case http.StatusUnauthorized:
+		if token == "" {
+			return p, fmt.Errorf("%s %s: the daemon at %s requires the admin token: give it with --admin-token or --admin-token-file, or set PROJECTOR_ADMIN_TOKEN or PROJECTOR_ADMIN_TOKEN_FILE (%s)", verb, name, base, e.Error)
+		}
+		return p, fmt.Errorf("%s %s: the daemon at %s refused the admin token given (--admin-token, --admin-token-file, PROJECTOR_ADMIN_TOKEN or PROJECTOR_ADMIN_TOKEN_FILE): it is not the daemon's (%s)", verb, name, base, e.Error)
 	case http.StatusNotFound:
 		return p, fmt.Errorf("%s %s: the daemon at %s has no such projection: %s", verb, name, base, e.Error)
 	case http.StatusConflict:

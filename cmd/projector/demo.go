@@ -80,10 +80,14 @@ func (a *app) demo(ctx context.Context, exit bool) error {
 	defer func() { _ = client.Close() }()
 	src := kurrent.New(client, kurrent.Options{})
 
-	d, err := daemon.Start(log, a.settings.HTTPAddr, []string{"dog_counts"})
+	token, err := a.settings.Admin()
+	if err != nil {
+		return err
+	}
+	d, err := daemon.Start(log, a.settings.HTTPAddr, []string{"dog_counts"}, daemon.Options{AdminToken: token})
 	if errors.Is(err, syscall.EADDRINUSE) && a.settings.HTTPAddr == config.DefaultHTTPAddr {
 		// The default port is taken: the walkthrough does not need that one.
-		d, err = daemon.Start(log, "127.0.0.1:0", []string{"dog_counts"})
+		d, err = daemon.Start(log, "127.0.0.1:0", []string{"dog_counts"}, daemon.Options{AdminToken: token})
 	}
 	if err != nil {
 		return err

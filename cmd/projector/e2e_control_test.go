@@ -16,10 +16,18 @@ import (
 	"github.com/projector-dev/projector/views/postgres"
 )
 
-// postJSON posts to url and decodes a 200 answer into into; it returns the status and body.
-func postJSON(t *testing.T, url string, into any) (int, string) {
+// postJSON posts to url, with token as a bearer token unless it is empty, and decodes a 200
+// answer into into; it returns the status and body.
+func postJSON(t *testing.T, url, token string, into any) (int, string) {
 	t.Helper()
-	resp, err := http.Post(url, "application/json", nil)
+	req, err := http.NewRequest(http.MethodPost, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("POST %s: %v", url, err)
 	}
@@ -49,7 +57,9 @@ func logLines(out, msg string) []map[string]any {
 // restarts it each time through the daemon's HTTP API and the CLI: a resume before the view is
 // fixed stops again on the same event, a resume after the fix applies it, and a skip writes the
 // event to the dead letters and goes on. The status shows the error meanwhile, the other
-// projection never stops, and the views, dead letters, metrics and logs count exactly.
+// projection never stops, and the views, dead letters, metrics and logs count exactly. The
+// daemon has an admin token (from a file, as a mounted Secret): the commands refuse requests
+// without it or with another, over HTTP and from the CLI, while the read endpoints stay open.
 func TestResumeAndSkip(t *testing.T) {
 	t.Parallel()
 	dbURL, pool, uri, client := startBackends(t)
@@ -92,8 +102,10 @@ func TestResumeAndSkip(t *testing.T) {
 	last := register("dog-6")
 
 	addr := freeAddr(t)
-	env := baseEnv("KURRENTDB_URI="+uri, "DATABASE_URL="+dbURL, "PROJECTOR_HTTP_ADDR="+addr, "PROJECTOR_CONFIG="+writeFile(t, "p.yaml", cfg))
-	d := start(t, projectorBin, env, "run")
+	const token = "e2e-admin-token-4f1c"
+	noToken := baseEnv("KURRENTDB_URI="+uri, "DATABASE_URL="+dbURL, "PROJECTOR_HTTP_ADDR="+addr, "PROJECTOR_CONFIG="+writeFile(t, "p.yaml", cfg))
+	env := append(append([]string(nil), noToken...), "PROJECTOR_ADMIN_TOKEN="+token)
+	d := start(t, projectorBin, append(append([]string(nil), noToken...), "PROJECTOR_ADMIN_TOKEN_FILE="+writeFile(t, "token", token+"\n")), "run")
 	healthy(t, d, addr)
 	base := "http://" + addr + "/v1/projections/names"
 	stoppedAt := func(pos uint64, times int) httpapi.ProjectionJSON {
@@ -127,8 +139,30 @@ func TestResumeAndSkip(t *testing.T) {
 	// The other projection goes on.
 	waitHTTP(t, addr, "all_names", last)
 
+	// Without the admin token, or with another, the commands are refused before they reach the
+	// projection.
+	for _, tok := range []string{"", "e2e-admin-token-4f1d", token + "x"} {
+		if code, body := postJSON(t, base+"/skip", tok, nil); code != 401 || !strings.Contains(body, "admin token") {
+			t.Errorf("skip with token %q = %d %s, want 401", tok, code, body)
+		}
+	}
+	if code, _, errOut := runProjector(t, noToken, "skip", "names"); code != 1 || !strings.Contains(errOut, "requires the admin token: give it with --admin-token") {
+		t.Errorf("CLI skip without the token: %d %s", code, errOut)
+	}
+	if code, _, errOut := runProjector(t, env, "skip", "names", "--admin-token", "guess"); code != 1 || !strings.Contains(errOut, "refused the admin token given") {
+		t.Errorf("CLI skip with a wrong token: %d %s", code, errOut)
+	}
+	if code, _, errOut := runProjector(t, env, "resume", "names", "--admin-token-file", writeFile(t, "wrong", "guess")); code != 2 ||
+		!strings.Contains(errOut, "PROJECTOR_ADMIN_TOKEN: set together with PROJECTOR_ADMIN_TOKEN_FILE") {
+		t.Errorf("CLI resume with a token and a token file: %d %s", code, errOut)
+	}
+	if n := strings.Count(d.output(), "are unauthenticated"); n != 0 {
+		t.Errorf("the daemon with an admin token warned %d times that the commands are unauthenticated", n)
+	}
+	stoppedAt(bad1, 1) // still stopped on bad-1: nothing was skipped
+
 	// Commands a stopped projection does not take, or that go nowhere.
-	if code, body := postJSON(t, "http://"+addr+"/v1/projections/all_names/resume", nil); code != 409 || !strings.Contains(body, "not stopped") {
+	if code, body := postJSON(t, "http://"+addr+"/v1/projections/all_names/resume", token, nil); code != 409 || !strings.Contains(body, "not stopped") {
 		t.Errorf("resume of a live projection = %d %s", code, body)
 	}
 	if code, _, errOut := runProjector(t, env, "skip", "all_names"); code != 1 || !strings.Contains(errOut, "refused") || !strings.Contains(errOut, "not stopped") {
@@ -144,7 +178,7 @@ func TestResumeAndSkip(t *testing.T) {
 	// Resume over HTTP before the view is fixed: the event fails again and the projection stops
 	// again on it (the answer may already show that).
 	var after httpapi.ProjectionJSON
-	if code, body := postJSON(t, base+"/resume", &after); code != 200 || after.Name != "names" {
+	if code, body := postJSON(t, base+"/resume", token, &after); code != 200 || after.Name != "names" {
 		t.Errorf("resume = %d %s", code, body)
 	}
 	stoppedAt(bad1, 2)
@@ -158,12 +192,12 @@ func TestResumeAndSkip(t *testing.T) {
 	}
 	stoppedAt(worse2, 3)
 
-	// Skip worse-2 from the CLI, then worse-3 over HTTP.
-	if code, out, errOut := runProjector(t, env, "skip", "names"); code != 0 || !strings.Contains(out, "skip names: accepted") {
+	// Skip worse-2 from the CLI (the token from a flag), then worse-3 over HTTP.
+	if code, out, errOut := runProjector(t, noToken, "skip", "names", "--admin-token", token); code != 0 || !strings.Contains(out, "skip names: accepted") {
 		t.Errorf("CLI skip: %d %s %s", code, out, errOut)
 	}
 	stoppedAt(worse3, 4)
-	if code, body := postJSON(t, base+"/skip", &after); code != 200 || after.State == "stopped" {
+	if code, body := postJSON(t, base+"/skip", token, &after); code != 200 || after.State == "stopped" {
 		t.Errorf("skip = %d %s", code, body)
 	}
 	waitHTTP(t, addr, "names", last)
@@ -309,6 +343,9 @@ func TestDrainOnSIGTERM(t *testing.T) {
 	after := consistent("drained")
 	if after <= before {
 		t.Errorf("the batch in flight was not committed on SIGTERM with a 20s drain timeout: tracking %d before, %d after", before, after)
+	}
+	if n := strings.Count(d.output(), "are unauthenticated"); n != 1 {
+		t.Errorf("the daemon without an admin token warned %d times that the commands are unauthenticated, want once", n)
 	}
 	if !strings.Contains(d.output(), `"drain_timeout":20`) {
 		t.Errorf("the shutdown line does not give the drain timeout:\n%s", d.output())

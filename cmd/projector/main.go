@@ -7,15 +7,16 @@
 //	projector status   --config projections.yaml [--json]
 //	projector reset    --config projections.yaml NAME
 //	projector wait     --config projections.yaml NAME POSITION [--timeout 30s]
-//	projector resume   NAME [--server URL]        # retry the event a stopped projection halted on
-//	projector skip     NAME [--server URL]        # go on past it, into the dead letters
+//	projector resume   NAME [--server URL] [--admin-token T]  # retry the event a stopped projection halted on
+//	projector skip     NAME [--server URL] [--admin-token T]  # go on past it, into the dead letters
 //	projector demo     [--exit]
 //	projector version
 //
 // Connections come from the environment (KURRENTDB_URI, KURRENTDB_ROOT_CERTIFICATES,
 // DATABASE_URL, PROJECTOR_HTTP_ADDR, PROJECTOR_LOG_LEVEL, PROJECTOR_LOG_FORMAT,
-// PROJECTOR_CONFIG, PROJECTOR_DRAIN_TIMEOUT); flags override them. Exit codes: 0 success, 1 failure (or a wait that
-// timed out), 2 invalid configuration or usage.
+// PROJECTOR_CONFIG, PROJECTOR_DRAIN_TIMEOUT, PROJECTOR_ADMIN_TOKEN, PROJECTOR_ADMIN_TOKEN_FILE);
+// flags override them. Exit codes: 0 success, 1 failure (or a wait that timed out), 2 invalid
+// configuration or usage.
 package main
 
 import (
@@ -99,8 +100,8 @@ projections handle, and commits each view change together with the projection's 
 PostgreSQL transaction.
 
 Connections come from the environment: KURRENTDB_URI, KURRENTDB_ROOT_CERTIFICATES, DATABASE_URL,
-PROJECTOR_HTTP_ADDR, PROJECTOR_LOG_LEVEL, PROJECTOR_LOG_FORMAT, PROJECTOR_CONFIG and
-PROJECTOR_DRAIN_TIMEOUT. Flags override them.`,
+PROJECTOR_HTTP_ADDR, PROJECTOR_LOG_LEVEL, PROJECTOR_LOG_FORMAT, PROJECTOR_CONFIG,
+PROJECTOR_DRAIN_TIMEOUT, PROJECTOR_ADMIN_TOKEN and PROJECTOR_ADMIN_TOKEN_FILE. Flags override them.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}

@@ -29,7 +29,9 @@ are unreachable), applies the migrations and schemas (unless --no-migrate), prep
 statement, then projects until SIGTERM or SIGINT, when it finishes or rolls back the batch in
 flight (within --drain-timeout, then it rolls it back) and exits 0. HTTP on PROJECTOR_HTTP_ADDR
 serves /metrics, /healthz, /readyz, /v1/projections, /v1/projections/{name}/wait and the
-resume and skip commands (POST /v1/projections/{name}/resume, .../skip) from the start.`,
+resume and skip commands (POST /v1/projections/{name}/resume, .../skip) from the start. With an
+admin token (--admin-token, --admin-token-file) the commands require it as a bearer token;
+without one they are open to anyone who reaches the address, and a warning says so.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.run(cmd.Context(), !noMigrate)
@@ -38,6 +40,7 @@ resume and skip commands (POST /v1/projections/{name}/resume, .../skip) from the
 	cmd.Flags().BoolVar(&noMigrate, "no-migrate", false, "do not apply migrations and schemas at start (run `projector migrate` separately)")
 	cmd.Flags().StringVar(&a.settings.DrainTimeout, "drain-timeout", a.settings.DrainTimeout,
 		"on SIGTERM, how long the batch in flight may take to commit before it is rolled back ($PROJECTOR_DRAIN_TIMEOUT)")
+	a.adminTokenFlags(cmd, "the bearer token the resume and skip commands require")
 	return cmd
 }
 
@@ -54,6 +57,10 @@ func (a *app) run(ctx context.Context, doMigrate bool) error {
 	if err != nil {
 		return err
 	}
+	token, err := a.settings.Admin()
+	if err != nil {
+		return err
+	}
 	// Check the KurrentDB settings now; connect once PostgreSQL is ready.
 	probe, err := a.dialKurrent()
 	if err != nil {
@@ -65,7 +72,7 @@ func (a *app) run(ctx context.Context, doMigrate bool) error {
 	for i, p := range cfg.Projections {
 		names[i] = p.Name
 	}
-	d, err := daemon.Start(log, a.settings.HTTPAddr, names)
+	d, err := daemon.Start(log, a.settings.HTTPAddr, names, daemon.Options{AdminToken: token})
 	if err != nil {
 		return err
 	}

@@ -190,3 +190,44 @@ func TestDrainTimeout(t *testing.T) {
 		}
 	}
 }
+
+func TestAdminToken(t *testing.T) {
+	env := func(kv ...string) func(string) (string, bool) {
+		m := map[string]string{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+	}
+	dir := t.TempDir()
+	file := filepath.Join(dir, "token")
+	if err := os.WriteFile(file, []byte("s3cret-from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(dir, "empty")
+	if err := os.WriteFile(empty, []byte(" \n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		env     []string
+		want    string
+		wantErr string
+	}{
+		{nil, "", ""},
+		{[]string{config.EnvAdminToken, "s3cret"}, "s3cret", ""},
+		{[]string{config.EnvAdminTokenFile, file}, "s3cret-from-file", ""},
+		{[]string{config.EnvAdminToken, "a", config.EnvAdminTokenFile, file}, "", "PROJECTOR_ADMIN_TOKEN: set together with PROJECTOR_ADMIN_TOKEN_FILE"},
+		{[]string{config.EnvAdminTokenFile, filepath.Join(dir, "none")}, "", "PROJECTOR_ADMIN_TOKEN_FILE: cannot read the admin token file"},
+		{[]string{config.EnvAdminTokenFile, empty}, "", "PROJECTOR_ADMIN_TOKEN_FILE: the file " + empty + " is empty"},
+		{[]string{config.EnvAdminToken, "two words"}, "", "PROJECTOR_ADMIN_TOKEN: the admin token holds a space or control character at byte 3"},
+		{[]string{config.EnvAdminToken, strings.Repeat("x", 5000)}, "", "PROJECTOR_ADMIN_TOKEN: the admin token is 5000 bytes long"},
+	} {
+		got, err := config.FromEnv(env(tc.env...)).Admin()
+		switch {
+		case tc.wantErr == "" && (err != nil || got != tc.want):
+			t.Errorf("%q: Admin() = %q, %v; want %q", tc.env, got, err, tc.want)
+		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr) || !config.IsValidation(err) || got != ""):
+			t.Errorf("%q: Admin() = %q, %v; want an error with %q", tc.env, got, err, tc.wantErr)
+		}
+	}
+}

@@ -17,6 +17,8 @@ const (
 	EnvLogFormat             = "PROJECTOR_LOG_FORMAT"
 	EnvConfig                = "PROJECTOR_CONFIG"
 	EnvDrainTimeout          = "PROJECTOR_DRAIN_TIMEOUT"
+	EnvAdminToken            = "PROJECTOR_ADMIN_TOKEN"
+	EnvAdminTokenFile        = "PROJECTOR_ADMIN_TOKEN_FILE"
 	DefaultHTTPAddr          = ":9090"
 	DefaultLogLevel          = "info"
 	DefaultLogFormat         = "json"
@@ -37,6 +39,11 @@ type Settings struct {
 	// DrainTimeout is how long a stopping daemon lets the batch in flight finish and commit
 	// before it rolls it back: a Go duration such as 30s ("0s" rolls back at once).
 	DrainTimeout string
+	// AdminToken is the shared secret the HTTP API's commands (resume, skip) require as a bearer
+	// token; empty leaves them unauthenticated. AdminTokenFile names a file holding it instead
+	// (a mounted Secret); give one or the other.
+	AdminToken     string
+	AdminTokenFile string
 }
 
 // FromEnv returns the settings the environment gives, with defaults for the rest. lookup is
@@ -57,6 +64,8 @@ func FromEnv(lookup func(string) (string, bool)) Settings {
 		LogFormat:                 get(EnvLogFormat, DefaultLogFormat),
 		ConfigFile:                get(EnvConfig, ""),
 		DrainTimeout:              get(EnvDrainTimeout, DefaultDrainTimeout),
+		AdminToken:                get(EnvAdminToken, ""),
+		AdminTokenFile:            get(EnvAdminTokenFile, ""),
 	}
 }
 
@@ -128,4 +137,40 @@ func (s Settings) Drain() (time.Duration, error) {
 		return 0, &Error{File: EnvDrainTimeout, Msg: fmt.Sprintf("%q is longer than the maximum %s", s.DrainTimeout, maxDrainTimeout)}
 	}
 	return d, nil
+}
+
+// maxAdminToken bounds the admin token's length: it travels in an HTTP header.
+const maxAdminToken = 4096
+
+// Admin returns the admin token: AdminToken, or the content of AdminTokenFile (without the
+// line break and spaces around it); empty when neither is set. It returns an *Error naming the
+// variable when both are set, the file cannot be read, or the token is empty, too long, or
+// holds a space or control character (it must fit in an Authorization header).
+func (s Settings) Admin() (string, error) {
+	token, from := s.AdminToken, EnvAdminToken
+	switch {
+	case s.AdminToken != "" && s.AdminTokenFile != "":
+		return "", &Error{File: EnvAdminToken, Msg: "set together with " + EnvAdminTokenFile + "; give the token one way (--admin-token or --admin-token-file)"}
+	case s.AdminTokenFile != "":
+		from = EnvAdminTokenFile
+		b, err := os.ReadFile(s.AdminTokenFile)
+		if err != nil {
+			return "", &Error{File: EnvAdminTokenFile, Msg: fmt.Sprintf("cannot read the admin token file: %v", err)}
+		}
+		token = strings.TrimSpace(string(b))
+		if token == "" {
+			return "", &Error{File: EnvAdminTokenFile, Msg: fmt.Sprintf("the file %s is empty; it must hold the admin token", s.AdminTokenFile)}
+		}
+	case s.AdminToken == "":
+		return "", nil
+	}
+	if len(token) > maxAdminToken {
+		return "", &Error{File: from, Msg: fmt.Sprintf("the admin token is %d bytes long; at most %d", len(token), maxAdminToken)}
+	}
+	for i, r := range token {
+		if r <= ' ' || r == 0x7f {
+			return "", &Error{File: from, Msg: fmt.Sprintf("the admin token holds a space or control character at byte %d; use printable characters only (e.g. a random hex or base64 string)", i)}
+		}
+	}
+	return token, nil
 }

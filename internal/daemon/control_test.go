@@ -144,13 +144,16 @@ func TestFaultsCommandsLogsAndMetrics(t *testing.T) {
 		return nil
 	})
 
-	d, err := daemon.Start(log, "127.0.0.1:0", []string{"p"})
+	d, err := daemon.Start(log, "127.0.0.1:0", []string{"p"}, daemon.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	base := "http://" + d.Addr()
 	if code, _, body := post(t, base+"/v1/projections/p/resume"); code != 503 || !strings.Contains(body, "still connecting") {
 		t.Errorf("resume before Run = %d %s", code, body)
+	}
+	if w := out.lines(unauthenticatedWarning); len(w) != 1 || w[0]["level"] != "warn" {
+		t.Errorf("without an admin token: %d warnings that the commands are unauthenticated, want 1:\n%s", len(w), out.String())
 	}
 	leader.FailAcquire(errors.New("lock connection refused")) // leadership
 	src.FailSubscribe(errors.New("KurrentDB unavailable"))    // source
@@ -307,5 +310,61 @@ func TestFaultsCommandsLogsAndMetrics(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Logf("log:\n%s", out.String())
+	}
+}
+
+const unauthenticatedWarning = "the command endpoints POST /v1/projections/{name}/resume and /skip are unauthenticated: anyone who reaches the HTTP address can restart a stopped projection or skip its poison event into the dead letters; set PROJECTOR_ADMIN_TOKEN or PROJECTOR_ADMIN_TOKEN_FILE to require a bearer token"
+
+// TestStartWithAdminToken starts the daemon with an admin token: the commands answer 401
+// without it or with another, reach the daemon with it, the read endpoints stay open, and no
+// warning about unauthenticated commands is logged.
+func TestStartWithAdminToken(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	var out syncBuffer
+	log, err := logging.New(&out, "json", "info")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := daemon.Start(log, "127.0.0.1:0", []string{"p"}, daemon.Options{AdminToken: "t0ken"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = d.Shutdown(context.Background()) }()
+	base := "http://" + d.Addr()
+	send := func(auth string) (int, string) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodPost, base+"/v1/projections/p/skip", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var b bytes.Buffer
+		_, _ = b.ReadFrom(resp.Body)
+		return resp.StatusCode, b.String()
+	}
+	for _, auth := range []string{"", "Bearer t0ke", "Bearer t0kenX"} {
+		if code, body := send(auth); code != http.StatusUnauthorized || !strings.Contains(body, "admin token") {
+			t.Errorf("skip with Authorization %q = %d %s, want 401", auth, code, body)
+		}
+	}
+	// The right token reaches the daemon, which is not running its projections yet.
+	if code, body := send("Bearer t0ken"); code != http.StatusServiceUnavailable || !strings.Contains(body, "still connecting") {
+		t.Errorf("skip with the token = %d %s, want 503 still connecting", code, body)
+	}
+	if code, body := get(t, base+"/v1/projections"); code != 200 || !strings.Contains(body, `"name": "p"`) {
+		t.Errorf("GET /v1/projections with an admin token set = %d %s", code, body)
+	}
+	if w := out.lines(unauthenticatedWarning); len(w) != 0 {
+		t.Errorf("warned that the commands are unauthenticated with a token set:\n%s", out.String())
+	}
+	if l := out.lines("serving HTTP"); len(l) != 1 || l[0]["commands"] != "require the admin token" {
+		t.Errorf("serving HTTP lines = %v", l)
 	}
 }

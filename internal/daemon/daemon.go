@@ -26,6 +26,7 @@ type HeadPoller struct {
 	mu   sync.Mutex
 	head uint64
 	ok   bool
+	read time.Time // when the last poll succeeded
 	err  error
 }
 
@@ -72,6 +73,7 @@ func (h *HeadPoller) Poll(ctx context.Context) {
 		h.log.Info("reading the head of $all again", zap.Uint64("head", pos.Commit))
 	}
 	h.err = nil
+	h.read = time.Now()
 	if !h.ok || pos.Commit > h.head {
 		h.head = pos.Commit
 	}
@@ -83,6 +85,14 @@ func (h *HeadPoller) Head() (uint64, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.head, h.ok
+}
+
+// Read returns when the head was last read successfully; zero until it is. While polls fail,
+// Head keeps the last head, which grows as old as this says.
+func (h *HeadPoller) Read() time.Time {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.read
 }
 
 // Err returns the error of the last poll, nil when it succeeded.
@@ -158,6 +168,14 @@ func (p *Provider) Head() (uint64, bool) {
 		return h.Head()
 	}
 	return 0, false
+}
+
+// HeadRead implements httpapi.Provider.
+func (p *Provider) HeadRead() time.Time {
+	if h := p.headPoller(); h != nil {
+		return h.Read()
+	}
+	return time.Time{}
 }
 
 // Connected implements httpapi.Provider: the head poller's last result and every check.

@@ -61,7 +61,7 @@ func TestRunServesTheRuntime(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	d, err := daemon.Start(zap.NewNop(), "127.0.0.1:0", []string{trainingschool.ProjectionName})
+	d, err := daemon.Start(zap.NewNop(), "127.0.0.1:0", []string{trainingschool.ProjectionName}, daemon.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,21 +151,30 @@ func (f *fakeHeader) Head(context.Context) (tracking.Position, time.Time, error)
 func TestHeadPoller(t *testing.T) {
 	h := &fakeHeader{}
 	p := daemon.NewHeadPoller(h, time.Hour, zap.NewNop())
-	if _, ok := p.Head(); ok || p.Err() == nil {
+	if _, ok := p.Head(); ok || p.Err() == nil || !p.Read().IsZero() {
 		t.Error("head known before a poll")
 	}
 	h.pos.Store(100)
+	before := time.Now()
 	p.Poll(context.Background())
-	if v, ok := p.Head(); !ok || v != 100 || p.Err() != nil {
-		t.Errorf("head %d %v %v", v, ok, p.Err())
+	read := p.Read()
+	if v, ok := p.Head(); !ok || v != 100 || p.Err() != nil || read.Before(before) || read.After(time.Now()) {
+		t.Errorf("head %d %v %v read at %v", v, ok, p.Err(), read)
 	}
+	// A failed poll keeps the head and the time it was read, so the head shows its age.
 	h.fail.Store(true)
 	p.Poll(context.Background())
-	if v, ok := p.Head(); !ok || v != 100 || p.Err() == nil || !strings.Contains(p.Err().Error(), "KurrentDB: unavailable") {
-		t.Errorf("after a failure: %d %v %v", v, ok, p.Err())
+	if v, ok := p.Head(); !ok || v != 100 || p.Err() == nil || !strings.Contains(p.Err().Error(), "KurrentDB: unavailable") || !p.Read().Equal(read) {
+		t.Errorf("after a failure: %d %v %v read at %v, want %v", v, ok, p.Err(), p.Read(), read)
 	}
 	prov := daemon.NewProvider([]string{"a"}, nil)
+	if !prov.HeadRead().IsZero() {
+		t.Error("HeadRead without a head poller is not zero")
+	}
 	prov.SetHead(p)
+	if !prov.HeadRead().Equal(read) {
+		t.Errorf("provider HeadRead = %v, want %v", prov.HeadRead(), read)
+	}
 	prov.AddCheck(func(context.Context) error { return errors.New("PostgreSQL: down") })
 	err := prov.Connected(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "KurrentDB: unavailable") || !strings.Contains(err.Error(), "PostgreSQL: down") {
@@ -173,6 +182,13 @@ func TestHeadPoller(t *testing.T) {
 	}
 	if st := prov.Statuses(); len(st) != 1 || st[0].State != projection.StateStarting {
 		t.Errorf("statuses before the runner: %+v", st)
+	}
+	h.fail.Store(false)
+	h.pos.Store(90) // a head behind the one known (another node) keeps the known one, read now
+	time.Sleep(time.Millisecond)
+	p.Poll(context.Background())
+	if v, _ := p.Head(); v != 100 || !p.Read().After(read) {
+		t.Errorf("after a new read: head %d read at %v (before %v)", v, p.Read(), read)
 	}
 }
 

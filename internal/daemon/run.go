@@ -29,9 +29,16 @@ type Daemon struct {
 	ctl    *controller
 }
 
+// Options are the daemon's HTTP settings beyond its address.
+type Options struct {
+	// AdminToken, when set, is the bearer token the resume and skip commands require; empty
+	// leaves them open to anyone who reaches addr, which Start logs as a warning.
+	AdminToken string
+}
+
 // Start serves the HTTP API on addr for the projections named names, reporting them as
 // starting until Run.
-func Start(log *zap.Logger, addr string, names []string) (*Daemon, error) {
+func Start(log *zap.Logger, addr string, names []string, o Options) (*Daemon, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
@@ -43,13 +50,19 @@ func Start(log *zap.Logger, addr string, names []string) (*Daemon, error) {
 	for _, n := range names {
 		d.m.Declare(n)
 	}
-	h := httpapi.New(httpapi.Options{Provider: d.prov, Waiter: d.waiter, Controller: d.ctl, Metrics: d.m.Handler(), ObserveWait: d.m.ObserveWait})
+	h := httpapi.New(httpapi.Options{Provider: d.prov, Waiter: d.waiter, Controller: d.ctl, Metrics: d.m.Handler(), ObserveWait: d.m.ObserveWait, AdminToken: o.AdminToken})
 	srv, err := Listen(addr, h)
 	if err != nil {
 		return nil, err
 	}
 	d.srv = srv
-	log.Info("serving HTTP", zap.String("addr", srv.Addr()), zap.Strings("projections", names))
+	commands := "require the admin token"
+	if o.AdminToken == "" {
+		commands = "unauthenticated"
+		log.Warn("the command endpoints POST /v1/projections/{name}/resume and /skip are unauthenticated: anyone who reaches the HTTP address can restart a stopped projection or skip its poison event into the dead letters; set PROJECTOR_ADMIN_TOKEN or PROJECTOR_ADMIN_TOKEN_FILE to require a bearer token",
+			zap.String("addr", srv.Addr()))
+	}
+	log.Info("serving HTTP", zap.String("addr", srv.Addr()), zap.Strings("projections", names), zap.String("commands", commands))
 	return d, nil
 }
 

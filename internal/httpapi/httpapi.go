@@ -1,10 +1,13 @@
 // Package httpapi serves Projector's HTTP interface: /metrics, /healthz, /readyz,
 // /v1/projections, /v1/projections/{name}/wait, and the operator's commands
-// POST /v1/projections/{name}/resume and POST /v1/projections/{name}/skip.
+// POST /v1/projections/{name}/resume and POST /v1/projections/{name}/skip. With an admin token
+// set, the commands require it as a bearer token; the read endpoints stay open.
 package httpapi
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,6 +27,9 @@ type Provider interface {
 	Statuses() []projection.Status
 	// Head returns the last known commit position of the end of $all; ok is false until known.
 	Head() (position uint64, ok bool)
+	// HeadRead returns when the head was last read successfully (zero until it is): the head
+	// is kept while KurrentDB cannot be read, and grows old.
+	HeadRead() time.Time
 	// Connected returns nil when the daemon's connections (KurrentDB, PostgreSQL) are up, or an
 	// error saying which is not.
 	Connected(ctx context.Context) error
@@ -48,6 +54,10 @@ type Options struct {
 	Provider Provider
 	// Controller takes resume and skip commands; nil answers them 503.
 	Controller Controller
+	// AdminToken, when set, is the shared secret the commands require as
+	// "Authorization: Bearer <token>" (compared in constant time); they answer 401 without it.
+	// Empty leaves the commands open to anyone who reaches the listener.
+	AdminToken string
 	// Waiter answers wait requests; on a standby it must read the shared store (PostgreSQL).
 	Waiter tracking.Waiter
 	// Metrics serves /metrics; nil for none.
@@ -65,7 +75,11 @@ type Options struct {
 	Now func() time.Time
 }
 
-type api struct{ o Options }
+type api struct {
+	o Options
+	// tokenSum is the SHA-256 of the admin token; nil when there is none.
+	tokenSum []byte
+}
 
 // New returns the HTTP handler.
 func New(o Options) http.Handler {
@@ -82,6 +96,10 @@ func New(o Options) http.Handler {
 		o.Now = time.Now
 	}
 	a := &api{o: o}
+	if o.AdminToken != "" {
+		sum := sha256.Sum256([]byte(o.AdminToken))
+		a.tokenSum = sum[:]
+	}
 	mux := http.NewServeMux()
 	if o.Metrics != nil {
 		mux.Handle("GET /metrics", o.Metrics)
@@ -104,6 +122,7 @@ type ProjectionJSON struct {
 	Name         string              `json:"name"`
 	Position     uint64              `json:"position"`
 	Head         *uint64             `json:"head"`
+	HeadAge      *float64            `json:"head_age_seconds,omitempty"`
 	Lag          *uint64             `json:"lag"`
 	LagSeconds   float64             `json:"lag_seconds"`
 	State        projection.RunState `json:"state"`
@@ -118,7 +137,10 @@ type ProjectionJSON struct {
 
 // ListJSON is the body of /v1/projections.
 type ListJSON struct {
-	Head        *uint64          `json:"head"`
+	Head *uint64 `json:"head"`
+	// HeadAge is how long ago the head was read (seconds): it grows while KurrentDB cannot be
+	// read, and the head, lag and lag_seconds are that old. Absent until the head is known.
+	HeadAge     *float64         `json:"head_age_seconds,omitempty"`
 	Projections []ProjectionJSON `json:"projections"`
 }
 
@@ -143,11 +165,22 @@ func (a *api) list() ListJSON {
 	head, ok := a.o.Provider.Head()
 	now := a.o.Now()
 	out := ListJSON{Projections: []ProjectionJSON{}}
+	var age *float64
 	if ok {
 		out.Head = &head
+		if read := a.o.Provider.HeadRead(); !read.IsZero() {
+			secs := max(now.Sub(read), 0).Seconds()
+			age = &secs
+		}
 	}
+	out.HeadAge = age
 	for _, s := range a.o.Provider.Statuses() {
-		out.Projections = append(out.Projections, toJSON(s, head, ok, now))
+		p := toJSON(s, head, ok, now)
+		if age != nil {
+			v := *age
+			p.HeadAge = &v
+		}
+		out.Projections = append(out.Projections, p)
 	}
 	return out
 }
@@ -185,10 +218,16 @@ func (a *api) projection(w http.ResponseWriter, r *http.Request) {
 // command handles POST /v1/projections/{name}/resume and .../skip: 200 with the projection's
 // status after the command, 404 for an unknown projection, 409 when it is not stopped here (a
 // standby says so: the command belongs to the replica that leads it), 503 when the daemon is
-// not running its projections.
+// not running its projections; with an admin token set, 401 first unless the request carries
+// it.
 func (a *api) command(verb string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("name")
+		if msg := a.unauthorized(r); msg != "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="projector"`)
+			writeJSON(w, http.StatusUnauthorized, ErrorJSON{Error: fmt.Sprintf("%s %q: %s", verb, name, msg)})
+			return
+		}
 		if len(r.URL.Query()) > 0 {
 			writeJSON(w, http.StatusBadRequest, ErrorJSON{Error: fmt.Sprintf("%s takes no query parameters", verb)})
 			return
@@ -227,6 +266,34 @@ func (a *api) command(verb string) http.HandlerFunc {
 		p, _ := a.find(name)
 		writeJSON(w, http.StatusOK, p)
 	}
+}
+
+// unauthorized returns why r may not run a command, or "" when it may: always "" without an
+// admin token.
+func (a *api) unauthorized(r *http.Request) string {
+	if a.tokenSum == nil {
+		return ""
+	}
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		return "this server requires the admin token: send the header Authorization: Bearer <token> (the daemon's PROJECTOR_ADMIN_TOKEN)"
+	}
+	scheme, token, _ := strings.Cut(h, " ")
+	if !strings.EqualFold(scheme, "Bearer") {
+		return fmt.Sprintf("the Authorization header uses the %q scheme; send Authorization: Bearer <token> with the admin token", scheme)
+	}
+	if !a.tokenMatches(strings.TrimSpace(token)) {
+		return "the admin token is wrong"
+	}
+	return ""
+}
+
+// tokenMatches compares token with the admin token in constant time: it compares their
+// SHA-256 sums, so neither the content nor the length of the admin token shows in the time
+// taken.
+func (a *api) tokenMatches(token string) bool {
+	sum := sha256.Sum256([]byte(token))
+	return subtle.ConstantTimeCompare(sum[:], a.tokenSum) == 1
 }
 
 // find returns the JSON status of projection name.
@@ -369,5 +436,6 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.WriteHeader(code)
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false) // the body is JSON, read by people too: keep <, > and & as they are
 	_ = enc.Encode(v)
 }

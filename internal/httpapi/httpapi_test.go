@@ -22,6 +22,7 @@ type fake struct {
 	mu        sync.Mutex
 	statuses  []projection.Status
 	head      uint64
+	headRead  time.Time
 	connected error
 }
 
@@ -31,6 +32,7 @@ func (f *fake) Statuses() []projection.Status {
 	return append([]projection.Status(nil), f.statuses...)
 }
 func (f *fake) Head() (uint64, bool) { f.mu.Lock(); defer f.mu.Unlock(); return f.head, f.head > 0 }
+func (f *fake) HeadRead() time.Time  { f.mu.Lock(); defer f.mu.Unlock(); return f.headRead }
 func (f *fake) Connected(context.Context) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -105,6 +107,35 @@ func TestHealthMetricsAndProjections(t *testing.T) {
 	}
 	if code, _ := get(t, srv.URL+"/v1/projections/cats", nil); code != 404 {
 		t.Errorf("unknown projection = %d", code)
+	}
+}
+
+// The head's age shows in /v1/projections: absent while the head's read time is unknown, the
+// seconds since it was read otherwise (the head is kept while KurrentDB cannot be read).
+func TestHeadAge(t *testing.T) {
+	f, _, srv, _ := setup(t)
+	var list httpapi.ListJSON
+	if _, body := get(t, srv.URL+"/v1/projections", &list); list.HeadAge != nil || strings.Contains(body, "head_age_seconds") {
+		t.Errorf("head age without a read time: %s", body)
+	}
+	f.mu.Lock()
+	f.headRead = now.Add(-42500 * time.Millisecond)
+	f.mu.Unlock()
+	list = httpapi.ListJSON{}
+	if _, body := get(t, srv.URL+"/v1/projections", &list); list.HeadAge == nil || *list.HeadAge != 42.5 ||
+		list.Projections[0].HeadAge == nil || *list.Projections[0].HeadAge != 42.5 || !strings.Contains(body, `"head_age_seconds": 42.5`) {
+		t.Errorf("head age = %s", body)
+	}
+	var one httpapi.ProjectionJSON
+	if get(t, srv.URL+"/v1/projections/dogs", &one); one.HeadAge == nil || *one.HeadAge != 42.5 {
+		t.Errorf("/v1/projections/dogs head age = %v", one.HeadAge)
+	}
+	f.mu.Lock()
+	f.head = 0
+	f.mu.Unlock()
+	list = httpapi.ListJSON{}
+	if _, body := get(t, srv.URL+"/v1/projections", &list); list.HeadAge != nil || list.Head != nil {
+		t.Errorf("head age without a head: %s", body)
 	}
 }
 
@@ -317,5 +348,85 @@ func TestResumeAndSkip(t *testing.T) {
 	defer noCtl.Close()
 	if code, _ := post(t, noCtl.URL+"/v1/projections/dogs/skip", nil); code != 503 {
 		t.Errorf("without a controller: %d", code)
+	}
+}
+
+// postAuth posts to url with the Authorization header auth (none when empty).
+func postAuth(t *testing.T, url, auth string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+// With an admin token, the commands answer 401 (with a JSON error and a WWW-Authenticate
+// challenge) unless the request carries it, before looking at the projection or the query; the
+// read endpoints stay open.
+func TestCommandsRequireTheAdminToken(t *testing.T) {
+	f := &fake{head: 500, statuses: []projection.Status{
+		{Name: "dogs", State: projection.StateStopped, Leader: true, Position: 400, Error: "boom",
+			Failed: &projection.Failure{EventID: "e1", Type: "T", Position: tracking.Position{Commit: 420, Prepare: 420}, Error: "boom"}},
+	}}
+	c := &controller{f: f}
+	wm := &tracking.Watermark{}
+	wm.Set("dogs", tracking.State{Last: tracking.Position{Commit: 400, Prepare: 400}})
+	srv := httptest.NewServer(httpapi.New(httpapi.Options{Provider: f, Controller: c, Waiter: wm, AdminToken: "s3cret-token",
+		Metrics: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "projector_x 1\n") })}))
+	defer srv.Close()
+
+	for _, tc := range []struct {
+		path, auth, want string
+	}{
+		{"/v1/projections/dogs/skip", "", `skip \"dogs\": this server requires the admin token: send the header Authorization: Bearer <token>`},
+		{"/v1/projections/dogs/resume", "Bearer wrong", `resume \"dogs\": the admin token is wrong`},
+		{"/v1/projections/dogs/resume", "Bearer s3cret-tokeN", "the admin token is wrong"},  // same length
+		{"/v1/projections/dogs/resume", "Bearer s3cret-token2", "the admin token is wrong"}, // a longer one
+		{"/v1/projections/dogs/resume", "Bearer s3cret", "the admin token is wrong"},        // a prefix
+		{"/v1/projections/dogs/resume", "Bearer ", "the admin token is wrong"},              // empty
+		{"/v1/projections/dogs/resume", "Basic s3cret-token", `uses the \"Basic\" scheme`},  // not a bearer token
+		{"/v1/projections/dogs/resume", "s3cret-token", `uses the \"s3cret-token\" scheme`},
+		{"/v1/projections/birds/skip", "", "requires the admin token"},          // before the 404
+		{"/v1/projections/dogs/resume?force=1", "", "requires the admin token"}, // before the 400
+	} {
+		resp, body := postAuth(t, srv.URL+tc.path, tc.auth)
+		var e httpapi.ErrorJSON
+		if resp.StatusCode != http.StatusUnauthorized || json.Unmarshal([]byte(body), &e) != nil || !strings.Contains(body, tc.want) ||
+			resp.Header.Get("WWW-Authenticate") != `Bearer realm="projector"` || resp.Header.Get("Content-Type") != "application/json" {
+			t.Errorf("POST %s with %q = %d %v %s, want 401 %s", tc.path, tc.auth, resp.StatusCode, resp.Header, body, tc.want)
+		}
+	}
+	if len(c.calls) != 0 {
+		t.Fatalf("commands without the token reached the controller: %v", c.calls)
+	}
+
+	// The right token (the scheme in any case) runs the command.
+	resp, body := postAuth(t, srv.URL+"/v1/projections/dogs/resume", "bearer s3cret-token")
+	var after httpapi.ProjectionJSON
+	if resp.StatusCode != 200 || json.Unmarshal([]byte(body), &after) != nil || after.State != projection.StateStarting {
+		t.Errorf("resume with the token = %d %s", resp.StatusCode, body)
+	}
+	if resp, body := postAuth(t, srv.URL+"/v1/projections/birds/skip", "Bearer s3cret-token"); resp.StatusCode != 404 {
+		t.Errorf("skip of an unknown projection with the token = %d %s", resp.StatusCode, body)
+	}
+	if fmt.Sprint(c.calls) != "[resume dogs skip birds]" {
+		t.Errorf("controller calls = %v", c.calls)
+	}
+
+	// The read endpoints need no token.
+	for _, path := range []string{"/healthz", "/readyz", "/metrics", "/v1/projections", "/v1/projections/dogs", "/v1/projections/dogs/wait?position=400"} {
+		if code, body := get(t, srv.URL+path, nil); code == http.StatusUnauthorized || (path != "/readyz" && code != 200) {
+			t.Errorf("GET %s with a token set = %d %s", path, code, body)
+		}
 	}
 }
