@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/projector-dev/projector/internal/faultproxy"
+	"github.com/projector-dev/projector/internal/testbin"
 	"github.com/projector-dev/projector/views/postgres"
 )
 
@@ -21,9 +22,8 @@ import (
 // position, losing and doubling nothing, and count the restarts.
 func TestSubscriptionsDropped(t *testing.T) {
 	db := newDatabase(t)
-	srv := startEmulator(t)
-	client := kurrentClient(t, srv.URI())
-	d := startDaemon(t, "projector", db.url, srv.URI(), writeFile(t, "projections.yaml", ledgerConfig("stop", 0, 200, false)))
+	srv, client := startEmulator(t)
+	d := startDaemon(t, "projector", db.url, srv.URI(), ledgerFile(t))
 
 	wr := newWriter(client, standard())
 	start := time.Now()
@@ -50,18 +50,33 @@ func TestSubscriptionsDropped(t *testing.T) {
 	}
 }
 
-// finish waits for the writer, then for projection to process the last deposit, and returns
-// the deposits of the log.
-func finish(t *testing.T, db *database, wr *writer, finished func(), projection string) []logEvent {
+// finish waits for the writer, then for the ledger to process the last deposit, and checks
+// that the ledger holds every deposit of the log exactly once.
+func finish(t *testing.T, db *database, wr *writer, finished func()) {
 	t.Helper()
 	finished()
 	_, last := wr.progress()
-	waitTracked(t, db.pool, projection, last, 90*time.Second)
+	waitTracked(t, db.pool, "ledger", last, 90*time.Second)
 	want := readLog(t, wr.client)
 	if len(want) < wr.w.deposits() {
 		t.Fatalf("the log holds %d deposits, want at least %d", len(want), wr.w.deposits())
 	}
-	return want
+	t.Log(checkLedger(t, db.pool, want))
+}
+
+// cutThenBlackhole cuts every connection through proxy when the ledger holds 2,000, 6,000 and
+// 10,000 events, then black-holes them (proxy.Pause) at 14,000, and returns how many
+// connections it cut.
+func cutThenBlackhole(t *testing.T, db *database, proxy *faultproxy.Proxy) int {
+	t.Helper()
+	cut := 0
+	for _, at := range []int{2000, 6000, 10000} {
+		atApplied(t, db.pool, at)
+		cut += proxy.CutAll()
+	}
+	atApplied(t, db.pool, 14000)
+	proxy.Pause()
+	return cut
 }
 
 // checkStoppedConsistent asserts, while no projector runs, that the ledger holds exactly the
@@ -79,17 +94,17 @@ func checkStoppedConsistent(t *testing.T, db *database, c *kurrentdb.Client) {
 // the projector reconnect, and the view holds every event of the reloaded log exactly once.
 func TestEmulatorRestartedOnItsData(t *testing.T) {
 	db := newDatabase(t)
-	addr, data := freeAddr(t), t.TempDir()
+	addr, data := testbin.FreeAddr(t), t.TempDir()
 	emu := startEmulatorBinary(t, addr, data)
 	uri := "kurrentdb://" + addr + "?tls=false"
 	client := kurrentClient(t, uri)
-	d := startDaemon(t, "projector", db.url, uri, writeFile(t, "projections.yaml", ledgerConfig("stop", 0, 200, false)))
+	d := startDaemon(t, "projector", db.url, uri, ledgerFile(t))
 
 	wr := newWriter(client, standard())
 	finished := startWriter(t, wr)
 	for i, at := range []int{6000, 13000} {
 		atApplied(t, db.pool, at)
-		if code := emu.signal(syscall.SIGKILL, 10*time.Second); code != -1 {
+		if code := emu.Signal(syscall.SIGKILL, 10*time.Second); code != -1 {
 			t.Logf("emulator exit code %d", code)
 		}
 		c, _ := tracked(t, db.pool, "ledger")
@@ -98,10 +113,9 @@ func TestEmulatorRestartedOnItsData(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 		emu = startEmulatorBinary(t, addr, data)
 	}
-	want := finish(t, db, wr, finished, "ledger")
-	t.Log(checkLedger(t, db.pool, want))
+	finish(t, db, wr, finished)
 	restarts := d.metric(t, `projector_subscription_restarts_total{projection="ledger"}`) +
-		d.metric(t, `projector_errors_total{kind="source",projection="ledger"}`)
+		d.ledgerErrors(t, "source")
 	if restarts < 1 {
 		t.Errorf("no subscription restart or source error counted after two emulator restarts")
 	}
@@ -113,9 +127,8 @@ func TestEmulatorRestartedOnItsData(t *testing.T) {
 // connection) again and again while it works.
 func TestPostgresBackendsKilled(t *testing.T) {
 	db := newDatabase(t)
-	srv := startEmulator(t)
-	client := kurrentClient(t, srv.URI())
-	d := startDaemon(t, "projector", db.url, srv.URI(), writeFile(t, "projections.yaml", ledgerConfig("stop", 0, 200, false)))
+	srv, client := startEmulator(t)
+	d := startDaemon(t, "projector", db.url, srv.URI(), ledgerFile(t))
 
 	wr := newWriter(client, standard())
 	finished := startWriter(t, wr)
@@ -126,12 +139,11 @@ func TestPostgresBackendsKilled(t *testing.T) {
 		rounds++
 	}
 	t.Logf("killed %d backends in %d rounds", kills, rounds)
-	want := finish(t, db, wr, finished, "ledger")
-	t.Log(checkLedger(t, db.pool, want))
+	finish(t, db, wr, finished)
 	if kills == 0 {
 		t.Fatal("no backend was killed: the fault was not injected")
 	}
-	errs := d.metric(t, `projector_errors_total{kind="store",projection="ledger"}`) + d.metric(t, `projector_errors_total{kind="leadership",projection="ledger"}`)
+	errs := d.ledgerErrors(t, "store", "leadership")
 	if errs < 1 {
 		t.Errorf("projector_errors_total{kind=store|leadership} = %v after %d killed backends, want at least 1", errs, kills)
 	}
@@ -141,24 +153,13 @@ func TestPostgresBackendsKilled(t *testing.T) {
 // PostgreSQL, cuts every connection several times and black-holes them for a few seconds.
 func TestPostgresConnectionsCutAndBlackholed(t *testing.T) {
 	db := newDatabase(t)
-	proxy, err := faultproxy.New(db.host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = proxy.Close() }()
-	srv := startEmulator(t)
-	client := kurrentClient(t, srv.URI())
-	d := startDaemon(t, "projector", db.urlVia(proxy.Addr()), srv.URI(), writeFile(t, "projections.yaml", ledgerConfig("stop", 0, 200, false)))
+	proxy := newProxy(t, db.host)
+	srv, client := startEmulator(t)
+	d := startDaemon(t, "projector", db.urlVia(proxy.Addr()), srv.URI(), ledgerFile(t))
 
 	wr := newWriter(client, standard())
 	finished := startWriter(t, wr)
-	cut := 0
-	for _, at := range []int{2000, 6000, 10000} {
-		atApplied(t, db.pool, at)
-		cut += proxy.CutAll()
-	}
-	atApplied(t, db.pool, 14000)
-	proxy.Pause()
+	cut := cutThenBlackhole(t, db, proxy)
 	time.Sleep(500 * time.Millisecond)
 	held := applied(t, db.pool, "ledger_applied")
 	time.Sleep(2500 * time.Millisecond)
@@ -175,9 +176,8 @@ func TestPostgresConnectionsCutAndBlackholed(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	proxy.SetRefusing(false)
 	t.Logf("PostgreSQL down for 3s (%d connections cut, new ones refused) with %d events in the ledger", cut, down)
-	want := finish(t, db, wr, finished, "ledger")
-	t.Log(checkLedger(t, db.pool, want))
-	errs := d.metric(t, `projector_errors_total{kind="store",projection="ledger"}`) + d.metric(t, `projector_errors_total{kind="leadership",projection="ledger"}`)
+	finish(t, db, wr, finished)
+	errs := d.ledgerErrors(t, "store", "leadership")
 	if errs < 1 {
 		t.Errorf("projector_errors_total{kind=store|leadership} = %v after cut and black-holed connections, want at least 1", errs)
 	}
@@ -187,24 +187,13 @@ func TestPostgresConnectionsCutAndBlackholed(t *testing.T) {
 // emulator, cuts every connection several times and black-holes them for a few seconds.
 func TestKurrentDBConnectionsCutAndBlackholed(t *testing.T) {
 	db := newDatabase(t)
-	srv := startEmulator(t)
-	proxy, err := faultproxy.New(srv.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = proxy.Close() }()
-	client := kurrentClient(t, srv.URI())
-	d := startDaemon(t, "projector", db.url, "kurrentdb://"+proxy.Addr()+"?tls=false", writeFile(t, "projections.yaml", ledgerConfig("stop", 0, 200, false)))
+	srv, client := startEmulator(t)
+	proxy := newProxy(t, srv.Addr())
+	d := startDaemon(t, "projector", db.url, "kurrentdb://"+proxy.Addr()+"?tls=false", ledgerFile(t))
 
 	wr := newWriter(client, standard())
 	finished := startWriter(t, wr)
-	cut := 0
-	for _, at := range []int{2000, 6000, 10000} {
-		atApplied(t, db.pool, at)
-		cut += proxy.CutAll()
-	}
-	atApplied(t, db.pool, 14000)
-	proxy.Pause()
+	cut := cutThenBlackhole(t, db, proxy)
 	time.Sleep(3 * time.Second)
 	proxy.Resume()
 	atApplied(t, db.pool, 16000)
@@ -212,8 +201,7 @@ func TestKurrentDBConnectionsCutAndBlackholed(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	proxy.SetLatency(0)
 	t.Logf("cut %d connections, black-holed KurrentDB for 3s, then slowed it by 300ms for 2s", cut)
-	want := finish(t, db, wr, finished, "ledger")
-	t.Log(checkLedger(t, db.pool, want))
+	finish(t, db, wr, finished)
 	if r := d.metric(t, `projector_subscription_restarts_total{projection="ledger"}`); r < 1 {
 		t.Errorf("projector_subscription_restarts_total = %v after %d cut connections, want at least 1", r, cut)
 	}
@@ -223,9 +211,8 @@ func TestKurrentDBConnectionsCutAndBlackholed(t *testing.T) {
 // SIGKILLed in the middle of the workload, and the standby must take over within seconds.
 func TestLeaderKilledStandbyTakesOver(t *testing.T) {
 	db := newDatabase(t)
-	srv := startEmulator(t)
-	client := kurrentClient(t, srv.URI())
-	cfg := writeFile(t, "projections.yaml", ledgerConfig("stop", 0, 200, false))
+	srv, client := startEmulator(t)
+	cfg := ledgerFile(t)
 	daemons := []*daemon{
 		startDaemon(t, "projector-a", db.url, srv.URI(), cfg),
 		startDaemon(t, "projector-b", db.url, srv.URI(), cfg),
@@ -246,7 +233,7 @@ func TestLeaderKilledStandbyTakesOver(t *testing.T) {
 	eventually(t, 30*time.Second, "one projector leads", func() bool {
 		l := leaders()
 		if len(l) > 1 {
-			t.Fatalf("two leaders at once: %s and %s", l[0].name, l[1].name)
+			t.Fatalf("two leaders at once: %s and %s", l[0].Name, l[1].Name)
 		}
 		if len(l) == 1 {
 			leader = l[0]
@@ -255,7 +242,7 @@ func TestLeaderKilledStandbyTakesOver(t *testing.T) {
 	})
 	eventually(t, time.Minute, "the leader is half way", func() bool {
 		if l := leaders(); len(l) > 1 {
-			t.Fatalf("two leaders at once: %s and %s", l[0].name, l[1].name)
+			t.Fatalf("two leaders at once: %s and %s", l[0].Name, l[1].Name)
 		}
 		return applied(t, db.pool, "ledger_applied") >= 8000
 	})
@@ -264,19 +251,18 @@ func TestLeaderKilledStandbyTakesOver(t *testing.T) {
 		standby = daemons[1]
 	}
 	killed := time.Now()
-	leader.signal(syscall.SIGKILL, 10*time.Second)
-	eventually(t, 10*time.Second, standby.name+" leads", func() bool {
+	leader.Signal(syscall.SIGKILL, 10*time.Second)
+	eventually(t, 10*time.Second, standby.Name+" leads", func() bool {
 		s, ok := standby.status("ledger")
 		return ok && s.Leader
 	})
 	before, _ := tracked(t, db.pool, "ledger")
-	eventually(t, 10*time.Second, standby.name+" commits", func() bool {
+	eventually(t, 10*time.Second, standby.Name+" commits", func() bool {
 		c, _ := tracked(t, db.pool, "ledger")
 		return c > before
 	})
-	t.Logf("%s SIGKILLed; %s led and committed %v later", leader.name, standby.name, time.Since(killed))
-	want := finish(t, db, wr, finished, "ledger")
-	t.Log(checkLedger(t, db.pool, want))
+	t.Logf("%s SIGKILLed; %s led and committed %v later", leader.Name, standby.Name, time.Since(killed))
+	finish(t, db, wr, finished)
 	if v := standby.metric(t, `projector_leader{projection="ledger"}`); v != 1 {
 		t.Errorf("projector_leader of the new leader = %v, want 1", v)
 	}
@@ -287,9 +273,8 @@ func TestLeaderKilledStandbyTakesOver(t *testing.T) {
 // leadership may move, with no event lost or doubled.
 func TestLeaderLockConnectionKilled(t *testing.T) {
 	db := newDatabase(t)
-	srv := startEmulator(t)
-	client := kurrentClient(t, srv.URI())
-	cfg := writeFile(t, "projections.yaml", ledgerConfig("stop", 0, 200, false))
+	srv, client := startEmulator(t)
+	cfg := ledgerFile(t)
 	a := startDaemon(t, "projector-a", db.url, srv.URI(), cfg)
 	b := startDaemon(t, "projector-b", db.url, srv.URI(), cfg)
 	wr := newWriter(client, standard())
@@ -315,14 +300,13 @@ func TestLeaderLockConnectionKilled(t *testing.T) {
 		sb, _ := b.status("ledger")
 		t.Logf("killed lock backend %d at %d events (leader: a=%v b=%v)", pid, at, sa.Leader, sb.Leader)
 	}
-	want := finish(t, db, wr, finished, "ledger")
-	t.Log(checkLedger(t, db.pool, want))
+	finish(t, db, wr, finished)
 	for _, d := range []*daemon{a, b} {
 		if s, ok := d.status("ledger"); !ok || s.State == "stopped" {
-			t.Errorf("%s: ledger state %q after the lock faults, want it leading or on standby", d.name, s.State)
+			t.Errorf("%s: ledger state %q after the lock faults, want it leading or on standby", d.Name, s.State)
 		}
 	}
-	lost := a.metric(t, `projector_errors_total{kind="leadership",projection="ledger"}`) + b.metric(t, `projector_errors_total{kind="leadership",projection="ledger"}`)
+	lost := a.ledgerErrors(t, "leadership") + b.ledgerErrors(t, "leadership")
 	changes := len(a.logLines("projection state changed")) + len(b.logLines("projection state changed"))
 	t.Logf("leadership errors counted: %v; state changes logged: %d", lost, changes)
 	if lost < 1 {

@@ -1,70 +1,42 @@
 package resilience_test
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/kurrent-io/KurrentDB-Client-Go/kurrentdb"
 
 	"github.com/projector-dev/projector/emulator"
+	"github.com/projector-dev/projector/internal/faultproxy"
+	"github.com/projector-dev/projector/internal/testbin"
+	"github.com/projector-dev/projector/views/postgres/pgtest"
 )
 
 // The binaries under test, built once by TestMain.
 var projectorBin, emulatorBin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "projector-resilience-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	projectorBin = filepath.Join(dir, "projector")
-	emulatorBin = filepath.Join(dir, "kurrentdb-emulator")
-	for bin, pkg := range map[string]string{projectorBin: "../../cmd/projector", emulatorBin: "../../cmd/kurrentdb-emulator"} {
-		out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput()
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", pkg, err, out)
-			_ = os.RemoveAll(dir)
-			os.Exit(1)
-		}
-	}
-	code := m.Run()
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
+	testbin.Main(m, testbin.Build{Package: "../../cmd/projector", Path: &projectorBin},
+		testbin.Build{Package: "../../cmd/kurrentdb-emulator", Path: &emulatorBin})
 }
 
 // testAppName marks the suite's own PostgreSQL sessions, so faults spare them.
 const testAppName = "projector-resilience-test"
 
-// adminURL is the PostgreSQL server the suite creates its databases on.
-func adminURL() string {
-	if u := os.Getenv("PROJECTOR_TEST_ADMIN_URL"); u != "" {
-		return u
-	}
-	return "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
-}
-
 // database is a PostgreSQL database of one test.
 type database struct {
-	name string
 	url  string // for the projector
 	host string // host:port of the server
 	pool *pgxpool.Pool
@@ -73,45 +45,29 @@ type database struct {
 // newDatabase creates a database for t, dropped (with force) when t ends.
 func newDatabase(t *testing.T) *database {
 	t.Helper()
-	ctx := context.Background()
-	cfg, err := pgx.ParseConfig(adminURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ac, err := pgx.Connect(ctx, adminURL())
-	if err != nil {
-		t.Fatalf("PostgreSQL for the resilience suite at %s: %v", adminURL(), err)
-	}
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	name := "projector_res_" + hex.EncodeToString(b)
-	if _, err := ac.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatal(err)
-	}
-	host := net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port)))
-	db := &database{name: name, host: host, url: fmt.Sprintf("postgres://%s@%s/%s?sslmode=disable", cfg.User, host, name)}
+	db := &database{url: pgtest.NewDatabase(t, "projector_res_")}
 	pcfg, err := pgxpool.ParseConfig(db.url)
 	if err != nil {
 		t.Fatal(err)
 	}
+	db.host = net.JoinHostPort(pcfg.ConnConfig.Host, strconv.Itoa(int(pcfg.ConnConfig.Port)))
 	pcfg.ConnConfig.RuntimeParams["application_name"] = testAppName
-	db.pool, err = pgxpool.NewWithConfig(ctx, pcfg)
+	db.pool, err = pgxpool.NewWithConfig(context.Background(), pcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		db.pool.Close()
-		if _, err := ac.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			t.Errorf("drop database %s: %v", name, err)
-		}
-		_ = ac.Close(ctx)
-	})
+	t.Cleanup(db.pool.Close)
 	return db
 }
 
 // urlVia is the database's URL with the server address replaced by addr (a fault proxy).
 func (db *database) urlVia(addr string) string {
-	return strings.Replace(db.url, "@"+db.host+"/", "@"+addr+"/", 1)
+	u, err := url.Parse(db.url)
+	if err != nil {
+		panic(err) // pgtest.NewDatabase made it with url.URL.String
+	}
+	u.Host = addr
+	return u.String()
 }
 
 // killBackends terminates every session on the database except the suite's own, as an
@@ -128,8 +84,9 @@ func (db *database) killBackends(t *testing.T) int {
 	return n
 }
 
-// startEmulator starts an in-process emulator (for its fault hooks) on a free port.
-func startEmulator(t *testing.T) *emulator.Server {
+// startEmulator starts an in-process emulator (for its fault hooks) on a free port and
+// connects a client to it.
+func startEmulator(t *testing.T) (*emulator.Server, *kurrentdb.Client) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -138,114 +95,46 @@ func startEmulator(t *testing.T) *emulator.Server {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = srv.Close() })
-	return srv
+	return srv, kurrentClient(t, srv.URI())
 }
 
-func freeAddr(t *testing.T) string {
+// newProxy starts a fault proxy to target, closed when t ends.
+func newProxy(t *testing.T, target string) *faultproxy.Proxy {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	proxy, err := faultproxy.New(target)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().String()
+	t.Cleanup(func() { _ = proxy.Close() })
+	return proxy
 }
 
 // proc is a started binary with its output captured.
-type proc struct {
-	t    *testing.T
-	name string
-	cmd  *exec.Cmd
-	mu   sync.Mutex
-	out  bytes.Buffer
-	done chan struct{}
-}
-
-func (p *proc) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.Write(b)
-}
-
-func (p *proc) output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.String()
-}
-
-// env is the test process's environment without the variables Projector reads, plus extra.
-func env(extra ...string) []string {
-	var out []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, "PROJECTOR_") || strings.HasPrefix(k, "KURRENTDB_") || k == "DATABASE_URL" {
-			continue
-		}
-		out = append(out, kv)
-	}
-	return append(out, extra...)
-}
+type proc struct{ *testbin.Proc }
 
 // start runs bin; it is killed when t ends if still running, and its output is logged when t
 // has failed.
-func start(t *testing.T, name, bin string, environ []string, args ...string) *proc {
+func start(t *testing.T, name, bin string, environ []string, args ...string) proc {
 	t.Helper()
-	p := &proc{t: t, name: name, cmd: exec.Command(bin, args...), done: make(chan struct{})}
-	p.cmd.Env = environ
-	p.cmd.Stdout, p.cmd.Stderr = p, p
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		_ = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		if !p.exited() {
-			_ = p.cmd.Process.Kill()
-			<-p.done
+	return proc{testbin.Start(t, name, bin, environ, args...)}
+}
+
+// ready waits up to d until up holds, failing t at once if p exits first.
+func (p proc) ready(t *testing.T, d time.Duration, what string, up func() bool) {
+	t.Helper()
+	eventually(t, d, what, func() bool {
+		if p.Exited() {
+			t.Fatalf("%s exited:\n%s", p.Name, p.Output())
 		}
-		if t.Failed() {
-			out := p.output()
-			if len(out) > 20000 {
-				out = "…" + out[len(out)-20000:]
-			}
-			t.Logf("output of %s:\n%s", p.name, out)
-		}
+		return up()
 	})
-	return p
-}
-
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// signal sends sig and waits up to timeout for the exit; it returns the exit code (-1 when
-// killed by a signal).
-func (p *proc) signal(sig syscall.Signal, timeout time.Duration) int {
-	p.t.Helper()
-	_ = p.cmd.Process.Signal(sig)
-	select {
-	case <-p.done:
-	case <-time.After(timeout):
-		p.t.Fatalf("%s did not exit within %v of %v", p.name, timeout, sig)
-	}
-	return p.cmd.ProcessState.ExitCode()
 }
 
 // startEmulatorBinary runs the emulator binary on addr with its log in dataDir.
-func startEmulatorBinary(t *testing.T, addr, dataDir string) *proc {
+func startEmulatorBinary(t *testing.T, addr, dataDir string) proc {
 	t.Helper()
-	p := start(t, "kurrentdb-emulator", emulatorBin, env(), "--listen", addr, "--data", dataDir, "--log-level", "warn")
-	eventually(t, 20*time.Second, "the emulator listens on "+addr, func() bool {
-		if p.exited() {
-			t.Fatalf("emulator exited:\n%s", p.output())
-		}
+	p := start(t, "kurrentdb-emulator", emulatorBin, testbin.Env(), "--listen", addr, "--data", dataDir, "--log-level", "warn")
+	p.ready(t, 20*time.Second, "the emulator listens on "+addr, func() bool {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
 			_ = c.Close()
@@ -257,23 +146,20 @@ func startEmulatorBinary(t *testing.T, addr, dataDir string) *proc {
 
 // daemon is a running projector.
 type daemon struct {
-	*proc
+	proc
 	http string // host:port of its HTTP API
 }
 
 // startDaemon runs `projector run` with the projections file configFile.
 func startDaemon(t *testing.T, name, dbURL, kurrentURI, configFile string) *daemon {
 	t.Helper()
-	addr := freeAddr(t)
-	p := start(t, name, projectorBin, env(
+	addr := testbin.FreeAddr(t)
+	p := start(t, name, projectorBin, testbin.Env(
 		"DATABASE_URL="+dbURL, "KURRENTDB_URI="+kurrentURI, "PROJECTOR_HTTP_ADDR="+addr,
 		"PROJECTOR_LOG_FORMAT=json", "PROJECTOR_LOG_LEVEL=info",
 	), "run", "--config", configFile)
 	d := &daemon{proc: p, http: addr}
-	eventually(t, 30*time.Second, name+" answers /healthz", func() bool {
-		if p.exited() {
-			t.Fatalf("%s exited:\n%s", name, p.output())
-		}
+	p.ready(t, 30*time.Second, name+" answers /healthz", func() bool {
 		resp, err := http.Get("http://" + addr + "/healthz")
 		if err != nil {
 			return false
@@ -323,7 +209,7 @@ func (d *daemon) metric(t *testing.T, series string) float64 {
 	c := http.Client{Timeout: 5 * time.Second}
 	resp, err := c.Get("http://" + d.http + "/metrics")
 	if err != nil {
-		t.Fatalf("GET /metrics of %s: %v", d.name, err)
+		t.Fatalf("GET /metrics of %s: %v", d.Name, err)
 	}
 	defer func() { _ = resp.Body.Close() }()
 	b, _ := io.ReadAll(resp.Body)
@@ -339,10 +225,20 @@ func (d *daemon) metric(t *testing.T, series string) float64 {
 	return v
 }
 
+// ledgerErrors returns the sum of the daemon's projector_errors_total of the ledger over kinds.
+func (d *daemon) ledgerErrors(t *testing.T, kinds ...string) float64 {
+	t.Helper()
+	var n float64
+	for _, k := range kinds {
+		n += d.metric(t, `projector_errors_total{kind="`+k+`",projection="ledger"}`)
+	}
+	return n
+}
+
 // logLines returns the daemon's JSON log lines whose message is msg.
-func (p *proc) logLines(msg string) []map[string]any {
+func (p proc) logLines(msg string) []map[string]any {
 	var out []map[string]any
-	for _, line := range strings.Split(p.output(), "\n") {
+	for _, line := range strings.Split(p.Output(), "\n") {
 		var m map[string]any
 		if json.Unmarshal([]byte(line), &m) != nil {
 			continue

@@ -16,8 +16,7 @@ import (
 // be cast to bigint) and projects it once under each error policy, each into its own database,
 // next to a second projection (tally) of the same events that the poison does not affect.
 func TestPoisonEvent(t *testing.T) {
-	srv := startEmulator(t)
-	client := kurrentClient(t, srv.URI())
+	srv, client := startEmulator(t)
 	w := standard()
 	w.poisonAt = w.appends / 2
 	wr := newWriter(client, w)
@@ -157,7 +156,7 @@ func TestPoisonEvent(t *testing.T) {
 		command(t, d, "skip")
 		waitTracked(t, db.pool, "ledger", last, time.Minute)
 		t.Log(checkLedger(t, db.pool, valid(log)))
-		if d.exited() {
+		if d.Exited() {
 			t.Fatal("the daemon exited")
 		}
 		dl, err := postgres.ListDeadLetters(context.Background(), db.pool, "ledger", 0)

@@ -4,8 +4,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/projector-dev/projector/internal/faultproxy"
 )
 
 // TestStopMidBatch stops the projector in the middle of batches, which a fault proxy with
@@ -15,13 +13,8 @@ import (
 // projector then completes the workload exactly once.
 func TestStopMidBatch(t *testing.T) {
 	db := newDatabase(t)
-	proxy, err := faultproxy.New(db.host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = proxy.Close() }()
-	srv := startEmulator(t)
-	client := kurrentClient(t, srv.URI())
+	proxy := newProxy(t, db.host)
+	srv, client := startEmulator(t)
 	cfg := writeFile(t, "projections.yaml", ledgerConfig("stop", 0, 1000, false))
 	wr := newWriter(client, standard())
 	finished := startWriter(t, wr)
@@ -30,7 +23,7 @@ func TestStopMidBatch(t *testing.T) {
 	d := startDaemon(t, "projector-1", db.urlVia(proxy.Addr()), srv.URI(), cfg)
 	atApplied(t, db.pool, 4000)
 	stopAt := time.Now()
-	if code := d.signal(syscall.SIGTERM, 20*time.Second); code != 0 {
+	if code := d.Signal(syscall.SIGTERM, 20*time.Second); code != 0 {
 		t.Fatalf("projector exited %d on SIGTERM, want 0", code)
 	}
 	t.Logf("SIGTERM: exit 0 after %v", time.Since(stopAt))
@@ -41,12 +34,11 @@ func TestStopMidBatch(t *testing.T) {
 
 	d = startDaemon(t, "projector-2", db.urlVia(proxy.Addr()), srv.URI(), cfg)
 	atApplied(t, db.pool, 10000)
-	d.signal(syscall.SIGKILL, 10*time.Second)
+	d.Signal(syscall.SIGKILL, 10*time.Second)
 	t.Log("SIGKILL")
 	checkStoppedConsistent(t, db, client)
 
 	proxy.SetLatency(0)
 	startDaemon(t, "projector-3", db.urlVia(proxy.Addr()), srv.URI(), cfg)
-	want := finish(t, db, wr, finished, "ledger")
-	t.Log(checkLedger(t, db.pool, want))
+	finish(t, db, wr, finished)
 }

@@ -61,6 +61,13 @@ func ledgerConfig(policy string, retries, batch int, tally bool) string {
 	return b.String()
 }
 
+// ledgerFile writes the projections file of the ledger alone, stopping on errors, in batches
+// of up to 200 events, and returns its path.
+func ledgerFile(t *testing.T) string {
+	t.Helper()
+	return writeFile(t, "projections.yaml", ledgerConfig("stop", 0, 200, false))
+}
+
 // workload describes the events a writer appends: appends of perAppend deposits, round robin
 // over accounts streams, plus a noise event every tenth append. poisonAt, when >= 0, makes the
 // first deposit of that append a poison event.
