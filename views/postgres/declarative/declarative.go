@@ -275,6 +275,11 @@ func (p *Projection) Check(ctx context.Context, db Conn) error {
 	}
 	defer func() { _ = tx.Rollback(ctx) }()
 	if strings.TrimSpace(p.spec.Schema) != "" {
+		// The rolled-back schema must not race a replica's Migrate either: DDL on the same
+		// names from two transactions fails with a unique violation in the system catalogs.
+		if err := lockSchemas(ctx, tx); err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, p.spec.Schema); err != nil {
 			if isConnErr(err) {
 				return err
@@ -315,9 +320,8 @@ func (p *Projection) Migrate(ctx context.Context, db Conn) error {
 		return nil
 	}
 	return inTx(ctx, db, func(tx pgx.Tx) error {
-		// Replicas starting together apply the schema one at a time.
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('projector schema ' || $1))`, p.spec.Name); err != nil {
-			return fmt.Errorf("projection %q: schema lock: %w", p.spec.Name, err)
+		if err := lockSchemas(ctx, tx); err != nil {
+			return fmt.Errorf("projection %q: %w", p.spec.Name, err)
 		}
 		if _, err := tx.Exec(ctx, p.spec.Schema); err != nil {
 			return fmt.Errorf("projection %q: schema: %s", p.spec.Name, pgMessage(err))
@@ -348,4 +352,14 @@ func inTx(ctx context.Context, db Conn, fn func(pgx.Tx) error) error {
 		return err
 	}
 	return tx.Commit(ctx)
+}
+
+// lockSchemas takes, for the rest of tx, the advisory lock under which every projection's schema
+// is applied or checked. It is one lock for all projections, since their schemas may touch the
+// same tables, so replicas starting together run their DDL one at a time.
+func lockSchemas(ctx context.Context, tx pgx.Tx) error {
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('projector schema'))`); err != nil {
+		return fmt.Errorf("schema lock: %w", err)
+	}
+	return nil
 }

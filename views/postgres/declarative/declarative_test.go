@@ -218,3 +218,38 @@ func ExampleParse() {
 	// INSERT INTO dogs (id, name) VALUES (($1::text)::uuid, ($2::jsonb)->>'name')
 	// [stream_id data]
 }
+
+// Replicas starting together check and apply the same schema at once: every Check and Migrate
+// must succeed (unserialised DDL on the same names fails with a unique violation in the system
+// catalogs).
+func TestCheckAndMigrateFromReplicasStartingTogether(t *testing.T) {
+	url := pgtest.NewDatabase(t, "projector_decl_")
+	p, err := declarative.New(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const replicas = 8
+	ctx := context.Background()
+	errs := make(chan error, 2*replicas)
+	start := make(chan struct{})
+	for i := 0; i < replicas; i++ {
+		go func() {
+			c, err := pgx.Connect(ctx, url)
+			if err != nil {
+				errs <- err
+				errs <- err
+				return
+			}
+			defer func() { _ = c.Close(ctx) }()
+			<-start
+			errs <- p.Check(ctx, c)
+			errs <- p.Migrate(ctx, c)
+		}()
+	}
+	close(start)
+	for i := 0; i < 2*replicas; i++ {
+		if err := <-errs; err != nil {
+			t.Errorf("replica: %v", err)
+		}
+	}
+}
