@@ -285,6 +285,48 @@ func TestChartRulesAreTheAlertRules(t *testing.T) {
 	}
 }
 
+// TestPodDisruptionBudget renders the budget only when it leaves a replica to evict: with
+// minAvailable at or above replicaCount (replicaCount 0 or 1 with the default minAvailable 1)
+// no eviction is ever allowed and `kubectl drain` hangs.
+func TestPodDisruptionBudget(t *testing.T) {
+	cases := []struct {
+		name         string
+		replicas     int
+		minAvailable any // nil: the default, 1
+		want         string
+	}{
+		{"no replicas", 0, nil, ""},
+		{"one replica", 1, nil, ""},
+		{"two replicas", 2, nil, "1"},
+		{"every replica", 3, 3, ""},
+		{"all but one", 3, 2, "2"},
+		{"half of two", 2, "50%", "50%"},
+		{"half of one rounds up to one", 1, "50%", ""},
+		{"all of four", 4, "100%", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			vals := map[string]any{"replicaCount": tc.replicas}
+			if tc.minAvailable != nil {
+				vals["podDisruptionBudget"] = map[string]any{"minAvailable": tc.minAvailable}
+			}
+			set := renderSet(t, Options{Values: vals})
+			if tc.want == "" {
+				if len(set.PodDisruptionBudgets) != 0 {
+					t.Fatalf("rendered a PodDisruptionBudget with minAvailable %s for %d replicas", set.PodDisruptionBudgets[0].Spec.MinAvailable.String(), tc.replicas)
+				}
+				return
+			}
+			if len(set.PodDisruptionBudgets) != 1 {
+				t.Fatalf("want one PodDisruptionBudget, got %d", len(set.PodDisruptionBudgets))
+			}
+			if got := set.PodDisruptionBudgets[0].Spec.MinAvailable.String(); got != tc.want {
+				t.Errorf("minAvailable %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
+
 func TestBadValues(t *testing.T) {
 	cases := []struct {
 		name   string
@@ -299,6 +341,7 @@ func TestBadValues(t *testing.T) {
 		{"no database", map[string]any{"database": map[string]any{"url": ""}}, "database: set url or existingSecret"},
 		{"no projections", map[string]any{"projections": map[string]any{"config": ""}}, "projections: set config"},
 		{"two root certificate sources", map[string]any{"kurrentdb": map[string]any{"rootCertificates": "PEM", "rootCertificatesSecret": "ca"}}, "not both"},
+		{"minAvailable neither count nor percentage", map[string]any{"podDisruptionBudget": map[string]any{"minAvailable": "half"}}, "/podDisruptionBudget/minAvailable"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -392,6 +435,27 @@ func TestCheckFindsInconsistencies(t *testing.T) {
 			}
 		})
 	}
+	t.Run("budget allowing no eviction", func(t *testing.T) {
+		var edited []Manifest
+		found := false
+		for _, m := range ms {
+			if strings.HasSuffix(m.Source, "pdb.yaml") && strings.Contains(m.Content, "minAvailable: 1\n") {
+				m.Content = strings.Replace(m.Content, "minAvailable: 1\n", "minAvailable: 2\n", 1)
+				found = true
+			}
+			edited = append(edited, m)
+		}
+		if !found {
+			t.Fatal("rendered PodDisruptionBudget lacks minAvailable: 1")
+		}
+		set, err := DecodeAll(edited)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := set.Check(); err == nil || !strings.Contains(err.Error(), "minAvailable 2 of the 2 replicas of Deployment projector allows no eviction") {
+			t.Fatalf("err = %v", err)
+		}
+	})
 	t.Run("service selecting nothing", func(t *testing.T) {
 		var edited []Manifest
 		for _, m := range ms {
@@ -487,10 +551,16 @@ func TestSidecarExample(t *testing.T) {
 		}
 		return p.HTTPGet.Path
 	}
-	for _, pair := range [][2]*corev1.Probe{{sidecar.StartupProbe, chart.StartupProbe}, {sidecar.LivenessProbe, chart.LivenessProbe}, {sidecar.ReadinessProbe, chart.ReadinessProbe}} {
+	for _, pair := range [][2]*corev1.Probe{{sidecar.StartupProbe, chart.StartupProbe}, {sidecar.LivenessProbe, chart.LivenessProbe}} {
 		if probePath(pair[0]) != probePath(pair[1]) {
 			t.Errorf("sidecar probe %q, chart probe %q", probePath(pair[0]), probePath(pair[1]))
 		}
+	}
+	// The sidecar's readiness is the application pod's: it must not follow /readyz, which fails
+	// on a KurrentDB or PostgreSQL outage or a stopped projection and would take every replica
+	// of the application out of its Service. Only liveness (/healthz) or no probe at all.
+	if p := probePath(sidecar.ReadinessProbe); sidecar.ReadinessProbe != nil && p != "/healthz" {
+		t.Errorf("sidecar readiness probe %q: want /healthz or none", p)
 	}
 	if !reflect.DeepEqual(sidecar.SecurityContext, chart.SecurityContext) {
 		t.Errorf("sidecar securityContext %+v differs from the chart's %+v", sidecar.SecurityContext, chart.SecurityContext)

@@ -13,8 +13,9 @@ import (
 
 // Check reports objects of the set that do not fit together: selectors that select no pod,
 // probes and Services aimed at ports no container names, mounts of undeclared volumes,
-// references to keys missing from a rendered Secret or ConfigMap, and a termination grace
-// period not above the daemon's drain timeout. Objects the set does not hold (existing Secrets
+// references to keys missing from a rendered Secret or ConfigMap, a termination grace
+// period not above the daemon's drain timeout, and a PodDisruptionBudget that allows no
+// eviction of the replicas it selects. Objects the set does not hold (existing Secrets
 // and ConfigMaps) are assumed to exist.
 func (s *Set) Check() error {
 	var errs []error
@@ -45,9 +46,10 @@ func (s *Set) Check() error {
 	}
 
 	type pods struct {
-		owner  string
-		labels labels.Set
-		spec   *corev1.PodSpec
+		owner    string
+		labels   labels.Set
+		spec     *corev1.PodSpec
+		replicas int // -1 when the owner does not say
 	}
 	var all []pods
 	for _, d := range s.Deployments {
@@ -58,10 +60,14 @@ func (s *Set) Check() error {
 		} else if !sel.Matches(labels.Set(d.Spec.Template.Labels)) {
 			fail("%s: spec.selector does not select the pod template's labels", where)
 		}
-		all = append(all, pods{where, d.Spec.Template.Labels, &d.Spec.Template.Spec})
+		replicas := 1 // the Deployment's default
+		if d.Spec.Replicas != nil {
+			replicas = int(*d.Spec.Replicas)
+		}
+		all = append(all, pods{where, d.Spec.Template.Labels, &d.Spec.Template.Spec, replicas})
 	}
 	for _, j := range s.Jobs {
-		all = append(all, pods{"Job " + j.Name, j.Spec.Template.Labels, &j.Spec.Template.Spec})
+		all = append(all, pods{"Job " + j.Name, j.Spec.Template.Labels, &j.Spec.Template.Spec, -1})
 	}
 
 	for _, p := range all {
@@ -174,8 +180,22 @@ func (s *Set) Check() error {
 
 	for _, pdb := range s.PodDisruptionBudgets {
 		sel, err := metav1.LabelSelectorAsSelector(pdb.Spec.Selector)
-		if err != nil || sel.Empty() || len(selects(sel)) == 0 {
+		matched := selects(sel)
+		if err != nil || sel.Empty() || len(matched) == 0 {
 			fail("PodDisruptionBudget %s: selector selects no pod (%v)", pdb.Name, err)
+			continue
+		}
+		// A budget that keeps every replica blocks every eviction: kubectl drain hangs.
+		for _, p := range matched {
+			if p.replicas < 0 || pdb.Spec.MinAvailable == nil {
+				continue
+			}
+			min, err := intstr.GetScaledValueFromIntOrPercent(pdb.Spec.MinAvailable, p.replicas, true)
+			if err != nil {
+				fail("PodDisruptionBudget %s: minAvailable %s: %v", pdb.Name, pdb.Spec.MinAvailable.String(), err)
+			} else if min >= p.replicas {
+				fail("PodDisruptionBudget %s: minAvailable %s of the %d replicas of %s allows no eviction (kubectl drain would hang)", pdb.Name, pdb.Spec.MinAvailable.String(), p.replicas, p.owner)
+			}
 		}
 	}
 

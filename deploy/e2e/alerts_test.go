@@ -108,3 +108,68 @@ func TestAlertsOnRealStoppedProjection(t *testing.T) {
 		}
 	}
 }
+
+// TestAlertsOnRealKurrentDBOutage stops KurrentDB (the emulator) under a caught-up projection
+// and evaluates the alert rules' expressions (ranges shortened) in a real Prometheus: the
+// leader is then retrying, not caught up and not moving, while the head it knows is stale, so
+// its lag in positions stays where it was. ProjectorNoProgress must report it whatever that
+// lag reads, and ProjectorStopped (no handler failed) must not.
+func TestAlertsOnRealKurrentDBOutage(t *testing.T) {
+	s := startStack(t, "projections:\n"+dogCountsProjection)
+	prom := startPrometheus(t, s.httpAddr)
+
+	last := s.appendEvents(t, "dog-fido", dog("Fido", "sit", "beg")...)
+	s.waitProjected(t, "dog_counts", last, 60*time.Second)
+
+	rules, err := metricnames.RuleExprs("../prometheus/alerts.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reported := func(alert string) ([]string, error) {
+		res, err := prom.query(shortened(rules[alert]))
+		if err != nil {
+			return nil, err
+		}
+		var out []string
+		for _, r := range res {
+			out = append(out, r.Metric["projection"])
+		}
+		return out, nil
+	}
+
+	// Caught up and idle for longer than the shortened range: nothing to report.
+	eventually(t, 60*time.Second, "dog_counts caught up in Prometheus", func() error {
+		v, err := prom.scalar(`max(projector_caught_up{projection="dog_counts"})`)
+		if err == nil && v != 1 {
+			err = fmt.Errorf("projector_caught_up %v", v)
+		}
+		return err
+	})
+	time.Sleep(12 * time.Second)
+	for _, alert := range []string{"ProjectorNoProgress", "ProjectorStopped"} {
+		got, err := reported(alert)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) > 0 {
+			t.Fatalf("%s reports %v while dog_counts is caught up and idle", alert, got)
+		}
+	}
+
+	s.emulator.stop(t)
+	eventually(t, 90*time.Second, "ProjectorNoProgress reports dog_counts during the outage", func() error {
+		got, err := reported("ProjectorNoProgress")
+		if err == nil && !slices.Equal(got, []string{"dog_counts"}) {
+			err = fmt.Errorf("reports %v, want [dog_counts]", got)
+		}
+		return err
+	})
+	lag, err := prom.scalar(`max(projector_lag_positions{projection="dog_counts"})`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("projector_lag_positions during the outage: %v", lag)
+	if got, err := reported("ProjectorStopped"); err != nil || len(got) > 0 {
+		t.Errorf("ProjectorStopped reports %v (%v) during an outage", got, err)
+	}
+}
