@@ -1,6 +1,7 @@
 package chartcheck
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -115,6 +116,16 @@ func TestDefaults(t *testing.T) {
 	if !reflect.DeepEqual(envMap(mig), env) {
 		t.Error("the migrate init container's environment differs from the daemon's")
 	}
+	for _, name := range []string{"PROJECTOR_ADMIN_TOKEN", "PROJECTOR_ADMIN_TOKEN_FILE"} {
+		if _, ok := env[name]; ok {
+			t.Errorf("%s set although no admin token is configured", name)
+		}
+	}
+	for _, v := range pod.Volumes {
+		if v.Name == "admin-token" {
+			t.Error("admin-token volume declared although no admin token is configured")
+		}
+	}
 	if env["PROJECTOR_HTTP_ADDR"].Value != ":9090" || env["PROJECTOR_DRAIN_TIMEOUT"].Value != "30s" {
 		t.Errorf("http addr %q, drain %q", env["PROJECTOR_HTTP_ADDR"].Value, env["PROJECTOR_DRAIN_TIMEOUT"].Value)
 	}
@@ -213,6 +224,121 @@ func TestExistingObjects(t *testing.T) {
 	}
 	if pod.ServiceAccountName != "orders-projector" {
 		t.Errorf("serviceAccountName %q", pod.ServiceAccountName)
+	}
+}
+
+// adminTokenSource checks that the container takes the admin token from a file, never from a
+// value in the pod spec: PROJECTOR_ADMIN_TOKEN is unset and PROJECTOR_ADMIN_TOKEN_FILE names a
+// file inside a read-only mount of a Secret volume that others cannot read. It returns the
+// Secret and the key the file holds.
+func adminTokenSource(t *testing.T, pod corev1.PodSpec, c corev1.Container) (secret, key string) {
+	t.Helper()
+	env := envMap(c)
+	if _, ok := env["PROJECTOR_ADMIN_TOKEN"]; ok {
+		t.Errorf("container %s: PROJECTOR_ADMIN_TOKEN is set; the token must come from a file", c.Name)
+	}
+	e, ok := env["PROJECTOR_ADMIN_TOKEN_FILE"]
+	if !ok || e.ValueFrom != nil || !strings.HasPrefix(e.Value, "/") {
+		t.Fatalf("container %s: PROJECTOR_ADMIN_TOKEN_FILE = %+v, want an absolute path", c.Name, e)
+	}
+	var mount *corev1.VolumeMount
+	for i, m := range c.VolumeMounts {
+		if strings.HasPrefix(e.Value, strings.TrimSuffix(m.MountPath, "/")+"/") {
+			mount = &c.VolumeMounts[i]
+		}
+	}
+	if mount == nil {
+		t.Fatalf("container %s: PROJECTOR_ADMIN_TOKEN_FILE %s lies in no volume mount", c.Name, e.Value)
+	}
+	if !mount.ReadOnly {
+		t.Errorf("container %s: the admin token's mount %s is writable", c.Name, mount.MountPath)
+	}
+	rel := strings.TrimPrefix(e.Value, strings.TrimSuffix(mount.MountPath, "/")+"/")
+	for _, v := range pod.Volumes {
+		if v.Name != mount.Name {
+			continue
+		}
+		if v.Secret == nil {
+			t.Fatalf("volume %s holding the admin token is not a Secret: %+v", v.Name, v.VolumeSource)
+		}
+		if v.Secret.DefaultMode == nil || *v.Secret.DefaultMode&0o007 != 0 {
+			t.Errorf("volume %s: defaultMode %s lets every user of the pod read the admin token", v.Name, modeString(v.Secret.DefaultMode))
+		}
+		for _, it := range v.Secret.Items {
+			if it.Path == rel {
+				return v.Secret.SecretName, it.Key
+			}
+		}
+		t.Fatalf("volume %s: no item of Secret %s has path %s", v.Name, v.Secret.SecretName, rel)
+	}
+	t.Fatalf("container %s mounts undeclared volume %s", c.Name, mount.Name)
+	return "", ""
+}
+
+// noAdminToken checks that the container neither gets the admin token nor mounts its volume.
+func noAdminToken(t *testing.T, c corev1.Container) {
+	t.Helper()
+	for name := range envMap(c) {
+		if strings.HasPrefix(name, "PROJECTOR_ADMIN_TOKEN") {
+			t.Errorf("container %s gets %s", c.Name, name)
+		}
+	}
+	for _, m := range c.VolumeMounts {
+		if strings.Contains(m.Name, "admin") {
+			t.Errorf("container %s mounts the admin token's volume %s", c.Name, m.Name)
+		}
+	}
+}
+
+func TestAdminTokenExistingSecret(t *testing.T) {
+	set := renderSet(t, Options{ValuesFiles: []string{filepath.Join(chartDir, "ci", "admin-token-values.yaml")}})
+	if len(set.Secrets) != 0 {
+		t.Errorf("rendered %d Secrets although the admin token and the connections exist already", len(set.Secrets))
+	}
+	pod := set.Deployments[0].Spec.Template.Spec
+	secret, key := adminTokenSource(t, pod, pod.Containers[0])
+	if secret != "orders-projector-admin" || key != "admin-token" {
+		t.Errorf("admin token from %s/%s, want orders-projector-admin/admin-token", secret, key)
+	}
+	noAdminToken(t, pod.InitContainers[0])
+}
+
+func TestAdminTokenValue(t *testing.T) {
+	const token = "0f3a9c2e7b15d4a8"
+	ms, err := Render(chartDir, Options{ReleaseName: "views", Values: map[string]any{"adminToken": map[string]any{"value": token + "\n"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		if strings.HasSuffix(m.Source, "deployment.yaml") && strings.Contains(m.Content, token) {
+			t.Errorf("the admin token appears in the Deployment:\n%s", m.Content)
+		}
+	}
+	set, err := DecodeAll(ms)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := set.Check(); err != nil {
+		t.Fatal(err)
+	}
+	var created *corev1.Secret
+	for _, s := range set.Secrets {
+		if s.Name == "views-projector-admin-token" {
+			created = s
+		}
+	}
+	if created == nil {
+		t.Fatalf("no Secret views-projector-admin-token among %d Secrets", len(set.Secrets))
+	}
+	d := set.Deployments[0]
+	pod := d.Spec.Template.Spec
+	secret, key := adminTokenSource(t, pod, pod.Containers[0])
+	if secret != created.Name || created.StringData[key] != token {
+		t.Errorf("admin token from %s/%s; the chart's Secret %s holds %v", secret, key, created.Name, created.StringData)
+	}
+	noAdminToken(t, pod.InitContainers[0])
+	if d.Spec.Template.Annotations["checksum/admin-token"] == "" {
+		t.Error("no checksum/admin-token annotation: changing adminToken.value would not restart the pods")
 	}
 }
 
@@ -341,6 +467,11 @@ func TestBadValues(t *testing.T) {
 		{"no database", map[string]any{"database": map[string]any{"url": ""}}, "database: set url or existingSecret"},
 		{"no projections", map[string]any{"projections": map[string]any{"config": ""}}, "projections: set config"},
 		{"two root certificate sources", map[string]any{"kurrentdb": map[string]any{"rootCertificates": "PEM", "rootCertificatesSecret": "ca"}}, "not both"},
+		{"admin token value and existing Secret", map[string]any{"adminToken": map[string]any{"value": "t0ken", "existingSecret": "admin"}}, "adminToken: set value or existingSecret, not both"},
+		{"admin token with a space", map[string]any{"adminToken": map[string]any{"value": "two words"}}, "/adminToken/value"},
+		{"admin token only whitespace", map[string]any{"adminToken": map[string]any{"value": " \n"}}, "adminToken.value is only whitespace"},
+		{"admin token also in extraEnv", map[string]any{"adminToken": map[string]any{"existingSecret": "admin"}, "extraEnv": []any{map[string]any{"name": "PROJECTOR_ADMIN_TOKEN", "value": "x"}}}, "extraEnv sets PROJECTOR_ADMIN_TOKEN although adminToken gives the admin token"},
+		{"admin token key not a Secret key", map[string]any{"adminToken": map[string]any{"existingSecret": "admin", "existingSecretKey": "a/b"}}, "/adminToken/existingSecretKey"},
 		{"minAvailable neither count nor percentage", map[string]any{"podDisruptionBudget": map[string]any{"minAvailable": "half"}}, "/podDisruptionBudget/minAvailable"},
 	}
 	for _, tc := range cases {
@@ -491,6 +622,30 @@ func TestNotes(t *testing.T) {
 			t.Errorf("NOTES.txt lacks %q:\n%s", want, notes)
 		}
 	}
+	for _, want := range []string{"exec \"$pod\" -c projector -- /projector resume NAME", "WARNING: no admin token is set"} {
+		if !strings.Contains(notes, want) {
+			t.Errorf("NOTES.txt without an admin token lacks %q:\n%s", want, notes)
+		}
+	}
+
+	notes, err = Notes(chartDir, Options{ReleaseName: "views", Namespace: "shop", ValuesFiles: []string{filepath.Join(chartDir, "ci", "admin-token-values.yaml")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"Secret orders-projector-admin (key admin-token)",
+		"kubectl -n shop get pods -l app.kubernetes.io/name=projector,app.kubernetes.io/instance=views -o name",
+		"kubectl -n shop exec \"$pod\" -c projector -- /projector resume NAME",
+		"get secret orders-projector-admin -o jsonpath='{.data.admin-token}' | base64 -d",
+		"projector skip NAME --server http://localhost:9090",
+	} {
+		if !strings.Contains(notes, want) {
+			t.Errorf("NOTES.txt with an admin token lacks %q:\n%s", want, notes)
+		}
+	}
+	if strings.Contains(notes, "WARNING: no admin token") {
+		t.Errorf("NOTES.txt warns of a missing admin token although one is set:\n%s", notes)
+	}
 }
 
 // TestSidecarExample checks the sidecar example strictly and against the chart: the projector
@@ -540,10 +695,29 @@ func TestSidecarExample(t *testing.T) {
 		}
 	}
 
-	chart := renderSet(t, Options{}).Deployments[0].Spec.Template.Spec.Containers[0]
+	// The chart with an admin token from an existing Secret, as the example has.
+	chartPod := renderSet(t, Options{Values: map[string]any{"adminToken": map[string]any{"existingSecret": "orders-projector-admin"}}}).Deployments[0].Spec.Template.Spec
+	chart := chartPod.Containers[0]
 	want := sortedKeys(envMap(chart))
 	if got := sortedKeys(envMap(*sidecar)); !slices.Equal(got, want) {
 		t.Errorf("sidecar env %v, chart env %v", got, want)
+	}
+	migWant := sortedKeys(envMap(chartPod.InitContainers[0]))
+	if got := sortedKeys(envMap(*migrate)); !slices.Equal(got, migWant) {
+		t.Errorf("migrate env %v, chart's migrate env %v", got, migWant)
+	}
+	secret, key := adminTokenSource(t, pod, *sidecar)
+	if secret != "orders-projector-admin" || key != "token" {
+		t.Errorf("sidecar admin token from %s/%s, want orders-projector-admin/token", secret, key)
+	}
+	noAdminToken(t, *migrate)
+	for _, c := range pod.Containers {
+		noAdminToken(t, c)
+	}
+	for name, e := range envMap(*migrate) {
+		if !reflect.DeepEqual(envMap(*sidecar)[name], e) {
+			t.Errorf("env %s: migrate %+v, sidecar %+v", name, e, envMap(*sidecar)[name])
+		}
 	}
 	probePath := func(p *corev1.Probe) string {
 		if p == nil || p.HTTPGet == nil {
@@ -649,4 +823,22 @@ func TestReadmeInstall(t *testing.T) {
 	if ref := env["DATABASE_URL"].ValueFrom.SecretKeyRef; ref.Name != "projector-connections" || !strings.Contains(readme, "--from-literal="+ref.Key+"=") {
 		t.Errorf("DATABASE_URL from %s/%s, which the README's kubectl create secret does not make", ref.Name, ref.Key)
 	}
+	// The README installs with an admin token, from a Secret it creates, and its commands for
+	// resume and skip read that Secret.
+	pod := d.Spec.Template.Spec
+	secret, key := adminTokenSource(t, pod, pod.Containers[0])
+	if !strings.Contains(readme, "kubectl create secret generic "+secret+" --from-literal="+key+"=") {
+		t.Errorf("the admin token comes from %s/%s, which the README's kubectl create secret does not make", secret, key)
+	}
+	if !strings.Contains(readme, "kubectl get secret "+secret+" -o jsonpath='{.data."+key+"}'") {
+		t.Errorf("the README does not read the admin token from %s/%s", secret, key)
+	}
+}
+
+// modeString prints a volume's file mode in octal, or "unset".
+func modeString(m *int32) string {
+	if m == nil {
+		return "unset"
+	}
+	return fmt.Sprintf("%#o", *m)
 }

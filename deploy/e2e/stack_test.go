@@ -198,7 +198,9 @@ type stack struct {
 	env          []string
 }
 
-func startStack(t *testing.T, config string) *stack {
+// startStack starts the stack; extraEnv (NAME=value) is added to the daemon's environment, not
+// to the migrate step's, as the chart does with the admin token.
+func startStack(t *testing.T, config string, extraEnv ...string) *stack {
 	t.Helper()
 	s := &stack{emulatorAddr: freeAddr(t), httpAddr: freeAddr(t), dataDir: t.TempDir()}
 	s.startEmulator(t)
@@ -226,6 +228,7 @@ func startStack(t *testing.T, config string) *stack {
 	if out, err := mig.CombinedOutput(); err != nil {
 		t.Fatalf("projector migrate: %v\n%s", err, out)
 	}
+	s.env = append(s.env, extraEnv...)
 	s.projector = start(t, "projector", s.env, bins.projector, "run", "--no-migrate")
 	eventually(t, 60*time.Second, "projector /healthz", func() error {
 		if s.projector.exited() {

@@ -82,6 +82,25 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if or .Values.kurrentdb.rootCertificates .Values.kurrentdb.rootCertificatesSecret }}true{{ end }}
 {{- end }}
 
+{{/* Whether the daemon gets an admin token for its commands (resume, skip). */}}
+{{- define "projector.adminTokenEnabled" -}}
+{{- if or .Values.adminToken.value .Values.adminToken.existingSecret }}true{{ end }}
+{{- end }}
+
+{{/* The Secret holding the admin token: the existing one, or the one the chart creates. */}}
+{{- define "projector.adminTokenSecretName" -}}
+{{- default (printf "%s-admin-token" (include "projector.fullname" .)) .Values.adminToken.existingSecret }}
+{{- end }}
+
+{{- define "projector.adminTokenSecretKey" -}}
+{{- if .Values.adminToken.existingSecret }}{{ .Values.adminToken.existingSecretKey }}{{ else }}token{{ end }}
+{{- end }}
+
+{{/* Where the daemon container mounts the admin token, and the file PROJECTOR_ADMIN_TOKEN_FILE names. */}}
+{{- define "projector.adminTokenDir" -}}
+/etc/projector/admin
+{{- end }}
+
 {{- define "projector.terminationGracePeriodSeconds" -}}
 {{- $drain := int .Values.drainTimeoutSeconds }}
 {{- $grace := int .Values.terminationGracePeriodSeconds }}
@@ -105,6 +124,19 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- if and .Values.kurrentdb.rootCertificates .Values.kurrentdb.rootCertificatesSecret }}
 {{- fail "kurrentdb: set rootCertificates or rootCertificatesSecret, not both" }}
+{{- end }}
+{{- if and .Values.adminToken.value .Values.adminToken.existingSecret }}
+{{- fail "adminToken: set value or existingSecret, not both (the daemon takes the token one way)" }}
+{{- end }}
+{{- if and .Values.adminToken.value (not (trim .Values.adminToken.value)) }}
+{{- fail "adminToken.value is only whitespace; give the token, or leave it empty for no admin token" }}
+{{- end }}
+{{- if include "projector.adminTokenEnabled" . }}
+{{- range .Values.extraEnv }}
+{{- if has .name (list "PROJECTOR_ADMIN_TOKEN" "PROJECTOR_ADMIN_TOKEN_FILE") }}
+{{- fail (printf "extraEnv sets %s although adminToken gives the admin token; the daemon refuses both (remove it from extraEnv)" .name) }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- end }}
 
