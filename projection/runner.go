@@ -27,7 +27,7 @@ import (
 //     from the committed position, and reported once per fault (see Observer).
 //   - A handler error is traced to its event (re-running the batch event by event when the
 //     store queues statements); the events before it commit once, and the error policy decides
-//     about the event. A stopped projection waits, keeping its lease, for Resume or Skip.
+//     about the event. A stopped projection waits, keeping its lease, for Resume, Skip or Reset.
 //   - When Run's context ends, the batch in flight gets Options.DrainTimeout to commit.
 type Runner[Tx any] struct {
 	source Source
@@ -92,7 +92,7 @@ func (r *Runner[Tx]) Add(p Projection[Tx], opts ProjectionOptions) error {
 	if _, dup := r.byName[name]; dup {
 		return fmt.Errorf("projection %q added twice", name)
 	}
-	w := &worker[Tx]{r: r, p: p, name: name, topics: append([]string(nil), topics...), opts: opts, ctl: make(chan command, 1)}
+	w := &worker[Tx]{r: r, p: p, name: name, topics: append([]string(nil), topics...), opts: opts, ctl: make(chan command, 1), resets: make(chan *resetRequest[Tx])}
 	w.st = Status{Name: name, State: StateStarting}
 	r.workers = append(r.workers, w)
 	r.byName[name] = w
@@ -191,6 +191,44 @@ func (r *Runner[Tx]) control(name string, c command) error {
 	w.pending = true
 	w.ctl <- c
 	return nil
+}
+
+// ErrNotLeader is wrapped by Runner.Reset's error when this process does not lead the
+// projection: a standby (the replica that leads it must reset it), or a runner not running.
+var ErrNotLeader = errors.New("this process does not lead the projection")
+
+// Reset rebuilds a projection online. It pauses the projection's worker (a pending batch is
+// dropped uncommitted, the subscription closed, the lease kept), then in one store transaction
+// runs fn (emptying the view; nil for none) and rewinds the projection's tracking to its
+// configured start (compare-and-set, through Store.Apply), resets the in-process watermark
+// and restarts the projection from that start. It works on a stopped projection too, and
+// clears its failure. On error nothing changed and the projection goes on as before.
+//
+// It returns an error wrapping tracking.ErrUnknownProjection for an unknown name and one
+// wrapping ErrNotLeader when this process does not lead the projection. The worker takes the
+// reset between batches or retries; until then Reset waits, within ctx.
+func (r *Runner[Tx]) Reset(ctx context.Context, projection string, fn func(ctx context.Context, tx Tx) error) error {
+	r.mu.Lock()
+	w, ok := r.byName[projection]
+	r.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("reset %q: %w", projection, tracking.ErrUnknownProjection)
+	}
+	req := &resetRequest[Tx]{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if !w.status().Leader {
+			return fmt.Errorf("reset %q: %w", projection, ErrNotLeader)
+		}
+		select {
+		case w.resets <- req:
+			return <-req.done // the worker answers within ctx
+		case <-tick.C: // leadership may have been lost meanwhile
+		case <-ctx.Done():
+			return fmt.Errorf("reset %q: the projection did not pause in time: %w", projection, ctx.Err())
+		}
+	}
 }
 
 // command is an operator's instruction to a stopped projection.

@@ -27,12 +27,14 @@ type worker[Tx any] struct {
 	name   string
 	topics []string
 	opts   ProjectionOptions
-	ctl    chan command // operator commands for a stopped projection; capacity 1
+	ctl    chan command           // operator commands for a stopped projection; capacity 1
+	resets chan *resetRequest[Tx] // Runner.Reset's requests, taken while leading
 
 	// Used by the worker goroutine only.
-	skip    *Failure // an operator's Skip, applied when the failed event is delivered again
-	flushes bool     // the store's transactions are Flushers
-	live    bool     // the subscription has caught up
+	skip    *Failure          // an operator's Skip, applied when the failed event is delivered again
+	reset   *resetRequest[Tx] // a reset taken by consume, for leading to run
+	flushes bool              // the store's transactions are Flushers
+	live    bool              // the subscription has caught up
 
 	mu       sync.Mutex
 	st       Status
@@ -144,6 +146,7 @@ const (
 	outcomeLost                     // the lease ended
 	outcomeTransient                // retry after a backoff
 	outcomeStopped                  // halt the projection until Resume or Skip
+	outcomeReset                    // run the reset in w.reset, then start again
 )
 
 type result struct {
@@ -250,11 +253,26 @@ func (w *worker[Tx]) leading(ctx, lead context.Context, bo *backoff) error {
 			w.caughtUp = false // unknown until the subscription catches up again
 			w.mu.Unlock()
 			w.failure(res.kind, res.err)
-			if !sleepLeading(ctx, lead, delay(bo, res.err)) {
-				if ctx.Err() != nil {
-					return nil
+			t := time.NewTimer(delay(bo, res.err))
+			select {
+			case <-t.C:
+			case req := <-w.resets:
+				t.Stop()
+				if w.runReset(ctx, lead, req) == nil {
+					bo.reset()
 				}
+			case <-ctx.Done():
+				t.Stop()
+				return nil
+			case <-lead.Done():
+				t.Stop()
 				return lostCause(nil)
+			}
+		case outcomeReset:
+			req := w.reset
+			w.reset = nil
+			if w.runReset(ctx, lead, req) == nil {
+				bo.reset()
 			}
 		case outcomeStopped:
 			w.mu.Lock()
@@ -264,24 +282,97 @@ func (w *worker[Tx]) leading(ctx, lead context.Context, bo *backoff) error {
 			w.pending, w.fault = false, ""
 			w.mu.Unlock()
 			w.setState(StateStopped, res.err)
-			select {
-			case c := <-w.ctl:
-				w.mu.Lock()
-				w.pending = false
-				failed := w.st.Failed
-				w.st.Failed = nil
-				w.mu.Unlock()
-				if c == commandSkip {
-					w.skip = failed
+		stopped:
+			for {
+				select {
+				case c := <-w.ctl:
+					w.mu.Lock()
+					w.pending = false
+					failed := w.st.Failed
+					w.st.Failed = nil
+					w.mu.Unlock()
+					if c == commandSkip {
+						w.skip = failed
+					}
+					bo.reset()
+					break stopped
+				case req := <-w.resets:
+					if w.runReset(ctx, lead, req) == nil {
+						bo.reset()
+						break stopped
+					}
+					// A failed reset changed nothing: the projection stays stopped.
+				case <-ctx.Done():
+					return nil
+				case <-lead.Done():
+					return lostCause(nil)
 				}
-				bo.reset()
-			case <-ctx.Done():
-				return nil
-			case <-lead.Done():
-				return lostCause(nil)
 			}
 		}
 	}
+}
+
+// resetRequest is a Runner.Reset call waiting for the worker.
+type resetRequest[Tx any] struct {
+	ctx  context.Context
+	fn   func(ctx context.Context, tx Tx) error
+	done chan error // capacity 1: the worker never blocks on the answer
+}
+
+// runReset runs req while the projection is paused (no session runs, its subscription is
+// closed, its lease held) and answers it. In one store transaction it runs req.fn and rewinds
+// tracking from the committed state to the projection's start; then the watermark is reset,
+// the status shows the start and any failure is cleared. On error nothing changed.
+func (w *worker[Tx]) runReset(ctx, lead context.Context, req *resetRequest[Tx]) error {
+	err := w.rewind(ctx, lead, req)
+	req.done <- err
+	return err
+}
+
+func (w *worker[Tx]) rewind(ctx, lead context.Context, req *resetRequest[Tx]) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("reset %q: the runner is shutting down", w.name)
+	}
+	// The transaction runs under the lease (the store checks it before committing) and ends
+	// with the caller's context or a shutdown.
+	rctx, cancel := context.WithCancel(lead)
+	defer cancel()
+	defer context.AfterFunc(req.ctx, cancel)()
+	defer context.AfterFunc(ctx, cancel)()
+	prev, _, err := w.r.store.Load(rctx, w.name)
+	if err != nil {
+		return fmt.Errorf("reset %q: load tracking: %w", w.name, err)
+	}
+	start, _, err := w.startState(rctx)
+	if err != nil {
+		return fmt.Errorf("reset %q: %w", w.name, err)
+	}
+	err = w.r.store.Apply(rctx, w.name, prev, start, func(ctx context.Context, tx Tx) error {
+		if req.fn != nil {
+			if err := req.fn(ctx, tx); err != nil {
+				return fmt.Errorf("reset the view: %w", err)
+			}
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("not committing the reset: %w", context.Cause(ctx))
+		}
+		return nil
+	})
+	if err != nil {
+		if lead.Err() != nil {
+			err = fmt.Errorf("%w: %w", ErrNotLeader, err)
+		}
+		return fmt.Errorf("reset %q: rewind from %v to %v: %w", w.name, prev, start, err)
+	}
+	w.skip = nil
+	w.r.wm.Reset(w.name)
+	w.mu.Lock()
+	w.st.Tracking, w.st.Position, w.st.Failed, w.st.OldestPending = start, start.Reached(), nil, time.Time{}
+	w.st.LastProgress = time.Now()
+	w.caughtUp, w.fault = false, ""
+	w.mu.Unlock()
+	w.r.wm.Set(w.name, start)
+	return nil
 }
 
 // failed classifies a store or source error of kind: the end of ctx or of the lease, or a
@@ -328,12 +419,10 @@ func (w *worker[Tx]) session(ctx, lead context.Context, bo *backoff) result {
 	return w.consume(ctx, lead, work, sub, state, bo)
 }
 
-// initial computes and records the state of a projection that has no tracking row.
-func (w *worker[Tx]) initial(ctx context.Context) (tracking.State, string, error) {
+// startState computes the state of the projection's configured start.
+func (w *worker[Tx]) startState(ctx context.Context) (tracking.State, string, error) {
 	var s tracking.State
 	switch w.opts.Start.Kind {
-	case StartBeginning:
-		return s, "", nil
 	case StartAfter:
 		s.Last = w.opts.Start.Position
 	case StartEnd:
@@ -341,12 +430,18 @@ func (w *worker[Tx]) initial(ctx context.Context) (tracking.State, string, error
 		if err != nil {
 			return s, kindSource, fmt.Errorf("projection %q: read the head of $all: %w", w.name, err)
 		}
-		if head.IsZero() {
-			return s, "", nil
-		}
 		s.Last = head
 	}
-	err := w.r.store.Apply(ctx, w.name, tracking.State{}, s, func(context.Context, Tx) error { return nil })
+	return s, "", nil
+}
+
+// initial computes and records the state of a projection that has no tracking row.
+func (w *worker[Tx]) initial(ctx context.Context) (tracking.State, string, error) {
+	s, kind, err := w.startState(ctx)
+	if err != nil || s == (tracking.State{}) {
+		return s, kind, err
+	}
+	err = w.r.store.Apply(ctx, w.name, tracking.State{}, s, func(context.Context, Tx) error { return nil })
 	if err != nil {
 		// A conflict means another instance created the row: the retry reloads it.
 		return s, kindStore, fmt.Errorf("projection %q: record the start at %v: %w", w.name, s.Last, err)
@@ -400,6 +495,10 @@ func (w *worker[Tx]) consume(ctx, lead, work context.Context, sub Subscription, 
 			res = b.flush()
 		case <-b.probeTimer.C:
 			res = b.probe()
+		case req := <-w.resets:
+			// The pending batch is dropped uncommitted: the reset rebuilds from the start.
+			w.reset = req
+			return result{out: outcomeReset}
 		case rc := <-msgs:
 			if rc.err != nil {
 				if ctx.Err() != nil {

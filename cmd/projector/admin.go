@@ -57,12 +57,17 @@ idempotent and safe to run from several replicas at once. An unreachable Postgre
 }
 
 func (a *app) resetCommand() *cobra.Command {
-	return &cobra.Command{
+	var server string
+	cmd := &cobra.Command{
 		Use:   "reset NAME",
 		Short: "Empty a projection's view and rewind it, so it rebuilds",
-		Long: `Runs the projection's reset SQL and deletes its tracking row in one transaction, so the
-projection rebuilds from its configured start when the daemon next runs. Stop the daemon first:
-reset refuses (exit 1) while a replica leads the projection.`,
+		Long: `Empties the projection's view (its reset SQL) and rewinds its tracking to its configured start
+in one transaction, so the projection rebuilds. With a daemon running, reset asks it
+(--server, by default the local PROJECTOR_HTTP_ADDR) to do so online: the replica that leads
+the projection pauses it, resets, and rebuilds it from its start while the other projections go
+on (a standby refuses: give --server the leader's address). When no daemon answers, reset runs
+the reset SQL and deletes the tracking row itself, under the projection's leadership lock; it
+refuses (exit 1) when a replica still leads the projection.`,
 		Args: exactArgs(1, "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -73,6 +78,26 @@ reset refuses (exit 1) while a replica leads the projection.`,
 			p, err := findProjection(cfg, args[0])
 			if err != nil {
 				return err
+			}
+			if server == "" {
+				server = localURL(a.settings.HTTPAddr)
+			}
+			if fetchDaemon(ctx, server) != nil {
+				token, err := a.settings.Admin()
+				if err != nil {
+					return err
+				}
+				st, err := sendCommand(ctx, server, "reset", p.Name, token)
+				var ue usageError
+				switch {
+				case errors.As(err, &ue):
+					return err
+				case err != nil:
+					return &exitError{code: exitFailure, err: err}
+				}
+				log.Info("projection reset by the daemon", zap.String("projection", p.Name), zap.String("server", server))
+				fmt.Fprintf(a.stdout, "reset %s online: it rebuilds from its start (now %s at position %d)\n", p.Name, st.State, st.Position)
+				return nil
 			}
 			pool, err := a.openDB(ctx, log, false)
 			if err != nil {
@@ -88,6 +113,9 @@ reset refuses (exit 1) while a replica leads the projection.`,
 			return nil
 		},
 	}
+	cmd.Flags().StringVar(&server, "server", "", "URL of a running daemon's HTTP API (default: the local PROJECTOR_HTTP_ADDR)")
+	a.adminTokenFlags(cmd, "the daemon's admin token, sent as a bearer token")
+	return cmd
 }
 
 // resetProjection runs p's reset SQL and deletes its tracking row in one transaction, and

@@ -233,9 +233,22 @@ func TestDeclarativeProjectionEndToEnd(t *testing.T) {
 		t.Errorf("status --json: %d %v %s", code, err, out)
 	}
 
-	// reset refuses while a daemon leads the projection.
-	if code, _, errOut := runProjector(t, env, "reset", "dogs"); code != 1 || !strings.Contains(errOut, `projection "dogs" is being run by a projector daemon`) {
-		t.Errorf("reset while running: %d %s", code, errOut)
+	// reset while the daemon runs: the daemon resets online and rebuilds the same view, and
+	// keeps running.
+	online := viewDigest(t, pool)
+	code, out, errOut = runProjector(t, env, "reset", "dogs")
+	if code != 0 || !strings.Contains(out, "reset dogs online") {
+		t.Fatalf("online reset: %d %s %s", code, out, errOut)
+	}
+	waitHTTP(t, addr, "dogs", pos)
+	if after := viewDigest(t, pool); after != online {
+		t.Errorf("view rebuilt online differs:\n before %s\n after  %s", online, after)
+	}
+	if code, _ := httpGet(t, "http://"+addr+"/healthz"); code != 200 {
+		t.Errorf("/healthz after the online reset = %d", code)
+	}
+	if code, body := postJSON(t, "http://"+addr+"/v1/projections/cats/reset", "", nil); code != 404 {
+		t.Errorf("reset of an unknown projection = %d %s", code, body)
 	}
 
 	// SIGTERM: graceful, exit 0.

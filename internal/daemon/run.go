@@ -79,6 +79,9 @@ func (d *Daemon) Shutdown(ctx context.Context) error { return d.srv.Shutdown(ctx
 type Projection[Tx any] struct {
 	Projection projection.Projection[Tx]
 	Options    projection.ProjectionOptions
+	// Reset empties the projection's view inside the reset's transaction (the HTTP API's
+	// reset); nil resets only its tracking.
+	Reset func(ctx context.Context, tx Tx) error
 }
 
 // Config is what Run joins together.
@@ -138,6 +141,13 @@ func Run[Tx any](ctx context.Context, d *Daemon, c Config[Tx]) error {
 		c.Running(runner)
 	}
 	d.ctl.set(runner.Resume, runner.Skip)
+	resets := make(map[string]func(context.Context, Tx) error, len(c.Projections))
+	for _, p := range c.Projections {
+		resets[p.Projection.Name()] = p.Reset
+	}
+	d.ctl.setReset(func(ctx context.Context, name string) error {
+		return runner.Reset(ctx, name, resets[name])
+	})
 	drain := opts.DrainTimeout
 	switch {
 	case drain == 0:
@@ -166,6 +176,7 @@ func Run[Tx any](ctx context.Context, d *Daemon, c Config[Tx]) error {
 	runErr := runner.Run(ctx)
 	close(ran)
 	d.ctl.set(nil, nil)
+	d.ctl.setReset(nil)
 	wg.Wait()
 	if runErr != nil && !errors.Is(runErr, context.Canceled) {
 		return fmt.Errorf("runner: %w", runErr)
@@ -182,7 +193,35 @@ type controller struct {
 
 	mu           sync.Mutex
 	resume, skip func(string) error
+	reset        func(context.Context, string) error
 	shutdown     bool
+}
+
+func (c *controller) setReset(reset func(context.Context, string) error) {
+	c.mu.Lock()
+	c.reset = reset
+	c.mu.Unlock()
+}
+
+// Reset implements httpapi.Resetter: it empties the projection's view and rewinds it to its
+// start online, on the replica that leads it.
+func (c *controller) Reset(ctx context.Context, name string) error {
+	c.mu.Lock()
+	f, down := c.reset, c.shutdown
+	c.mu.Unlock()
+	switch {
+	case down:
+		return fmt.Errorf("reset %q: shutting down: %w", name, httpapi.ErrUnavailable)
+	case f == nil:
+		return fmt.Errorf("reset %q: still connecting to KurrentDB and PostgreSQL: %w", name, httpapi.ErrUnavailable)
+	}
+	c.logObs.Commanded(name, "reset")
+	if err := f(ctx, name); err != nil {
+		c.logObs.Commanded(name, "")
+		return err
+	}
+	c.log.Info("projection reset: it rebuilds from its start", zap.String("projection", name))
+	return nil
 }
 
 // settle bounds how long a command waits for the projection to leave the stopped state, so

@@ -1,6 +1,6 @@
 // Package httpapi serves Projector's HTTP interface: /metrics, /healthz, /readyz,
 // /v1/projections, /v1/projections/{name}/wait, and the operator's commands
-// POST /v1/projections/{name}/resume and POST /v1/projections/{name}/skip. With an admin token
+// POST /v1/projections/{name}/resume, .../skip and .../reset. With an admin token
 // set, the commands require it as a bearer token; the read endpoints stay open.
 package httpapi
 
@@ -43,6 +43,14 @@ type Controller interface {
 	// ErrUnavailable while the daemon is not running its projections yet.
 	Resume(ctx context.Context, name string) error
 	Skip(ctx context.Context, name string) error
+}
+
+// Resetter is implemented by a Controller that can rebuild a projection online: Reset empties
+// its view and rewinds it to its start, on the replica that leads it. It returns an error
+// wrapping tracking.ErrUnknownProjection for an unknown name, projection.ErrNotLeader on a
+// standby, and ErrUnavailable while the daemon is not running its projections.
+type Resetter interface {
+	Reset(ctx context.Context, name string) error
 }
 
 // ErrUnavailable is wrapped by a Controller's errors while it cannot take commands (the daemon
@@ -114,6 +122,7 @@ func New(o Options) http.Handler {
 	mux.HandleFunc("GET /v1/projections/{name}/wait", a.wait)
 	mux.HandleFunc("POST /v1/projections/{name}/resume", a.command("resume"))
 	mux.HandleFunc("POST /v1/projections/{name}/skip", a.command("skip"))
+	mux.HandleFunc("POST /v1/projections/{name}/reset", a.command("reset"))
 	return mux
 }
 
@@ -215,9 +224,10 @@ func (a *api) projection(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusNotFound, ErrorJSON{Error: fmt.Sprintf("unknown projection %q", name)})
 }
 
-// command handles POST /v1/projections/{name}/resume and .../skip: 200 with the projection's
-// status after the command, 404 for an unknown projection, 409 when it is not stopped here (a
-// standby says so: the command belongs to the replica that leads it), 503 when the daemon is
+// command handles POST /v1/projections/{name}/resume, .../skip and .../reset: 200 with the
+// projection's status after the command, 404 for an unknown projection, 409 when it is not
+// stopped here (resume, skip) or not led here (a standby: the command belongs to the replica
+// that leads it), 503 when the daemon is
 // not running its projections; with an admin token set, 401 first unless the request carries
 // it.
 func (a *api) command(verb string) http.HandlerFunc {
@@ -237,9 +247,17 @@ func (a *api) command(verb string) http.HandlerFunc {
 			return
 		}
 		var err error
-		if verb == "skip" {
+		switch verb {
+		case "skip":
 			err = a.o.Controller.Skip(r.Context(), name)
-		} else {
+		case "reset":
+			rs, ok := a.o.Controller.(Resetter)
+			if !ok {
+				writeJSON(w, http.StatusServiceUnavailable, ErrorJSON{Error: fmt.Sprintf("reset %q: this server cannot reset projections", name)})
+				return
+			}
+			err = rs.Reset(r.Context(), name)
+		default:
 			err = a.o.Controller.Resume(r.Context(), name)
 		}
 		switch {
@@ -253,6 +271,9 @@ func (a *api) command(verb string) http.HandlerFunc {
 				msg = fmt.Sprintf("%s %q: this replica does not lead the projection (it is %s here): only the replica that leads it can have it stopped; send the command to that replica", verb, name, p.State)
 			}
 			writeJSON(w, http.StatusConflict, ErrorJSON{Error: msg})
+			return
+		case errors.Is(err, projection.ErrNotLeader):
+			writeJSON(w, http.StatusConflict, ErrorJSON{Error: fmt.Sprintf("%s %q: this replica does not lead the projection; send the command to the replica that leads it (%v)", verb, name, err)})
 			return
 		case errors.Is(err, ErrUnavailable):
 			writeJSON(w, http.StatusServiceUnavailable, ErrorJSON{Error: err.Error()})

@@ -430,3 +430,65 @@ func TestCommandsRequireTheAdminToken(t *testing.T) {
 		}
 	}
 }
+
+// resetter is a controller that also resets, as the daemon's runner does: only on the replica
+// that leads the projection.
+type resetter struct{ controller }
+
+func (c *resetter) Reset(_ context.Context, name string) error {
+	c.calls = append(c.calls, "reset "+name)
+	c.f.mu.Lock()
+	defer c.f.mu.Unlock()
+	for i := range c.f.statuses {
+		s := &c.f.statuses[i]
+		if s.Name != name {
+			continue
+		}
+		if !s.Leader {
+			return fmt.Errorf("reset %q: %w", name, projection.ErrNotLeader)
+		}
+		s.State, s.Failed, s.Error, s.Position, s.Tracking = projection.StateStarting, nil, "", 0, tracking.State{}
+		return nil
+	}
+	return fmt.Errorf("reset %q: %w", name, tracking.ErrUnknownProjection)
+}
+
+func TestReset(t *testing.T) {
+	f := &fake{head: 500, statuses: []projection.Status{
+		{Name: "dogs", State: projection.StateStopped, Leader: true, Position: 400, Error: "boom",
+			Failed: &projection.Failure{EventID: "e1", Type: "T", Position: tracking.Position{Commit: 420, Prepare: 420}, Error: "boom"}},
+		{Name: "tricks", State: projection.StateStandby, Position: 300},
+		{Name: "cats", State: projection.StateLive, Leader: true, Position: 500},
+	}}
+	c := &resetter{controller{f: f}}
+	srv := httptest.NewServer(httpapi.New(httpapi.Options{Provider: f, Controller: c, AdminToken: "tok"}))
+	defer srv.Close()
+
+	if resp, body := postAuth(t, srv.URL+"/v1/projections/cats/reset", ""); resp.StatusCode != 401 || !strings.Contains(body, `reset \"cats\": this server requires the admin token`) {
+		t.Errorf("reset without the token = %d %s", resp.StatusCode, body)
+	}
+	for _, name := range []string{"cats", "dogs"} {
+		resp, body := postAuth(t, srv.URL+"/v1/projections/"+name+"/reset", "Bearer tok")
+		var after httpapi.ProjectionJSON
+		if resp.StatusCode != 200 || json.Unmarshal([]byte(body), &after) != nil || after.Name != name ||
+			after.State != projection.StateStarting || after.Position != 0 || after.Failed != nil || after.Error != "" {
+			t.Errorf("reset %s = %d %s, want 200 with the projection starting at 0", name, resp.StatusCode, body)
+		}
+	}
+	if resp, body := postAuth(t, srv.URL+"/v1/projections/tricks/reset", "Bearer tok"); resp.StatusCode != 409 || !strings.Contains(body, "this replica does not lead the projection") {
+		t.Errorf("reset on a standby = %d %s, want 409", resp.StatusCode, body)
+	}
+	if resp, body := postAuth(t, srv.URL+"/v1/projections/birds/reset", "Bearer tok"); resp.StatusCode != 404 || !strings.Contains(body, `unknown projection \"birds\"`) {
+		t.Errorf("reset of an unknown projection = %d %s, want 404", resp.StatusCode, body)
+	}
+	if want := "[reset cats reset dogs reset tricks reset birds]"; fmt.Sprint(c.calls) != want {
+		t.Errorf("calls = %v, want %s", c.calls, want)
+	}
+
+	// A controller that cannot reset answers 503.
+	plain := httptest.NewServer(httpapi.New(httpapi.Options{Provider: f, Controller: &controller{f: f}}))
+	defer plain.Close()
+	if code, body := post(t, plain.URL+"/v1/projections/cats/reset", nil); code != 503 || !strings.Contains(body, "cannot reset") {
+		t.Errorf("reset without a Resetter = %d %s, want 503", code, body)
+	}
+}

@@ -85,6 +85,25 @@ func (tx *Tx) Add(key string, n int64) int64 {
 	return cur
 }
 
+// Keys returns the keys that start with prefix as this transaction sees them, sorted.
+func (tx *Tx) Keys(prefix string) []string {
+	var out []string
+	for k := range tx.s.data {
+		if strings.HasPrefix(k, prefix) && !tx.dels[k] {
+			if _, written := tx.writes[k]; !written {
+				out = append(out, k)
+			}
+		}
+	}
+	for k := range tx.writes {
+		if strings.HasPrefix(k, prefix) {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // Get returns the committed value under key.
 func (s *Store) Get(key string) (any, bool) {
 	s.mu.Lock()
@@ -116,7 +135,8 @@ func (s *Store) Keys(prefix string) []string {
 
 // Apply implements projection.Store: it runs fn in a new transaction and, if fn succeeds and
 // the tracking state of projection still equals prev, commits fn's writes and next together.
-// A projection without tracking matches only the zero prev.
+// A projection without tracking matches only the zero prev. A next behind prev rewinds the
+// projection (Runner.Reset).
 func (s *Store) Apply(ctx context.Context, projectionName string, prev, next tracking.State, fn func(ctx context.Context, tx *Tx) error) error {
 	if err := tracking.CheckStorable(next); err != nil {
 		return fmt.Errorf("memory: advance %q: %w", projectionName, err)
@@ -139,6 +159,9 @@ func (s *Store) Apply(ctx context.Context, projectionName string, prev, next tra
 	maps.Copy(s.data, tx.writes)
 	s.dead = append(s.dead, tx.dead...)
 	s.tracking[projectionName] = next
+	if next.Last.Compare(prev.Last) < 0 || (next.Last == prev.Last && next.Checkpoint < prev.Checkpoint) {
+		s.wm.Reset(projectionName) // a rewind (a reset): waiters wait for the rebuild
+	}
 	s.wm.Set(projectionName, next)
 	return nil
 }

@@ -125,3 +125,41 @@ func TestApplyCommitsNothingOnceItsContextHasEnded(t *testing.T) {
 		t.Errorf("the batch was committed: n = %d", s.Int("n"))
 	}
 }
+
+func TestRewindEmptiesTheViewAndResetsWaiters(t *testing.T) {
+	s := memory.New()
+	ctx := context.Background()
+	err := s.Apply(ctx, "p", tracking.State{}, pos(5), func(_ context.Context, tx *memory.Tx) error {
+		tx.Set("p/a", int64(1))
+		tx.Set("p/b", int64(2))
+		tx.Set("q/a", int64(3))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.Apply(ctx, "p", pos(5), tracking.State{}, func(_ context.Context, tx *memory.Tx) error {
+		tx.Set("p/c", int64(4))
+		if got := fmt.Sprint(tx.Keys("p/")); got != "[p/a p/b p/c]" {
+			t.Errorf("Keys in the transaction = %s", got)
+		}
+		for _, k := range tx.Keys("p/") {
+			tx.Delete(k)
+		}
+		if got := tx.Keys("p/"); len(got) != 0 {
+			t.Errorf("Keys after deleting = %v", got)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(s.Keys("")); got != "[q/a]" {
+		t.Errorf("keys after the rewind = %s, want [q/a]", got)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if st, err := s.Wait(wctx, "p", 5); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Wait(5) after the rewind = %v, %v; want it to block until the rebuild", st, err)
+	}
+}
