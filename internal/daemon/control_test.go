@@ -313,7 +313,7 @@ func TestFaultsCommandsLogsAndMetrics(t *testing.T) {
 	}
 }
 
-const unauthenticatedWarning = "the command endpoints POST /v1/projections/{name}/resume and /skip are unauthenticated: anyone who reaches the HTTP address can restart a stopped projection or skip its poison event into the dead letters; set PROJECTOR_ADMIN_TOKEN or PROJECTOR_ADMIN_TOKEN_FILE to require a bearer token"
+const unauthenticatedWarning = "the command endpoints POST /v1/projections/{name}/resume, /skip and /reset are unauthenticated: anyone who reaches the HTTP address can restart a stopped projection, skip its poison event into the dead letters or rebuild it; set PROJECTOR_ADMIN_TOKEN or PROJECTOR_ADMIN_TOKEN_FILE to require a bearer token"
 
 // TestStartWithAdminToken starts the daemon with an admin token: the commands answer 401
 // without it or with another, reach the daemon with it, the read endpoints stay open, and no

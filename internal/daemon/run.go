@@ -59,7 +59,7 @@ func Start(log *zap.Logger, addr string, names []string, o Options) (*Daemon, er
 	commands := "require the admin token"
 	if o.AdminToken == "" {
 		commands = "unauthenticated"
-		log.Warn("the command endpoints POST /v1/projections/{name}/resume and /skip are unauthenticated: anyone who reaches the HTTP address can restart a stopped projection or skip its poison event into the dead letters; set PROJECTOR_ADMIN_TOKEN or PROJECTOR_ADMIN_TOKEN_FILE to require a bearer token",
+		log.Warn("the command endpoints POST /v1/projections/{name}/resume, /skip and /reset are unauthenticated: anyone who reaches the HTTP address can restart a stopped projection, skip its poison event into the dead letters or rebuild it; set PROJECTOR_ADMIN_TOKEN or PROJECTOR_ADMIN_TOKEN_FILE to require a bearer token",
 			zap.String("addr", srv.Addr()))
 	}
 	log.Info("serving HTTP", zap.String("addr", srv.Addr()), zap.Strings("projections", names), zap.String("commands", commands))
