@@ -112,35 +112,48 @@ func (p *memProbe) report(b *testing.B, n int) {
 	b.ReportMetric((float64(after.HeapAlloc)-float64(p.start.HeapAlloc))/(1<<20), "retained-MiB")
 }
 
-func benchReadAll(b *testing.B, events int) {
+// benchDelivery fills a fixture with events, then times b.N runs of deliver,
+// each returning how many events it received; every run must receive
+// want(total) of the log's total records. It reports per-event figures.
+func benchDelivery(b *testing.B, events int, want func(total int) int, deliver func(ctx context.Context, f *readFixture, total int) int) {
 	f, total := filledReadFixture(b, events)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	b.ResetTimer()
 	probe := startMemProbe()
-	read := 0
+	got := 0
 	for i := 0; i < b.N; i++ {
+		got += deliver(ctx, f, total)
+	}
+	b.StopTimer()
+	if w := want(total) * b.N; got != w {
+		b.Fatalf("received %d events, want %d", got, w)
+	}
+	probe.report(b, got)
+}
+
+// wholeLog is the want of benchDelivery for a run that receives every record.
+func wholeLog(total int) int { return total }
+
+func benchReadAll(b *testing.B, events int) {
+	benchDelivery(b, events, wholeLog, func(ctx context.Context, f *readFixture, total int) int {
 		rs, err := f.client.ReadAll(ctx, kurrentdb.ReadAllOptions{From: kurrentdb.Start{}}, uint64(total))
 		if err != nil {
 			b.Fatal(err)
 		}
+		defer rs.Close()
+		read := 0
 		for {
 			_, err := rs.Recv()
 			if errors.Is(err, io.EOF) {
-				break
+				return read
 			}
 			if err != nil {
 				b.Fatal(err)
 			}
 			read++
 		}
-		rs.Close()
-	}
-	b.StopTimer()
-	if read != total*b.N {
-		b.Fatalf("read %d events, want %d", read, total*b.N)
-	}
-	probe.report(b, read)
+	})
 }
 
 // BenchmarkReadAllForwards reads a 100,000-event $all forwards with the
@@ -152,17 +165,17 @@ func BenchmarkReadAllForwards(b *testing.B) { benchReadAll(b, 100_000) }
 func BenchmarkReadAllMillion(b *testing.B) { benchReadAll(b, 1_000_000) }
 
 func benchCatchUp(b *testing.B, events int, filter *kurrentdb.SubscriptionFilter) {
-	f, total := filledReadFixture(b, events)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	b.ResetTimer()
-	probe := startMemProbe()
-	got := 0
-	for i := 0; i < b.N; i++ {
+	want := wholeLog
+	if filter != nil { // the filter passes the benchmark's events, not the seeded system records
+		want = func(int) int { return events }
+	}
+	benchDelivery(b, events, want, func(ctx context.Context, f *readFixture, _ int) int {
 		sub, err := f.client.SubscribeToAll(ctx, kurrentdb.SubscribeToAllOptions{From: kurrentdb.Start{}, Filter: filter})
 		if err != nil {
 			b.Fatal(err)
 		}
+		defer func() { _ = sub.Close() }()
+		got := 0
 		for {
 			e := sub.Recv()
 			if e.SubscriptionDropped != nil {
@@ -172,16 +185,10 @@ func benchCatchUp(b *testing.B, events int, filter *kurrentdb.SubscriptionFilter
 				got++
 			}
 			if e.CaughtUp != nil {
-				break
+				return got
 			}
 		}
-		_ = sub.Close()
-	}
-	b.StopTimer()
-	if filter == nil && got != total*b.N || filter != nil && got != events*b.N {
-		b.Fatalf("caught up with %d events, want %d", got, total*b.N)
-	}
-	probe.report(b, got)
+	})
 }
 
 // BenchmarkCatchUpAll is a catch-up subscription to $all from the start
@@ -254,36 +261,38 @@ func BenchmarkServeReadAll(b *testing.B) {
 // with BenchmarkReadAllForwards it shows how much of that figure is the
 // client's own cost rather than the emulator's delivery.
 func BenchmarkReadAllForwardsRawGRPC(b *testing.B) {
-	f, total := filledReadFixture(b, 100_000)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	b.ResetTimer()
-	probe := startMemProbe()
-	read := 0
-	for i := 0; i < b.N; i++ {
-		rs, err := f.raw.Read(ctx, rdAllReq(uint64(total), nil))
+	benchDelivery(b, 100_000, wholeLog, func(ctx context.Context, f *readFixture, total int) int {
+		return rawReceive(ctx, b, f, rdAllReq(uint64(total), nil))
+	})
+}
+
+// rawReceive sends req with the generated stub and counts the events it
+// receives until the read ends or, for a subscription, until caught_up.
+func rawReceive(ctx context.Context, b *testing.B, f *readFixture, req *streams.ReadReq) int {
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	rs, err := f.raw.Read(ctx, req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	got := 0
+	for {
+		m, err := rs.Recv()
+		if errors.Is(err, io.EOF) {
+			return got
+		}
 		if err != nil {
 			b.Fatal(err)
 		}
-		for {
-			m, err := rs.Recv()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				b.Fatal(err)
-			}
-			if m.GetEvent() == nil {
-				b.Fatalf("unexpected message %v", m)
-			}
-			read++
+		switch {
+		case m.GetEvent() != nil:
+			got++
+		case m.GetCaughtUp() != nil:
+			return got
+		case m.GetConfirmation() == nil && m.GetCheckpoint() == nil:
+			b.Fatalf("unexpected message %v", m)
 		}
 	}
-	b.StopTimer()
-	if read != total*b.N {
-		b.Fatalf("read %d events, want %d", read, total*b.N)
-	}
-	probe.report(b, read)
 }
 
 // BenchmarkCatchUpAllRawGRPC is BenchmarkCatchUpAll with the generated Streams
@@ -291,40 +300,9 @@ func BenchmarkReadAllForwardsRawGRPC(b *testing.B) {
 // ReadResp decoded, until caught_up — the emulator's delivery rate over
 // loopback gRPC without the official client's per-event conversion.
 func BenchmarkCatchUpAllRawGRPC(b *testing.B) {
-	f := newReadFixture(b, Options{})
-	fillBench(b, f.store, 100_000)
-	_, total := f.store.Head()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
 	req := rdAllReq(0, nil)
 	req.Options.CountOption = &streams.ReadReq_Options_Subscription{Subscription: &streams.ReadReq_Options_SubscriptionOptions{}}
-	b.ResetTimer()
-	probe := startMemProbe()
-	got := 0
-	for i := 0; i < b.N; i++ {
-		subCtx, stop := context.WithCancel(ctx)
-		rs, err := f.raw.Read(subCtx, req)
-		if err != nil {
-			b.Fatal(err)
-		}
-	recv:
-		for {
-			m, err := rs.Recv()
-			if err != nil {
-				b.Fatal(err)
-			}
-			switch {
-			case m.GetEvent() != nil:
-				got++
-			case m.GetCaughtUp() != nil:
-				break recv
-			}
-		}
-		stop()
-	}
-	b.StopTimer()
-	if got != total*b.N {
-		b.Fatalf("caught up with %d events, want %d", got, total*b.N)
-	}
-	probe.report(b, got)
+	benchDelivery(b, 100_000, wholeLog, func(ctx context.Context, f *readFixture, _ int) int {
+		return rawReceive(ctx, b, f, req)
+	})
 }
