@@ -254,22 +254,3 @@ func (b *backoff) delay() time.Duration {
 	}
 	return half + rand.N(half+1)
 }
-
-// sleep waits d or until ctx ends, reporting whether it waited the full d.
-func sleep(ctx context.Context, d time.Duration) bool {
-	return sleepLeading(ctx, ctx, d)
-}
-
-// sleepLeading waits d, reporting false if ctx or the lease (lead) ends first.
-func sleepLeading(ctx, lead context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	case <-lead.Done():
-		return false
-	}
-}

@@ -1,3 +1,5 @@
+// The Runner: what it runs (Add), running it (Run), and what it tells (Status, Wait).
+
 package projection
 
 import (
@@ -151,99 +153,6 @@ func (r *Runner[Tx]) Run(ctx context.Context) error {
 	close(finished)
 	wg.Wait()
 	return nil
-}
-
-// Resume restarts a projection stopped on a poison event (or a tracking conflict) without a
-// restart of the process: it re-reads the tracked position and retries the failing event, under
-// the projection's error policy again. It returns an error wrapping tracking.ErrUnknownProjection
-// for an unknown name and ErrNotStopped when the projection is not stopped.
-func (r *Runner[Tx]) Resume(projection string) error {
-	return r.control(projection, commandResume)
-}
-
-// Skip restarts a projection stopped on a poison event past that event: the event is written
-// to the store's dead letters when the store keeps them (DeadLetterer), or else only recorded as
-// skipped by the tracking advance (and reported through Observer.EventFailed with policy
-// "skip"); then processing goes on. It returns an error wrapping
-// tracking.ErrUnknownProjection for an unknown name, and ErrNotStopped when the projection is
-// not stopped or was stopped by something other than an event (use Resume).
-func (r *Runner[Tx]) Skip(projection string) error {
-	return r.control(projection, commandSkip)
-}
-
-func (r *Runner[Tx]) control(name string, c command) error {
-	r.mu.Lock()
-	w, ok := r.byName[name]
-	r.mu.Unlock()
-	if !ok {
-		return fmt.Errorf("%s %q: %w", c, name, tracking.ErrUnknownProjection)
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	switch {
-	case w.st.State != StateStopped:
-		return fmt.Errorf("%s %q: it is %s: %w", c, name, w.st.State, ErrNotStopped)
-	case w.pending:
-		return fmt.Errorf("%s %q: a command is already pending: %w", c, name, ErrNotStopped)
-	case c == commandSkip && w.st.Failed == nil:
-		return fmt.Errorf("%s %q: it is stopped by %q, not on an event (Resume retries): %w", c, name, w.st.Error, ErrNotStopped)
-	}
-	w.pending = true
-	w.ctl <- c
-	return nil
-}
-
-// ErrNotLeader is wrapped by Runner.Reset's error when this process does not lead the
-// projection: a standby (the replica that leads it must reset it), or a runner not running.
-var ErrNotLeader = errors.New("this process does not lead the projection")
-
-// Reset rebuilds a projection online. It pauses the projection's worker (a pending batch is
-// dropped uncommitted, the subscription closed, the lease kept), then in one store transaction
-// runs fn (emptying the view; nil for none) and rewinds the projection's tracking to its
-// configured start (compare-and-set, through Store.Apply), resets the in-process watermark
-// and restarts the projection from that start. It works on a stopped projection too, and
-// clears its failure. On error nothing changed and the projection goes on as before.
-//
-// It returns an error wrapping tracking.ErrUnknownProjection for an unknown name and one
-// wrapping ErrNotLeader when this process does not lead the projection. The worker takes the
-// reset between batches or retries; until then Reset waits, within ctx.
-func (r *Runner[Tx]) Reset(ctx context.Context, projection string, fn func(ctx context.Context, tx Tx) error) error {
-	r.mu.Lock()
-	w, ok := r.byName[projection]
-	r.mu.Unlock()
-	if !ok {
-		return fmt.Errorf("reset %q: %w", projection, tracking.ErrUnknownProjection)
-	}
-	req := &resetRequest[Tx]{ctx: ctx, fn: fn, done: make(chan error, 1)}
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if !w.status().Leader {
-			return fmt.Errorf("reset %q: %w", projection, ErrNotLeader)
-		}
-		select {
-		case w.resets <- req:
-			return <-req.done // the worker answers within ctx
-		case <-tick.C: // leadership may have been lost meanwhile
-		case <-ctx.Done():
-			return fmt.Errorf("reset %q: the projection did not pause in time: %w", projection, ctx.Err())
-		}
-	}
-}
-
-// command is an operator's instruction to a stopped projection.
-type command int
-
-const (
-	commandResume command = iota + 1
-	commandSkip
-)
-
-func (c command) String() string {
-	if c == commandSkip {
-		return "skip"
-	}
-	return "resume"
 }
 
 // Status returns a snapshot of every projection, in the order they were added. It is cheap

@@ -1,0 +1,64 @@
+// Operator commands for a stopped projection: Resume and Skip, handed to its worker.
+
+package projection
+
+import (
+	"fmt"
+
+	"github.com/projector-dev/projector/tracking"
+)
+
+// Resume restarts a projection stopped on a poison event (or a tracking conflict) without a
+// restart of the process: it re-reads the tracked position and retries the failing event, under
+// the projection's error policy again. It returns an error wrapping tracking.ErrUnknownProjection
+// for an unknown name and ErrNotStopped when the projection is not stopped.
+func (r *Runner[Tx]) Resume(projection string) error {
+	return r.control(projection, commandResume)
+}
+
+// Skip restarts a projection stopped on a poison event past that event: the event is written
+// to the store's dead letters when the store keeps them (DeadLetterer), or else only recorded as
+// skipped by the tracking advance (and reported through Observer.EventFailed with policy
+// "skip"); then processing goes on. It returns an error wrapping
+// tracking.ErrUnknownProjection for an unknown name, and ErrNotStopped when the projection is
+// not stopped or was stopped by something other than an event (use Resume).
+func (r *Runner[Tx]) Skip(projection string) error {
+	return r.control(projection, commandSkip)
+}
+
+func (r *Runner[Tx]) control(name string, c command) error {
+	r.mu.Lock()
+	w, ok := r.byName[name]
+	r.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("%s %q: %w", c, name, tracking.ErrUnknownProjection)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch {
+	case w.st.State != StateStopped:
+		return fmt.Errorf("%s %q: it is %s: %w", c, name, w.st.State, ErrNotStopped)
+	case w.pending:
+		return fmt.Errorf("%s %q: a command is already pending: %w", c, name, ErrNotStopped)
+	case c == commandSkip && w.st.Failed == nil:
+		return fmt.Errorf("%s %q: it is stopped by %q, not on an event (Resume retries): %w", c, name, w.st.Error, ErrNotStopped)
+	}
+	w.pending = true
+	w.ctl <- c
+	return nil
+}
+
+// command is an operator's instruction to a stopped projection.
+type command int
+
+const (
+	commandResume command = iota + 1
+	commandSkip
+)
+
+func (c command) String() string {
+	if c == commandSkip {
+		return "skip"
+	}
+	return "resume"
+}

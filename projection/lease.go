@@ -1,0 +1,187 @@
+// The lease loop: wait as a standby, lead while the lease lasts, back off after faults, and
+// wait for an operator's command while stopped.
+
+package projection
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// delay is the backoff before the next attempt after err: the longest one for a permanent
+// error.
+func delay(bo *backoff, err error) time.Duration {
+	if errors.Is(err, ErrPermanent) {
+		return bo.longest()
+	}
+	return bo.delay()
+}
+
+// run leads the projection (or waits as a standby) until ctx ends. hard outlives ctx by the
+// drain timeout; leases and commits run under it.
+func (w *worker[Tx]) run(ctx, hard context.Context) {
+	obs := w.r.opts.Observer
+	bo := backoff{min: w.r.opts.MinBackoff, max: w.r.opts.MaxBackoff}
+	defer func() {
+		w.mu.Lock()
+		w.st.Leader, w.st.OldestPending, w.caughtUp, w.fault = false, time.Time{}, false, ""
+		w.mu.Unlock()
+		w.setState(StateDone, nil)
+	}()
+	for ctx.Err() == nil {
+		lead, release, ok := w.acquire(ctx, hard, &bo)
+		if !ok {
+			continue
+		}
+		w.update(func(st *Status) { st.Leader = true })
+		lost := w.leading(ctx, lead, &bo)
+		release()
+		w.mu.Lock()
+		w.st.Leader, w.st.OldestPending, w.st.Failed, w.caughtUp, w.fault = false, time.Time{}, nil, false, ""
+		w.phase = StateStandby
+		w.mu.Unlock()
+		if lost != nil && ctx.Err() == nil {
+			err := fmt.Errorf("projection %q: %w", w.name, lost)
+			obs.Error(w.name, kindLeadership, err)
+			w.setState(StateStandby, err)
+		}
+	}
+}
+
+// acquire waits as a standby until this process leads the projection. ok is false when ctx
+// ended or acquiring failed (after a backoff).
+func (w *worker[Tx]) acquire(ctx, hard context.Context, bo *backoff) (lead context.Context, release func(), ok bool) {
+	l := w.r.opts.Leader
+	if l == nil {
+		return hard, func() {}, true
+	}
+	w.enter(StateStandby)
+	// The lease must outlive ctx by the drain timeout (it derives from hard), but waiting for it
+	// must end with ctx.
+	actx, cancel := context.WithCancel(hard)
+	stop := context.AfterFunc(ctx, cancel)
+	lead, rel, err := l.Acquire(actx, w.name)
+	if !stop() {
+		if err == nil {
+			rel()
+		}
+		cancel()
+		return nil, nil, false
+	}
+	if err != nil {
+		cancel()
+		err = fmt.Errorf("projection %q: acquire the leadership: %w", w.name, err)
+		w.failure(kindLeadership, err)
+		sleep(ctx, delay(bo, err))
+		return nil, nil, false
+	}
+	if w.faultIs(kindLeadership) {
+		w.recovered()
+	}
+	return lead, func() { rel(); cancel() }, true
+}
+
+// leading runs sessions while the lease lasts, retrying transient faults and waiting for an
+// operator's command while stopped. It returns the cause when the lease was lost, nil when ctx
+// ended.
+func (w *worker[Tx]) leading(ctx, lead context.Context, bo *backoff) error {
+	lostCause := func(err error) error {
+		if lead.Err() != nil {
+			return context.Cause(lead)
+		}
+		if err == nil {
+			err = ErrLeadershipLost
+		}
+		return err
+	}
+	for {
+		res := w.session(ctx, lead, bo)
+		switch res.out {
+		case outcomeEnded, outcomeOK:
+			return nil
+		case outcomeLost:
+			return lostCause(res.err)
+		case outcomeTransient:
+			w.mu.Lock()
+			w.caughtUp = false // unknown until the subscription catches up again
+			w.mu.Unlock()
+			w.failure(res.kind, res.err)
+			t := time.NewTimer(delay(bo, res.err))
+			select {
+			case <-t.C:
+			case req := <-w.resets:
+				t.Stop()
+				if w.runReset(ctx, lead, req) == nil {
+					bo.reset()
+				}
+			case <-ctx.Done():
+				t.Stop()
+				return nil
+			case <-lead.Done():
+				t.Stop()
+				return lostCause(nil)
+			}
+		case outcomeReset:
+			req := w.reset
+			w.reset = nil
+			if w.runReset(ctx, lead, req) == nil {
+				bo.reset()
+			}
+		case outcomeStopped:
+			w.mu.Lock()
+			for len(w.ctl) > 0 { // a command left from an earlier stop that ended otherwise
+				<-w.ctl
+			}
+			w.pending, w.fault = false, ""
+			w.mu.Unlock()
+			w.setState(StateStopped, res.err)
+		stopped:
+			for {
+				select {
+				case c := <-w.ctl:
+					w.mu.Lock()
+					w.pending = false
+					failed := w.st.Failed
+					w.st.Failed = nil
+					w.mu.Unlock()
+					if c == commandSkip {
+						w.skip = failed
+					}
+					bo.reset()
+					break stopped
+				case req := <-w.resets:
+					if w.runReset(ctx, lead, req) == nil {
+						bo.reset()
+						break stopped
+					}
+					// A failed reset changed nothing: the projection stays stopped.
+				case <-ctx.Done():
+					return nil
+				case <-lead.Done():
+					return lostCause(nil)
+				}
+			}
+		}
+	}
+}
+
+// sleep waits d or until ctx ends, reporting whether it waited the full d.
+func sleep(ctx context.Context, d time.Duration) bool {
+	return sleepLeading(ctx, ctx, d)
+}
+
+// sleepLeading waits d, reporting false if ctx or the lease (lead) ends first.
+func sleepLeading(ctx, lead context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	case <-lead.Done():
+		return false
+	}
+}

@@ -1,0 +1,164 @@
+// One session of a leading worker: load tracking (or record the start), subscribe, pump the
+// subscription's messages and hand each to the batcher, until something ends it.
+
+package projection
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/projector-dev/projector/tracking"
+)
+
+// session loads the tracked state, subscribes and consumes until something ends it.
+func (w *worker[Tx]) session(ctx, lead context.Context, bo *backoff) result {
+	if ctx.Err() != nil {
+		return result{out: outcomeEnded}
+	}
+	w.enter(StateStarting)
+	// Reading tracking and the subscription end with ctx (a shutdown must not wait for an
+	// unreachable server); only commits outlive it, under the lease, by the drain timeout.
+	work, cancel := context.WithCancel(lead)
+	defer cancel()
+	defer context.AfterFunc(ctx, cancel)()
+	state, ok, err := w.r.store.Load(work, w.name)
+	if err != nil {
+		return w.failed(ctx, lead, kindStore, fmt.Errorf("projection %q: load tracking: %w", w.name, err))
+	}
+	if !ok {
+		var kind string
+		if state, kind, err = w.initial(work); err != nil {
+			return w.failed(ctx, lead, kind, err)
+		}
+	}
+	w.r.wm.Set(w.name, state)
+	w.update(func(st *Status) { st.Tracking, st.Position = state, state.Reached() })
+
+	sub, err := w.r.source.Subscribe(work, w.topics, state)
+	if err != nil {
+		return w.failed(ctx, lead, kindSource, fmt.Errorf("projection %q: subscribe after %v: %w", w.name, state, err))
+	}
+	w.enter(StateCatchingUp)
+	return w.consume(ctx, lead, work, sub, state, bo)
+}
+
+// startState computes the state of the projection's configured start.
+func (w *worker[Tx]) startState(ctx context.Context) (tracking.State, string, error) {
+	var s tracking.State
+	switch w.opts.Start.Kind {
+	case StartAfter:
+		s.Last = w.opts.Start.Position
+	case StartEnd:
+		head, _, err := w.r.source.(Header).Head(ctx)
+		if err != nil {
+			return s, kindSource, fmt.Errorf("projection %q: read the head of $all: %w", w.name, err)
+		}
+		s.Last = head
+	}
+	return s, "", nil
+}
+
+// initial computes and records the state of a projection that has no tracking row.
+func (w *worker[Tx]) initial(ctx context.Context) (tracking.State, string, error) {
+	s, kind, err := w.startState(ctx)
+	if err != nil || s == (tracking.State{}) {
+		return s, kind, err
+	}
+	err = w.r.store.Apply(ctx, w.name, tracking.State{}, s, func(context.Context, Tx) error { return nil })
+	if err != nil {
+		// A conflict means another instance created the row: the retry reloads it.
+		return s, kindStore, fmt.Errorf("projection %q: record the start at %v: %w", w.name, s.Last, err)
+	}
+	return s, "", nil
+}
+
+type received struct {
+	m   Message
+	err error
+}
+
+// consume reads sub (under work), batches, and commits, until ctx or the lease ends or something
+// fails. When ctx ends it commits what it has (under the lease, which outlives ctx by the drain
+// timeout).
+func (w *worker[Tx]) consume(ctx, lead, work context.Context, sub Subscription, state tracking.State, bo *backoff) result {
+	w.live = false
+	msgs, stop := pump(work, sub, max(64, w.opts.BatchSize)) // the next batch arrives while one commits
+	defer stop()
+	b := &batcher[Tx]{w: w, ctx: ctx, lead: lead, work: work, bo: bo, state: state, batchTimer: stoppedTimer(), cpTimer: stoppedTimer(), probeTimer: stoppedTimer()}
+	b.header, _ = w.r.source.(Header)
+	b.prober, _ = w.r.source.(Prober)
+	defer b.batchTimer.Stop()
+	defer b.cpTimer.Stop()
+	defer b.probeTimer.Stop()
+
+	for {
+		if ctx.Err() != nil {
+			return b.drain()
+		}
+		var res result
+		select {
+		case <-ctx.Done():
+			return b.drain()
+		case <-lead.Done():
+			return w.failed(ctx, lead, kindLeadership, context.Cause(lead))
+		case <-b.batchTimer.C:
+			res = b.flush()
+		case <-b.cpTimer.C:
+			b.cpArmed = false
+			res = b.flush()
+		case <-b.probeTimer.C:
+			res = b.probe()
+		case req := <-w.resets:
+			// The pending batch is dropped uncommitted: the reset rebuilds from the start.
+			w.reset = req
+			return result{out: outcomeReset}
+		case rc := <-msgs:
+			if rc.err != nil {
+				if ctx.Err() != nil {
+					return b.drain()
+				}
+				return w.failed(ctx, lead, kindDropped, fmt.Errorf("projection %q: subscription ended: %w", w.name, rc.err))
+			}
+			switch m := rc.m; m.Kind {
+			case EventMessage:
+				res = b.event(m.Event)
+			case CheckpointMessage:
+				res = b.serverCheckpoint(m.Checkpoint)
+			case CaughtUpMessage:
+				res = b.caughtUpNow()
+			default:
+				return w.failed(ctx, lead, kindSource, fmt.Errorf("projection %q: subscription: unknown message kind %d", w.name, m.Kind))
+			}
+		}
+		if res.out != outcomeOK {
+			return res
+		}
+	}
+}
+
+// pump reads sub into the returned channel, which buffers up to buffer messages, until ctx ends
+// or Next fails (that error is the last message). stop ends it, closes sub and waits for it.
+func pump(ctx context.Context, sub Subscription, buffer int) (msgs <-chan received, stop func()) {
+	subCtx, cancel := context.WithCancel(ctx)
+	ch := make(chan received, buffer)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			m, err := sub.Next(subCtx)
+			select {
+			case ch <- received{m, err}:
+			case <-subCtx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	})
+	return ch, func() {
+		cancel()
+		_ = sub.Close()
+		wg.Wait()
+	}
+}

@@ -1,0 +1,138 @@
+// One store transaction of a commit: run the handlers (or dead-letter a skipped event),
+// advance tracking, classify what failed, and publish what committed.
+
+package projection
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/projector-dev/projector/tracking"
+)
+
+// handlerError marks an error returned by the projection's handler for batch[index] (-1: the
+// final flush of queued statements).
+type handlerError struct {
+	index int
+	err   error
+}
+
+func (e *handlerError) Error() string { return e.err.Error() }
+func (e *handlerError) Unwrap() error { return e.err }
+
+// try runs one transaction of commit. A handler error is returned as he, for commit to apply
+// the policy; anything else is classified in res.
+// whole says whether the transaction commits everything pending.
+func (w *worker[Tx]) try(ctx, lead context.Context, prev, next tracking.State, batch []Event, isolate bool, dead error, whole bool) (res result, he *handlerError) {
+	if err := lead.Err(); err != nil {
+		return w.failed(ctx, lead, kindLeadership, context.Cause(lead)), nil
+	}
+	start := time.Now()
+	err := w.apply(lead, prev, next, batch, isolate, dead)
+	if err == nil {
+		w.committed(next, batch, dead, time.Since(start), whole)
+		return result{}, nil
+	}
+	switch {
+	case lead.Err() != nil || errors.Is(err, ErrLeadershipLost) || errors.Is(err, ErrTransient):
+		return w.failed(ctx, lead, kindStore, fmt.Errorf("projection %q: commit: %w", w.name, err)), nil
+	case errors.As(err, &he):
+		return result{}, he
+	case errors.Is(err, tracking.ErrConflict):
+		err = fmt.Errorf("projection %q: %w", w.name, err)
+		if w.r.opts.Leader != nil {
+			// A previous leader committed late (after this process took the lease): the
+			// compare-and-set refused the batch; reload the position and go on.
+			return w.failed(ctx, lead, kindConflict, err), nil
+		}
+		// Without leadership another instance is running the projection: stop.
+		w.r.opts.Observer.Error(w.name, kindConflict, err)
+		return result{out: outcomeStopped, err: err}, nil
+	case errors.Is(err, tracking.ErrPositionTooLarge):
+		err = fmt.Errorf("projection %q: %w", w.name, err)
+		w.r.opts.Observer.Error(w.name, kindStore, err)
+		return result{out: outcomeStopped, err: err}, nil
+	}
+	return w.failed(ctx, lead, kindStore, fmt.Errorf("projection %q: commit: %w", w.name, err)), nil
+}
+
+// apply runs batch in one store transaction that advances tracking from prev to next. With
+// dead set, batch[0] is skipped with that cause instead of handled: dead-lettered when the
+// store keeps dead letters. It refuses to commit once the lease (ctx) has ended.
+func (w *worker[Tx]) apply(ctx context.Context, prev, next tracking.State, batch []Event, isolate bool, dead error) error {
+	return w.r.store.Apply(ctx, w.name, prev, next, func(ctx context.Context, tx Tx) error {
+		flusher, _ := any(tx).(Flusher)
+		w.flushes = flusher != nil
+		for i, e := range batch {
+			if i == 0 && dead != nil {
+				dl, ok := any(w.r.store).(DeadLetterer[Tx])
+				if !ok {
+					continue
+				}
+				if err := dl.DeadLetter(ctx, tx, w.name, e, dead); err != nil {
+					return fmt.Errorf("dead-letter event %s at %v: %w", e.ID, e.Position, err)
+				}
+				if flusher != nil && isolate {
+					if err := flusher.Flush(ctx); err != nil {
+						return fmt.Errorf("dead-letter event %s at %v: %w", e.ID, e.Position, err)
+					}
+				}
+				continue
+			}
+			if err := w.handle(ctx, tx, e); err != nil {
+				return &handlerError{index: i, err: err}
+			}
+			if flusher != nil && isolate {
+				if err := flusher.Flush(ctx); err != nil {
+					return &handlerError{index: i, err: err}
+				}
+			}
+		}
+		if flusher != nil {
+			if err := flusher.Flush(ctx); err != nil {
+				return &handlerError{index: -1, err: err}
+			}
+		}
+		if ctx.Err() != nil { // the lease, or the drain time, ended: do not commit
+			return fmt.Errorf("not committing the batch: %w", context.Cause(ctx))
+		}
+		return nil
+	})
+}
+
+// committed publishes a committed transaction: status, reports, then the watermark.
+func (w *worker[Tx]) committed(next tracking.State, batch []Event, dead error, d time.Duration, whole bool) {
+	obs := w.r.opts.Observer
+	w.mu.Lock()
+	w.st.Tracking, w.st.Position, w.st.LastProgress = next, next.Reached(), time.Now()
+	if whole {
+		w.st.OldestPending = time.Time{}
+		w.caughtUp = w.live
+	}
+	w.mu.Unlock()
+	events := len(batch)
+	if dead != nil && events > 0 {
+		events--
+		if _, ok := any(w.r.store).(DeadLetterer[Tx]); ok {
+			obs.EventDeadLettered(w.name, batch[0], dead)
+		} else {
+			obs.EventFailed(w.name, batch[0], dead, string(PolicySkip))
+		}
+	}
+	obs.BatchCommitted(w.name, events, d, next)
+	w.recovered()
+	w.r.wm.Set(w.name, next) // last, so waiters see status and reports up to date
+}
+
+// handle calls the projection's handler, turning a panic into an error so that a poison event
+// is treated by the error policy instead of ending the process.
+func (w *worker[Tx]) handle(ctx context.Context, tx Tx, e Event) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("handler panicked: %v", r)
+		}
+	}()
+	return w.p.Handle(ctx, tx, e)
+}

@@ -1,0 +1,167 @@
+// One projection's worker: its state, the Status it publishes, how it reports faults, and how
+// each of its steps ends (outcome).
+
+package projection
+
+import (
+	"context"
+	"errors"
+	"sync"
+)
+
+// The kinds of Observer.Error.
+const (
+	kindSource     = "source"
+	kindStore      = "store"
+	kindConflict   = "conflict"
+	kindLeadership = "leadership"
+	kindHandler    = "handler"      // a retried handler error (reported through EventFailed)
+	kindDropped    = "subscription" // a running subscription ended (reported through SubscriptionRestarted)
+)
+
+// worker runs one projection.
+type worker[Tx any] struct {
+	r      *Runner[Tx]
+	p      Projection[Tx]
+	name   string
+	topics []string
+	opts   ProjectionOptions
+	ctl    chan command           // operator commands for a stopped projection; capacity 1
+	resets chan *resetRequest[Tx] // Runner.Reset's requests, taken while leading
+
+	// Used by the worker goroutine only.
+	skip    *Failure          // an operator's Skip, applied when the failed event is delivered again
+	reset   *resetRequest[Tx] // a reset taken by consume, for leading to run
+	flushes bool              // the store's transactions are Flushers
+	live    bool              // the subscription has caught up
+
+	mu       sync.Mutex
+	st       Status
+	caughtUp bool
+	phase    RunState // the state to show when no fault is being retried
+	fault    string   // the kind of the fault being retried; "" when none
+	pending  bool     // a command is queued on ctl
+}
+
+func (w *worker[Tx]) status() Status {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	s := w.st
+	s.CaughtUp = w.caughtUp && s.OldestPending.IsZero()
+	if s.Failed != nil {
+		f := *s.Failed
+		s.Failed = &f
+	}
+	return s
+}
+
+// setState publishes the run state and reports a change to the Observer.
+func (w *worker[Tx]) setState(to RunState, err error) {
+	w.mu.Lock()
+	from := w.st.State
+	w.st.State = to
+	switch {
+	case to != StateRetrying && to != StateStopped:
+		w.st.Error = ""
+	case err != nil:
+		w.st.Error = err.Error()
+	}
+	w.mu.Unlock()
+	if from != to {
+		w.r.opts.Observer.StateChanged(w.name, from, to, err)
+	}
+}
+
+// enter sets the normal run state. While a fault is being retried the published state stays
+// retrying, so that a repeated attempt is not reported as a change; recovered publishes it.
+func (w *worker[Tx]) enter(s RunState) {
+	w.mu.Lock()
+	w.phase = s
+	faulty := w.fault != ""
+	w.mu.Unlock()
+	if !faulty {
+		w.setState(s, nil)
+	}
+}
+
+// failure shows the projection retrying after a fault of kind. The Observer hears of the fault
+// when it begins or changes kind, and of a permanent one at every attempt.
+func (w *worker[Tx]) failure(kind string, err error) {
+	w.mu.Lock()
+	report := w.fault == "" || family(w.fault) != family(kind) || errors.Is(err, ErrPermanent)
+	w.fault = kind
+	w.mu.Unlock()
+	if report {
+		switch kind {
+		case kindDropped:
+			w.r.opts.Observer.SubscriptionRestarted(w.name, err)
+		case kindHandler:
+		default:
+			w.r.opts.Observer.Error(w.name, kind, err)
+		}
+	}
+	w.setState(StateRetrying, err)
+}
+
+// family groups the kinds of faults that one outage causes in turn (a dropped subscription,
+// then failing subscribes), so that it is reported once.
+func family(kind string) string {
+	if kind == kindDropped {
+		return kindSource
+	}
+	return kind
+}
+
+// recovered ends the fault being retried, if any, and publishes the normal state.
+func (w *worker[Tx]) recovered() {
+	w.mu.Lock()
+	had := w.fault != ""
+	w.fault = ""
+	ph := w.phase
+	w.mu.Unlock()
+	if had {
+		w.setState(ph, nil)
+	}
+}
+
+func (w *worker[Tx]) faultIs(kind string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.fault == kind
+}
+
+func (w *worker[Tx]) update(f func(st *Status)) {
+	w.mu.Lock()
+	f(&w.st)
+	w.mu.Unlock()
+}
+
+// outcome says how a session, or a commit, ended.
+type outcome int
+
+const (
+	outcomeOK        outcome = iota // committed; go on
+	outcomeEnded                    // Run's context ended
+	outcomeLost                     // the lease ended
+	outcomeTransient                // retry after a backoff
+	outcomeStopped                  // halt the projection until Resume or Skip
+	outcomeReset                    // run the reset in w.reset, then start again
+)
+
+type result struct {
+	out  outcome
+	kind string // for outcomeTransient: the Observer.Error kind
+	err  error
+}
+
+// failed classifies a store or source error of kind: the end of ctx or of the lease, or a
+// transient failure to retry.
+func (w *worker[Tx]) failed(ctx, lead context.Context, kind string, err error) result {
+	switch {
+	case ctx.Err() != nil:
+		return result{out: outcomeEnded, err: err}
+	case lead.Err() != nil || errors.Is(err, ErrLeadershipLost):
+		return result{out: outcomeLost, err: err}
+	}
+	return result{out: outcomeTransient, kind: kind, err: err}
+}
