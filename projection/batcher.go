@@ -62,7 +62,7 @@ func (b *batcher[Tx]) flush() result {
 		w.r.opts.Observer.Error(w.name, kindStore, err)
 		return result{out: outcomeStopped, err: err}
 	}
-	if res := w.commit(b.ctx, b.lead, b.state, n, b.batch); res.out != outcomeOK {
+	if res := w.commit(b.ctx, b.lead, span{prev: b.state, next: n, batch: b.batch}); res.out != outcomeOK {
 		if res.out == outcomeEnded && len(b.batch) > 0 {
 			w.r.opts.Observer.Error(w.name, kindStore, fmt.Errorf("projection %q: shutdown: a batch of %d events was rolled back after the drain timeout: %v", w.name, len(b.batch), res.err))
 		}
@@ -96,7 +96,7 @@ func (b *batcher[Tx]) event(e Event) result {
 		w.skip = nil
 		if e.ID == f.EventID && e.Position == f.Position {
 			n := tracking.State{Last: e.Position}
-			if res := w.commit(b.ctx, b.lead, b.state, n, []Event{e}, skipFirst(errors.New(f.Error))); res.out != outcomeOK {
+			if res := w.commit(b.ctx, b.lead, span{prev: b.state, next: n, batch: []Event{e}, skip: errors.New(f.Error)}); res.out != outcomeOK {
 				w.skip = f
 				return res
 			}

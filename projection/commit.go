@@ -11,57 +11,61 @@ import (
 	"github.com/projector-dev/projector/tracking"
 )
 
-// skipFirst is an option of commit: the first event of the batch is not handled but skipped
-// with cause (dead-lettered when the store keeps dead letters).
-type skipFirst error
+// span is what commit applies: the events of batch, and the advance of tracking from prev to
+// next that commits them.
+type span struct {
+	prev, next tracking.State
+	batch      []Event
+	// skip, when set, is why batch[0] is skipped instead of handled: it is dead-lettered with
+	// that cause when the store keeps dead letters (an operator's Skip, or PolicySkip).
+	skip error
+}
 
-// commit applies batch and advances tracking from prev to next, applying the error policy to
-// handler failures. A failing batch is re-run flushing after every event to find the culprit
-// when the store queues statements; the events before the culprit are then committed once, and
-// the policy decides about the culprit. Every successful transaction is reported and published
-// at once, so a failure after a partial commit loses nothing (the next session reloads).
-func (w *worker[Tx]) commit(ctx, lead context.Context, prev, next tracking.State, batch []Event, skip ...skipFirst) result {
+// commit applies s, applying the error policy to handler failures. A failing batch is re-run
+// flushing after every event to find the culprit when the store queues statements; the events
+// before the culprit are then committed once, and the policy decides about the culprit. Every
+// successful transaction is reported and published at once, so a failure after a partial
+// commit loses nothing (the next session reloads).
+func (w *worker[Tx]) commit(ctx, lead context.Context, s span) result {
 	obs := w.r.opts.Observer
 	pol := w.opts.OnError
 	pb := backoff{min: pol.MinBackoff, max: pol.MaxBackoff}
+	// A skipped first event is flushed on its own, so that a failure after it names its event.
+	t := transaction{span: s, isolate: s.skip != nil}
 	var (
-		isolate bool // flush after every event, to find which one a failing statement belongs to
-		dead    error
 		retries int
 		culprit string
 	)
-	if len(skip) > 0 {
-		dead, isolate = skip[0], true
-	}
 	for {
-		res, he := w.try(ctx, lead, prev, next, batch, isolate, dead, true)
+		res, he := w.try(ctx, lead, t)
 		if he == nil {
 			if res.out == outcomeOK && retries > 0 {
 				w.recovered()
 			}
 			return res
 		}
-		if !isolate && w.flushes && len(batch) > 1 {
-			isolate = true // the error may surface at a later event than the one that queued it
+		if !t.isolate && w.flushes && len(t.batch) > 1 {
+			t.isolate = true // the error may surface at a later event than the one that queued it
 			continue
 		}
 		i := he.index
 		if i < 0 {
-			i = len(batch) - 1
+			i = len(t.batch) - 1
 		}
 		if i > 0 {
 			// Commit the good events before the culprit, once.
-			pnext := tracking.State{Last: batch[i-1].Position}
-			pres, phe := w.try(ctx, lead, prev, pnext, batch[:i], isolate, dead, false)
-			if phe != nil {
+			good := t
+			good.next, good.batch, good.partial = tracking.State{Last: t.batch[i-1].Position}, t.batch[:i], true
+			gres, ghe := w.try(ctx, lead, good)
+			if ghe != nil {
 				continue // a handler of those events failed this time: isolate again
 			}
-			if pres.out != outcomeOK {
-				return pres
+			if gres.out != outcomeOK {
+				return gres
 			}
-			prev, batch, dead = pnext, batch[i:], nil
+			t.prev, t.batch, t.skip = good.next, t.batch[i:], nil
 		}
-		e := batch[0]
+		e := t.batch[0]
 		if e.ID != culprit {
 			culprit, retries = e.ID, 0
 		}
@@ -69,7 +73,7 @@ func (w *worker[Tx]) commit(ctx, lead context.Context, prev, next tracking.State
 		switch {
 		case pol.Kind == PolicySkip:
 			obs.EventFailed(w.name, e, he.err, string(PolicySkip))
-			dead = he.err
+			t.skip = he.err
 			continue
 		case pol.Kind == PolicyRetry && retries < pol.Retries:
 			retries++

@@ -22,17 +22,23 @@ type handlerError struct {
 func (e *handlerError) Error() string { return e.err.Error() }
 func (e *handlerError) Unwrap() error { return e.err }
 
-// try runs one transaction of commit. A handler error is returned as he, for commit to apply
-// the policy; anything else is classified in res.
-// whole says whether the transaction commits everything pending.
-func (w *worker[Tx]) try(ctx, lead context.Context, prev, next tracking.State, batch []Event, isolate bool, dead error, whole bool) (res result, he *handlerError) {
+// transaction is one store transaction that commit tries: a span, and how to run it.
+type transaction struct {
+	span
+	isolate bool // flush after every event, so that a failing queued statement names its event
+	partial bool // it commits only the events before a culprit: the rest stays pending
+}
+
+// try runs t. A handler error is returned as he, for commit to apply the policy; anything else
+// is classified in res.
+func (w *worker[Tx]) try(ctx, lead context.Context, t transaction) (res result, he *handlerError) {
 	if err := lead.Err(); err != nil {
 		return w.failed(ctx, lead, kindLeadership, context.Cause(lead)), nil
 	}
 	start := time.Now()
-	err := w.apply(lead, prev, next, batch, isolate, dead)
+	err := w.apply(lead, t)
 	if err == nil {
-		w.committed(next, batch, dead, time.Since(start), whole)
+		w.committed(t, time.Since(start))
 		return result{}, nil
 	}
 	switch {
@@ -58,23 +64,23 @@ func (w *worker[Tx]) try(ctx, lead context.Context, prev, next tracking.State, b
 	return w.failed(ctx, lead, kindStore, fmt.Errorf("projection %q: commit: %w", w.name, err)), nil
 }
 
-// apply runs batch in one store transaction that advances tracking from prev to next. With
-// dead set, batch[0] is skipped with that cause instead of handled: dead-lettered when the
-// store keeps dead letters. It refuses to commit once the lease (ctx) has ended.
-func (w *worker[Tx]) apply(ctx context.Context, prev, next tracking.State, batch []Event, isolate bool, dead error) error {
-	return w.r.store.Apply(ctx, w.name, prev, next, func(ctx context.Context, tx Tx) error {
+// apply runs t.batch in one store transaction that advances tracking from t.prev to t.next.
+// With t.skip set, batch[0] is skipped with that cause instead of handled: dead-lettered when
+// the store keeps dead letters. It refuses to commit once the lease (ctx) has ended.
+func (w *worker[Tx]) apply(ctx context.Context, t transaction) error {
+	return w.r.store.Apply(ctx, w.name, t.prev, t.next, func(ctx context.Context, tx Tx) error {
 		flusher, _ := any(tx).(Flusher)
 		w.flushes = flusher != nil
-		for i, e := range batch {
-			if i == 0 && dead != nil {
+		for i, e := range t.batch {
+			if i == 0 && t.skip != nil {
 				dl, ok := any(w.r.store).(DeadLetterer[Tx])
 				if !ok {
 					continue
 				}
-				if err := dl.DeadLetter(ctx, tx, w.name, e, dead); err != nil {
+				if err := dl.DeadLetter(ctx, tx, w.name, e, t.skip); err != nil {
 					return fmt.Errorf("dead-letter event %s at %v: %w", e.ID, e.Position, err)
 				}
-				if flusher != nil && isolate {
+				if flusher != nil && t.isolate {
 					if err := flusher.Flush(ctx); err != nil {
 						return fmt.Errorf("dead-letter event %s at %v: %w", e.ID, e.Position, err)
 					}
@@ -84,7 +90,7 @@ func (w *worker[Tx]) apply(ctx context.Context, prev, next tracking.State, batch
 			if err := w.handle(ctx, tx, e); err != nil {
 				return &handlerError{index: i, err: err}
 			}
-			if flusher != nil && isolate {
+			if flusher != nil && t.isolate {
 				if err := flusher.Flush(ctx); err != nil {
 					return &handlerError{index: i, err: err}
 				}
@@ -102,28 +108,28 @@ func (w *worker[Tx]) apply(ctx context.Context, prev, next tracking.State, batch
 	})
 }
 
-// committed publishes a committed transaction: status, reports, then the watermark.
-func (w *worker[Tx]) committed(next tracking.State, batch []Event, dead error, d time.Duration, whole bool) {
+// committed publishes t, committed in d: status, reports, then the watermark.
+func (w *worker[Tx]) committed(t transaction, d time.Duration) {
 	obs := w.r.opts.Observer
 	w.mu.Lock()
-	w.st.Tracking, w.st.Position, w.st.LastProgress = next, next.Reached(), time.Now()
-	if whole {
+	w.st.Tracking, w.st.Position, w.st.LastProgress = t.next, t.next.Reached(), time.Now()
+	if !t.partial {
 		w.st.OldestPending = time.Time{}
 		w.caughtUp = w.live
 	}
 	w.mu.Unlock()
-	events := len(batch)
-	if dead != nil && events > 0 {
+	events := len(t.batch)
+	if t.skip != nil && events > 0 {
 		events--
 		if _, ok := any(w.r.store).(DeadLetterer[Tx]); ok {
-			obs.EventDeadLettered(w.name, batch[0], dead)
+			obs.EventDeadLettered(w.name, t.batch[0], t.skip)
 		} else {
-			obs.EventFailed(w.name, batch[0], dead, string(PolicySkip))
+			obs.EventFailed(w.name, t.batch[0], t.skip, string(PolicySkip))
 		}
 	}
-	obs.BatchCommitted(w.name, events, d, next)
+	obs.BatchCommitted(w.name, events, d, t.next)
 	w.recovered()
-	w.r.wm.Set(w.name, next) // last, so waiters see status and reports up to date
+	w.r.wm.Set(w.name, t.next) // last, so waiters see status and reports up to date
 }
 
 // handle calls the projection's handler, turning a panic into an error so that a poison event
