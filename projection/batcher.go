@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/projector-dev/projector/internal/backoff"
 	"github.com/projector-dev/projector/tracking"
 )
 
@@ -17,7 +18,7 @@ import (
 type batcher[Tx any] struct {
 	w               *worker[Tx]
 	ctx, lead, work context.Context
-	bo              *backoff
+	bo              *backoff.Backoff
 	header          Header // nil when the source reports no head
 	prober          Prober // nil when the source cannot probe
 
@@ -71,7 +72,7 @@ func (b *batcher[Tx]) flush() result {
 	b.state = n
 	b.batch = b.batch[:0]
 	b.lastCommit = time.Now()
-	b.bo.reset()
+	b.bo.Reset()
 	b.armProbe()
 	return result{}
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/projector-dev/projector/internal/backoff"
 	"github.com/projector-dev/projector/tracking"
 )
 
@@ -29,7 +30,7 @@ type span struct {
 func (w *worker[Tx]) commit(ctx, lead context.Context, s span) result {
 	obs := w.r.opts.Observer
 	pol := w.opts.OnError
-	pb := backoff{min: pol.MinBackoff, max: pol.MaxBackoff}
+	pb := backoff.New(pol.MinBackoff, pol.MaxBackoff)
 	// A skipped first event is flushed on its own, so that a failure after it names its event.
 	t := transaction{span: s, isolate: s.skip != nil}
 	var (
@@ -79,7 +80,7 @@ func (w *worker[Tx]) commit(ctx, lead context.Context, s span) result {
 			retries++
 			obs.EventFailed(w.name, e, he.err, string(PolicyRetry))
 			w.failure(kindHandler, ferr)
-			if !sleepLeading(ctx, lead, pb.delay()) {
+			if !sleepLeading(ctx, lead, pb.Next()) {
 				return w.failed(ctx, lead, kindLeadership, context.Cause(lead))
 			}
 			continue

@@ -8,22 +8,24 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/projector-dev/projector/internal/backoff"
 )
 
 // delay is the backoff before the next attempt after err: the longest one for a permanent
 // error.
-func delay(bo *backoff, err error) time.Duration {
+func delay(bo *backoff.Backoff, err error) time.Duration {
 	if errors.Is(err, ErrPermanent) {
-		return bo.longest()
+		return bo.Longest()
 	}
-	return bo.delay()
+	return bo.Next()
 }
 
 // run leads the projection (or waits as a standby) until ctx ends. hard outlives ctx by the
 // drain timeout; leases and commits run under it.
 func (w *worker[Tx]) run(ctx, hard context.Context) {
 	obs := w.r.opts.Observer
-	bo := backoff{min: w.r.opts.MinBackoff, max: w.r.opts.MaxBackoff}
+	bo := backoff.New(w.r.opts.MinBackoff, w.r.opts.MaxBackoff)
 	defer func() {
 		w.mu.Lock()
 		w.st.Leader, w.st.OldestPending, w.caughtUp, w.fault = false, time.Time{}, false, ""
@@ -31,12 +33,12 @@ func (w *worker[Tx]) run(ctx, hard context.Context) {
 		w.setState(StateDone, nil)
 	}()
 	for ctx.Err() == nil {
-		lead, release, ok := w.acquire(ctx, hard, &bo)
+		lead, release, ok := w.acquire(ctx, hard, bo)
 		if !ok {
 			continue
 		}
 		w.update(func(st *Status) { st.Leader = true })
-		lost := w.leading(ctx, lead, &bo)
+		lost := w.leading(ctx, lead, bo)
 		release()
 		w.mu.Lock()
 		w.st.Leader, w.st.OldestPending, w.st.Failed, w.caughtUp, w.fault = false, time.Time{}, nil, false, ""
@@ -52,7 +54,7 @@ func (w *worker[Tx]) run(ctx, hard context.Context) {
 
 // acquire waits as a standby until this process leads the projection. ok is false when ctx
 // ended or acquiring failed (after a backoff).
-func (w *worker[Tx]) acquire(ctx, hard context.Context, bo *backoff) (lead context.Context, release func(), ok bool) {
+func (w *worker[Tx]) acquire(ctx, hard context.Context, bo *backoff.Backoff) (lead context.Context, release func(), ok bool) {
 	l := w.r.opts.Leader
 	if l == nil {
 		return hard, func() {}, true
@@ -86,7 +88,7 @@ func (w *worker[Tx]) acquire(ctx, hard context.Context, bo *backoff) (lead conte
 // leading runs sessions while the lease lasts, retrying transient faults and waiting for an
 // operator's command while stopped. It returns the cause when the lease was lost, nil when ctx
 // ended.
-func (w *worker[Tx]) leading(ctx, lead context.Context, bo *backoff) error {
+func (w *worker[Tx]) leading(ctx, lead context.Context, bo *backoff.Backoff) error {
 	lostCause := func(err error) error {
 		if lead.Err() != nil {
 			return context.Cause(lead)
@@ -114,7 +116,7 @@ func (w *worker[Tx]) leading(ctx, lead context.Context, bo *backoff) error {
 			case req := <-w.resets:
 				t.Stop()
 				if w.runReset(ctx, lead, req) == nil {
-					bo.reset()
+					bo.Reset()
 				}
 			case <-ctx.Done():
 				t.Stop()
@@ -127,7 +129,7 @@ func (w *worker[Tx]) leading(ctx, lead context.Context, bo *backoff) error {
 			req := w.reset
 			w.reset = nil
 			if w.runReset(ctx, lead, req) == nil {
-				bo.reset()
+				bo.Reset()
 			}
 		case outcomeStopped:
 			w.mu.Lock()
@@ -149,11 +151,11 @@ func (w *worker[Tx]) leading(ctx, lead context.Context, bo *backoff) error {
 					if c == commandSkip {
 						w.skip = failed
 					}
-					bo.reset()
+					bo.Reset()
 					break stopped
 				case req := <-w.resets:
 					if w.runReset(ctx, lead, req) == nil {
-						bo.reset()
+						bo.Reset()
 						break stopped
 					}
 					// A failed reset changed nothing: the projection stays stopped.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
 	"github.com/projector-dev/projector/tracking"
@@ -224,33 +223,3 @@ var ErrLeadershipLost = errors.New("leadership lost")
 // ErrNotStopped is returned by Runner.Resume and Runner.Skip for a projection that is not
 // stopped (or already has a command pending).
 var ErrNotStopped = errors.New("projection is not stopped")
-
-// backoff is a capped exponential backoff with full jitter in [d/2, d].
-type backoff struct {
-	min, max time.Duration
-	next     time.Duration
-}
-
-func (b *backoff) reset() { b.next = 0 }
-
-// longest returns the capped delay, jittered, and leaves the backoff at its cap.
-func (b *backoff) longest() time.Duration {
-	b.next = b.max
-	return b.delay()
-}
-
-func (b *backoff) delay() time.Duration {
-	if b.next == 0 {
-		b.next = b.min
-	}
-	d := b.next
-	b.next *= 2
-	if b.next > b.max {
-		b.next = b.max
-	}
-	half := d / 2
-	if half <= 0 {
-		return d
-	}
-	return half + rand.N(half+1)
-}

@@ -8,11 +8,12 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/projector-dev/projector/internal/backoff"
 	"github.com/projector-dev/projector/tracking"
 )
 
 // session loads the tracked state, subscribes and consumes until something ends it.
-func (w *worker[Tx]) session(ctx, lead context.Context, bo *backoff) result {
+func (w *worker[Tx]) session(ctx, lead context.Context, bo *backoff.Backoff) result {
 	if ctx.Err() != nil {
 		return result{out: outcomeEnded}
 	}
@@ -81,7 +82,7 @@ type received struct {
 // consume reads sub (under work), batches, and commits, until ctx or the lease ends or something
 // fails. When ctx ends it commits what it has (under the lease, which outlives ctx by the drain
 // timeout).
-func (w *worker[Tx]) consume(ctx, lead, work context.Context, sub Subscription, state tracking.State, bo *backoff) result {
+func (w *worker[Tx]) consume(ctx, lead, work context.Context, sub Subscription, state tracking.State, bo *backoff.Backoff) result {
 	w.live = false
 	msgs, stop := pump(work, sub, max(64, w.opts.BatchSize)) // the next batch arrives while one commits
 	defer stop()

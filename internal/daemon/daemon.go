@@ -14,6 +14,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/projector-dev/projector/internal/backoff"
 	"github.com/projector-dev/projector/projection"
 )
 
@@ -237,9 +238,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 // Retry calls fn until it succeeds or ctx ends, backing off exponentially from min to max
-// between attempts and logging each failure with what.
+// (jittered) between attempts and logging each failure with what.
 func Retry(ctx context.Context, log *zap.Logger, what string, min, max time.Duration, fn func(ctx context.Context) error) error {
-	d := min
+	bo := backoff.New(min, max)
 	for attempt := 1; ; attempt++ {
 		err := fn(ctx)
 		if err == nil {
@@ -251,6 +252,7 @@ func Retry(ctx context.Context, log *zap.Logger, what string, min, max time.Dura
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		d := bo.Next()
 		log.Warn(what+": failed; retrying", zap.Error(err), zap.Int("attempt", attempt), zap.Duration("backoff", d))
 		t := time.NewTimer(d)
 		select {
@@ -258,10 +260,6 @@ func Retry(ctx context.Context, log *zap.Logger, what string, min, max time.Dura
 			t.Stop()
 			return ctx.Err()
 		case <-t.C:
-		}
-		d *= 2
-		if d > max {
-			d = max
 		}
 	}
 }

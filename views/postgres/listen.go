@@ -2,12 +2,12 @@ package postgres
 
 import (
 	"context"
-	"math/rand/v2"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/projector-dev/projector/internal/backoff"
 )
 
 // listener holds the one LISTEN connection a Store's waiters share. Each waiter registers a
@@ -72,19 +72,18 @@ func (l *listener) wake(projection string, all bool) {
 
 func (l *listener) run(ctx context.Context, cfg *pgx.ConnConfig, channel string, retry time.Duration) {
 	defer close(l.done)
-	delay := 10 * time.Millisecond
+	bo := backoff.New(10*time.Millisecond, retry)
 	for ctx.Err() == nil {
 		if l.listen(ctx, cfg, channel) {
-			delay = 10 * time.Millisecond
+			bo.Reset()
 		}
-		t := time.NewTimer(delay/2 + rand.N(delay/2+1)) // jittered, so that replicas spread out
+		t := time.NewTimer(bo.Next()) // jittered, so that replicas spread out
 		select {
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
 			return
 		}
-		delay = min(delay*2, retry)
 	}
 }
 

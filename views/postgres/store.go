@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/projector-dev/projector/internal/backoff"
 	"github.com/projector-dev/projector/migrations"
 	"github.com/projector-dev/projector/projection"
 	"github.com/projector-dev/projector/tracking"
@@ -297,7 +298,7 @@ func (s *Store) Wait(ctx context.Context, projectionName string, commit uint64) 
 	ch := l.subscribe(projectionName)
 	defer l.unsubscribe(projectionName, ch)
 	var st tracking.State
-	retry := 10 * time.Millisecond
+	bo := backoff.New(10*time.Millisecond, s.opts.ListenRetry)
 	for {
 		cur, _, err := s.Load(ctx, projectionName)
 		if err != nil {
@@ -308,7 +309,7 @@ func (s *Store) Wait(ctx context.Context, projectionName string, commit uint64) 
 				return st, err
 			}
 			// A killed connection or a restarting server: read again after a backoff.
-			t := time.NewTimer(retry)
+			t := time.NewTimer(bo.Next())
 			select {
 			case <-t.C:
 			case <-l.done:
@@ -318,10 +319,9 @@ func (s *Store) Wait(ctx context.Context, projectionName string, commit uint64) 
 				t.Stop()
 				return st, ctx.Err()
 			}
-			retry = min(2*retry, s.opts.ListenRetry)
 			continue
 		}
-		retry = 10 * time.Millisecond
+		bo.Reset()
 		st = cur
 		if st.Done(commit) {
 			return st, nil
