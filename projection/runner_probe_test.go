@@ -1,3 +1,6 @@
+// Tests of the probe of an idle live projection: a wait for an ignored event returns without
+// further traffic, an idle projection stops probing, and no event is ever skipped.
+
 package projection_test
 
 import (
@@ -32,6 +35,7 @@ func TestWaitForALoneIgnoredEventReturnsWithoutFurtherTraffic(t *testing.T) {
 	first := log.Append("s", topicA, nil)
 	wait(t, r, "c", first.Position.Commit)
 
+	probes := log.Probes()
 	ignored := log.Append("d", decoy, nil)
 	began := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -47,17 +51,22 @@ func TestWaitForALoneIgnoredEventReturnsWithoutFurtherTraffic(t *testing.T) {
 	if stored != s {
 		t.Errorf("store tracking %v != watermark %v", stored, s)
 	}
-
-	// Idle and up to date: no more probes.
-	time.Sleep(150 * time.Millisecond) // let a probe in flight finish
 	n := log.Probes()
-	time.Sleep(500 * time.Millisecond)
+	if n == probes {
+		t.Fatal("the wait returned, but no probe looked ahead past the ignored event")
+	}
+
+	// Idle and up to date: the probe keeps reading the head, but looks ahead no more. The look
+	// ahead that committed the checkpoint ended before the commit, so n counts every one so far.
+	heads := log.Heads()
+	eventually(t, "three more probe rounds", func() bool { return log.Heads() >= heads+3 })
 	if got := log.Probes(); got != n {
 		t.Errorf("%d probes while idle and up to date, want none", got-n)
 	}
 }
 
-// A handled event written right after an ignored one is delivered exactly once.
+// A handled event written right after an ignored one is delivered exactly once: written at once
+// (racing with the probe's rounds), or once the probe has looked ahead past the ignored one.
 func TestProbeNeverSkipsTheEventAfterAnIgnoredOne(t *testing.T) {
 	log := projectiontest.NewLog()
 	store := memory.New()
@@ -67,11 +76,16 @@ func TestProbeNeverSkipsTheEventAfterAnIgnoredOne(t *testing.T) {
 	}
 	start(t, r)
 	wait(t, r, "c", 0)
-	for range 5 {
+	for i := range 5 {
+		probes := log.Probes() // idle and up to date: no look-ahead runs until the decoy
 		log.Append("d", decoy, nil)
+		if i%2 == 1 {
+			eventually(t, "a probe past the decoy", func() bool { return log.Probes() > probes })
+		}
 		e := log.Append("s", topicA, nil)
 		wait(t, r, "c", e.Position.Commit)
-		time.Sleep(120 * time.Millisecond) // let a probe run between rounds
+		heads := log.Heads()
+		eventually(t, "a probe round between rounds", func() bool { return log.Heads() > heads })
 	}
 	if got := store.Int("c/total"); got != 5 {
 		t.Errorf("count = %d, want 5", got)

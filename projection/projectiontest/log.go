@@ -35,6 +35,7 @@ type Log struct {
 	subs      map[*subscription]bool
 	failSubs  []error
 	probes    int
+	heads     int
 }
 
 var (
@@ -85,6 +86,7 @@ func (l *Log) Events() []projection.Event {
 func (l *Log) Head(context.Context) (tracking.Position, time.Time, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.heads++
 	if len(l.events) == 0 {
 		return tracking.Position{}, time.Time{}, nil
 	}
@@ -116,6 +118,13 @@ func (l *Log) Probes() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.probes
+}
+
+// Heads returns how many times Head was called.
+func (l *Log) Heads() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.heads
 }
 
 // Drop ends every open subscription with err, as a server restart or network cut would.
