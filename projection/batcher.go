@@ -31,6 +31,7 @@ type batcher[Tx any] struct {
 	cpTimer    *time.Timer // runs while cpArmed: a checkpoint waits for CheckpointEvery
 	cpArmed    bool
 	probeTimer *time.Timer // runs while live with a source that probes (see Prober)
+	lastProbe  time.Time   // when the last probe ended
 }
 
 // next is the state after committing what is pending.

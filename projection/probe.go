@@ -12,13 +12,17 @@ import (
 const probeTimeout = 5 * time.Second
 
 // armProbe schedules the next probe, when the source can probe and the subscription is live:
-// CheckpointEvery after the last commit.
+// CheckpointEvery after the last commit or the last probe, whichever came later.
 func (b *batcher[Tx]) armProbe() {
 	if b.header == nil || b.prober == nil || !b.caughtUp {
 		return
 	}
+	last := b.lastCommit
+	if b.lastProbe.After(last) {
+		last = b.lastProbe
+	}
 	b.probeTimer.Stop()
-	b.probeTimer.Reset(max(b.w.r.opts.CheckpointEvery-time.Since(b.lastCommit), time.Millisecond))
+	b.probeTimer.Reset(max(b.w.r.opts.CheckpointEvery-time.Since(last), time.Millisecond))
 }
 
 // probe advances tracking past events the projection ignores when the live subscription says
@@ -36,7 +40,10 @@ func (b *batcher[Tx]) probe() result {
 		b.armProbe()
 		return result{}
 	}
-	defer b.armProbe()
+	defer func() {
+		b.lastProbe = time.Now() // once it has ended: the next one is CheckpointEvery later
+		b.armProbe()
+	}()
 	ctx, cancel := context.WithTimeout(b.work, probeTimeout)
 	defer cancel()
 	head, _, err := b.header.Head(ctx)

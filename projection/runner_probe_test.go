@@ -143,3 +143,44 @@ func TestProbeKeepsEventsWrittenAfterTheHeadRead(t *testing.T) {
 		t.Error("no probe ran")
 	}
 }
+
+// timedLog records when Head is called.
+type timedLog struct {
+	*projectiontest.Log
+	mu    sync.Mutex
+	heads []time.Time
+}
+
+func (l *timedLog) Head(ctx context.Context) (tracking.Position, time.Time, error) {
+	l.mu.Lock()
+	l.heads = append(l.heads, time.Now())
+	l.mu.Unlock()
+	return l.Log.Head(ctx)
+}
+
+func (l *timedLog) headTimes() []time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]time.Time(nil), l.heads...)
+}
+
+// An idle, up-to-date projection reads the head once per CheckpointEvery, not in a busy loop.
+// A timer never fires early, so the spacing holds however loaded the machine is.
+func TestAnIdleProjectionProbesOncePerCheckpointEvery(t *testing.T) {
+	log := &timedLog{Log: projectiontest.NewLog()}
+	opts := probeOptions(nil)
+	r := projection.NewRunner(log, memory.New(), opts)
+	if err := r.Add(counter("c", topicA), projection.ProjectionOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	start(t, r)
+	e := log.Append("s", topicA, nil)
+	wait(t, r, "c", e.Position.Commit)
+	eventually(t, "four probe rounds", func() bool { return len(log.headTimes()) >= 4 })
+	heads := log.headTimes()
+	for i := 1; i < len(heads); i++ {
+		if gap := heads[i].Sub(heads[i-1]); gap < opts.CheckpointEvery {
+			t.Errorf("head reads %d and %d %v apart, want at least CheckpointEvery (%v)", i, i+1, gap, opts.CheckpointEvery)
+		}
+	}
+}
