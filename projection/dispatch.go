@@ -1,3 +1,5 @@
+// Dispatch: a Projection that routes each event to the handler registered for its type.
+
 package projection
 
 import (

@@ -1,3 +1,5 @@
+// Tests and example of Dispatch.
+
 package projection_test
 
 import (

@@ -1,3 +1,5 @@
+// What a Runner tells: the Observer of its reports, and the Status of each projection.
+
 package projection
 
 import (

@@ -1,3 +1,6 @@
+// The options of a Runner and of each projection, their defaults, and the interfaces and
+// errors that a store, a source or a leader can offer the runner.
+
 package projection
 
 import (

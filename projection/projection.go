@@ -1,9 +1,5 @@
-// Package projection defines what a projection is (a named handler of a set of event types
-// that updates a view inside the view store's transaction), the events it sees, and the
-// contracts of the two things a Runner joins: a Source of $all events and a view Store.
-//
-// The package imports neither pgx nor the KurrentDB client: view stores live in views/*, the
-// KurrentDB source in source/kurrent.
+// The contracts of a projection: the events it sees, what it is, and the store it writes to.
+
 package projection
 
 import (

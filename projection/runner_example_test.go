@@ -1,3 +1,5 @@
+// A runnable example of a Runner: a poison event stops a projection; Skip restarts it past it.
+
 package projection_test
 
 import (

@@ -1,3 +1,6 @@
+// Tests of the online Reset: rebuilding while events keep coming, restarting a stopped
+// projection, failures that change nothing, and refusals.
+
 package projection_test
 
 import (

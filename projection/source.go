@@ -1,3 +1,6 @@
+// The source side: a Source of $all events, its Subscription and messages, and the Prober
+// of idle live projections.
+
 package projection
 
 import (

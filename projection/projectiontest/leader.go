@@ -1,3 +1,5 @@
+// An in-memory projection.Leader for tests: one lease per projection, revocable.
+
 package projectiontest
 
 import (

@@ -1,0 +1,35 @@
+// Package projection defines what a projection is (a named handler of a set of event types
+// that updates a view inside the view store's transaction), the events it sees, and the
+// contracts of the two things a Runner joins: a Source of $all events and a view Store.
+//
+// The package imports neither pgx nor the KurrentDB client: view stores live in views/*, the
+// KurrentDB source in source/kurrent.
+//
+// # Where things are
+//
+// The contracts:
+//
+//	projection.go   Event, Position, Projection, Store
+//	source.go       Source, Subscription, Message, Prober
+//	options.go      ProjectionOptions, Options, Header, Leader, Flusher, DeadLetterer, errors
+//	observer.go     Observer, RunState, Status, Failure
+//	dispatch.go     Dispatch: a Projection routing events to one handler per type
+//
+// The Runner, in the order an event travels through it (source → pump → batcher → commit →
+// tracking), one worker goroutine per projection:
+//
+//	runner.go       Runner: Add, Run (one worker per projection), Status, Wait
+//	worker.go       a worker's state, the Status it publishes, fault reporting, outcomes
+//	lease.go        the lease loop: standby, acquire, lead, back off, stopped until a command
+//	session.go      one session: load tracking, subscribe, pump the subscription, dispatch
+//	                each message to the batcher
+//	batcher.go      events and server checkpoints pending; when to commit them
+//	probe.go        an idle live projection's probe past events it ignores
+//	commit.go       commit a span: isolate a failing event, apply the error policy to it
+//	transaction.go  one store transaction: handlers or a dead letter, the tracking advance,
+//	                then status, Observer and watermark (what Wait watches)
+//	control.go      Resume and Skip of a stopped projection
+//	reset.go        Reset: rewind a view and its tracking to the start while paused
+//
+// Every wait between retries comes from internal/backoff.
+package projection
