@@ -89,41 +89,16 @@ func (w *worker[Tx]) acquire(ctx, hard context.Context, bo *backoff.Backoff) (le
 // operator's command while stopped. It returns the cause when the lease was lost, nil when ctx
 // ended.
 func (w *worker[Tx]) leading(ctx, lead context.Context, bo *backoff.Backoff) error {
-	lostCause := func(err error) error {
-		if lead.Err() != nil {
-			return context.Cause(lead)
-		}
-		if err == nil {
-			err = ErrLeadershipLost
-		}
-		return err
-	}
 	for {
 		res := w.session(ctx, lead, bo)
 		switch res.out {
 		case outcomeEnded, outcomeOK:
 			return nil
 		case outcomeLost:
-			return lostCause(res.err)
+			return lostCause(lead, res.err)
 		case outcomeTransient:
-			w.mu.Lock()
-			w.caughtUp = false // unknown until the subscription catches up again
-			w.mu.Unlock()
-			w.failure(res.kind, res.err)
-			t := time.NewTimer(delay(bo, res.err))
-			select {
-			case <-t.C:
-			case req := <-w.resets:
-				t.Stop()
-				if w.runReset(ctx, lead, req) == nil {
-					bo.Reset()
-				}
-			case <-ctx.Done():
-				t.Stop()
-				return nil
-			case <-lead.Done():
-				t.Stop()
-				return lostCause(nil)
+			if !w.backOff(ctx, lead, bo, res) {
+				return ended(ctx, lead)
 			}
 		case outcomeReset:
 			req := w.reset
@@ -132,39 +107,90 @@ func (w *worker[Tx]) leading(ctx, lead context.Context, bo *backoff.Backoff) err
 				bo.Reset()
 			}
 		case outcomeStopped:
+			if !w.stopped(ctx, lead, bo, res.err) {
+				return ended(ctx, lead)
+			}
+		}
+	}
+}
+
+// ended is what leading returns once ctx or the lease has ended: nil for ctx, else the cause
+// of the lost lease.
+func ended(ctx, lead context.Context) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	return lostCause(lead, nil)
+}
+
+// lostCause is why the lease was lost: the lease context's cause once it has ended, else err
+// (what refused the work), else ErrLeadershipLost.
+func lostCause(lead context.Context, err error) error {
+	if lead.Err() != nil {
+		return context.Cause(lead)
+	}
+	if err == nil {
+		err = ErrLeadershipLost
+	}
+	return err
+}
+
+// backOff shows the transient fault of res and waits the backoff before the next session,
+// running a reset that comes meanwhile. It reports false when ctx or the lease ended first.
+func (w *worker[Tx]) backOff(ctx, lead context.Context, bo *backoff.Backoff, res result) bool {
+	w.mu.Lock()
+	w.caughtUp = false // unknown until the subscription catches up again
+	w.mu.Unlock()
+	w.failure(res.kind, res.err)
+	t := time.NewTimer(delay(bo, res.err))
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case req := <-w.resets:
+		if w.runReset(ctx, lead, req) == nil {
+			bo.Reset()
+		}
+	case <-ctx.Done():
+		return false
+	case <-lead.Done():
+		return false
+	}
+	return true
+}
+
+// stopped holds a projection halted by err until an operator's Resume or Skip, or a reset
+// that succeeds, restarts it. It reports false when ctx or the lease ended first.
+func (w *worker[Tx]) stopped(ctx, lead context.Context, bo *backoff.Backoff, err error) bool {
+	w.mu.Lock()
+	for len(w.ctl) > 0 { // a command left from an earlier stop that ended otherwise
+		<-w.ctl
+	}
+	w.pending, w.fault = false, ""
+	w.mu.Unlock()
+	w.setState(StateStopped, err)
+	for {
+		select {
+		case c := <-w.ctl:
 			w.mu.Lock()
-			for len(w.ctl) > 0 { // a command left from an earlier stop that ended otherwise
-				<-w.ctl
-			}
-			w.pending, w.fault = false, ""
+			w.pending = false
+			failed := w.st.Failed
+			w.st.Failed = nil
 			w.mu.Unlock()
-			w.setState(StateStopped, res.err)
-		stopped:
-			for {
-				select {
-				case c := <-w.ctl:
-					w.mu.Lock()
-					w.pending = false
-					failed := w.st.Failed
-					w.st.Failed = nil
-					w.mu.Unlock()
-					if c == commandSkip {
-						w.skip = failed
-					}
-					bo.Reset()
-					break stopped
-				case req := <-w.resets:
-					if w.runReset(ctx, lead, req) == nil {
-						bo.Reset()
-						break stopped
-					}
-					// A failed reset changed nothing: the projection stays stopped.
-				case <-ctx.Done():
-					return nil
-				case <-lead.Done():
-					return lostCause(nil)
-				}
+			if c == commandSkip {
+				w.skip = failed
 			}
+			bo.Reset()
+			return true
+		case req := <-w.resets:
+			if w.runReset(ctx, lead, req) == nil {
+				bo.Reset()
+				return true
+			}
+			// A failed reset changed nothing: the projection stays stopped.
+		case <-ctx.Done():
+			return false
+		case <-lead.Done():
+			return false
 		}
 	}
 }
