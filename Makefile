@@ -14,8 +14,8 @@ all: build
 build: ## Build every binary into ./bin
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/...
 
-test: ## Run the whole test suite (needs PostgreSQL on 127.0.0.1:5432, see README)
-	$(GO) test $(TEST_FLAGS) ./...
+test: ## Run the whole test suite (PostgreSQL on 127.0.0.1:5432 or PROJECTOR_TEST_DATABASE_URL, else a throwaway one; see README)
+	./scripts/with-postgres.sh $(GO) test $(TEST_FLAGS) ./...
 
 lint: fmt vet staticcheck tidy ## gofmt, go vet, staticcheck and go mod tidy
 
@@ -44,7 +44,7 @@ demo: ## The training-school walkthrough: in-process KurrentDB emulator, project
 	$(GO) run ./cmd/projector demo $(DEMO_FLAGS)
 
 deploy-check: ## Helm chart lint/template + strict validation, promtool rule tests, Prometheus end-to-end
-	GO=$(GO) ./scripts/deploy-check.sh
+	GO=$(GO) ./scripts/with-postgres.sh ./scripts/deploy-check.sh
 
 bench: ## Benchmarks (throughput and memory)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2x ./...
