@@ -63,8 +63,10 @@ func (e *SQLError) Error() string { return fmt.Sprintf("line %d of the SQL: %s",
 // Parse splits handler SQL into statements at top-level semicolons and rewrites the named
 // parameters (@stream_id, @data, ...) of each into positional bind parameters. Quoted strings,
 // quoted identifiers, dollar-quoted strings and comments are left alone, as are operators that
-// start with @ (such as @> and @@). Unknown parameter names and text without any statement are
-// errors.
+// start with @ (such as @> and @@). A parameter right after an operator (a=@data) is a
+// parameter; a parameter name right after an operator that ends in @ (tags <@data) is an error,
+// as it reads as that operator and a column. Unknown parameter names and text without any
+// statement are errors.
 func Parse(sql string) ([]Statement, error) {
 	var (
 		stmts       []Statement
