@@ -106,18 +106,19 @@ run_path_depth() {
 	}'
 }
 
-# check_ran LOG PATTERN: fails (status 1, naming PATTERN) when the go test -v output LOG of a
+# check_ran LOG PATTERN [LABEL]: fails (status 1, naming PATTERN; messages start with LABEL,
+# by default $name) when the go test -v output LOG of a
 # run with -run PATTERN shows no test that passed or failed at the pattern's depth: a pattern
 # that matches nothing (a renamed test, a typo) must not pass as an empty success. For a
 # pattern ending in a group of alternatives, TestX/(A|B|C)$, each alternative must match a
 # test of its own.
 check_ran() {
-	local log=$1 pattern=$2 depth names
+	local log=$1 pattern=$2 label=${3:-$name} depth names
 	depth=$(run_path_depth "$pattern")
 	names=$(grep -oE -- '--- (PASS|FAIL): [^ ]+' "$log" | awk '{ print $3 }' |
 		awk -F/ -v d="$depth" 'NF >= d { e = $1; for (i = 2; i <= d; i++) e = e "/" $i; print e }' | sort -u)
 	if [[ -z "$names" ]]; then
-		echo "$name: -run '$pattern' ran no test: it matches none of the suite's tests (renamed or misspelled?)" >&2
+		echo "$label: -run '$pattern' ran no test: it matches none of the suite's tests (renamed or misspelled?)" >&2
 		return 1
 	fi
 	local last=${pattern##*/} alt missing=()
@@ -130,7 +131,7 @@ check_ran() {
 		done
 		unset IFS
 		if [[ ${#missing[@]} -gt 0 ]]; then
-			echo "$name: -run '$pattern': no test ran for ${missing[*]} (renamed or misspelled?)" >&2
+			echo "$label: -run '$pattern': no test ran for ${missing[*]} (renamed or misspelled?)" >&2
 			return 1
 		fi
 	fi

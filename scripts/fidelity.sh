@@ -119,7 +119,7 @@ run_suite() {
 	if [[ $rc != 0 || "$failed" != 0 ]]; then
 		return 1
 	fi
-	check_ran "$log" "$pattern"
+	check_ran "$log" "$pattern" "fidelity: $name"
 }
 
 # check_logs LOG...: fails the run when an emulator (of pids, in the order of
