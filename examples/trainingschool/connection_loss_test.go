@@ -90,9 +90,17 @@ func (h *holdOneBatch) wrap(p *projection.Dispatch[pgx.Tx]) *projection.Dispatch
 			if err := tx.(*postgres.Tx).Flush(ctx); err != nil {
 				return err
 			}
-			h.inFlight <- struct{}{}
-			<-h.resume
-			return nil
+			select {
+			case h.inFlight <- struct{}{}:
+			case <-ctx.Done(): // the test has given up and stops the runner
+				return ctx.Err()
+			}
+			select {
+			case <-h.resume:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
 		})
 	}
 	return out
