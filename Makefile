@@ -7,17 +7,17 @@ STATICCHECK_VERSION ?= v0.8.2
 CLIENT_VERSION ?= v1.4.2
 TEST_FLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: all build test lint fmt vet staticcheck fidelity fidelity-node bench demo clean deploy-check
+.PHONY: all build test lint fmt vet staticcheck tidy fidelity fidelity-node bench demo clean deploy-check
 
 all: build
 
 build: ## Build every binary into ./bin
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/...
 
-test: ## Run the whole test suite (needs PostgreSQL on 127.0.0.1:5432, see README)
-	$(GO) test $(TEST_FLAGS) ./...
+test: ## Run the whole test suite (PostgreSQL on 127.0.0.1:5432 or PROJECTOR_TEST_DATABASE_URL, else a throwaway one; see README)
+	./scripts/with-postgres.sh $(GO) test $(TEST_FLAGS) ./...
 
-lint: fmt vet staticcheck ## gofmt, go vet and staticcheck
+lint: fmt vet staticcheck tidy ## gofmt, go vet, staticcheck and go mod tidy
 
 fmt:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -28,6 +28,10 @@ vet:
 
 staticcheck:
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+tidy: ## go.mod and go.sum as go mod tidy leaves them (the main module and deploy/)
+	@$(GO) mod tidy -diff || { echo 'go.mod/go.sum are not tidy: run go mod tidy'; exit 1; }
+	@cd deploy && $(GO) mod tidy -diff || { echo 'deploy/go.mod/go.sum are not tidy: run (cd deploy && go mod tidy)'; exit 1; }
 
 fidelity: ## Run the official KurrentDB Go client's integration suites, then the Node.js client suite, against the emulator
 	GO=$(GO) CLIENT_VERSION=$(CLIENT_VERSION) ./scripts/fidelity.sh
@@ -40,7 +44,7 @@ demo: ## The training-school walkthrough: in-process KurrentDB emulator, project
 	$(GO) run ./cmd/projector demo $(DEMO_FLAGS)
 
 deploy-check: ## Helm chart lint/template + strict validation, promtool rule tests, Prometheus end-to-end
-	GO=$(GO) ./scripts/deploy-check.sh
+	GO=$(GO) ./scripts/with-postgres.sh ./scripts/deploy-check.sh
 
 bench: ## Benchmarks (throughput and memory)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2x ./...

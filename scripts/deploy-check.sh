@@ -7,7 +7,9 @@
 #    and the end-to-end tests that run the real daemon, the KurrentDB emulator, PostgreSQL and
 #    Prometheus (every metric the rules and the dashboard use is exported; Prometheus sees lag and
 #    position move).
-# Needs PostgreSQL on 127.0.0.1:5432 (trust auth, user postgres) and installs Debian's prometheus
+# Needs PostgreSQL on 127.0.0.1:5432 or at PROJECTOR_TEST_DATABASE_URL (trust auth, user postgres;
+# make deploy-check starts a throwaway one through scripts/with-postgres.sh when none answers) and
+# installs Debian's prometheus
 # package when promtool or prometheus is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."

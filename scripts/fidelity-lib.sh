@@ -90,6 +90,53 @@ build_emulator() {
 	(cd "$root" && "$GO" build "${build_flags[@]}" -o "$work/kurrentdb-emulator" ./cmd/kurrentdb-emulator)
 }
 
+# run_path_depth PATTERN: prints how many /-separated elements the go test -run PATTERN has
+# (slashes inside brackets or parentheses do not separate, as in go test).
+run_path_depth() {
+	awk -v p="$1" 'BEGIN {
+		d = 1; nest = 0
+		for (i = 1; i <= length(p); i++) {
+			c = substr(p, i, 1)
+			if (c == "\\") { i++; continue }
+			if (c == "(" || c == "[") nest++
+			else if ((c == ")" || c == "]") && nest > 0) nest--
+			else if (c == "/" && nest == 0) d++
+		}
+		print d
+	}'
+}
+
+# check_ran LOG PATTERN [LABEL]: fails (status 1, naming PATTERN; messages start with LABEL,
+# by default $name) when the go test -v output LOG of a
+# run with -run PATTERN shows no test that passed or failed at the pattern's depth: a pattern
+# that matches nothing (a renamed test, a typo) must not pass as an empty success. For a
+# pattern ending in a group of alternatives, TestX/(A|B|C)$, each alternative must match a
+# test of its own.
+check_ran() {
+	local log=$1 pattern=$2 label=${3:-$name} depth names
+	depth=$(run_path_depth "$pattern")
+	names=$(grep -oE -- '--- (PASS|FAIL): [^ ]+' "$log" | awk '{ print $3 }' |
+		awk -F/ -v d="$depth" 'NF >= d { e = $1; for (i = 2; i <= d; i++) e = e "/" $i; print e }' | sort -u)
+	if [[ -z "$names" ]]; then
+		echo "$label: -run '$pattern' ran no test: it matches none of the suite's tests (renamed or misspelled?)" >&2
+		return 1
+	fi
+	local last=${pattern##*/} alt missing=()
+	last=${last#^}
+	last=${last%\$}
+	if [[ $last =~ ^\(([A-Za-z0-9_|]+)\)$ ]]; then
+		local IFS='|'
+		for alt in ${BASH_REMATCH[1]}; do
+			printf '%s\n' "$names" | awk -F/ '{ print $NF }' | grep -qx -- "$alt" || missing+=("$alt")
+		done
+		unset IFS
+		if [[ ${#missing[@]} -gt 0 ]]; then
+			echo "$label: -run '$pattern': no test ran for ${missing[*]} (renamed or misspelled?)" >&2
+			return 1
+		fi
+	fi
+}
+
 # check_emulator PID LOG: fails (status 1, with the log) when the emulator
 # PID died during the run or LOG holds an error or a data race.
 check_emulator() {

@@ -11,7 +11,8 @@
 # (override the TestStreams -run pattern), FIDELITY_TLS=0 to skip TestTLS,
 # FIDELITY_RACE=1 to build the
 # emulator with the race detector, KEEP_WORKDIR=1 to keep the temporary
-# directory. Exits non-zero when any test fails.
+# directory. Exits non-zero when any test fails, and when a suite's -run pattern
+# (or an alternative of its last group) ran no test.
 set -euo pipefail
 
 GO=${GO:-go}
@@ -118,6 +119,7 @@ run_suite() {
 	if [[ $rc != 0 || "$failed" != 0 ]]; then
 		return 1
 	fi
+	check_ran "$log" "$pattern" "fidelity: $name"
 }
 
 # check_logs LOG...: fails the run when an emulator (of pids, in the order of

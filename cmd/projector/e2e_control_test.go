@@ -13,6 +13,8 @@ import (
 
 	"github.com/projector-dev/projector/examples/trainingschool"
 	"github.com/projector-dev/projector/internal/httpapi"
+	"github.com/projector-dev/projector/internal/poll"
+	"github.com/projector-dev/projector/internal/testbin"
 	"github.com/projector-dev/projector/views/postgres"
 )
 
@@ -103,7 +105,7 @@ func TestResumeAndSkip(t *testing.T) {
 
 	addr := freeAddr(t)
 	const token = "e2e-admin-token-4f1c"
-	noToken := baseEnv("KURRENTDB_URI="+uri, "DATABASE_URL="+dbURL, "PROJECTOR_HTTP_ADDR="+addr, "PROJECTOR_CONFIG="+writeFile(t, "p.yaml", cfg))
+	noToken := testbin.Env("KURRENTDB_URI="+uri, "DATABASE_URL="+dbURL, "PROJECTOR_HTTP_ADDR="+addr, "PROJECTOR_CONFIG="+writeFile(t, "p.yaml", cfg))
 	env := append(append([]string(nil), noToken...), "PROJECTOR_ADMIN_TOKEN="+token)
 	d := start(t, projectorBin, append(append([]string(nil), noToken...), "PROJECTOR_ADMIN_TOKEN_FILE="+writeFile(t, "token", token+"\n")), "run")
 	healthy(t, d, addr)
@@ -111,7 +113,7 @@ func TestResumeAndSkip(t *testing.T) {
 	stoppedAt := func(pos uint64, times int) httpapi.ProjectionJSON {
 		t.Helper()
 		var p httpapi.ProjectionJSON
-		eventually(t, 30*time.Second, fmt.Sprintf("names is stopped on the event at %d (stop %d)", pos, times), func() bool {
+		poll.Until(t, 30*time.Second, fmt.Sprintf("names is stopped on the event at %d (stop %d)", pos, times), func() bool {
 			p = httpapi.ProjectionJSON{}
 			getJSON(t, base, &p)
 			return p.State == "stopped" && p.Failed != nil && p.Failed.Position.Commit == pos && len(logLines(d.output(), "projection stopped")) == times
@@ -218,7 +220,7 @@ func TestResumeAndSkip(t *testing.T) {
 		!strings.Contains(dl[0].Error, "not_worse") || dl[0].FailedAt.IsZero() {
 		t.Errorf("dead letters = %+v", dl)
 	}
-	eventually(t, 10*time.Second, "the metrics count", func() bool {
+	poll.Until(t, 10*time.Second, "the metrics count", func() bool {
 		return metricValue(t, addr, `projector_events_processed_total{projection="names"}`) == float64(len(good)+1) &&
 			metricValue(t, addr, `projector_events_dead_lettered_total{projection="names"}`) == 2
 	})
@@ -323,7 +325,7 @@ func TestDrainOnSIGTERM(t *testing.T) {
 	}
 	stopMidBatch := func(d *proc) (uint64, time.Duration) {
 		t.Helper()
-		eventually(t, 60*time.Second, "a batch is in flight after a commit", func() bool { return tracked() > 0 && inFlight() })
+		poll.Until(t, 60*time.Second, "a batch is in flight after a commit", func() bool { return tracked() > 0 && inFlight() })
 		before := tracked()
 		sent := time.Now()
 		if code := d.stop(syscall.SIGTERM); code != 0 {
@@ -332,7 +334,7 @@ func TestDrainOnSIGTERM(t *testing.T) {
 		return before, time.Since(sent)
 	}
 	env := func(addr string, extra ...string) []string {
-		return baseEnv(append([]string{"KURRENTDB_URI=" + uri, "DATABASE_URL=" + dbURL, "PROJECTOR_HTTP_ADDR=" + addr, "PROJECTOR_CONFIG=" + cfg}, extra...)...)
+		return testbin.Env(append([]string{"KURRENTDB_URI=" + uri, "DATABASE_URL=" + dbURL, "PROJECTOR_HTTP_ADDR=" + addr, "PROJECTOR_CONFIG=" + cfg}, extra...)...)
 	}
 
 	// Drain timeout (from the environment) longer than the batch: it commits.

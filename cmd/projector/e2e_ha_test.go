@@ -13,6 +13,8 @@ import (
 
 	"github.com/projector-dev/projector/examples/trainingschool"
 	"github.com/projector-dev/projector/internal/httpapi"
+	"github.com/projector-dev/projector/internal/poll"
+	"github.com/projector-dev/projector/internal/testbin"
 )
 
 // TestStandbyWaitAndTakeover runs two replicas on one database: one leads each projection,
@@ -26,14 +28,14 @@ func TestStandbyWaitAndTakeover(t *testing.T) {
 
 	addrA, addrB := freeAddr(t), freeAddr(t)
 	env := func(addr string) []string {
-		return baseEnv("KURRENTDB_URI="+uri, "DATABASE_URL="+dbURL, "PROJECTOR_HTTP_ADDR="+addr, "PROJECTOR_CONFIG="+cfgFile)
+		return testbin.Env("KURRENTDB_URI="+uri, "DATABASE_URL="+dbURL, "PROJECTOR_HTTP_ADDR="+addr, "PROJECTOR_CONFIG="+cfgFile)
 	}
 	a := start(t, projectorBin, env(addrA), "run")
 	healthy(t, a, addrA)
 	waitHTTP(t, addrA, "dogs", last)
 	b := start(t, projectorBin, env(addrB), "run")
 	healthy(t, b, addrB)
-	eventually(t, 20*time.Second, "the second replica is a standby for both projections", func() bool {
+	poll.Until(t, 20*time.Second, "the second replica is a standby for both projections", func() bool {
 		var l httpapi.ListJSON
 		getJSON(t, "http://"+addrB+"/v1/projections", &l)
 		for _, p := range l.Projections {
@@ -74,7 +76,7 @@ func TestStandbyWaitAndTakeover(t *testing.T) {
 	}
 	waitHTTP(t, addrB, "dogs", pos)
 	waitHTTP(t, addrB, "dog_counts", pos)
-	eventually(t, 20*time.Second, "the standby leads", func() bool {
+	poll.Until(t, 20*time.Second, "the standby leads", func() bool {
 		return metricValue(t, addrB, `projector_leader{projection="dogs"}`) == 1
 	})
 	if got := viewDigest(t, pool); !strings.HasPrefix(got, "dogs=20,tricks=62 dogs=20 tricks=62 rows=62") {
@@ -125,7 +127,7 @@ func TestPoisonEvents(t *testing.T) {
 	last := appendDogs(t, client, 2, 2, 0)
 
 	addr := freeAddr(t)
-	d := start(t, projectorBin, baseEnv("KURRENTDB_URI="+uri, "DATABASE_URL="+dbURL, "PROJECTOR_HTTP_ADDR="+addr,
+	d := start(t, projectorBin, testbin.Env("KURRENTDB_URI="+uri, "DATABASE_URL="+dbURL, "PROJECTOR_HTTP_ADDR="+addr,
 		"PROJECTOR_CONFIG="+writeFile(t, "p.yaml", cfg)), "run")
 	healthy(t, d, addr)
 	waitHTTP(t, addr, "skipper", last)
@@ -142,14 +144,14 @@ func TestPoisonEvents(t *testing.T) {
 	}
 	// The wait answers from PostgreSQL's notification of the commit, which may come before the
 	// daemon counts it.
-	eventually(t, 10*time.Second, "the dead letter is counted", func() bool {
+	poll.Until(t, 10*time.Second, "the dead letter is counted", func() bool {
 		return metricValue(t, addr, `projector_events_dead_lettered_total{projection="skipper"}`) == 1
 	})
 	if v := metricValue(t, addr, `projector_events_dead_lettered_total{projection="skipper"}`); v != 1 {
 		t.Errorf("dead lettered = %v", v)
 	}
 
-	eventually(t, 20*time.Second, "stopper is stopped", func() bool {
+	poll.Until(t, 20*time.Second, "stopper is stopped", func() bool {
 		var p httpapi.ProjectionJSON
 		getJSON(t, "http://"+addr+"/v1/projections/stopper", &p)
 		return p.State == "stopped" && p.Failed != nil && p.Failed.EventID == bad.String()

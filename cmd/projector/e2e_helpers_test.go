@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/kurrent-io/KurrentDB-Client-Go/kurrentdb"
 
+	"github.com/projector-dev/projector/internal/poll"
 	"github.com/projector-dev/projector/internal/testbin"
 	"github.com/projector-dev/projector/source/kurrent"
 	"github.com/projector-dev/projector/views/postgres/pgtest"
@@ -86,19 +87,6 @@ func (p *proc) output() string {
 	return p.out.String()
 }
 
-// baseEnv is the test process's environment without the variables Projector reads.
-func baseEnv(extra ...string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, "PROJECTOR_") || strings.HasPrefix(k, "KURRENTDB_") || k == "DATABASE_URL" {
-			continue
-		}
-		env = append(env, kv)
-	}
-	return append(env, extra...)
-}
-
 func start(t *testing.T, bin string, env []string, args ...string) *proc {
 	t.Helper()
 	p := &proc{t: t, cmd: exec.Command(bin, args...), done: make(chan struct{})}
@@ -151,9 +139,9 @@ func (p *proc) exited() bool {
 // connection string.
 func startEmulator(t *testing.T, addr string, extra ...string) (string, *proc) {
 	t.Helper()
-	p := start(t, emulatorBin, baseEnv(), append([]string{"--listen", addr, "--log-level", "warn"}, extra...)...)
+	p := start(t, emulatorBin, testbin.Env(), append([]string{"--listen", addr, "--log-level", "warn"}, extra...)...)
 	uri := "kurrentdb://" + addr + "?tls=false"
-	eventually(t, 20*time.Second, "the emulator listens", func() bool {
+	poll.Until(t, 20*time.Second, "the emulator listens", func() bool {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
 			_ = c.Close()
@@ -171,18 +159,6 @@ func kurrentClient(t *testing.T, uri string) *kurrentdb.Client {
 	}
 	t.Cleanup(func() { _ = c.Close() })
 	return c
-}
-
-// eventually polls cond until it holds or d passes.
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting until %s", d, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // run runs the projector binary to completion and returns its exit code and output.
@@ -244,7 +220,7 @@ func writeFile(t *testing.T, name, content string) string {
 // healthy waits until the daemon at addr answers /healthz.
 func healthy(t *testing.T, p *proc, addr string) {
 	t.Helper()
-	eventually(t, 20*time.Second, "the daemon answers /healthz", func() bool {
+	poll.Until(t, 20*time.Second, "the daemon answers /healthz", func() bool {
 		if p.exited() {
 			t.Fatalf("projector exited: %v\n%s", p.err, p.output())
 		}

@@ -9,6 +9,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/projector-dev/projector/internal/poll"
+	"github.com/projector-dev/projector/internal/testbin"
 )
 
 // TestSIGKILLAndRestart kills the daemon mid-stream, twice, while events are being written, and
@@ -23,7 +26,7 @@ func TestSIGKILLAndRestart(t *testing.T) {
 	}
 	cfgFile := writeFile(t, "projections.yaml", cfg)
 	addr := freeAddr(t)
-	env := baseEnv("KURRENTDB_URI="+uri, "DATABASE_URL="+dbURL, "PROJECTOR_HTTP_ADDR="+addr, "PROJECTOR_CONFIG="+cfgFile)
+	env := testbin.Env("KURRENTDB_URI="+uri, "DATABASE_URL="+dbURL, "PROJECTOR_HTTP_ADDR="+addr, "PROJECTOR_CONFIG="+cfgFile)
 
 	const dogs, tricks = 150, 9
 	var last atomic.Uint64
@@ -44,7 +47,7 @@ func TestSIGKILLAndRestart(t *testing.T) {
 	for kill, threshold := range []int{300, 900} {
 		d := start(t, projectorBin, env, "run")
 		healthy(t, d, addr)
-		eventually(t, 60*time.Second, fmt.Sprintf("%d events are projected", threshold), func() bool { return projected() >= threshold })
+		poll.Until(t, 60*time.Second, fmt.Sprintf("%d events are projected", threshold), func() bool { return projected() >= threshold })
 		if code := d.stop(syscall.SIGKILL); code != -1 {
 			t.Fatalf("kill %d: exit code %d, want -1 (killed)", kill, code)
 		}
@@ -100,7 +103,7 @@ func TestValidationErrors(t *testing.T) {
 		{name: "no config", env: []string{"PROJECTOR_CONFIG="}, want: []string{"PROJECTOR_CONFIG: no projections file; give --config FILE"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			env := baseEnv("KURRENTDB_URI="+uri, "DATABASE_URL="+dbURL, "PROJECTOR_HTTP_ADDR=127.0.0.1:0")
+			env := testbin.Env("KURRENTDB_URI="+uri, "DATABASE_URL="+dbURL, "PROJECTOR_HTTP_ADDR=127.0.0.1:0")
 			if tc.yaml != "" {
 				env = append(env, "PROJECTOR_CONFIG="+writeFile(t, "p.yaml", tc.yaml))
 			}
@@ -123,7 +126,7 @@ func TestValidationErrors(t *testing.T) {
 	}
 	// Usage mistakes are exit code 2 too.
 	for _, args := range [][]string{{"run", "extra"}, {"--bogus"}, {"frobnicate"}, {"wait", "a"}, {"wait", "a", "x"}} {
-		if code, _, errOut := runProjector(t, baseEnv(), args...); code != 2 {
+		if code, _, errOut := runProjector(t, testbin.Env(), args...); code != 2 {
 			t.Errorf("projector %v: exit %d, want 2: %s", args, code, errOut)
 		}
 	}
@@ -140,10 +143,10 @@ func TestUnreachableAtStartIsRetried(t *testing.T) {
 	// PostgreSQL unreachable: retried, logged, and SIGTERM still stops it cleanly.
 	addr := freeAddr(t)
 	noDB := "postgres://postgres@" + freeAddr(t) + "/x?connect_timeout=1"
-	d := start(t, projectorBin, baseEnv("KURRENTDB_URI=kurrentdb://"+freeAddr(t)+"?tls=false", "DATABASE_URL="+noDB,
+	d := start(t, projectorBin, testbin.Env("KURRENTDB_URI=kurrentdb://"+freeAddr(t)+"?tls=false", "DATABASE_URL="+noDB,
 		"PROJECTOR_HTTP_ADDR="+addr, "PROJECTOR_CONFIG="+cfgFile), "run")
 	healthy(t, d, addr)
-	eventually(t, 20*time.Second, "two failed PostgreSQL connection attempts are logged", func() bool {
+	poll.Until(t, 20*time.Second, "two failed PostgreSQL connection attempts are logged", func() bool {
 		return strings.Count(d.output(), "connect to PostgreSQL: failed; retrying") >= 2
 	})
 	if code, body := httpGet(t, "http://"+addr+"/readyz"); code != 503 || !strings.Contains(string(body), "not connected") {
@@ -156,7 +159,7 @@ func TestUnreachableAtStartIsRetried(t *testing.T) {
 	// KurrentDB unreachable, then started.
 	kAddr := freeAddr(t)
 	addr = freeAddr(t)
-	d = start(t, projectorBin, baseEnv("KURRENTDB_URI=kurrentdb://"+kAddr+"?tls=false", "DATABASE_URL="+dbURL,
+	d = start(t, projectorBin, testbin.Env("KURRENTDB_URI=kurrentdb://"+kAddr+"?tls=false", "DATABASE_URL="+dbURL,
 		"PROJECTOR_HTTP_ADDR="+addr, "PROJECTOR_CONFIG="+cfgFile), "run")
 	healthy(t, d, addr)
 	time.Sleep(2 * time.Second)
@@ -173,7 +176,7 @@ func TestUnreachableAtStartIsRetried(t *testing.T) {
 	if got := viewDigest(t, pool); !strings.HasPrefix(got, "dogs=20,tricks=80 dogs=20 tricks=80") {
 		t.Errorf("views = %s", got)
 	}
-	eventually(t, 20*time.Second, "/readyz answers 200", func() bool {
+	poll.Until(t, 20*time.Second, "/readyz answers 200", func() bool {
 		code, _ := httpGet(t, "http://"+addr+"/readyz")
 		return code == http.StatusOK
 	})
@@ -205,7 +208,7 @@ func TestDemo(t *testing.T) {
 		}
 	}
 	t.Run("memory", func(t *testing.T) {
-		code, out, errOut := runProjector(t, baseEnv(), "demo", "--exit", "--http-addr", "127.0.0.1:0")
+		code, out, errOut := runProjector(t, testbin.Env(), "demo", "--exit", "--http-addr", "127.0.0.1:0")
 		if code != 0 {
 			t.Fatalf("exit %d: %s %s", code, out, errOut)
 		}
@@ -217,7 +220,7 @@ func TestDemo(t *testing.T) {
 	t.Run("postgres", func(t *testing.T) {
 		dbURL, pool := newDatabase(t)
 		for range 2 { // a second run starts afresh on the same database
-			code, out, errOut := runProjector(t, baseEnv("DATABASE_URL="+dbURL), "demo", "--exit", "--http-addr", "127.0.0.1:0")
+			code, out, errOut := runProjector(t, testbin.Env("DATABASE_URL="+dbURL), "demo", "--exit", "--http-addr", "127.0.0.1:0")
 			if code != 0 {
 				t.Fatalf("exit %d: %s %s", code, out, errOut)
 			}
@@ -230,8 +233,8 @@ func TestDemo(t *testing.T) {
 	})
 	t.Run("serves until interrupted", func(t *testing.T) {
 		addr := freeAddr(t)
-		d := start(t, projectorBin, baseEnv("PROJECTOR_HTTP_ADDR="+addr), "demo")
-		eventually(t, 30*time.Second, "the demo serves", func() bool { return strings.Contains(d.output(), "Ctrl-C to stop") })
+		d := start(t, projectorBin, testbin.Env("PROJECTOR_HTTP_ADDR="+addr), "demo")
+		poll.Until(t, 30*time.Second, "the demo serves", func() bool { return strings.Contains(d.output(), "Ctrl-C to stop") })
 		if v := metricValue(t, addr, `projector_events_processed_total{projection="dog_counts"}`); v != 4 {
 			t.Errorf("events processed = %v, want 4", v)
 		}
@@ -243,10 +246,10 @@ func TestDemo(t *testing.T) {
 
 func TestVersionAndHelp(t *testing.T) {
 	t.Parallel()
-	if code, out, _ := runProjector(t, baseEnv(), "version"); code != 0 || !strings.HasPrefix(out, "projector ") {
+	if code, out, _ := runProjector(t, testbin.Env(), "version"); code != 0 || !strings.HasPrefix(out, "projector ") {
 		t.Errorf("version: %d %q", code, out)
 	}
-	code, out, _ := runProjector(t, baseEnv(), "--help")
+	code, out, _ := runProjector(t, testbin.Env(), "--help")
 	for _, c := range []string{"run", "migrate", "status", "reset", "wait", "resume", "skip", "demo", "version"} {
 		if code != 0 || !strings.Contains(out, "\n  "+c+" ") {
 			t.Errorf("help lacks %s: %s", c, out)
@@ -260,7 +263,7 @@ func TestVersionAndHelp(t *testing.T) {
 func TestMigrate(t *testing.T) {
 	t.Parallel()
 	dbURL, pool := newDatabase(t)
-	env := baseEnv("DATABASE_URL=" + dbURL)
+	env := testbin.Env("DATABASE_URL=" + dbURL)
 	bad := writeFile(t, "bad.yaml", "projections:\n  - name: a\n    handlers:\n      T: INSERT INTO missing VALUES (1)\n")
 	if code, _, errOut := runProjector(t, env, "migrate", "--config", bad); code != 2 || !strings.Contains(errOut, `relation "missing" does not exist`) {
 		t.Errorf("migrate with bad SQL: %d %s", code, errOut)
@@ -279,11 +282,11 @@ func TestMigrate(t *testing.T) {
 		t.Errorf("tables after migrate: %s", tables)
 	}
 	// Flags override the environment.
-	if code, _, errOut := runProjector(t, baseEnv("DATABASE_URL=postgres://nobody@127.0.0.1:1/none", "PROJECTOR_LOG_FORMAT=xml"),
+	if code, _, errOut := runProjector(t, testbin.Env("DATABASE_URL=postgres://nobody@127.0.0.1:1/none", "PROJECTOR_LOG_FORMAT=xml"),
 		"migrate", "--config", "../../examples/training_school.yaml", "--database-url", dbURL, "--log-format", "console"); code != 0 {
 		t.Errorf("migrate with flags over a bad environment: %d %s", code, errOut)
 	}
-	if code, _, errOut := runProjector(t, baseEnv(), "migrate", "--config", "../../examples/training_school.yaml"); code != 2 || !strings.Contains(errOut, "DATABASE_URL: not set") {
+	if code, _, errOut := runProjector(t, testbin.Env(), "migrate", "--config", "../../examples/training_school.yaml"); code != 2 || !strings.Contains(errOut, "DATABASE_URL: not set") {
 		t.Errorf("migrate without DATABASE_URL: %d %s", code, errOut)
 	}
 }
@@ -298,7 +301,7 @@ func TestKurrentDBOutage(t *testing.T) {
 	uri, em := startEmulator(t, kAddr, "--data", data)
 	last := appendDogs(t, kurrentClient(t, uri), 0, 5, 2)
 	addr := freeAddr(t)
-	d := start(t, projectorBin, baseEnv("KURRENTDB_URI="+uri, "DATABASE_URL="+dbURL, "PROJECTOR_HTTP_ADDR="+addr,
+	d := start(t, projectorBin, testbin.Env("KURRENTDB_URI="+uri, "DATABASE_URL="+dbURL, "PROJECTOR_HTTP_ADDR="+addr,
 		"PROJECTOR_CONFIG="+writeFile(t, "p.yaml", bothProjections(t))), "run")
 	healthy(t, d, addr)
 	waitHTTP(t, addr, "dogs", last)
@@ -306,7 +309,7 @@ func TestKurrentDBOutage(t *testing.T) {
 	if code := em.stop(syscall.SIGTERM); code != 0 {
 		t.Fatalf("emulator exit code %d", code)
 	}
-	eventually(t, 30*time.Second, "the daemon reports the outage", func() bool {
+	poll.Until(t, 30*time.Second, "the daemon reports the outage", func() bool {
 		return len(logLines(d.output(), "projection retrying")) >= 2
 	})
 	// Stay down well beyond the official client's discovery attempts (about a second), after

@@ -19,6 +19,8 @@ import (
 
 	"github.com/projector-dev/projector/examples/trainingschool"
 	"github.com/projector-dev/projector/internal/httpapi"
+	"github.com/projector-dev/projector/internal/poll"
+	"github.com/projector-dev/projector/internal/testbin"
 )
 
 // bothProjections is examples/dog_counts.yaml followed by the projections of
@@ -120,7 +122,7 @@ func TestDeclarativeProjectionEndToEnd(t *testing.T) {
 
 	cfgFile := writeFile(t, "projections.yaml", bothProjections(t))
 	addr := freeAddr(t)
-	env := baseEnv("KURRENTDB_URI="+uri, "DATABASE_URL="+dbURL, "PROJECTOR_HTTP_ADDR="+addr, "PROJECTOR_CONFIG="+cfgFile)
+	env := testbin.Env("KURRENTDB_URI="+uri, "DATABASE_URL="+dbURL, "PROJECTOR_HTTP_ADDR="+addr, "PROJECTOR_CONFIG="+cfgFile)
 	d := start(t, projectorBin, env, "run")
 	healthy(t, d, addr)
 
@@ -133,7 +135,7 @@ func TestDeclarativeProjectionEndToEnd(t *testing.T) {
 	}
 
 	// /v1/projections and /readyz once both are live.
-	eventually(t, 20*time.Second, "both projections are live and /readyz answers 200", func() bool {
+	poll.Until(t, 20*time.Second, "both projections are live and /readyz answers 200", func() bool {
 		var l httpapi.ListJSON
 		getJSON(t, "http://"+addr+"/v1/projections", &l)
 		for _, p := range l.Projections {

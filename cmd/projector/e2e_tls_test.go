@@ -13,6 +13,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/projector-dev/projector/internal/poll"
+	"github.com/projector-dev/projector/internal/testbin"
 )
 
 // selfSigned writes a self-signed certificate for 127.0.0.1 and localhost and its key, and
@@ -51,8 +54,8 @@ func TestSecureKurrentDB(t *testing.T) {
 	dbURL, pool := newDatabase(t)
 	certFile, keyFile := selfSigned(t)
 	plain, secure := freeAddr(t), freeAddr(t)
-	start(t, emulatorBin, baseEnv(), "--listen", plain, "--tls-listen", secure, "--tls-cert", certFile, "--tls-key", keyFile, "--log-level", "warn")
-	eventually(t, 20*time.Second, "the emulator listens", func() bool {
+	start(t, emulatorBin, testbin.Env(), "--listen", plain, "--tls-listen", secure, "--tls-cert", certFile, "--tls-key", keyFile, "--log-level", "warn")
+	poll.Until(t, 20*time.Second, "the emulator listens", func() bool {
 		c, err := net.DialTimeout("tcp", secure, time.Second)
 		if err == nil {
 			_ = c.Close()
@@ -63,7 +66,7 @@ func TestSecureKurrentDB(t *testing.T) {
 
 	addr := freeAddr(t)
 	cfgFile := writeFile(t, "projections.yaml", bothProjections(t))
-	d := start(t, projectorBin, baseEnv("KURRENTDB_URI=kurrentdb://admin:changeit@"+secure+"?tls=true",
+	d := start(t, projectorBin, testbin.Env("KURRENTDB_URI=kurrentdb://admin:changeit@"+secure+"?tls=true",
 		"KURRENTDB_ROOT_CERTIFICATES="+certFile, "DATABASE_URL="+dbURL, "PROJECTOR_HTTP_ADDR="+addr, "PROJECTOR_CONFIG="+cfgFile), "run")
 	healthy(t, d, addr)
 	waitHTTP(t, addr, "dog_counts", last)
@@ -76,7 +79,7 @@ func TestSecureKurrentDB(t *testing.T) {
 	}
 
 	// A missing CA file is a configuration error.
-	code, _, errOut := runProjector(t, baseEnv("KURRENTDB_URI=kurrentdb://admin:changeit@"+secure+"?tls=true",
+	code, _, errOut := runProjector(t, testbin.Env("KURRENTDB_URI=kurrentdb://admin:changeit@"+secure+"?tls=true",
 		"KURRENTDB_ROOT_CERTIFICATES="+keyFile+".missing", "DATABASE_URL="+dbURL, "PROJECTOR_CONFIG="+cfgFile), "run")
 	if code != 2 || !strings.Contains(errOut, "KURRENTDB_ROOT_CERTIFICATES: neither PEM text nor a readable file") {
 		t.Errorf("missing CA file: %d %s", code, errOut)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/projector-dev/projector/internal/config"
 	"github.com/projector-dev/projector/internal/metrics"
+	"github.com/projector-dev/projector/internal/testbin"
 )
 
 func readme(t *testing.T) string {
@@ -131,7 +132,7 @@ func TestReadmeCommandsExist(t *testing.T) {
 				continue
 			}
 			n++
-			if code, out, errOut := runProjector(t, baseEnv(), append(fields, "--help")...); code != 0 || !strings.Contains(out, "Usage:") {
+			if code, out, errOut := runProjector(t, testbin.Env(), append(fields, "--help")...); code != 0 || !strings.Contains(out, "Usage:") {
 				t.Errorf("README command %q: exit %d\n%s%s", strings.TrimSpace(line), code, out, errOut)
 			}
 		}

@@ -30,8 +30,23 @@ var bins struct {
 // repoRoot is the main module's directory, two levels above this package.
 const repoRoot = "../.."
 
-// adminURL is the PostgreSQL the tests create their databases in.
-const adminURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+// databaseURL is the URL of database dbName on the tests' PostgreSQL server: the one of
+// PROJECTOR_TEST_DATABASE_URL, as in the main module's tests, by default 127.0.0.1:5432.
+func databaseURL(dbName string) string {
+	raw := os.Getenv("PROJECTOR_TEST_DATABASE_URL")
+	if raw == "" {
+		raw = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		panic(fmt.Sprintf("PROJECTOR_TEST_DATABASE_URL %q: %v", raw, err))
+	}
+	u.Path = "/" + dbName
+	return u.String()
+}
+
+// adminURL is the database the tests create their databases through.
+var adminURL = databaseURL("postgres")
 
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
@@ -262,7 +277,7 @@ func newDatabase(t *testing.T) string {
 	dbName := "projector_deploy_e2e_" + strings.ReplaceAll(uuid.NewString()[:13], "-", "")
 	admin, err := pgx.Connect(ctx, adminURL)
 	if err != nil {
-		t.Fatalf("PostgreSQL on 127.0.0.1:5432: %v", err)
+		t.Fatalf("PostgreSQL at %s: %v", adminURL, err)
 	}
 	if _, err := admin.Exec(ctx, "CREATE DATABASE "+dbName); err != nil {
 		t.Fatal(err)
@@ -281,7 +296,7 @@ func newDatabase(t *testing.T) string {
 			t.Error(err)
 		}
 	})
-	return "postgres://postgres@127.0.0.1:5432/" + dbName + "?sslmode=disable"
+	return databaseURL(dbName)
 }
 
 func (s *stack) startEmulator(t *testing.T) {

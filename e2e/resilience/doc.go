@@ -7,6 +7,6 @@
 // event of the log exactly once.
 //
 // The package has only tests; run them with `go test ./e2e/resilience`. They need the
-// PostgreSQL of the other tests (PROJECTOR_TEST_ADMIN_URL, by default the local server) and
+// PostgreSQL of the other tests (PROJECTOR_TEST_DATABASE_URL, by default the local server) and
 // build the binaries themselves.
 package resilience

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/projector-dev/projector/internal/faultproxy"
+	"github.com/projector-dev/projector/internal/poll"
 	"github.com/projector-dev/projector/internal/testbin"
 	"github.com/projector-dev/projector/views/postgres"
 )
@@ -230,7 +231,7 @@ func TestLeaderKilledStandbyTakesOver(t *testing.T) {
 		return out
 	}
 	var leader *daemon
-	eventually(t, 30*time.Second, "one projector leads", func() bool {
+	poll.Until(t, 30*time.Second, "one projector leads", func() bool {
 		l := leaders()
 		if len(l) > 1 {
 			t.Fatalf("two leaders at once: %s and %s", l[0].Name, l[1].Name)
@@ -240,7 +241,7 @@ func TestLeaderKilledStandbyTakesOver(t *testing.T) {
 		}
 		return leader != nil
 	})
-	eventually(t, time.Minute, "the leader is half way", func() bool {
+	poll.Until(t, time.Minute, "the leader is half way", func() bool {
 		if l := leaders(); len(l) > 1 {
 			t.Fatalf("two leaders at once: %s and %s", l[0].Name, l[1].Name)
 		}
@@ -252,12 +253,12 @@ func TestLeaderKilledStandbyTakesOver(t *testing.T) {
 	}
 	killed := time.Now()
 	leader.Signal(syscall.SIGKILL, 10*time.Second)
-	eventually(t, 10*time.Second, standby.Name+" leads", func() bool {
+	poll.Until(t, 10*time.Second, standby.Name+" leads", func() bool {
 		s, ok := standby.status("ledger")
 		return ok && s.Leader
 	})
 	before, _ := tracked(t, db.pool, "ledger")
-	eventually(t, 10*time.Second, standby.Name+" commits", func() bool {
+	poll.Until(t, 10*time.Second, standby.Name+" commits", func() bool {
 		c, _ := tracked(t, db.pool, "ledger")
 		return c > before
 	})
@@ -283,7 +284,7 @@ func TestLeaderLockConnectionKilled(t *testing.T) {
 	for _, at := range []int{3000, 8000, 13000} {
 		atApplied(t, db.pool, at)
 		var pid int64
-		eventually(t, 10*time.Second, "a projector holds the ledger's lock", func() bool {
+		poll.Until(t, 10*time.Second, "a projector holds the ledger's lock", func() bool {
 			err := db.pool.QueryRow(context.Background(), `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted
 				AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
 				AND classid = $1::bigint::oid AND objid = $2::bigint::oid AND objsubid = 1`, int64(k>>32), int64(k&0xffffffff)).Scan(&pid)

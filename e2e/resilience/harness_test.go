@@ -20,6 +20,7 @@ import (
 
 	"github.com/projector-dev/projector/emulator"
 	"github.com/projector-dev/projector/internal/faultproxy"
+	"github.com/projector-dev/projector/internal/poll"
 	"github.com/projector-dev/projector/internal/testbin"
 	"github.com/projector-dev/projector/views/postgres/pgtest"
 )
@@ -122,7 +123,7 @@ func start(t *testing.T, name, bin string, environ []string, args ...string) pro
 // ready waits up to d until up holds, failing t at once if p exits first.
 func (p proc) ready(t *testing.T, d time.Duration, what string, up func() bool) {
 	t.Helper()
-	eventually(t, d, what, func() bool {
+	poll.Until(t, d, what, func() bool {
 		if p.Exited() {
 			t.Fatalf("%s exited:\n%s", p.Name, p.Output())
 		}
@@ -248,18 +249,6 @@ func (p proc) logLines(msg string) []map[string]any {
 		}
 	}
 	return out
-}
-
-// eventually polls cond every 50ms until it holds, failing t after d.
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting until %s", d, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 func writeFile(t *testing.T, name, content string) string {

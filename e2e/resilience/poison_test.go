@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/projector-dev/projector/internal/poll"
 	"github.com/projector-dev/projector/views/postgres"
 )
 
@@ -43,7 +44,7 @@ func TestPoisonEvent(t *testing.T) {
 	stopped := func(t *testing.T, db *database, d *daemon) {
 		t.Helper()
 		var st projectionStatus
-		eventually(t, time.Minute, "the ledger stops", func() bool {
+		poll.Until(t, time.Minute, "the ledger stops", func() bool {
 			s, ok := d.status("ledger")
 			st = s
 			return ok && s.State == "stopped"
@@ -136,7 +137,7 @@ func TestPoisonEvent(t *testing.T) {
 		d := startDaemon(t, "projector", db.url, srv.URI(), writeFile(t, "projections.yaml", ledgerConfig("stop", 0, 200, true)))
 		stoppedOn := func(e logEvent) {
 			t.Helper()
-			eventually(t, time.Minute, "the ledger stops on "+e.id, func() bool {
+			poll.Until(t, time.Minute, "the ledger stops on "+e.id, func() bool {
 				s, ok := d.status("ledger")
 				return ok && s.State == "stopped" && s.Failed != nil && s.Failed.EventID == e.id
 			})

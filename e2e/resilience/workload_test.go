@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/kurrent-io/KurrentDB-Client-Go/kurrentdb"
 
+	"github.com/projector-dev/projector/internal/poll"
 	"github.com/projector-dev/projector/source/kurrent"
 )
 
@@ -249,7 +250,7 @@ func tracked(t *testing.T, pool *pgxpool.Pool, projection string) (commit, check
 // waitTracked waits until projection has processed the log position commit.
 func waitTracked(t *testing.T, pool *pgxpool.Pool, projection string, commit uint64, d time.Duration) {
 	t.Helper()
-	eventually(t, d, fmt.Sprintf("%s processes position %d", projection, commit), func() bool {
+	poll.Until(t, d, fmt.Sprintf("%s processes position %d", projection, commit), func() bool {
 		c, cp := tracked(t, pool, projection)
 		return c >= commit || cp > commit
 	})
@@ -402,5 +403,5 @@ func applied(t *testing.T, pool *pgxpool.Pool, table string) int {
 // projector is at that point of the workload.
 func atApplied(t *testing.T, pool *pgxpool.Pool, n int) {
 	t.Helper()
-	eventually(t, 90*time.Second, fmt.Sprintf("the ledger holds %d events", n), func() bool { return applied(t, pool, "ledger_applied") >= n })
+	poll.Until(t, 90*time.Second, fmt.Sprintf("the ledger holds %d events", n), func() bool { return applied(t, pool, "ledger_applied") >= n })
 }

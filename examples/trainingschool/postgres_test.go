@@ -18,6 +18,7 @@ import (
 	"github.com/kurrent-io/KurrentDB-Client-Go/kurrentdb"
 	"github.com/projector-dev/projector/emulator"
 	"github.com/projector-dev/projector/examples/trainingschool"
+	"github.com/projector-dev/projector/internal/poll"
 	"github.com/projector-dev/projector/projection"
 	"github.com/projector-dev/projector/source/kurrent"
 	"github.com/projector-dev/projector/tracking"
@@ -387,17 +388,13 @@ func TestTwoRunnersOnOneProjectionNeverDoubleApply(t *testing.T) {
 	if dogs, tricks := e.counts(t); dogs != 30 || tricks != 270 {
 		t.Fatalf("counts = %d dogs, %d tricks; want exactly 30, 270", dogs, tricks)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	poll.UntilNil(t, 10*time.Second, "exactly one runner is stopped by a tracking conflict", func() error {
 		a, b := runners[0].Status()[0].State, runners[1].Status()[0].State
-		if (a == projection.StateStopped) != (b == projection.StateStopped) {
-			break
+		if (a == projection.StateStopped) == (b == projection.StateStopped) {
+			return fmt.Errorf("states %s and %s", a, b)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("states %s and %s: want exactly one runner stopped by a tracking conflict", a, b)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 type batchCounter struct {
@@ -493,58 +490,4 @@ func BenchmarkMemoryView(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(10000*b.N)/b.Elapsed().Seconds(), "events/s")
-}
-
-// PostgreSQL connections cut under a running projection are a transient fault: the batch is
-// retried from the committed state and nothing is lost or applied twice.
-func TestPostgresConnectionLossIsRetried(t *testing.T) {
-	e := newEnv(t)
-	ctx := context.Background()
-	cfg := pgtest.Config(t, e.schema)
-	app := "runner_" + e.schema
-	cfg.ConnConfig.RuntimeParams["application_name"] = app
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	obs := &errorCounter{}
-	r := projection.NewRunner(kurrent.New(e.client, kurrent.Options{}), postgres.New(pool, postgres.Options{}),
-		projection.Options{Observer: obs, MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond})
-	if err := r.Add(trainingschool.PostgresCounts(), projection.ProjectionOptions{BatchSize: 20}); err != nil {
-		t.Fatal(err)
-	}
-	run(t, r)
-	for round := range 5 {
-		last := e.fill(t, fmt.Sprintf("dog %d.", round), 10, 4)
-		var killed int
-		if err := e.pool.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1`, app).Scan(&killed); err != nil {
-			t.Fatal(err)
-		}
-		waitFor(t, e.store, last)
-	}
-	if dogs, tricks := e.counts(t); dogs != 50 || tricks != 200 {
-		t.Fatalf("counts = %d, %d; want exactly 50, 200", dogs, tricks)
-	}
-	if obs.n() == 0 {
-		t.Log("no batch was in flight when the connections were cut")
-	}
-}
-
-type errorCounter struct {
-	projection.NopObserver
-	mu    sync.Mutex
-	count int
-}
-
-func (c *errorCounter) Error(string, string, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.count++
-}
-
-func (c *errorCounter) n() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.count
 }

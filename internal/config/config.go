@@ -5,7 +5,6 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -160,24 +159,12 @@ var nameRE = regexp.MustCompile(`^[a-z0-9_]+$`)
 // Parse validates the projections file content b; file names it in errors.
 func Parse(file string, b []byte) (*Config, error) {
 	p := &parser{file: file}
-	var doc yaml.Node
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	// Decoding into a Node keeps lines and key order; the walk below checks every key against
-	// the known ones, as KnownFields does for typed decoding.
-	dec.KnownFields(true)
-	if err := dec.Decode(&doc); err != nil {
-		msg := strings.TrimPrefix(err.Error(), "yaml: ")
-		line := 0
-		if _, e := fmt.Sscanf(msg, "line %d:", &line); e == nil {
-			msg = strings.TrimSpace(msg[strings.Index(msg, ":")+1:])
-		}
-		if err.Error() == "EOF" {
-			msg, line = "the file is empty; it needs a projections list", 0
-		}
-		return nil, &ValidationError{Errors: []*Error{{File: file, Line: line, Msg: "invalid YAML: " + msg}}}
+	doc, err := decodeDocument(file, b)
+	if err != nil {
+		return nil, err
 	}
 	cfg := &Config{File: file}
-	root := &doc
+	root := doc
 	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
 		root = root.Content[0]
 	}

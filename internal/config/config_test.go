@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/projector-dev/projector/internal/config"
+	"github.com/projector-dev/projector/views/postgres/declarative"
 )
 
 func TestLoadTheExamples(t *testing.T) {
@@ -82,6 +83,10 @@ func TestValidationErrors(t *testing.T) {
 		{"empty handler SQL", "projections:\n  - name: a\n    handlers:\n      T: \"\"\n", []string{`p.yaml:4: projection "a": handlers."T": empty SQL`}},
 		{"unknown parameter", "projections:\n  - name: a\n    handlers:\n      T: |\n        SELECT 1;\n        INSERT INTO x VALUES (@name);\n",
 			[]string{`p.yaml:6: projection "a": handlers."T": unknown parameter @name (line 2); the parameters are @commit_position`}},
+		{"parameter glued to an operator ending in @", "projections:\n  - name: a\n    handlers:\n      T: |\n        SELECT 1;\n        UPDATE x SET n = 1 WHERE tags <@data;\n",
+			[]string{`p.yaml:6: projection "a": handlers."T": <@data is ambiguous: PostgreSQL reads the operator <@ followed by a column data; write ` + "`<@ @data`" + ` for the parameter @data, or ` + "`<@\"data\"`" + ` for the column`}},
+		{"unknown parameter right after an operator", "projections:\n  - name: a\n    handlers:\n      T: UPDATE x SET n=@nmae\n",
+			[]string{`p.yaml:4: projection "a": handlers."T": unknown parameter @nmae (line 1); the parameters are @commit_position`}},
 		{"bad name", "projections:\n  - name: Dog-Counts\n    handlers: {T: SELECT 1}\n", []string{`p.yaml:2: projection "Dog-Counts": name: must be 1 to 63 characters of a-z, 0-9 and _`}},
 		{"missing name", "projections:\n  - handlers: {T: SELECT 1}\n", []string{`p.yaml:2: projection "#1": name: missing`}},
 		{"bad policy", "projections:\n  - name: a\n    on_error: {policy: ignore}\n    handlers: {T: SELECT 1}\n", []string{`p.yaml:3: projection "a": on_error.policy: unknown policy "ignore"; use stop, retry or skip`}},
@@ -94,6 +99,12 @@ func TestValidationErrors(t *testing.T) {
 		{"empty list", "projections: []\n", []string{`p.yaml:1: projections: the list is empty`}},
 		{"empty file", "", []string{`p.yaml: invalid YAML: the file is empty`}},
 		{"invalid YAML", "projections:\n  - name: a\n   bad: [\n", []string{`p.yaml:1: invalid YAML: did not find expected '-' indicator`}},
+		{"second YAML document", "projections:\n  - name: a\n    handlers: {T: SELECT 1}\n---\nprojections:\n  - name: b\n    handlers: {T: SELECT 1}\n",
+			[]string{`p.yaml:4: another YAML document starts here (after ---); the projections file is one document: list every projection under its one projections key`}},
+		{"third YAML document after an empty second", "projections:\n  - name: a\n    handlers: {T: SELECT 1}\n---\n# nothing\n---\n- name: b\n",
+			[]string{`p.yaml:6: another YAML document starts here (after ---)`}},
+		{"invalid YAML in a second document", "projections:\n  - name: a\n    handlers: {T: SELECT 1}\n---\nb: [\n",
+			[]string{`p.yaml:5: invalid YAML: did not find expected node content`}},
 		{"several errors at once", "projections:\n  - name: a\n    batch: {size: x}\n    handlers: {}\n  - name: b\n    color: red\n    handlers: {T: SELECT 1}\n",
 			[]string{`p.yaml:3: projection "a": batch.size`, `p.yaml:4: projection "a": handlers: empty`, `p.yaml:6: projection "b": color: unknown key`}},
 	} {
@@ -229,5 +240,28 @@ func TestAdminToken(t *testing.T) {
 		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr) || !config.IsValidation(err) || got != ""):
 			t.Errorf("%q: Admin() = %q, %v; want an error with %q", tc.env, got, err, tc.wantErr)
 		}
+	}
+}
+
+// A "---" that starts no content (only comments after it) hides nothing: the file loads.
+func TestEmptyTrailingDocumentIsAccepted(t *testing.T) {
+	cfg, err := config.Parse("p.yaml", []byte("---\nprojections:\n  - name: a\n    handlers: {T: SELECT 1}\n---\n# the end\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Projections) != 1 || cfg.Projections[0].Name != "a" {
+		t.Fatalf("projections = %+v, want the one named a", cfg.Projections)
+	}
+}
+
+// SET n=@revision, with no space before the parameter, is the parameter (not an operator =@).
+func TestParameterRightAfterAnOperatorLoads(t *testing.T) {
+	cfg, err := config.Parse("p.yaml", []byte("projections:\n  - name: a\n    handlers:\n      T: UPDATE x SET n=@revision WHERE m>=@revision\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stmts, err := declarative.Parse(cfg.Projections[0].Handlers[0].SQL)
+	if err != nil || len(stmts) != 1 || stmts[0].SQL != "UPDATE x SET n=($1::bigint) WHERE m>=($1::bigint)" {
+		t.Fatalf("handler SQL parses to %+v, %v", stmts, err)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/projector-dev/projector/internal/daemon"
 	"github.com/projector-dev/projector/internal/httpapi"
 	"github.com/projector-dev/projector/internal/logging"
+	"github.com/projector-dev/projector/internal/poll"
 	"github.com/projector-dev/projector/projection"
 	"github.com/projector-dev/projector/projection/projectiontest"
 	"github.com/projector-dev/projector/tracking"
@@ -70,17 +71,6 @@ func (f *flakyStore) Apply(ctx context.Context, name string, prev, next tracking
 		return fmt.Errorf("connection reset by peer: %w", projection.ErrTransient)
 	}
 	return f.Store.Apply(ctx, name, prev, next, fn)
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func metric(t *testing.T, base, series string) float64 {
@@ -184,7 +174,7 @@ func TestFaultsCommandsLogsAndMetrics(t *testing.T) {
 	}
 	last := src.Append("s", "T", []byte("ok")).Position.Commit
 	wait(last)
-	waitFor(t, "the leader gauge", func() bool { return metric(t, base, `projector_leader{projection="p"}`) == 1 })
+	poll.Until(t, 10*time.Second, "the leader gauge", func() bool { return metric(t, base, `projector_leader{projection="p"}`) == 1 })
 
 	// store: a failing commit, retried.
 	store.fail.Store(1)
@@ -204,12 +194,12 @@ func TestFaultsCommandsLogsAndMetrics(t *testing.T) {
 	// leadership lost, and taken again.
 	leader.Revoke("p", errors.New("lock connection killed"))
 	last = src.Append("s", "T", []byte("ok")).Position.Commit
-	waitFor(t, "leadership is taken again", func() bool { return leader.Grants("p") >= 2 })
+	poll.Until(t, 10*time.Second, "leadership is taken again", func() bool { return leader.Grants("p") >= 2 })
 	wait(last)
 
 	// handler: a poison event stops the projection; the status shows it.
 	poison := src.Append("s", "T", []byte("poison"))
-	waitFor(t, "the projection stops", func() bool { return status().State == projection.StateStopped })
+	poll.Until(t, 10*time.Second, "the projection stops", func() bool { return status().State == projection.StateStopped })
 	st := status()
 	if st.Failed == nil || st.Failed.EventID != poison.ID || !strings.Contains(st.Error, "cannot handle this event") {
 		t.Errorf("stopped status = %+v", st)
@@ -222,14 +212,14 @@ func TestFaultsCommandsLogsAndMetrics(t *testing.T) {
 	if code, after, body := post(t, base+"/v1/projections/p/resume"); code != 200 || after.Name != "p" {
 		t.Errorf("resume = %d %s", code, body)
 	}
-	waitFor(t, "the projection stops again", func() bool { return len(out.lines("projection stopped")) == 2 })
+	poll.Until(t, 10*time.Second, "the projection stops again", func() bool { return len(out.lines("projection stopped")) == 2 })
 	fixed.Store(true)
 	if code, _, body := post(t, base+"/v1/projections/p/resume"); code != 200 {
 		t.Errorf("resume after the fix = %d %s", code, body)
 	}
 	wait(poison.Position.Commit)
 	worse := src.Append("s", "T", []byte("worse"))
-	waitFor(t, "the projection stops on the next poison", func() bool {
+	poll.Until(t, 10*time.Second, "the projection stops on the next poison", func() bool {
 		s := status()
 		return s.State == projection.StateStopped && s.Failed != nil && s.Failed.EventID == worse.ID
 	})
@@ -248,7 +238,7 @@ func TestFaultsCommandsLogsAndMetrics(t *testing.T) {
 	if n, dl := store.Int("n"), store.DeadLetters(); n != 7 || len(dl) != 1 || dl[0].Event.ID != worse.ID {
 		t.Errorf("view n = %d, dead letters %+v; want 7 and the second poison event", n, dl)
 	}
-	waitFor(t, "the counters", func() bool {
+	poll.Until(t, 10*time.Second, "the counters", func() bool {
 		return metric(t, base, `projector_events_processed_total{projection="p"}`) == 7
 	})
 	for series, want := range map[string]float64{

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"github.com/projector-dev/projector/examples/trainingschool"
 	"github.com/projector-dev/projector/internal/daemon"
 	"github.com/projector-dev/projector/internal/httpapi"
+	"github.com/projector-dev/projector/internal/poll"
 	"github.com/projector-dev/projector/projection"
 	"github.com/projector-dev/projector/source/kurrent"
 	"github.com/projector-dev/projector/tracking"
@@ -91,23 +93,20 @@ func TestRunServesTheRuntime(t *testing.T) {
 	if store.Int("dogs") != 2 || store.Int("tricks") != 2 {
 		t.Errorf("view: dogs %d tricks %d", store.Int("dogs"), store.Int("tricks"))
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	poll.UntilNil(t, 20*time.Second, "the projection is live and the daemon ready", func() error {
 		var l httpapi.ListJSON
 		_, body := get(t, base+"/v1/projections")
 		if err := json.Unmarshal([]byte(body), &l); err != nil {
 			t.Fatal(err)
 		}
-		if len(l.Projections) == 1 && l.Projections[0].State == projection.StateLive && l.Head != nil && *l.Head >= last {
-			if code, _ := get(t, base+"/readyz"); code == 200 {
-				break
-			}
+		if len(l.Projections) != 1 || l.Projections[0].State != projection.StateLive || l.Head == nil || *l.Head < last {
+			return fmt.Errorf("projections: %s", body)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not live and ready: %s", body)
+		if code, body := get(t, base+"/readyz"); code != 200 {
+			return fmt.Errorf("/readyz: %d %s", code, body)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 	_, metrics := get(t, base+"/metrics")
 	for _, want := range []string{
 		`projector_events_processed_total{projection="trainingschool-counts"} 4`,

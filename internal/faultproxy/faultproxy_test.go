@@ -5,9 +5,9 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
-	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/projector-dev/projector/internal/faultproxy"
+	"github.com/projector-dev/projector/views/postgres/pgtest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -269,10 +270,10 @@ func TestBadTarget(t *testing.T) {
 // resilience tests use it.
 func TestPostgreSQLThroughTheProxy(t *testing.T) {
 	t.Parallel()
-	p := newProxy(t, "127.0.0.1:5432")
+	p := newProxy(t, pgtest.Addr(t))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	url := fmt.Sprintf("postgres://postgres@%s/postgres?sslmode=disable", p.Addr())
+	url := proxiedURL(t, p.Addr())
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
 		t.Fatalf("connect through the proxy: %v", err)
@@ -336,4 +337,15 @@ func BenchmarkThroughput(b *testing.B) {
 	}
 	_ = c.Close()
 	<-done
+}
+
+// proxiedURL is the tests' PostgreSQL URL (its postgres database) with the server at addr.
+func proxiedURL(t *testing.T, addr string) string {
+	t.Helper()
+	u, err := url.Parse(pgtest.AdminURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Host = addr
+	return u.String()
 }

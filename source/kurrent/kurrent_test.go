@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/kurrent-io/KurrentDB-Client-Go/kurrentdb"
 	"github.com/projector-dev/projector/emulator"
+	"github.com/projector-dev/projector/internal/poll"
 	"github.com/projector-dev/projector/projection"
 	"github.com/projector-dev/projector/source/kurrent"
 	"github.com/projector-dev/projector/tracking"
@@ -462,10 +463,7 @@ func TestServerDownThenBackIsReportedOnceAndResumesExactly(t *testing.T) {
 	if err := srv.Close(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for r.Status()[0].State != projection.StateRetrying && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	poll.Until(t, 10*time.Second, "the runner retries without its server", func() bool { return r.Status()[0].State == projection.StateRetrying })
 	// Longer than the client's discovery attempts (it then closes itself for good), and many
 	// runner attempts at a 5-40ms backoff.
 	time.Sleep(2500 * time.Millisecond)

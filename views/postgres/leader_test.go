@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/projector-dev/projector/internal/poll"
 	"github.com/projector-dev/projector/views/postgres"
 	"github.com/projector-dev/projector/views/postgres/pgtest"
 )
@@ -38,6 +39,16 @@ func terminateBackend(t *testing.T, pid uint32) {
 	if err := conn.QueryRow(ctx, `SELECT pg_terminate_backend($1)`, int64(pid)).Scan(&ok); err != nil || !ok {
 		t.Fatalf("pg_terminate_backend(%d) = %v, %v", pid, ok, err)
 	}
+	poll.UntilNil(t, 5*time.Second, fmt.Sprintf("backend %d has exited", pid), func() error {
+		var alive bool
+		if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)`, int64(pid)).Scan(&alive); err != nil {
+			return err
+		}
+		if alive {
+			return errors.New("still in pg_stat_activity")
+		}
+		return nil
+	})
 }
 
 type acquiredLease struct {
@@ -270,14 +281,10 @@ func TestLeaderInterfaceLosesContextAndVerifyFences(t *testing.T) {
 	}
 
 	terminateBackend(t, lease.PID())
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	poll.Until(t, 5*time.Second, "Verify sees the lock connection gone", func() bool {
 		err = verify()
-		if err != nil || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond) // the backend takes a moment to exit and free the lock
-	}
+		return err != nil
+	})
 	if !errors.Is(err, postgres.ErrLeadershipLost) {
 		t.Fatalf("Verify after the lock connection died = %v, want ErrLeadershipLost", err)
 	}
@@ -314,8 +321,11 @@ func TestLeaseCheckDetectsDeadConnection(t *testing.T) {
 	defer releaseLead()
 	lease, _ := postgres.LeaseFromContext(lead)
 	terminateBackend(t, lease.PID())
-	time.Sleep(100 * time.Millisecond) // let the termination reach the connection
-	if err := lease.Check(ctx); !errors.Is(err, postgres.ErrLeadershipLost) {
+	poll.Until(t, 5*time.Second, "Check sees the lock connection gone", func() bool {
+		err = lease.Check(ctx)
+		return err != nil
+	})
+	if !errors.Is(err, postgres.ErrLeadershipLost) {
 		t.Fatalf("Check on a killed lock connection = %v, want ErrLeadershipLost", err)
 	}
 	select {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/projector-dev/projector/internal/poll"
 	"github.com/projector-dev/projector/projection"
 	"github.com/projector-dev/projector/projection/projectiontest"
 	"github.com/projector-dev/projector/tracking"
@@ -177,19 +178,19 @@ func TestStandbyTakesOverWhenTheLeadersLockBackendIsKilled(t *testing.T) {
 		runners, obs = append(runners, r), append(obs, k)
 	}
 	leaderOf := func() int {
-		deadline := time.Now().Add(15 * time.Second)
-		for time.Now().Before(deadline) {
+		leader := -1
+		poll.Until(t, 15*time.Second, "a runner leads", func() bool {
 			for i, r := range runners {
 				if st := r.Status()[0]; st.Leader && st.State != projection.StateStandby {
 					if _, held := lockHolder(t, store.Pool(), schema, "ledger"); held {
-						return i
+						leader = i
+						return true
 					}
 				}
 			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		t.Fatal("no runner leads")
-		return -1
+			return false
+		})
+		return leader
 	}
 	for round := range 3 {
 		l := leaderOf()
@@ -254,16 +255,10 @@ func TestLostLockIsFoundBeforeTheCommit(t *testing.T) {
 		t.Fatal("could not kill the lock backend")
 	}
 	// pg_terminate_backend only signals the backend: wait until it has gone, lock and all.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if now, held := lockHolder(t, store.Pool(), schema, "ledger"); !held || now != pid {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the killed lock backend still holds the lock")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	poll.Until(t, 10*time.Second, "the killed lock backend no longer holds the lock", func() bool {
+		now, held := lockHolder(t, store.Pool(), schema, "ledger")
+		return !held || now != pid
+	})
 	close(release)
 	waitStore(t, store, evs[39].Position.Commit)
 	checkLedger(t, store.Pool(), 40)
@@ -356,10 +351,12 @@ func TestStopPolicyCommitsTheEventsBeforeAFailingQueuedStatement(t *testing.T) {
 		t.Fatal(err)
 	}
 	runFor(t, r)
-	deadline := time.Now().Add(10 * time.Second)
-	for r.Status()[0].State != projection.StateStopped && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	poll.UntilNil(t, 10*time.Second, "the projection stops", func() error {
+		if st := r.Status()[0]; st.State != projection.StateStopped {
+			return fmt.Errorf("status %+v", st)
+		}
+		return nil
+	})
 	st := r.Status()[0]
 	if st.State != projection.StateStopped || st.Failed == nil || st.Failed.EventID != evs[13].ID || st.Failed.Stream != evs[13].Stream ||
 		st.Failed.Revision != evs[13].Revision || st.Failed.Position != evs[13].Position {

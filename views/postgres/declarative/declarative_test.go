@@ -253,3 +253,36 @@ func TestCheckAndMigrateFromReplicasStartingTogether(t *testing.T) {
 		}
 	}
 }
+
+// A parameter written right after an operator (SET meta=@data) binds like any other: the
+// statement prepares and runs in PostgreSQL instead of failing on an operator =@.
+func TestHandleBindsAParameterRightAfterAnOperator(t *testing.T) {
+	ctx := context.Background()
+	c := testDB(t)
+	s := spec
+	s.Handlers = append(append([]declarative.Handler(nil), spec.Handlers...), declarative.Handler{
+		Topic: "__main__:Dog.Tagged",
+		SQL:   "UPDATE dogs SET meta=@data, tricks=tricks+@revision WHERE id=@stream_id::uuid AND tricks<=@revision",
+	})
+	p, err := declarative.New(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Migrate(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Check(ctx, c); err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	if err := apply(t, c, p, event("__main__:Dog.Registered", 0, 100, `{"name":"Fido"}`), event("__main__:Dog.Tagged", 1, 200, `{"tag":"good"}`)); err != nil {
+		t.Fatal(err)
+	}
+	var meta string
+	var n int
+	if err := c.QueryRow(ctx, "SELECT meta::text, tricks FROM dogs WHERE id = $1", fido).Scan(&meta, &n); err != nil {
+		t.Fatal(err)
+	}
+	if meta != `{"tag": "good"}` || n != 1 {
+		t.Errorf("dog row = %s, %d tricks; want {\"tag\": \"good\"}, 1", meta, n)
+	}
+}

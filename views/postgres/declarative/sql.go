@@ -63,8 +63,10 @@ func (e *SQLError) Error() string { return fmt.Sprintf("line %d of the SQL: %s",
 // Parse splits handler SQL into statements at top-level semicolons and rewrites the named
 // parameters (@stream_id, @data, ...) of each into positional bind parameters. Quoted strings,
 // quoted identifiers, dollar-quoted strings and comments are left alone, as are operators that
-// start with @ (such as @> and @@). Unknown parameter names and text without any statement are
-// errors.
+// start with @ (such as @> and @@). A parameter right after an operator (a=@data) is a
+// parameter; a parameter name right after an operator that ends in @ (tags <@data) is an error,
+// as it reads as that operator and a column. Unknown parameter names and text without any
+// statement are errors.
 func Parse(sql string) ([]Statement, error) {
 	var (
 		stmts       []Statement
@@ -76,6 +78,7 @@ func Parse(sql string) ([]Statement, error) {
 		unknown     []string // "@name (line n)" of each unknown parameter
 		unknownLine int      // the line of the first
 		depth       int
+		tokenEnd    int // index just past the last quoted text or comment
 	)
 	flush := func() {
 		text := strings.TrimSpace(cur.String())
@@ -102,7 +105,7 @@ func Parse(sql string) ([]Statement, error) {
 			j := scanQuoted(sql, i, c)
 			line += strings.Count(sql[i:j], "\n")
 			cur.WriteString(sql[i:j])
-			i = j
+			i, tokenEnd = j, j
 		case c == '-' && i+1 < n && sql[i+1] == '-':
 			j := strings.IndexByte(sql[i:], '\n')
 			if j < 0 {
@@ -114,7 +117,7 @@ func Parse(sql string) ([]Statement, error) {
 			j := scanBlockComment(sql, i)
 			line += strings.Count(sql[i:j], "\n")
 			cur.WriteString(sql[i:j])
-			i = j
+			i, tokenEnd = j, j
 		case c == '$' && (i == 0 || !isIdent(sql[i-1])):
 			if tag, ok := dollarTag(sql, i); ok {
 				end := strings.Index(sql[i+len(tag):], tag)
@@ -124,7 +127,7 @@ func Parse(sql string) ([]Statement, error) {
 				}
 				line += strings.Count(sql[i:j], "\n")
 				cur.WriteString(sql[i:j])
-				i = j
+				i, tokenEnd = j, j
 				continue
 			}
 			if i+1 < n && sql[i+1] >= '0' && sql[i+1] <= '9' {
@@ -132,13 +135,26 @@ func Parse(sql string) ([]Statement, error) {
 			}
 			cur.WriteByte(c)
 			i++
-		case c == '@' && i+1 < n && isIdentStart(sql[i+1]) && (i == 0 || !isOperator(sql[i-1])):
+		case c == '@' && i+1 < n && isIdentStart(sql[i+1]):
 			j := i + 1
 			for j < n && isIdent(sql[j]) {
 				j++
 			}
 			name := sql[i+1 : j]
 			typ, ok := paramType(strings.ToLower(name))
+			if op := sql[operatorStart(sql, tokenEnd, i) : i+1]; op != "@" && atOperators[op] {
+				// An operator that ends in @ (a <@ b), applied to a column.
+				if ok {
+					return nil, &SQLError{Line: line, Msg: fmt.Sprintf(
+						"%s%s is ambiguous: PostgreSQL reads the operator %s followed by a column %s; write `%s @%s` for the parameter @%s, or `%s\"%s\"` for the column",
+						op, name, op, name, op, name, strings.ToLower(name), op, strings.ToLower(name))}
+				}
+				cur.WriteString(sql[i:j])
+				i = j
+				continue
+			}
+			// Any other @name is a parameter, even right after an operator (a=@data): PostgreSQL
+			// would read such an operator and @ as one operator that does not exist.
 			if !ok {
 				if len(unknown) == 0 {
 					unknownLine = line
@@ -274,6 +290,20 @@ func isIdentStart(c byte) bool {
 
 func isIdent(c byte) bool { return isIdentStart(c) || (c >= '0' && c <= '9') || c == '$' }
 
-// isOperator reports whether c can be part of a PostgreSQL operator, so that an @ after it is
-// the tail of an operator (such as @@ or <@) rather than the start of a parameter.
+// isOperator reports whether c can be part of a PostgreSQL operator: PostgreSQL reads a run of
+// such characters as one operator name.
 func isOperator(c byte) bool { return strings.IndexByte("+-*/<>=~!@#%^&|`?", c) >= 0 }
+
+// operatorStart returns where the run of operator characters that ends with the @ at i begins,
+// not before from (the end of the last quoted text or comment).
+func operatorStart(s string, from, i int) int {
+	for i > from && isOperator(s[i-1]) {
+		i--
+	}
+	return i
+}
+
+// atOperators are the operators of PostgreSQL and its common extensions that end in @:
+// containment (<@, and ltree's ?<@ and ?@), text search (@@, @@@) and length (@-@). Such an
+// operator directly followed by a name is the operator and a column, as PostgreSQL reads it.
+var atOperators = map[string]bool{"<@": true, "@@": true, "@@@": true, "@-@": true, "?<@": true, "?@": true}

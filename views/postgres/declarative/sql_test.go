@@ -50,6 +50,8 @@ func TestParseLeavesOperatorsQuotesAndCommentsAlone(t *testing.T) {
 		`SELECT '@data', "@data", E'\'@data', /* @data */ 1 -- @data`,
 		`SELECT $tag$ @data $tag$`,
 		`SELECT 1 FROM t WHERE a <@ b`,
+		`SELECT 1 FROM t WHERE a <@b AND a @@q AND tsv @@@q AND @-@p > 1 AND l ?<@ls AND l ?@lq`,
+		`SELECT 1 FROM t WHERE a <@"data" AND b @@"metadata"`,
 	} {
 		stmts, err := Parse(sql)
 		if err != nil {
@@ -61,12 +63,41 @@ func TestParseLeavesOperatorsQuotesAndCommentsAlone(t *testing.T) {
 	}
 }
 
+// PostgreSQL reads a run of operator characters as one operator, so =@data would be the
+// operator =@, which does not exist: a parameter right after an operator, a parenthesis or a
+// comma binds all the same.
+func TestParseBindsParametersNextToOperatorsAndPunctuation(t *testing.T) {
+	for sql, want := range map[string]string{
+		"UPDATE t SET a=@data":                          "UPDATE t SET a=($1::jsonb)",
+		"SELECT f(@data,@revision)":                     "SELECT f(($1::jsonb),($2::bigint))",
+		"SELECT 1 WHERE r>=@revision AND r<>@revision":  "SELECT 1 WHERE r>=($1::bigint) AND r<>($1::bigint)",
+		"SELECT r+@revision, r-@revision, r*@revision":  "SELECT r+($1::bigint), r-($1::bigint), r*($1::bigint)",
+		"SELECT r/@revision, r%@revision, r=-@revision": "SELECT r/($1::bigint), r%($1::bigint), r=-($1::bigint)",
+		"SELECT s||@stream_id, s<@@data":                "SELECT s||($1::text), s<@($2::jsonb)",
+		"SELECT d@>@data, d<@ @data":                    "SELECT d@>($1::jsonb), d<@ ($1::jsonb)",
+		"SELECT /* a comment */@data, 'q'||@event_type": "SELECT /* a comment */($1::jsonb), 'q'||($2::text)",
+		"SELECT $$x$$||@event_id":                       "SELECT $$x$$||($1::text)",
+	} {
+		stmts, err := Parse(sql)
+		if err != nil {
+			t.Errorf("Parse(%q): %v", sql, err)
+			continue
+		}
+		if stmts[0].SQL != want {
+			t.Errorf("Parse(%q)\n got %s\nwant %s", sql, stmts[0].SQL, want)
+		}
+	}
+}
+
 func TestParseErrors(t *testing.T) {
 	for _, tc := range []struct{ sql, want string }{
 		{"INSERT INTO t VALUES (@name)", "unknown parameter @name (line 1)"},
 		{"SELECT 1;\nSELECT @nope, @data, @other", "unknown parameter @nope (line 2), @other (line 2)"},
 		{"SELECT $1", "positional parameters"},
 		{"  ;  -- nothing\n", "no SQL statement"},
+		{"UPDATE t SET a=@nope", "unknown parameter @nope (line 1)"},
+		{"SELECT 1;\nSELECT 1 WHERE tags <@data", "line 2 of the SQL: <@data is ambiguous: PostgreSQL reads the operator <@ followed by a column data; write `<@ @data` for the parameter @data, or `<@\"data\"` for the column"},
+		{"SELECT 1 WHERE v @@Metadata", "line 1 of the SQL: @@Metadata is ambiguous: PostgreSQL reads the operator @@ followed by a column Metadata; write `@@ @Metadata` for the parameter @metadata, or `@@\"metadata\"` for the column"},
 	} {
 		_, err := Parse(tc.sql)
 		var se *SQLError

@@ -1,16 +1,19 @@
 // Package pgtest gives tests a PostgreSQL pool in a schema of their own, or a database of their
-// own, dropped when the test ends. Schemas are made in PROJECTOR_TEST_DATABASE_URL, by default
-// the local test database (postgres://postgres@127.0.0.1:5432/test); databases on the server of
-// PROJECTOR_TEST_ADMIN_URL, by default the local postgres database. A missing server fails the
-// test: it is not skipped.
+// own, dropped when the test ends. The server is the one of PROJECTOR_TEST_DATABASE_URL, by
+// default the local test database (postgres://postgres@127.0.0.1:5432/test): schemas are made
+// in that database, databases through the postgres database of the same server. A missing
+// server fails the test: it is not skipped. scripts/with-postgres.sh (make test) sets the
+// variable to a throwaway server when none runs on 127.0.0.1:5432.
 package pgtest
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"net"
 	"net/url"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -29,16 +32,26 @@ func URL() string {
 	return DefaultURL
 }
 
-// DefaultAdminURL is the database NewDatabase connects to unless PROJECTOR_TEST_ADMIN_URL is
-// set.
-const DefaultAdminURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
-
-// AdminURL returns the connection string NewDatabase creates databases through.
+// AdminURL returns the connection string NewDatabase creates databases through: the postgres
+// database of URL's server.
 func AdminURL() string {
-	if u := os.Getenv("PROJECTOR_TEST_ADMIN_URL"); u != "" {
-		return u
+	u, err := url.Parse(URL())
+	if err != nil || u.Scheme == "" {
+		return URL() // NewDatabase reports it
 	}
-	return DefaultAdminURL
+	u.Path = "/postgres"
+	return u.String()
+}
+
+// Addr returns the host:port of URL's server (port 5432 when URL names none), for tests that
+// reach it through a proxy.
+func Addr(t testing.TB) string {
+	t.Helper()
+	cfg, err := pgx.ParseConfig(URL())
+	if err != nil {
+		t.Fatalf("pgtest: PROJECTOR_TEST_DATABASE_URL %q: %v", URL(), err)
+	}
+	return net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port)))
 }
 
 // uniqueName is prefix followed by 12 random hex digits.
@@ -54,13 +67,13 @@ func NewDatabase(t testing.TB, prefix string) string {
 	t.Helper()
 	u, err := url.Parse(AdminURL())
 	if err != nil || u.Scheme == "" {
-		t.Fatalf("pgtest: PROJECTOR_TEST_ADMIN_URL %q: want a postgres:// URL", AdminURL())
+		t.Fatalf("pgtest: PROJECTOR_TEST_DATABASE_URL %q: want a postgres:// URL", URL())
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	admin, err := pgx.Connect(ctx, AdminURL())
 	if err != nil {
-		t.Fatalf("pgtest: connect to %s: %v (is PostgreSQL running?)", AdminURL(), err)
+		t.Fatalf("pgtest: connect to %s: %v (is PostgreSQL running? scripts/with-postgres.sh runs a command with a throwaway one)", AdminURL(), err)
 	}
 	name := uniqueName(prefix)
 	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
@@ -87,7 +100,7 @@ func NewSchema(t testing.TB) string {
 	defer cancel()
 	conn, err := pgx.Connect(ctx, URL())
 	if err != nil {
-		t.Fatalf("pgtest: connect to %s: %v (is PostgreSQL running?)", URL(), err)
+		t.Fatalf("pgtest: connect to %s: %v (is PostgreSQL running? scripts/with-postgres.sh runs a command with a throwaway one)", URL(), err)
 	}
 	defer func() { _ = conn.Close(context.Background()) }()
 	schema := uniqueName("test_")
