@@ -113,6 +113,8 @@ func sendCommand(ctx context.Context, server, verb, name, token string) (httpapi
 			return p, fmt.Errorf("%s %s: the daemon at %s requires the admin token: give it with --admin-token or --admin-token-file, or set PROJECTOR_ADMIN_TOKEN or PROJECTOR_ADMIN_TOKEN_FILE (%s)", verb, name, base, e.Error)
 		}
 		return p, fmt.Errorf("%s %s: the daemon at %s refused the admin token given (--admin-token, --admin-token-file, PROJECTOR_ADMIN_TOKEN or PROJECTOR_ADMIN_TOKEN_FILE): it is not the daemon's (%s)", verb, name, base, e.Error)
+	case http.StatusForbidden:
+		return p, fmt.Errorf("%s %s: the daemon at %s refused: %s", verb, name, base, e.Error)
 	case http.StatusNotFound:
 		return p, fmt.Errorf("%s %s: the daemon at %s has no such projection: %s", verb, name, base, e.Error)
 	case http.StatusConflict:

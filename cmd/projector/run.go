@@ -13,6 +13,7 @@ import (
 
 	"github.com/projector-dev/projector/internal/config"
 	"github.com/projector-dev/projector/internal/daemon"
+	"github.com/projector-dev/projector/internal/redact"
 	"github.com/projector-dev/projector/projection"
 	"github.com/projector-dev/projector/source/kurrent"
 	"github.com/projector-dev/projector/views/postgres"
@@ -157,7 +158,7 @@ func (a *app) dialKurrent() (*kurrent.Source, error) {
 	}
 	src, err := kurrent.Dial(a.settings.KurrentDBURI, kurrent.ClientOptions{RootCertificates: string(pem)}, kurrent.Options{})
 	if err != nil {
-		return nil, &config.Error{File: config.EnvKurrentDBURI, Msg: err.Error()}
+		return nil, &config.Error{File: config.EnvKurrentDBURI, Msg: redact.Error(err, a.settings.KurrentDBURI).Error()}
 	}
 	return src, nil
 }
@@ -173,7 +174,7 @@ func (a *app) connectKurrent(ctx context.Context, log *zap.Logger) (*kurrent.Sou
 		hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		if _, _, err := src.Head(hctx); err != nil {
-			return fmt.Errorf("KurrentDB: %w", err)
+			return fmt.Errorf("KurrentDB: %w", redact.Error(err, a.settings.KurrentDBURI))
 		}
 		return nil
 	})
