@@ -1,10 +1,13 @@
 package chartcheck
 
 import (
+	"encoding/base64"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -13,6 +16,7 @@ import (
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	"helm.sh/helm/v3/pkg/strvals"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 )
 
@@ -113,19 +117,18 @@ func TestDefaults(t *testing.T) {
 	if _, ok := env["KURRENTDB_ROOT_CERTIFICATES"]; ok {
 		t.Error("KURRENTDB_ROOT_CERTIFICATES set although no certificates are configured")
 	}
-	if !reflect.DeepEqual(envMap(mig), env) {
-		t.Error("the migrate init container's environment differs from the daemon's")
+	withoutToken := maps.Clone(env)
+	delete(withoutToken, "PROJECTOR_ADMIN_TOKEN_FILE")
+	if !reflect.DeepEqual(envMap(mig), withoutToken) {
+		t.Error("the migrate init container's environment differs from the daemon's (but for the admin token)")
 	}
-	for _, name := range []string{"PROJECTOR_ADMIN_TOKEN", "PROJECTOR_ADMIN_TOKEN_FILE"} {
-		if _, ok := env[name]; ok {
-			t.Errorf("%s set although no admin token is configured", name)
-		}
+	// Commands are closed by default: the chart creates a Secret with a random admin token, which
+	// only the daemon gets.
+	secret, key := adminTokenSource(t, pod, c)
+	if tok := secretNamed(t, set, "views-projector-admin-token").StringData["token"]; secret != "views-projector-admin-token" || key != "token" || !randomToken.MatchString(tok) {
+		t.Errorf("admin token from %s/%s, holding %q; want the chart's Secret with a random token", secret, key, tok)
 	}
-	for _, v := range pod.Volumes {
-		if v.Name == "admin-token" {
-			t.Error("admin-token volume declared although no admin token is configured")
-		}
-	}
+	noAdminToken(t, mig)
 	if env["PROJECTOR_HTTP_ADDR"].Value != ":9090" || env["PROJECTOR_DRAIN_TIMEOUT"].Value != "30s" {
 		t.Errorf("http addr %q, drain %q", env["PROJECTOR_HTTP_ADDR"].Value, env["PROJECTOR_DRAIN_TIMEOUT"].Value)
 	}
@@ -164,10 +167,10 @@ func TestDefaults(t *testing.T) {
 	}
 
 	// Connection strings from values go into the chart's Secret, never into the pod spec.
-	if len(set.Secrets) != 1 {
-		t.Fatalf("want one Secret, got %d", len(set.Secrets))
+	if len(set.Secrets) != 2 {
+		t.Fatalf("want two Secrets (connections, admin token), got %d", len(set.Secrets))
 	}
-	sec := set.Secrets[0]
+	sec := secretNamed(t, set, "views-projector-connections")
 	if ref := env["KURRENTDB_URI"].ValueFrom.SecretKeyRef; ref.Name != sec.Name || sec.StringData[ref.Key] != "kurrentdb://kurrentdb:2113?tls=false" {
 		t.Errorf("KURRENTDB_URI from %s/%s", ref.Name, ref.Key)
 	}
@@ -303,6 +306,67 @@ func TestAdminTokenExistingSecret(t *testing.T) {
 	noAdminToken(t, pod.InitContainers[0])
 }
 
+// randomToken matches the token the chart generates.
+var randomToken = regexp.MustCompile(`^[A-Za-z0-9]{48}$`)
+
+// secretNamed returns the rendered Secret name.
+func secretNamed(t *testing.T, set *Set, name string) *corev1.Secret {
+	t.Helper()
+	for _, s := range set.Secrets {
+		if s.Name == name {
+			return s
+		}
+	}
+	t.Fatalf("no Secret %s among %d Secrets", name, len(set.Secrets))
+	return nil
+}
+
+// Without a token in the values, each install gets its own random token, and an upgrade keeps
+// the token of the Secret the install created (read back with lookup); the token is never in
+// the Deployment.
+func TestAdminTokenGenerated(t *testing.T) {
+	token := func(opts Options) string {
+		t.Helper()
+		opts.ReleaseName = "views"
+		ms, err := Render(chartDir, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		set, err := DecodeAll(ms)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok := secretNamed(t, set, "views-projector-admin-token").StringData["token"]
+		for _, m := range ms {
+			if strings.HasSuffix(m.Source, "deployment.yaml") && strings.Contains(m.Content, tok) {
+				t.Errorf("the admin token appears in the Deployment:\n%s", m.Content)
+			}
+		}
+		return tok
+	}
+	first, second := token(Options{}), token(Options{})
+	if !randomToken.MatchString(first) || !randomToken.MatchString(second) || first == second {
+		t.Errorf("generated tokens %q and %q: want two different random 48-character tokens", first, second)
+	}
+	installed := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "v1", "kind": "Secret",
+		"metadata": map[string]any{"name": "views-projector-admin-token", "namespace": "default"},
+		"data":     map[string]any{"token": base64.StdEncoding.EncodeToString([]byte(first))},
+	}}
+	other := installed.DeepCopy()
+	other.SetName("other-admin-token")
+	if got := token(Options{Existing: []*unstructured.Unstructured{other, installed}}); got != first {
+		t.Errorf("upgrade: token %q, want the installed %q kept", got, first)
+	}
+	if got := token(Options{Existing: []*unstructured.Unstructured{other}}); got == first || !randomToken.MatchString(got) {
+		t.Errorf("install beside another Secret: token %q", got)
+	}
+	// A value given on upgrade replaces the installed token.
+	if got := token(Options{Existing: []*unstructured.Unstructured{installed}, Values: map[string]any{"adminToken": map[string]any{"value": "chosen-token"}}}); got != "chosen-token" {
+		t.Errorf("upgrade with adminToken.value: token %q", got)
+	}
+}
+
 func TestAdminTokenValue(t *testing.T) {
 	const token = "0f3a9c2e7b15d4a8"
 	ms, err := Render(chartDir, Options{ReleaseName: "views", Values: map[string]any{"adminToken": map[string]any{"value": token + "\n"}}})
@@ -352,7 +416,7 @@ func TestMigrateDisabled(t *testing.T) {
 
 func TestInlineRootCertificates(t *testing.T) {
 	set := renderSet(t, Options{ValuesFiles: []string{filepath.Join(chartDir, "ci", "tls-values.yaml")}})
-	sec := set.Secrets[0]
+	sec := secretNamed(t, set, "projector-connections")
 	if !strings.Contains(sec.StringData["ca.crt"], "BEGIN CERTIFICATE") {
 		t.Errorf("the chart's Secret lacks the PEM: %v", sec.StringData)
 	}
@@ -622,10 +686,17 @@ func TestNotes(t *testing.T) {
 			t.Errorf("NOTES.txt lacks %q:\n%s", want, notes)
 		}
 	}
-	for _, want := range []string{"exec \"$pod\" -c projector -- /projector resume NAME", "WARNING: no admin token is set"} {
+	for _, want := range []string{
+		"exec \"$pod\" -c projector -- /projector resume NAME",
+		"Secret views-projector-admin-token (key token), which the chart created with a random token, kept across upgrades",
+		"kubectl -n shop get secret views-projector-admin-token -o jsonpath='{.data.token}' | base64 -d",
+	} {
 		if !strings.Contains(notes, want) {
-			t.Errorf("NOTES.txt without an admin token lacks %q:\n%s", want, notes)
+			t.Errorf("NOTES.txt with the chart's random admin token lacks %q:\n%s", want, notes)
 		}
+	}
+	if strings.Contains(notes, "WARNING") {
+		t.Errorf("NOTES.txt warns although the commands are closed:\n%s", notes)
 	}
 
 	notes, err = Notes(chartDir, Options{ReleaseName: "views", Namespace: "shop", ValuesFiles: []string{filepath.Join(chartDir, "ci", "admin-token-values.yaml")}})
