@@ -39,9 +39,9 @@ type Settings struct {
 	// DrainTimeout is how long a stopping daemon lets the batch in flight finish and commit
 	// before it rolls it back: a Go duration such as 30s ("0s" rolls back at once).
 	DrainTimeout string
-	// AdminToken is the shared secret the HTTP API's commands (resume, skip) require as a bearer
-	// token; empty leaves them unauthenticated. AdminTokenFile names a file holding it instead
-	// (a mounted Secret); give one or the other.
+	// AdminToken is the shared secret the HTTP API's commands (resume, skip, reset) require as
+	// a bearer token; empty disables them. AdminTokenFile names a file holding it instead (a
+	// mounted Secret); give one or the other.
 	AdminToken     string
 	AdminTokenFile string
 }
