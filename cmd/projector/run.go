@@ -196,7 +196,7 @@ func (a *app) readHead(ctx context.Context) (uint64, bool, error) {
 	defer cancel()
 	pos, _, err := src.Head(ctx)
 	if err != nil {
-		return 0, false, err
+		return 0, false, redact.Error(err, a.settings.KurrentDBURI)
 	}
 	return pos.Commit, true, nil
 }
