@@ -67,9 +67,8 @@ reached or refuses (the projection is not stopped there), 2 on bad arguments.`
 // adminTokenFlags adds --admin-token and --admin-token-file to cmd; what says what the token
 // is for.
 func (a *app) adminTokenFlags(cmd *cobra.Command, what string) {
-	s := &a.settings
-	cmd.Flags().StringVar(&s.AdminToken, "admin-token", s.AdminToken, what+" ($PROJECTOR_ADMIN_TOKEN)")
-	cmd.Flags().StringVar(&s.AdminTokenFile, "admin-token-file", s.AdminTokenFile, "file holding the admin token, e.g. a mounted Secret ($PROJECTOR_ADMIN_TOKEN_FILE)")
+	a.envFlag(cmd.Flags(), "admin-token", what)
+	a.envFlag(cmd.Flags(), "admin-token-file", "file holding the admin token, e.g. a mounted Secret")
 }
 
 // sendCommand posts verb for projection name to the daemon at server, with token as a bearer
@@ -114,6 +113,8 @@ func sendCommand(ctx context.Context, server, verb, name, token string) (httpapi
 			return p, fmt.Errorf("%s %s: the daemon at %s requires the admin token: give it with --admin-token or --admin-token-file, or set PROJECTOR_ADMIN_TOKEN or PROJECTOR_ADMIN_TOKEN_FILE (%s)", verb, name, base, e.Error)
 		}
 		return p, fmt.Errorf("%s %s: the daemon at %s refused the admin token given (--admin-token, --admin-token-file, PROJECTOR_ADMIN_TOKEN or PROJECTOR_ADMIN_TOKEN_FILE): it is not the daemon's (%s)", verb, name, base, e.Error)
+	case http.StatusForbidden:
+		return p, fmt.Errorf("%s %s: the daemon at %s refused: %s", verb, name, base, e.Error)
 	case http.StatusNotFound:
 		return p, fmt.Errorf("%s %s: the daemon at %s has no such projection: %s", verb, name, base, e.Error)
 	case http.StatusConflict:

@@ -10,6 +10,7 @@ import (
 
 	"github.com/projector-dev/projector/internal/config"
 	"github.com/projector-dev/projector/internal/daemon"
+	"github.com/projector-dev/projector/internal/redact"
 	"github.com/projector-dev/projector/views/postgres"
 )
 
@@ -19,22 +20,23 @@ func (a *app) openDB(ctx context.Context, log *zap.Logger, retry bool) (*pgxpool
 	if err := a.settings.Validate(false, true); err != nil {
 		return nil, err
 	}
-	cfg, err := pgxpool.ParseConfig(a.settings.DatabaseURL)
+	conn := a.settings.DatabaseURL
+	cfg, err := pgxpool.ParseConfig(conn)
 	if err != nil {
-		return nil, &config.Error{File: config.EnvDatabaseURL, Msg: fmt.Sprintf("not a PostgreSQL URL or DSN: %v", err)}
+		return nil, &config.Error{File: config.EnvDatabaseURL, Msg: fmt.Sprintf("not a PostgreSQL URL or DSN: %v", redact.Error(err, conn))}
 	}
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = 5 * time.Second
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("PostgreSQL: %w", err)
+		return nil, fmt.Errorf("PostgreSQL: %w", redact.Error(err, conn))
 	}
 	ping := func(ctx context.Context) error {
 		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		if err := pool.Ping(pctx); err != nil {
-			return fmt.Errorf("PostgreSQL at %s: %w", redact(cfg), err)
+			return fmt.Errorf("PostgreSQL at %s: %w", dbName(cfg), redact.Error(err, conn))
 		}
 		return nil
 	}
@@ -63,8 +65,8 @@ func (a *app) openStore(ctx context.Context, log *zap.Logger, retry bool) (pool 
 	}, nil
 }
 
-// redact names the database of cfg without its password.
-func redact(cfg *pgxpool.Config) string {
+// dbName names the database of cfg without its password.
+func dbName(cfg *pgxpool.Config) string {
 	c := cfg.ConnConfig
 	return fmt.Sprintf("%s:%d/%s", c.Host, c.Port, c.Database)
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -38,7 +40,8 @@ eventsourcing-kurrentdb README (Fido registered, tricks added) exactly as that p
 and runs the dog/trick count projection: into memory by default, or, when DATABASE_URL is set, the
 declarative examples/dog_counts.yaml into PostgreSQL (the demo resets that projection first). It
 prints the counts, adds a trick, waits for it through the HTTP wait API, prints the counts again,
-and keeps serving /metrics until interrupted (--exit stops after the walkthrough).`,
+and keeps serving /metrics until interrupted (--exit stops after the walkthrough). Its daemon
+takes commands with a random admin token, printed with a command that resets the projection.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return a.demo(cmd.Context(), exit) },
 	}
@@ -80,7 +83,8 @@ func (a *app) demo(ctx context.Context, exit bool) error {
 	defer func() { _ = client.Close() }()
 	src := kurrent.New(client, kurrent.Options{})
 
-	token, err := a.settings.Admin()
+	// The demo's daemon takes commands with a token of its own, printed below.
+	token, err := randomToken()
 	if err != nil {
 		return err
 	}
@@ -106,7 +110,7 @@ func (a *app) demo(ctx context.Context, exit bool) error {
 		go func() {
 			runDone <- daemon.Run(runCtx, d, daemon.Config[*memory.Tx]{
 				Source: src, Header: src, Store: store,
-				Projections: []daemon.Projection[*memory.Tx]{{Projection: countProjection{}}},
+				Projections: []daemon.Projection[*memory.Tx]{{Projection: countProjection{}, Reset: countProjection{}.Reset}},
 			})
 		}()
 	} else {
@@ -137,8 +141,24 @@ func (a *app) demo(ctx context.Context, exit bool) error {
 		return stop()
 	}
 	fmt.Fprintf(out, "\nserving %s/metrics, %s/v1/projections and the wait API; Ctrl-C to stop\n", base, base)
+	fmt.Fprintf(out, "admin token (random, for this run): %s\nrebuild the view with it:\n  %s\n", token, resetExample(base, token))
 	<-ctx.Done()
 	return stop()
+}
+
+// randomToken returns a random admin token: 32 random bytes, hex-encoded.
+func randomToken() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("make the demo's admin token: %w", err)
+	}
+	return hex.EncodeToString(b), nil
+}
+
+// resetExample is the command that resets the demo's projection through the daemon at base
+// with the admin token.
+func resetExample(base, token string) string {
+	return fmt.Sprintf("curl -X POST -H 'Authorization: Bearer %s' %s/v1/projections/dog_counts/reset", token, base)
 }
 
 // walkthrough writes Fido's registration and tricks through sch, showing the counts through
@@ -239,6 +259,13 @@ type countProjection struct{}
 func (countProjection) Name() string { return "dog_counts" }
 func (countProjection) Topics() []string {
 	return []string{trainingschool.TopicDogRegistered, trainingschool.TopicTrickAdded}
+}
+
+// Reset empties the counts, for a rebuild.
+func (countProjection) Reset(_ context.Context, tx *memory.Tx) error {
+	tx.Delete("dogs")
+	tx.Delete("tricks")
+	return nil
 }
 
 func (countProjection) Handle(_ context.Context, tx *memory.Tx, e projection.Event) error {

@@ -18,6 +18,9 @@ import (
 	"github.com/projector-dev/projector/views/postgres"
 )
 
+// e2eToken is the admin token of the daemons that take commands in these tests.
+const e2eToken = "e2e-test-admin-token"
+
 // postJSON posts to url, with token as a bearer token unless it is empty, and decodes a 200
 // answer into into; it returns the status and body.
 func postJSON(t *testing.T, url, token string, into any) (int, string) {
@@ -158,8 +161,8 @@ func TestResumeAndSkip(t *testing.T) {
 		!strings.Contains(errOut, "PROJECTOR_ADMIN_TOKEN: set together with PROJECTOR_ADMIN_TOKEN_FILE") {
 		t.Errorf("CLI resume with a token and a token file: %d %s", code, errOut)
 	}
-	if n := strings.Count(d.output(), "are unauthenticated"); n != 0 {
-		t.Errorf("the daemon with an admin token warned %d times that the commands are unauthenticated", n)
+	if n := strings.Count(d.output(), "/reset are disabled"); n != 0 || !strings.Contains(d.output(), `"commands":"enabled: they require the admin token"`) || strings.Contains(d.output(), token) {
+		t.Errorf("the daemon with an admin token said %d times that the commands are disabled, or not that they are enabled, or showed the token:\n%s", n, d.output())
 	}
 	stoppedAt(bad1, 1) // still stopped on bad-1: nothing was skipped
 
@@ -341,13 +344,22 @@ func TestDrainOnSIGTERM(t *testing.T) {
 	addr := freeAddr(t)
 	d := start(t, projectorBin, env(addr, "PROJECTOR_DRAIN_TIMEOUT=20s"), "run")
 	healthy(t, d, addr)
+	// Without an admin token every command is refused, from the CLI and over HTTP, token or not.
+	if code, _, errOut := runProjector(t, env(addr, "PROJECTOR_ADMIN_TOKEN=guess"), "skip", "slow"); code != 1 || !strings.Contains(errOut, "commands are disabled") {
+		t.Errorf("CLI skip of a daemon without an admin token: %d %s", code, errOut)
+	}
+	for _, tok := range []string{"", "guess"} {
+		if code, body := postJSON(t, "http://"+addr+"/v1/projections/slow/reset", tok, nil); code != 403 || !strings.Contains(body, "set PROJECTOR_ADMIN_TOKEN") {
+			t.Errorf("reset of a daemon without an admin token, with token %q = %d %s, want 403", tok, code, body)
+		}
+	}
 	before, took := stopMidBatch(d)
 	after := consistent("drained")
 	if after <= before {
 		t.Errorf("the batch in flight was not committed on SIGTERM with a 20s drain timeout: tracking %d before, %d after", before, after)
 	}
-	if n := strings.Count(d.output(), "are unauthenticated"); n != 1 {
-		t.Errorf("the daemon without an admin token warned %d times that the commands are unauthenticated, want once", n)
+	if n := strings.Count(d.output(), "/reset are disabled: set PROJECTOR_ADMIN_TOKEN or PROJECTOR_ADMIN_TOKEN_FILE"); n != 1 {
+		t.Errorf("the daemon without an admin token said %d times that the commands are disabled, want once", n)
 	}
 	if !strings.Contains(d.output(), `"drain_timeout":20`) {
 		t.Errorf("the shutdown line does not give the drain timeout:\n%s", d.output())

@@ -28,7 +28,7 @@ func TestStandbyWaitAndTakeover(t *testing.T) {
 
 	addrA, addrB := freeAddr(t), freeAddr(t)
 	env := func(addr string) []string {
-		return testbin.Env("KURRENTDB_URI="+uri, "DATABASE_URL="+dbURL, "PROJECTOR_HTTP_ADDR="+addr, "PROJECTOR_CONFIG="+cfgFile)
+		return testbin.Env("KURRENTDB_URI="+uri, "DATABASE_URL="+dbURL, "PROJECTOR_HTTP_ADDR="+addr, "PROJECTOR_CONFIG="+cfgFile, "PROJECTOR_ADMIN_TOKEN="+e2eToken)
 	}
 	a := start(t, projectorBin, env(addrA), "run")
 	healthy(t, a, addrA)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -238,6 +239,21 @@ func TestDemo(t *testing.T) {
 		if v := metricValue(t, addr, `projector_events_processed_total{projection="dog_counts"}`); v != 4 {
 			t.Errorf("events processed = %v, want 4", v)
 		}
+		// The demo's daemon takes commands with the random token it prints, in the command
+		// it prints: a reset rebuilds the view from the four events.
+		m := regexp.MustCompile(`admin token \(random, for this run\): ([0-9a-f]{64})\nrebuild the view with it:\n  curl -X POST -H 'Authorization: Bearer ([0-9a-f]{64})' (http://\S+/v1/projections/dog_counts/reset)\n`).FindStringSubmatch(d.output())
+		if m == nil || m[1] != m[2] {
+			t.Fatalf("the demo does not print its admin token and a command using it:\n%s", d.output())
+		}
+		if code, body := postJSON(t, m[3], "", nil); code != 401 {
+			t.Errorf("reset without the demo's token = %d %s", code, body)
+		}
+		if code, body := postJSON(t, m[3], m[1], nil); code != 200 {
+			t.Errorf("reset with the demo's token = %d %s", code, body)
+		}
+		poll.Until(t, 30*time.Second, "the view is rebuilt", func() bool {
+			return metricValue(t, addr, `projector_events_processed_total{projection="dog_counts"}`) == 8
+		})
 		if code := d.stop(syscall.SIGINT); code != 0 {
 			t.Errorf("exit code %d", code)
 		}

@@ -122,7 +122,7 @@ func TestDeclarativeProjectionEndToEnd(t *testing.T) {
 
 	cfgFile := writeFile(t, "projections.yaml", bothProjections(t))
 	addr := freeAddr(t)
-	env := testbin.Env("KURRENTDB_URI="+uri, "DATABASE_URL="+dbURL, "PROJECTOR_HTTP_ADDR="+addr, "PROJECTOR_CONFIG="+cfgFile)
+	env := testbin.Env("KURRENTDB_URI="+uri, "DATABASE_URL="+dbURL, "PROJECTOR_HTTP_ADDR="+addr, "PROJECTOR_CONFIG="+cfgFile, "PROJECTOR_ADMIN_TOKEN="+e2eToken)
 	d := start(t, projectorBin, env, "run")
 	healthy(t, d, addr)
 
@@ -249,7 +249,7 @@ func TestDeclarativeProjectionEndToEnd(t *testing.T) {
 	if code, _ := httpGet(t, "http://"+addr+"/healthz"); code != 200 {
 		t.Errorf("/healthz after the online reset = %d", code)
 	}
-	if code, body := postJSON(t, "http://"+addr+"/v1/projections/cats/reset", "", nil); code != 404 {
+	if code, body := postJSON(t, "http://"+addr+"/v1/projections/cats/reset", e2eToken, nil); code != 404 {
 		t.Errorf("reset of an unknown projection = %d %s", code, body)
 	}
 

@@ -30,6 +30,7 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"go.uber.org/zap"
 
 	"github.com/projector-dev/projector/internal/config"
@@ -66,11 +67,13 @@ func (e *exitError) Unwrap() error { return e.err }
 // app is the state shared by the subcommands.
 type app struct {
 	stdout, stderr io.Writer
-	settings       config.Settings
+	// settings hold the flags' values once parsed, then the resolved settings (resolve).
+	settings config.Settings
+	lookup   func(string) (string, bool)
 }
 
 func runMain(ctx context.Context, args []string, stdout, stderr io.Writer, lookup func(string) (string, bool)) int {
-	a := &app{stdout: stdout, stderr: stderr, settings: config.FromEnv(lookup)}
+	a := &app{stdout: stdout, stderr: stderr, lookup: lookup}
 	root := a.rootCommand()
 	root.SetArgs(args)
 	root.SetOut(stdout)
@@ -107,20 +110,53 @@ PROJECTOR_DRAIN_TIMEOUT, PROJECTOR_ADMIN_TOKEN and PROJECTOR_ADMIN_TOKEN_FILE. F
 	}
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	// The environment is read once the flags are parsed, so help never shows its values.
+	root.PersistentPreRun = func(cmd *cobra.Command, _ []string) { a.resolve(cmd) }
 	f := root.PersistentFlags()
-	s := &a.settings
-	f.StringVarP(&s.ConfigFile, "config", "c", s.ConfigFile, "projections YAML file ($PROJECTOR_CONFIG)")
-	f.StringVar(&s.KurrentDBURI, "kurrentdb-uri", s.KurrentDBURI, "KurrentDB connection string ($KURRENTDB_URI)")
-	f.StringVar(&s.KurrentDBRootCertificates, "kurrentdb-root-certificates", s.KurrentDBRootCertificates, "PEM text or file of the KurrentDB CA ($KURRENTDB_ROOT_CERTIFICATES)")
-	f.StringVar(&s.DatabaseURL, "database-url", s.DatabaseURL, "PostgreSQL URL or DSN ($DATABASE_URL)")
-	f.StringVar(&s.HTTPAddr, "http-addr", s.HTTPAddr, "HTTP listen address for /metrics, /healthz, /readyz and /v1 ($PROJECTOR_HTTP_ADDR)")
-	f.StringVar(&s.LogLevel, "log-level", s.LogLevel, "debug, info, warn or error ($PROJECTOR_LOG_LEVEL)")
-	f.StringVar(&s.LogFormat, "log-format", s.LogFormat, "json or console ($PROJECTOR_LOG_FORMAT)")
+	a.envFlag(f, "config", "projections YAML file")
+	a.envFlag(f, "kurrentdb-uri", "KurrentDB connection string")
+	a.envFlag(f, "kurrentdb-root-certificates", "PEM text or file of the KurrentDB CA")
+	a.envFlag(f, "database-url", "PostgreSQL URL or DSN")
+	a.envFlag(f, "http-addr", "HTTP listen address for /metrics, /healthz, /readyz and /v1")
+	a.envFlag(f, "log-level", "debug, info, warn or error")
+	a.envFlag(f, "log-format", "json or console")
 	root.AddCommand(
 		a.runCommand(), a.migrateCommand(), a.statusCommand(), a.resetCommand(), a.waitCommand(),
 		a.controlCommand("resume"), a.controlCommand("skip"), a.demoCommand(), a.versionCommand(),
 	)
 	return root
+}
+
+// envFlag adds the string flag backed by an environment variable (config.Variables) to fs,
+// with usage. Its help shows the variable's name as the default, never its value; resolve
+// fills the setting after parsing.
+func (a *app) envFlag(fs *pflag.FlagSet, flag, usage string) {
+	v, ok := config.VariableOfFlag(flag)
+	if !ok {
+		panic("no environment variable backs the flag --" + flag)
+	}
+	def := "$" + v.Env
+	if v.Default != "" {
+		def += ", else " + v.Default
+	}
+	fs.StringVarP(v.Of(&a.settings), flag, shorthand(flag), "", fmt.Sprintf("%s (default %s)", usage, def))
+}
+
+// shorthand returns the one-letter form of flag, or "".
+func shorthand(flag string) string {
+	if flag == "config" {
+		return "c"
+	}
+	return ""
+}
+
+// resolve completes the settings of cmd once its flags are parsed: a flag given wins, then its
+// environment variable, then the built-in default.
+func (a *app) resolve(cmd *cobra.Command) {
+	a.settings.Resolve(a.lookup, func(flag string) bool {
+		f := cmd.Flags().Lookup(flag)
+		return f != nil && f.Changed
+	})
 }
 
 func (a *app) versionCommand() *cobra.Command {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/projector-dev/projector/internal/config"
 	"github.com/projector-dev/projector/internal/daemon"
+	"github.com/projector-dev/projector/internal/redact"
 	"github.com/projector-dev/projector/projection"
 	"github.com/projector-dev/projector/source/kurrent"
 	"github.com/projector-dev/projector/views/postgres"
@@ -29,18 +30,18 @@ are unreachable), applies the migrations and schemas (unless --no-migrate), prep
 statement, then projects until SIGTERM or SIGINT, when it finishes or rolls back the batch in
 flight (within --drain-timeout, then it rolls it back) and exits 0. HTTP on PROJECTOR_HTTP_ADDR
 serves /metrics, /healthz, /readyz, /v1/projections, /v1/projections/{name}/wait and the
-resume and skip commands (POST /v1/projections/{name}/resume, .../skip) from the start. With an
-admin token (--admin-token, --admin-token-file) the commands require it as a bearer token;
-without one they are open to anyone who reaches the address, and a warning says so.`,
+commands (POST /v1/projections/{name}/resume, .../skip, .../reset) from the start. The commands
+need an admin token (--admin-token, --admin-token-file): with one they require it as a bearer
+token and refuse requests from browser pages of another origin; without one they are disabled
+(403), and the start log says so.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.run(cmd.Context(), !noMigrate)
 		},
 	}
-	cmd.Flags().BoolVar(&noMigrate, "no-migrate", false, "do not apply migrations and schemas at start (run `projector migrate` separately)")
-	cmd.Flags().StringVar(&a.settings.DrainTimeout, "drain-timeout", a.settings.DrainTimeout,
-		"on SIGTERM, how long the batch in flight may take to commit before it is rolled back ($PROJECTOR_DRAIN_TIMEOUT)")
-	a.adminTokenFlags(cmd, "the bearer token the resume and skip commands require")
+	cmd.Flags().BoolVar(&noMigrate, "no-migrate", false, "do not apply migrations and schemas at start (run projector migrate separately)")
+	a.envFlag(cmd.Flags(), "drain-timeout", "on SIGTERM, how long the batch in flight may take to commit before it is rolled back")
+	a.adminTokenFlags(cmd, "the bearer token the commands (resume, skip, reset) require; without one they are disabled")
 	return cmd
 }
 
@@ -157,7 +158,7 @@ func (a *app) dialKurrent() (*kurrent.Source, error) {
 	}
 	src, err := kurrent.Dial(a.settings.KurrentDBURI, kurrent.ClientOptions{RootCertificates: string(pem)}, kurrent.Options{})
 	if err != nil {
-		return nil, &config.Error{File: config.EnvKurrentDBURI, Msg: err.Error()}
+		return nil, &config.Error{File: config.EnvKurrentDBURI, Msg: redact.Error(err, a.settings.KurrentDBURI).Error()}
 	}
 	return src, nil
 }
@@ -173,7 +174,7 @@ func (a *app) connectKurrent(ctx context.Context, log *zap.Logger) (*kurrent.Sou
 		hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		if _, _, err := src.Head(hctx); err != nil {
-			return fmt.Errorf("KurrentDB: %w", err)
+			return fmt.Errorf("KurrentDB: %w", redact.Error(err, a.settings.KurrentDBURI))
 		}
 		return nil
 	})
@@ -195,7 +196,7 @@ func (a *app) readHead(ctx context.Context) (uint64, bool, error) {
 	defer cancel()
 	pos, _, err := src.Head(ctx)
 	if err != nil {
-		return 0, false, err
+		return 0, false, redact.Error(err, a.settings.KurrentDBURI)
 	}
 	return pos.Commit, true, nil
 }

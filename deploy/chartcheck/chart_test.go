@@ -2,6 +2,7 @@ package chartcheck
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -113,19 +114,18 @@ func TestDefaults(t *testing.T) {
 	if _, ok := env["KURRENTDB_ROOT_CERTIFICATES"]; ok {
 		t.Error("KURRENTDB_ROOT_CERTIFICATES set although no certificates are configured")
 	}
-	if !reflect.DeepEqual(envMap(mig), env) {
-		t.Error("the migrate init container's environment differs from the daemon's")
+	withoutToken := maps.Clone(env)
+	delete(withoutToken, "PROJECTOR_ADMIN_TOKEN_FILE")
+	if !reflect.DeepEqual(envMap(mig), withoutToken) {
+		t.Error("the migrate init container's environment differs from the daemon's (but for the admin token)")
 	}
-	for _, name := range []string{"PROJECTOR_ADMIN_TOKEN", "PROJECTOR_ADMIN_TOKEN_FILE"} {
-		if _, ok := env[name]; ok {
-			t.Errorf("%s set although no admin token is configured", name)
-		}
+	// Commands are closed by default: the chart creates a Secret with a random admin token, which
+	// only the daemon gets.
+	secret, key := adminTokenSource(t, pod, c)
+	if tok := secretNamed(t, set, "views-projector-admin-token").StringData["token"]; secret != "views-projector-admin-token" || key != "token" || !randomToken.MatchString(tok) {
+		t.Errorf("admin token from %s/%s, holding %q; want the chart's Secret with a random token", secret, key, tok)
 	}
-	for _, v := range pod.Volumes {
-		if v.Name == "admin-token" {
-			t.Error("admin-token volume declared although no admin token is configured")
-		}
-	}
+	noAdminToken(t, mig)
 	if env["PROJECTOR_HTTP_ADDR"].Value != ":9090" || env["PROJECTOR_DRAIN_TIMEOUT"].Value != "30s" {
 		t.Errorf("http addr %q, drain %q", env["PROJECTOR_HTTP_ADDR"].Value, env["PROJECTOR_DRAIN_TIMEOUT"].Value)
 	}
@@ -164,10 +164,10 @@ func TestDefaults(t *testing.T) {
 	}
 
 	// Connection strings from values go into the chart's Secret, never into the pod spec.
-	if len(set.Secrets) != 1 {
-		t.Fatalf("want one Secret, got %d", len(set.Secrets))
+	if len(set.Secrets) != 2 {
+		t.Fatalf("want two Secrets (connections, admin token), got %d", len(set.Secrets))
 	}
-	sec := set.Secrets[0]
+	sec := secretNamed(t, set, "views-projector-connections")
 	if ref := env["KURRENTDB_URI"].ValueFrom.SecretKeyRef; ref.Name != sec.Name || sec.StringData[ref.Key] != "kurrentdb://kurrentdb:2113?tls=false" {
 		t.Errorf("KURRENTDB_URI from %s/%s", ref.Name, ref.Key)
 	}
@@ -352,7 +352,7 @@ func TestMigrateDisabled(t *testing.T) {
 
 func TestInlineRootCertificates(t *testing.T) {
 	set := renderSet(t, Options{ValuesFiles: []string{filepath.Join(chartDir, "ci", "tls-values.yaml")}})
-	sec := set.Secrets[0]
+	sec := secretNamed(t, set, "projector-connections")
 	if !strings.Contains(sec.StringData["ca.crt"], "BEGIN CERTIFICATE") {
 		t.Errorf("the chart's Secret lacks the PEM: %v", sec.StringData)
 	}
@@ -622,10 +622,17 @@ func TestNotes(t *testing.T) {
 			t.Errorf("NOTES.txt lacks %q:\n%s", want, notes)
 		}
 	}
-	for _, want := range []string{"exec \"$pod\" -c projector -- /projector resume NAME", "WARNING: no admin token is set"} {
+	for _, want := range []string{
+		"exec \"$pod\" -c projector -- /projector resume NAME",
+		"Secret views-projector-admin-token (key token), which the chart created with a random token, kept across upgrades",
+		"kubectl -n shop get secret views-projector-admin-token -o jsonpath='{.data.token}' | base64 -d",
+	} {
 		if !strings.Contains(notes, want) {
-			t.Errorf("NOTES.txt without an admin token lacks %q:\n%s", want, notes)
+			t.Errorf("NOTES.txt with the chart's random admin token lacks %q:\n%s", want, notes)
 		}
+	}
+	if strings.Contains(notes, "WARNING") {
+		t.Errorf("NOTES.txt warns although the commands are closed:\n%s", notes)
 	}
 
 	notes, err = Notes(chartDir, Options{ReleaseName: "views", Namespace: "shop", ValuesFiles: []string{filepath.Join(chartDir, "ci", "admin-token-values.yaml")}})

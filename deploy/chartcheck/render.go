@@ -13,6 +13,11 @@ import (
 	"helm.sh/helm/v3/pkg/lint"
 	"helm.sh/helm/v3/pkg/lint/support"
 	"helm.sh/helm/v3/pkg/releaseutil"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	dynfake "k8s.io/client-go/dynamic/fake"
 	"sigs.k8s.io/yaml"
 )
 
@@ -29,6 +34,9 @@ type Options struct {
 	ValuesFiles []string
 	// Values are merged last, over ValuesFiles, as `--set` does (nested maps).
 	Values map[string]any
+	// Existing are the objects the chart's lookup calls find, as in the cluster of an upgrade;
+	// none by default, as for `helm template` and a first install.
+	Existing []*unstructured.Unstructured
 }
 
 func (o Options) releaseName() string {
@@ -112,7 +120,7 @@ func Render(chartDir string, opts Options) ([]Manifest, error) {
 	if err != nil {
 		return nil, fmt.Errorf("chart %s values: %w", chrt.Name(), err)
 	}
-	files, err := engine.Render(chrt, vals)
+	files, err := engine.RenderWithClientProvider(chrt, vals, cluster(opts.Existing))
 	if err != nil {
 		return nil, fmt.Errorf("render chart %s: %w", chrt.Name(), err)
 	}
@@ -141,6 +149,25 @@ func Render(chartDir string, opts Options) ([]Manifest, error) {
 		}
 	}
 	return out, nil
+}
+
+// cluster is a ClientProvider for lookup over objects: a fake cluster holding them.
+type cluster []*unstructured.Unstructured
+
+// GetClientFor implements engine.ClientProvider: every kind is namespaced, and its resource is
+// its lower-cased plural.
+func (c cluster) GetClientFor(apiVersion, kind string) (dynamic.NamespaceableResourceInterface, bool, error) {
+	gv, err := schema.ParseGroupVersion(apiVersion)
+	if err != nil {
+		return nil, false, err
+	}
+	gvr := gv.WithResource(strings.ToLower(kind) + "s")
+	objs := make([]runtime.Object, len(c))
+	for i, o := range c {
+		objs[i] = o.DeepCopy()
+	}
+	client := dynfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), map[schema.GroupVersionResource]string{gvr: kind + "List"}, objs...)
+	return client.Resource(gvr), true, nil
 }
 
 // Notes renders the chart's NOTES.txt with the given options.

@@ -151,13 +151,16 @@ type daemon struct {
 	http string // host:port of its HTTP API
 }
 
+// adminToken is the admin token of the daemons, which their commands require.
+const adminToken = "resilience-admin-token"
+
 // startDaemon runs `projector run` with the projections file configFile.
 func startDaemon(t *testing.T, name, dbURL, kurrentURI, configFile string) *daemon {
 	t.Helper()
 	addr := testbin.FreeAddr(t)
 	p := start(t, name, projectorBin, testbin.Env(
 		"DATABASE_URL="+dbURL, "KURRENTDB_URI="+kurrentURI, "PROJECTOR_HTTP_ADDR="+addr,
-		"PROJECTOR_LOG_FORMAT=json", "PROJECTOR_LOG_LEVEL=info",
+		"PROJECTOR_LOG_FORMAT=json", "PROJECTOR_LOG_LEVEL=info", "PROJECTOR_ADMIN_TOKEN="+adminToken,
 	), "run", "--config", configFile)
 	d := &daemon{proc: p, http: addr}
 	p.ready(t, 30*time.Second, name+" answers /healthz", func() bool {

@@ -176,7 +176,12 @@ func TestPoisonEvent(t *testing.T) {
 // command posts an operator's command (resume or skip) for the ledger to d.
 func command(t *testing.T, d *daemon, verb string) {
 	t.Helper()
-	resp, err := http.Post("http://"+d.http+"/v1/projections/ledger/"+verb, "application/json", nil)
+	req, err := http.NewRequest(http.MethodPost, "http://"+d.http+"/v1/projections/ledger/"+verb, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("%s: %v", verb, err)
 	}

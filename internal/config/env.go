@@ -39,33 +39,75 @@ type Settings struct {
 	// DrainTimeout is how long a stopping daemon lets the batch in flight finish and commit
 	// before it rolls it back: a Go duration such as 30s ("0s" rolls back at once).
 	DrainTimeout string
-	// AdminToken is the shared secret the HTTP API's commands (resume, skip) require as a bearer
-	// token; empty leaves them unauthenticated. AdminTokenFile names a file holding it instead
-	// (a mounted Secret); give one or the other.
+	// AdminToken is the shared secret the HTTP API's commands (resume, skip, reset) require as
+	// a bearer token; empty disables them. AdminTokenFile names a file holding it instead (a
+	// mounted Secret); give one or the other.
 	AdminToken     string
 	AdminTokenFile string
+}
+
+// Setting is one setting read from an environment variable: the variable, the command-line
+// flag that overrides it, its built-in default, and the field of Settings it fills.
+type Setting struct {
+	Env     string
+	Flag    string
+	Default string
+	field   func(*Settings) *string
+}
+
+// Of returns the field of s the setting fills.
+func (v Setting) Of(s *Settings) *string { return v.field(s) }
+
+// Variables returns every setting read from the environment: the one list of their variables,
+// flags and defaults.
+func Variables() []Setting {
+	return []Setting{
+		{EnvKurrentDBURI, "kurrentdb-uri", "", func(s *Settings) *string { return &s.KurrentDBURI }},
+		{EnvKurrentDBRootCerts, "kurrentdb-root-certificates", "", func(s *Settings) *string { return &s.KurrentDBRootCertificates }},
+		{EnvDatabaseURL, "database-url", "", func(s *Settings) *string { return &s.DatabaseURL }},
+		{EnvHTTPAddr, "http-addr", DefaultHTTPAddr, func(s *Settings) *string { return &s.HTTPAddr }},
+		{EnvLogLevel, "log-level", DefaultLogLevel, func(s *Settings) *string { return &s.LogLevel }},
+		{EnvLogFormat, "log-format", DefaultLogFormat, func(s *Settings) *string { return &s.LogFormat }},
+		{EnvConfig, "config", "", func(s *Settings) *string { return &s.ConfigFile }},
+		{EnvDrainTimeout, "drain-timeout", DefaultDrainTimeout, func(s *Settings) *string { return &s.DrainTimeout }},
+		{EnvAdminToken, "admin-token", "", func(s *Settings) *string { return &s.AdminToken }},
+		{EnvAdminTokenFile, "admin-token-file", "", func(s *Settings) *string { return &s.AdminTokenFile }},
+	}
+}
+
+// VariableOfFlag returns the setting whose flag is flag; ok is false for a flag no variable
+// backs.
+func VariableOfFlag(flag string) (v Setting, ok bool) {
+	for _, v := range Variables() {
+		if v.Flag == flag {
+			return v, true
+		}
+	}
+	return Setting{}, false
 }
 
 // FromEnv returns the settings the environment gives, with defaults for the rest. lookup is
 // os.LookupEnv in programs; tests pass their own.
 func FromEnv(lookup func(string) (string, bool)) Settings {
-	get := func(k, def string) string {
-		if v, ok := lookup(k); ok && v != "" {
-			return v
+	var s Settings
+	s.Resolve(lookup, func(string) bool { return false })
+	return s
+}
+
+// Resolve fills every setting whose flag was not given on the command line (given reports
+// whether it was, by flag name) from its environment variable, or, when that is unset or empty,
+// its built-in default. The flags' own defaults stay empty, so no help text shows a value the
+// environment holds (a password, a token).
+func (s *Settings) Resolve(lookup func(string) (string, bool), given func(flag string) bool) {
+	for _, v := range Variables() {
+		if given(v.Flag) {
+			continue
 		}
-		return def
-	}
-	return Settings{
-		KurrentDBURI:              get(EnvKurrentDBURI, ""),
-		KurrentDBRootCertificates: get(EnvKurrentDBRootCerts, ""),
-		DatabaseURL:               get(EnvDatabaseURL, ""),
-		HTTPAddr:                  get(EnvHTTPAddr, DefaultHTTPAddr),
-		LogLevel:                  get(EnvLogLevel, DefaultLogLevel),
-		LogFormat:                 get(EnvLogFormat, DefaultLogFormat),
-		ConfigFile:                get(EnvConfig, ""),
-		DrainTimeout:              get(EnvDrainTimeout, DefaultDrainTimeout),
-		AdminToken:                get(EnvAdminToken, ""),
-		AdminTokenFile:            get(EnvAdminTokenFile, ""),
+		val := v.Default
+		if e, ok := lookup(v.Env); ok && e != "" {
+			val = e
+		}
+		*v.Of(s) = val
 	}
 }
 

@@ -87,9 +87,18 @@ func metric(t *testing.T, base, series string) float64 {
 	return v
 }
 
+// adminToken is the admin token of the daemons that take commands in these tests.
+const adminToken = "daemon-test-token"
+
+// post posts to url with the admin token adminToken.
 func post(t *testing.T, url string) (int, httpapi.ProjectionJSON, string) {
 	t.Helper()
-	resp, err := http.Post(url, "application/json", nil)
+	req, err := http.NewRequest(http.MethodPost, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,16 +143,13 @@ func TestFaultsCommandsLogsAndMetrics(t *testing.T) {
 		return nil
 	})
 
-	d, err := daemon.Start(log, "127.0.0.1:0", []string{"p"}, daemon.Options{})
+	d, err := daemon.Start(log, "127.0.0.1:0", []string{"p"}, daemon.Options{AdminToken: adminToken})
 	if err != nil {
 		t.Fatal(err)
 	}
 	base := "http://" + d.Addr()
 	if code, _, body := post(t, base+"/v1/projections/p/resume"); code != 503 || !strings.Contains(body, "still connecting") {
 		t.Errorf("resume before Run = %d %s", code, body)
-	}
-	if w := out.lines(unauthenticatedWarning); len(w) != 1 || w[0]["level"] != "warn" {
-		t.Errorf("without an admin token: %d warnings that the commands are unauthenticated, want 1:\n%s", len(w), out.String())
 	}
 	leader.FailAcquire(errors.New("lock connection refused")) // leadership
 	src.FailSubscribe(errors.New("KurrentDB unavailable"))    // source
@@ -303,11 +309,43 @@ func TestFaultsCommandsLogsAndMetrics(t *testing.T) {
 	}
 }
 
-const unauthenticatedWarning = "the command endpoints POST /v1/projections/{name}/resume, /skip and /reset are unauthenticated: anyone who reaches the HTTP address can restart a stopped projection, skip its poison event into the dead letters or rebuild it; set PROJECTOR_ADMIN_TOKEN or PROJECTOR_ADMIN_TOKEN_FILE to require a bearer token"
+const commandsDisabled = "the command endpoints POST /v1/projections/{name}/resume, /skip and /reset are disabled: set PROJECTOR_ADMIN_TOKEN or PROJECTOR_ADMIN_TOKEN_FILE to enable them with a bearer token"
+
+// TestStartWithoutAdminToken starts the daemon without an admin token: every command answers
+// 403 (before the daemon is even running its projections), the read endpoints stay open, and
+// the start says that the commands are disabled and how to enable them.
+func TestStartWithoutAdminToken(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	var out syncBuffer
+	log, err := logging.New(&out, "json", "info")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := daemon.Start(log, "127.0.0.1:0", []string{"p"}, daemon.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = d.Shutdown(context.Background()) }()
+	base := "http://" + d.Addr()
+	for _, verb := range []string{"resume", "skip", "reset"} {
+		if code, _, body := post(t, base+"/v1/projections/p/"+verb); code != http.StatusForbidden || !strings.Contains(body, "commands are disabled") {
+			t.Errorf("%s without an admin token = %d %s, want 403", verb, code, body)
+		}
+	}
+	if code, body := get(t, base+"/v1/projections"); code != 200 || !strings.Contains(body, `"name": "p"`) {
+		t.Errorf("GET /v1/projections without an admin token = %d %s", code, body)
+	}
+	if l := out.lines(commandsDisabled); len(l) != 1 || l[0]["level"] != "info" {
+		t.Errorf("%d lines saying that the commands are disabled, want 1:\n%s", len(l), out.String())
+	}
+	if l := out.lines("serving HTTP"); len(l) != 1 || l[0]["commands"] != "disabled: no admin token" {
+		t.Errorf("serving HTTP lines = %v", l)
+	}
+}
 
 // TestStartWithAdminToken starts the daemon with an admin token: the commands answer 401
-// without it or with another, reach the daemon with it, the read endpoints stay open, and no
-// warning about unauthenticated commands is logged.
+// without it or with another, reach the daemon with it, the read endpoints stay open, and the
+// start says that the commands are enabled, without the token.
 func TestStartWithAdminToken(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	var out syncBuffer
@@ -351,10 +389,13 @@ func TestStartWithAdminToken(t *testing.T) {
 	if code, body := get(t, base+"/v1/projections"); code != 200 || !strings.Contains(body, `"name": "p"`) {
 		t.Errorf("GET /v1/projections with an admin token set = %d %s", code, body)
 	}
-	if w := out.lines(unauthenticatedWarning); len(w) != 0 {
-		t.Errorf("warned that the commands are unauthenticated with a token set:\n%s", out.String())
+	if w := out.lines(commandsDisabled); len(w) != 0 {
+		t.Errorf("said that the commands are disabled with a token set:\n%s", out.String())
 	}
-	if l := out.lines("serving HTTP"); len(l) != 1 || l[0]["commands"] != "require the admin token" {
+	if l := out.lines("serving HTTP"); len(l) != 1 || l[0]["commands"] != "enabled: they require the admin token" {
 		t.Errorf("serving HTTP lines = %v", l)
+	}
+	if strings.Contains(out.String(), "t0ken") {
+		t.Errorf("the log shows the admin token:\n%s", out.String())
 	}
 }

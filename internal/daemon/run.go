@@ -9,6 +9,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/projector-dev/projector/internal/config"
 	"github.com/projector-dev/projector/internal/httpapi"
 	"github.com/projector-dev/projector/internal/logging"
 	"github.com/projector-dev/projector/internal/metrics"
@@ -31,10 +32,14 @@ type Daemon struct {
 
 // Options are the daemon's HTTP settings beyond its address.
 type Options struct {
-	// AdminToken, when set, is the bearer token the resume and skip commands require; empty
-	// leaves them open to anyone who reaches addr, which Start logs as a warning.
+	// AdminToken, when set, is the bearer token the commands (resume, skip, reset) require;
+	// empty disables them (they answer 403), which Start logs with how to enable them.
 	AdminToken string
 }
+
+// commandsDisabled is the line Start logs when the daemon has no admin token.
+const commandsDisabled = "the command endpoints POST /v1/projections/{name}/resume, /skip and /reset are disabled: " +
+	"set " + config.EnvAdminToken + " or " + config.EnvAdminTokenFile + " to enable them with a bearer token"
 
 // Start serves the HTTP API on addr for the projections named names, reporting them as
 // starting until Run.
@@ -56,11 +61,10 @@ func Start(log *zap.Logger, addr string, names []string, o Options) (*Daemon, er
 		return nil, err
 	}
 	d.srv = srv
-	commands := "require the admin token"
+	commands := "enabled: they require the admin token"
 	if o.AdminToken == "" {
-		commands = "unauthenticated"
-		log.Warn("the command endpoints POST /v1/projections/{name}/resume, /skip and /reset are unauthenticated: anyone who reaches the HTTP address can restart a stopped projection, skip its poison event into the dead letters or rebuild it; set PROJECTOR_ADMIN_TOKEN or PROJECTOR_ADMIN_TOKEN_FILE to require a bearer token",
-			zap.String("addr", srv.Addr()))
+		commands = "disabled: no admin token"
+		log.Info(commandsDisabled, zap.String("addr", srv.Addr()))
 	}
 	log.Info("serving HTTP", zap.String("addr", srv.Addr()), zap.Strings("projections", names), zap.String("commands", commands))
 	return d, nil

@@ -6,18 +6,109 @@ import (
 	"go/parser"
 	"go/token"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 )
+
+// packageFiles returns the package's Go files, tests left out.
+func packageFiles(t *testing.T) []string {
+	t.Helper()
+	all, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files []string
+	for _, f := range all {
+		if !strings.HasSuffix(f, "_test.go") {
+			files = append(files, f)
+		}
+	}
+	if len(files) < 2 {
+		t.Fatalf("package files = %v", files)
+	}
+	return files
+}
+
+// Every route other than GET is a command and is registered by handleCommand, which puts the
+// cross-origin and admin-token checks in front of it: a command added later cannot forget them.
+func TestCommandsRegisteredBehindTheGuard(t *testing.T) {
+	for _, name := range packageFiles(t) {
+		src, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range unguardedRoutes(t, name, src) {
+			t.Error(p)
+		}
+	}
+	// The check finds the routes it looks for.
+	for _, bad := range []string{
+		`func New() { mux.HandleFunc("POST /v1/projections/{name}/rebuild", a.rebuild) }`,
+		`func (a *api) register(mux *http.ServeMux) { mux.Handle("DELETE /v1/projections/{name}", h) }`,
+		`func (a *api) register(mux *http.ServeMux, verb string) { mux.HandleFunc("POST /v1/projections/{name}/"+verb, h) }`,
+	} {
+		if len(unguardedRoutes(t, "bad.go", []byte("package httpapi\n"+bad))) == 0 {
+			t.Errorf("no unguarded route found in %s", bad)
+		}
+	}
+}
+
+// unguardedRoutes returns the routes the Go source src registers, for a method other than GET,
+// outside handleCommand.
+func unguardedRoutes(t *testing.T, name string, src []byte) []string {
+	t.Helper()
+	fset := token.NewFileSet()
+	f, err := parser.ParseFile(fset, name, src, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found []string
+	for _, decl := range f.Decls {
+		fn, ok := decl.(*ast.FuncDecl)
+		if !ok || fn.Body == nil || fn.Name.Name == "handleCommand" {
+			continue
+		}
+		ast.Inspect(fn.Body, func(n ast.Node) bool {
+			c, ok := n.(*ast.CallExpr)
+			if !ok || len(c.Args) == 0 {
+				return true
+			}
+			sel, ok := c.Fun.(*ast.SelectorExpr)
+			if !ok || (sel.Sel.Name != "Handle" && sel.Sel.Name != "HandleFunc") {
+				return true
+			}
+			pattern := c.Args[0]
+			for {
+				b, ok := pattern.(*ast.BinaryExpr)
+				if !ok {
+					break
+				}
+				pattern = b.X
+			}
+			if lit, ok := pattern.(*ast.BasicLit); ok && strings.HasPrefix(lit.Value, `"GET `) {
+				return true
+			}
+			found = append(found, fmt.Sprintf("%s: %s registers a route other than GET outside handleCommand", fset.Position(c.Pos()), fn.Name.Name))
+			return true
+		})
+	}
+	return found
+}
 
 // The admin token is checked in constant time: tokenMatches compares with
 // crypto/subtle.ConstantTimeCompare, and nothing in the package compares the token (or its
 // sum) with == or != or a strings or bytes function that stops at the first difference.
 func TestTokenComparedInConstantTime(t *testing.T) {
-	src, err := os.ReadFile("httpapi.go")
-	if err != nil {
-		t.Fatal(err)
+	var srcs [][]byte
+	for _, name := range packageFiles(t) {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srcs = append(srcs, b)
 	}
-	for _, p := range timingLeaks(t, src) {
+	for _, p := range timingLeaks(t, srcs...) {
 		t.Error(p)
 	}
 	// The check finds the leaks it looks for.
@@ -33,14 +124,18 @@ func TestTokenComparedInConstantTime(t *testing.T) {
 	}
 }
 
-// timingLeaks returns the places in the Go source src where the admin token is compared in
-// time that depends on its content.
-func timingLeaks(t *testing.T, src []byte) []string {
+// timingLeaks returns the places in the Go files srcs of the package where the admin token is
+// compared in time that depends on its content.
+func timingLeaks(t *testing.T, srcs ...[]byte) []string {
 	t.Helper()
 	fset := token.NewFileSet()
-	f, err := parser.ParseFile(fset, "httpapi.go", src, 0)
-	if err != nil {
-		t.Fatal(err)
+	var files []*ast.File
+	for i, src := range srcs {
+		f, err := parser.ParseFile(fset, fmt.Sprintf("file%d.go", i), src, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, f)
 	}
 	secret := map[string]bool{"token": true, "tokenSum": true, "AdminToken": true, "sum": true}
 	mentions := func(e ast.Expr) bool {
@@ -58,27 +153,39 @@ func timingLeaks(t *testing.T, src []byte) []string {
 	}
 	var leaks []string
 	constantTime := false
+	for _, f := range files {
+		inspectTokenUses(fset, f, mentions, &leaks, &constantTime)
+	}
+	if !constantTime {
+		leaks = append(leaks, "tokenMatches does not call subtle.ConstantTimeCompare")
+	}
+	return leaks
+}
+
+// inspectTokenUses adds to leaks the comparisons of the admin token in f, and sets
+// constantTime when f's tokenMatches calls subtle.ConstantTimeCompare.
+func inspectTokenUses(fset *token.FileSet, f *ast.File, mentions func(ast.Expr) bool, leaks *[]string, constantTime *bool) {
 	ast.Inspect(f, func(n ast.Node) bool {
 		switch x := n.(type) {
 		case *ast.FuncDecl:
 			if x.Name.Name == "tokenMatches" {
 				ast.Inspect(x.Body, func(n ast.Node) bool {
 					if isCall(n, "subtle", "ConstantTimeCompare") {
-						constantTime = true
+						*constantTime = true
 					}
 					return true
 				})
 			}
 		case *ast.BinaryExpr:
 			if (x.Op == token.EQL || x.Op == token.NEQ) && (mentions(x.X) || mentions(x.Y)) && !harmless(x) {
-				leaks = append(leaks, fmt.Sprintf("%s: the admin token is compared with %s", fset.Position(x.Pos()), x.Op))
+				*leaks = append(*leaks, fmt.Sprintf("%s: the admin token is compared with %s", fset.Position(x.Pos()), x.Op))
 			}
 		case *ast.CallExpr:
 			for _, fn := range []string{"EqualFold", "Equal", "Compare", "HasPrefix"} {
 				if isCall(x, "strings", fn) || isCall(x, "bytes", fn) {
 					for _, arg := range x.Args {
 						if mentions(arg) {
-							leaks = append(leaks, fmt.Sprintf("%s: the admin token is compared with %s", fset.Position(x.Pos()), fn))
+							*leaks = append(*leaks, fmt.Sprintf("%s: the admin token is compared with %s", fset.Position(x.Pos()), fn))
 						}
 					}
 				}
@@ -86,10 +193,6 @@ func timingLeaks(t *testing.T, src []byte) []string {
 		}
 		return true
 	})
-	if !constantTime {
-		leaks = append(leaks, "tokenMatches does not call subtle.ConstantTimeCompare")
-	}
-	return leaks
 }
 
 // isCall reports whether n is a call of pkg.fn.

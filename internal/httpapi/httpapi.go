@@ -1,13 +1,13 @@
 // Package httpapi serves Projector's HTTP interface: /metrics, /healthz, /readyz,
 // /v1/projections, /v1/projections/{name}/wait, and the operator's commands
-// POST /v1/projections/{name}/resume, .../skip and .../reset. With an admin token
-// set, the commands require it as a bearer token; the read endpoints stay open.
+// POST /v1/projections/{name}/resume, .../skip and .../reset. The commands are closed by
+// default: without an admin token they are refused; with one they require it as a bearer
+// token, and requests from browser pages of another origin are refused. The read endpoints
+// stay open.
 package httpapi
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -64,7 +64,7 @@ type Options struct {
 	Controller Controller
 	// AdminToken, when set, is the shared secret the commands require as
 	// "Authorization: Bearer <token>" (compared in constant time); they answer 401 without it.
-	// Empty leaves the commands open to anyone who reaches the listener.
+	// Empty disables the commands: they answer 403, saying how to set a token.
 	AdminToken string
 	// Waiter answers wait requests; on a standby it must read the shared store (PostgreSQL).
 	Waiter tracking.Waiter
@@ -87,6 +87,8 @@ type api struct {
 	o Options
 	// tokenSum is the SHA-256 of the admin token; nil when there is none.
 	tokenSum []byte
+	// origins refuses commands sent by browser pages of another origin.
+	origins *http.CrossOriginProtection
 }
 
 // New returns the HTTP handler.
@@ -103,11 +105,8 @@ func New(o Options) http.Handler {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	a := &api{o: o}
-	if o.AdminToken != "" {
-		sum := sha256.Sum256([]byte(o.AdminToken))
-		a.tokenSum = sum[:]
-	}
+	a := &api{o: o, origins: http.NewCrossOriginProtection()}
+	a.setToken(o.AdminToken)
 	mux := http.NewServeMux()
 	if o.Metrics != nil {
 		mux.Handle("GET /metrics", o.Metrics)
@@ -120,9 +119,7 @@ func New(o Options) http.Handler {
 	mux.HandleFunc("GET /v1/projections", a.projections)
 	mux.HandleFunc("GET /v1/projections/{name}", a.projection)
 	mux.HandleFunc("GET /v1/projections/{name}/wait", a.wait)
-	mux.HandleFunc("POST /v1/projections/{name}/resume", a.command("resume"))
-	mux.HandleFunc("POST /v1/projections/{name}/skip", a.command("skip"))
-	mux.HandleFunc("POST /v1/projections/{name}/reset", a.command("reset"))
+	a.registerCommands(mux)
 	return mux
 }
 
@@ -222,99 +219,6 @@ func (a *api) projection(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusNotFound, ErrorJSON{Error: fmt.Sprintf("unknown projection %q", name)})
-}
-
-// command handles POST /v1/projections/{name}/resume, .../skip and .../reset: 200 with the
-// projection's status after the command, 404 for an unknown projection, 409 when it is not
-// stopped here (resume, skip) or not led here (a standby: the command belongs to the replica
-// that leads it), 503 when the daemon is
-// not running its projections; with an admin token set, 401 first unless the request carries
-// it.
-func (a *api) command(verb string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		name := r.PathValue("name")
-		if msg := a.unauthorized(r); msg != "" {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="projector"`)
-			writeJSON(w, http.StatusUnauthorized, ErrorJSON{Error: fmt.Sprintf("%s %q: %s", verb, name, msg)})
-			return
-		}
-		if len(r.URL.Query()) > 0 {
-			writeJSON(w, http.StatusBadRequest, ErrorJSON{Error: fmt.Sprintf("%s takes no query parameters", verb)})
-			return
-		}
-		if a.o.Controller == nil {
-			writeJSON(w, http.StatusServiceUnavailable, ErrorJSON{Error: fmt.Sprintf("%s %q: this server takes no commands", verb, name)})
-			return
-		}
-		var err error
-		switch verb {
-		case "skip":
-			err = a.o.Controller.Skip(r.Context(), name)
-		case "reset":
-			rs, ok := a.o.Controller.(Resetter)
-			if !ok {
-				writeJSON(w, http.StatusServiceUnavailable, ErrorJSON{Error: fmt.Sprintf("reset %q: this server cannot reset projections", name)})
-				return
-			}
-			err = rs.Reset(r.Context(), name)
-		default:
-			err = a.o.Controller.Resume(r.Context(), name)
-		}
-		switch {
-		case err == nil:
-		case errors.Is(err, tracking.ErrUnknownProjection):
-			writeJSON(w, http.StatusNotFound, ErrorJSON{Error: fmt.Sprintf("unknown projection %q", name)})
-			return
-		case errors.Is(err, projection.ErrNotStopped):
-			msg := err.Error()
-			if p, ok := a.find(name); ok && !p.Leader {
-				msg = fmt.Sprintf("%s %q: this replica does not lead the projection (it is %s here): only the replica that leads it can have it stopped; send the command to that replica", verb, name, p.State)
-			}
-			writeJSON(w, http.StatusConflict, ErrorJSON{Error: msg})
-			return
-		case errors.Is(err, projection.ErrNotLeader):
-			writeJSON(w, http.StatusConflict, ErrorJSON{Error: fmt.Sprintf("%s %q: this replica does not lead the projection; send the command to the replica that leads it (%v)", verb, name, err)})
-			return
-		case errors.Is(err, ErrUnavailable):
-			writeJSON(w, http.StatusServiceUnavailable, ErrorJSON{Error: err.Error()})
-			return
-		case r.Context().Err() != nil:
-			return // the client went away
-		default:
-			writeJSON(w, http.StatusInternalServerError, ErrorJSON{Error: err.Error()})
-			return
-		}
-		p, _ := a.find(name)
-		writeJSON(w, http.StatusOK, p)
-	}
-}
-
-// unauthorized returns why r may not run a command, or "" when it may: always "" without an
-// admin token.
-func (a *api) unauthorized(r *http.Request) string {
-	if a.tokenSum == nil {
-		return ""
-	}
-	h := r.Header.Get("Authorization")
-	if h == "" {
-		return "this server requires the admin token: send the header Authorization: Bearer <token> (the daemon's PROJECTOR_ADMIN_TOKEN)"
-	}
-	scheme, token, _ := strings.Cut(h, " ")
-	if !strings.EqualFold(scheme, "Bearer") {
-		return fmt.Sprintf("the Authorization header uses the %q scheme; send Authorization: Bearer <token> with the admin token", scheme)
-	}
-	if !a.tokenMatches(strings.TrimSpace(token)) {
-		return "the admin token is wrong"
-	}
-	return ""
-}
-
-// tokenMatches compares token with the admin token in constant time: it compares their
-// SHA-256 sums, so neither the content nor the length of the admin token shows in the time
-// taken.
-func (a *api) tokenMatches(token string) bool {
-	sum := sha256.Sum256([]byte(token))
-	return subtle.ConstantTimeCompare(sum[:], a.tokenSum) == 1
 }
 
 // find returns the JSON status of projection name.

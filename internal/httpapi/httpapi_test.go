@@ -280,9 +280,18 @@ func (c *controller) do(verb, name string) error {
 func (c *controller) Resume(_ context.Context, name string) error { return c.do("resume", name) }
 func (c *controller) Skip(_ context.Context, name string) error   { return c.do("skip", name) }
 
+// testToken is the admin token of the servers that take commands in these tests.
+const testToken = "test-admin-token"
+
+// post posts to url with the admin token testToken, and decodes a 200 answer into into.
 func post(t *testing.T, url string, into any) (int, string) {
 	t.Helper()
-	resp, err := http.Post(url, "application/json", nil)
+	req, err := http.NewRequest(http.MethodPost, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,7 +313,7 @@ func TestResumeAndSkip(t *testing.T) {
 		{Name: "cats", State: projection.StateLive, Leader: true, Position: 500},
 	}}
 	c := &controller{f: f}
-	srv := httptest.NewServer(httpapi.New(httpapi.Options{Provider: f, Controller: c}))
+	srv := httptest.NewServer(httpapi.New(httpapi.Options{Provider: f, Controller: c, AdminToken: testToken}))
 	defer srv.Close()
 
 	// The status shows the error and the poison event.
@@ -344,7 +353,7 @@ func TestResumeAndSkip(t *testing.T) {
 	if code, body := post(t, srv.URL+"/v1/projections/dogs/resume", nil); code != 503 || !strings.Contains(body, "not running its projections") {
 		t.Errorf("while starting: %d %s", code, body)
 	}
-	noCtl := httptest.NewServer(httpapi.New(httpapi.Options{Provider: f}))
+	noCtl := httptest.NewServer(httpapi.New(httpapi.Options{Provider: f, AdminToken: testToken}))
 	defer noCtl.Close()
 	if code, _ := post(t, noCtl.URL+"/v1/projections/dogs/skip", nil); code != 503 {
 		t.Errorf("without a controller: %d", code)
@@ -486,7 +495,7 @@ func TestReset(t *testing.T) {
 	}
 
 	// A controller that cannot reset answers 503.
-	plain := httptest.NewServer(httpapi.New(httpapi.Options{Provider: f, Controller: &controller{f: f}}))
+	plain := httptest.NewServer(httpapi.New(httpapi.Options{Provider: f, Controller: &controller{f: f}, AdminToken: testToken}))
 	defer plain.Close()
 	if code, body := post(t, plain.URL+"/v1/projections/cats/reset", nil); code != 503 || !strings.Contains(body, "cannot reset") {
 		t.Errorf("reset without a Resetter = %d %s, want 503", code, body)

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/kurrent-io/KurrentDB-Client-Go/kurrentdb"
+	"github.com/projector-dev/projector/internal/redact"
 	"github.com/projector-dev/projector/projection"
 	"github.com/projector-dev/projector/tracking"
 	"google.golang.org/grpc/codes"
@@ -154,7 +155,8 @@ func NewClient(uri string, opts ClientOptions) (*kurrentdb.Client, error) {
 func clientConfig(uri string, opts ClientOptions) (*kurrentdb.Configuration, error) {
 	cfg, err := kurrentdb.ParseConnectionString(uri)
 	if err != nil {
-		return nil, fmt.Errorf("kurrent: connection string: %w", err)
+		// The parser's errors quote the connection string, password and all.
+		return nil, fmt.Errorf("kurrent: connection string: %w", redact.Error(err, uri))
 	}
 	if strings.TrimSpace(opts.RootCertificates) != "" {
 		pool := x509.NewCertPool()

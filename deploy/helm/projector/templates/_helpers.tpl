@@ -82,12 +82,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if or .Values.kurrentdb.rootCertificates .Values.kurrentdb.rootCertificatesSecret }}true{{ end }}
 {{- end }}
 
-{{/* Whether the daemon gets an admin token for its commands (resume, skip). */}}
-{{- define "projector.adminTokenEnabled" -}}
-{{- if or .Values.adminToken.value .Values.adminToken.existingSecret }}true{{ end }}
-{{- end }}
-
-{{/* The Secret holding the admin token: the existing one, or the one the chart creates. */}}
+{{/* The Secret holding the admin token of the commands (resume, skip, reset): the existing one,
+or the one the chart creates. */}}
 {{- define "projector.adminTokenSecretName" -}}
 {{- default (printf "%s-admin-token" (include "projector.fullname" .)) .Values.adminToken.existingSecret }}
 {{- end }}
@@ -129,13 +125,11 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- fail "adminToken: set value or existingSecret, not both (the daemon takes the token one way)" }}
 {{- end }}
 {{- if and .Values.adminToken.value (not (trim .Values.adminToken.value)) }}
-{{- fail "adminToken.value is only whitespace; give the token, or leave it empty for no admin token" }}
+{{- fail "adminToken.value is only whitespace; give the token, or leave it empty for a random one" }}
 {{- end }}
-{{- if include "projector.adminTokenEnabled" . }}
 {{- range .Values.extraEnv }}
 {{- if has .name (list "PROJECTOR_ADMIN_TOKEN" "PROJECTOR_ADMIN_TOKEN_FILE") }}
 {{- fail (printf "extraEnv sets %s although adminToken gives the admin token; the daemon refuses both (remove it from extraEnv)" .name) }}
-{{- end }}
 {{- end }}
 {{- end }}
 {{- end }}
