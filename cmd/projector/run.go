@@ -40,6 +40,8 @@ without one they are open to anyone who reaches the address, and a warning says 
 	cmd.Flags().BoolVar(&noMigrate, "no-migrate", false, "do not apply migrations and schemas at start (run `projector migrate` separately)")
 	cmd.Flags().StringVar(&a.settings.DrainTimeout, "drain-timeout", a.settings.DrainTimeout,
 		"on SIGTERM, how long the batch in flight may take to commit before it is rolled back ($PROJECTOR_DRAIN_TIMEOUT)")
+	cmd.Flags().StringVar(&a.settings.MaxWaits, "max-waits", a.settings.MaxWaits,
+		"how many wait requests the HTTP API serves at once; beyond it they answer 503 with Retry-After ($PROJECTOR_MAX_WAITS)")
 	a.adminTokenFlags(cmd, "the bearer token the resume and skip commands require")
 	return cmd
 }
@@ -72,7 +74,11 @@ func (a *app) run(ctx context.Context, doMigrate bool) error {
 	for i, p := range cfg.Projections {
 		names[i] = p.Name
 	}
-	d, err := daemon.Start(log, a.settings.HTTPAddr, names, daemon.Options{AdminToken: token})
+	maxWaits, err := a.settings.Waits()
+	if err != nil {
+		return err
+	}
+	d, err := daemon.Start(log, a.settings.HTTPAddr, names, daemon.Options{AdminToken: token, MaxWaits: maxWaits})
 	if err != nil {
 		return err
 	}

@@ -34,6 +34,11 @@ type Options struct {
 	// AdminToken, when set, is the bearer token the resume and skip commands require; empty
 	// leaves them open to anyone who reaches addr, which Start logs as a warning.
 	AdminToken string
+	// MaxWaits caps the wait requests served at once (beyond it they answer 503 with
+	// Retry-After); zero means no cap.
+	MaxWaits int
+	// Server tunes the HTTP server's timeouts and limits (zero fields take the defaults).
+	Server ServerOptions
 }
 
 // Start serves the HTTP API on addr for the projections named names, reporting them as
@@ -50,8 +55,8 @@ func Start(log *zap.Logger, addr string, names []string, o Options) (*Daemon, er
 	for _, n := range names {
 		d.m.Declare(n)
 	}
-	h := httpapi.New(httpapi.Options{Provider: d.prov, Waiter: d.waiter, Controller: d.ctl, Metrics: d.m.Handler(), ObserveWait: d.m.ObserveWait, AdminToken: o.AdminToken})
-	srv, err := Listen(addr, h)
+	h := httpapi.New(httpapi.Options{Provider: d.prov, Waiter: d.waiter, Controller: d.ctl, Metrics: d.m.Handler(), ObserveWait: d.m.ObserveWait, AdminToken: o.AdminToken, MaxWaits: o.MaxWaits})
+	srv, err := Listen(addr, h, o.Server, o.MaxWaits)
 	if err != nil {
 		return nil, err
 	}
