@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -145,5 +146,44 @@ func TestThousandsOfWaitsWhileTheRunnerCatchesUp(t *testing.T) {
 		if err := <-slowDone; err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+// BenchmarkCatchUpWithWaiters catches up 20,000 events into PostgreSQL (default batches) with
+// no waiter and with 2,000 HTTP waiters for a position past the log, side by side; it reports
+// the events per second and the tracking reads of each catch-up (the runner's one to resume):
+//
+//	go test -run '^$' -bench CatchUpWithWaiters -benchtime 1x -count 5 ./internal/daemon/
+func BenchmarkCatchUpWithWaiters(b *testing.B) {
+	const events = 20000
+	for _, waiters := range []int{0, 2000} {
+		b.Run(fmt.Sprintf("waiters=%d", waiters), func(b *testing.B) {
+			f := newLoadFixture(b, events, 10000, daemon.ServerOptions{}) // the default cap
+			var clients rawClients
+			defer clients.close()
+			answers := make(chan answer, waiters)
+			for range waiters {
+				clients.get(f.addr, fmt.Sprintf("/v1/projections/ledger/wait?position=%d&timeout=5m", 10*f.last), 10*time.Minute, answers)
+			}
+			waitUntil(b, time.Minute, fmt.Sprintf("%d waiters blocked", waiters), func() bool { return f.store.Waiting(loadProjection) == waiters })
+			f.catchUp(b, 0) // warm up PostgreSQL, and let the waiters' first reads end
+			var reads int64
+			b.ResetTimer()
+			for range b.N {
+				b.StopTimer()
+				f.rewind(b)
+				runtime.GC()
+				before := f.count.reads.Load()
+				b.StartTimer()
+				f.catchUp(b, 0)
+				b.StopTimer()
+				reads += f.count.reads.Load() - before
+			}
+			b.ReportMetric(float64(events*b.N)/b.Elapsed().Seconds(), "events/s")
+			b.ReportMetric(float64(reads)/float64(b.N), "tracking-reads/op")
+			if n := f.store.Waiting(loadProjection); n != waiters {
+				b.Fatalf("%d waiters left blocked, want %d", n, waiters)
+			}
+		})
 	}
 }

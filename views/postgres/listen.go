@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"fmt"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -34,25 +33,6 @@ type listener struct {
 	stopped   bool // stop was called: no read starts any more
 }
 
-// hub is the shared wait state of one projection. Its fields are guarded by listener.mu.
-type hub struct {
-	state tracking.State
-	// known tells that state is the committed state: read, or notified, while the LISTEN
-	// connection was up since.
-	known bool
-	// tracked tells that the projection has a tracking row or was notified: a hub without
-	// waiters is kept (and kept current by notifications) only then.
-	tracked bool
-	// gen counts the changes of state from notifications and invalidations, so that a read
-	// that started before one does not overwrite it.
-	gen     uint64
-	reading bool
-	// err is the failure of the last read, until the next read starts or a state arrives.
-	err     error
-	waiters int
-	changed chan struct{} // closed and replaced whenever state, known or err change
-}
-
 func startListener(cfg *pgx.ConnConfig, channel string, retry time.Duration, load loadFunc) *listener {
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &listener{ctx: ctx, cancel: cancel, done: make(chan struct{}), load: load, retry: retry, hubs: make(map[string]*hub)}
@@ -69,148 +49,18 @@ func (l *listener) stop() {
 	l.reads.Wait()
 }
 
-// wait blocks until projection's committed state has processed commit, ctx ends (returning the
-// latest known state with ctx's error), the listener stops, or a read fails for good.
-func (l *listener) wait(ctx context.Context, projection string, commit uint64) (tracking.State, error) {
-	l.mu.Lock()
-	h := l.hubs[projection]
-	if h == nil {
-		h = &hub{changed: make(chan struct{})}
-		l.hubs[projection] = h
-	}
-	h.waiters++
-	if (!h.known || !l.listening) && !h.reading {
-		l.startRead(projection, h)
-	}
-	l.mu.Unlock()
-	defer l.leave(projection, h)
-	for {
-		l.mu.Lock()
-		st, known, err, ch := h.state, h.known, h.err, h.changed
-		l.mu.Unlock()
-		if known && st.Done(commit) {
-			return st, nil
-		}
-		if err != nil {
-			return st, err
-		}
-		select {
-		case <-ch:
-		case <-l.done:
-			return st, fmt.Errorf("postgres: wait for %q: %w", projection, errClosed)
-		case <-ctx.Done():
-			return st, ctx.Err()
-		}
-	}
-}
-
-func (l *listener) leave(projection string, h *hub) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	h.waiters--
-	l.dropIfIdle(projection, h)
-}
-
-// dropIfIdle forgets h when nothing needs it: no waiters, no read in flight, and no state
-// that notifications keep current. Called with l.mu held.
-func (l *listener) dropIfIdle(projection string, h *hub) {
-	if h.waiters == 0 && !h.reading && !(h.known && h.tracked && l.listening) && l.hubs[projection] == h {
-		delete(l.hubs, projection)
-	}
-}
-
-// waiting returns the number of waiters blocked on projection.
-func (l *listener) waiting(projection string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if h := l.hubs[projection]; h != nil {
-		return h.waiters
-	}
-	return 0
-}
-
-func (h *hub) wake() {
-	close(h.changed)
-	h.changed = make(chan struct{})
-}
-
-// startRead reads projection's tracking row into h in a goroutine of its own (under the
-// listener's context, so a waiter that leaves does not cancel the read the others share).
-// Called with l.mu held and h.reading false.
-func (l *listener) startRead(projection string, h *hub) {
-	if l.stopped {
-		return
-	}
-	h.reading, h.err = true, nil
-	l.reads.Add(1)
-	go func() {
-		defer l.reads.Done()
-		l.read(projection, h)
-	}()
-}
-
-// read loads the row until it has a state to give: a transient failure is retried with
-// backoff (up to the listener's retry) while waiters remain; any other failure is handed to
-// the waiters.
-func (l *listener) read(projection string, h *hub) {
-	backoff := 10 * time.Millisecond
-	for {
-		l.mu.Lock()
-		gen := h.gen
-		l.mu.Unlock()
-		st, ok, err := l.load(l.ctx, projection)
-		l.mu.Lock()
-		switch {
-		case err == nil && h.gen == gen:
-			h.state, h.known, h.tracked = st, true, ok
-			h.wake()
-		case err == nil && h.known:
-			// A notification arrived during the read: it is at least as new.
-		case l.ctx.Err() != nil || h.waiters == 0:
-			// Stopping, or nobody is waiting any more.
-		case err == nil:
-			// Invalidated during the read (a reconnection): read again at once.
-			l.mu.Unlock()
-			continue
-		case !Transient(err):
-			h.err = err
-			h.wake()
-		default:
-			// A killed connection or a restarting server: read again after a backoff.
-			l.mu.Unlock()
-			t := time.NewTimer(backoff)
-			select {
-			case <-t.C:
-			case <-l.ctx.Done():
-				t.Stop()
-			}
-			backoff = min(2*backoff, l.retry)
-			continue
-		}
-		l.finishRead(projection, h)
-		l.mu.Unlock()
-		return
-	}
-}
-
-// finishRead ends a read of h. Called with l.mu held.
-func (l *listener) finishRead(projection string, h *hub) {
-	h.reading = false
-	l.dropIfIdle(projection, h)
-}
-
 // notified records the state a notification carried and wakes the projection's waiters.
 func (l *listener) notified(projection string, s tracking.State) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	h := l.hubs[projection]
 	if h == nil {
-		h = &hub{changed: make(chan struct{})}
+		h = newHub()
 		l.hubs[projection] = h
 	}
-	h.state, h.known, h.tracked, h.err = s, true, true, nil
+	h.tracked = true
 	h.gen++
-	h.wake()
+	h.set(s)
 }
 
 // invalidate forgets every known state (the LISTEN connection was lost or regained, or a
