@@ -163,3 +163,90 @@ func TestCommitsCostNoTrackingReadsHoweverManyWait(t *testing.T) {
 		})
 	}
 }
+
+// hubState returns the state the reader's hub of projection holds.
+func hubState(s *Store, projection string) (tracking.State, bool) {
+	s.mu.Lock()
+	l := s.listener
+	s.mu.Unlock()
+	if l == nil {
+		return tracking.State{}, false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	h := l.hubs[projection]
+	if h == nil {
+		return tracking.State{}, false
+	}
+	return h.state, h.known
+}
+
+func at(c uint64) tracking.State { return tracking.State{Last: tracking.Position{Commit: c, Prepare: c}} }
+
+func nothing(context.Context, pgx.Tx) error { return nil }
+
+// TestWaitsFollowRewindsAndIgnoreOtherSchemas: a reset's notification moves the waiters' state
+// back, so a wait for a position reached before the reset blocks again; a notification from
+// the same channel about another schema's tables changes nothing.
+func TestWaitsFollowRewindsAndIgnoreOtherSchemas(t *testing.T) {
+	reader, writer, _ := countedStore(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := writer.Apply(ctx, "p", tracking.State{}, at(100), nothing); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := reader.Wait(ctx, "p", 100); err != nil || s != at(100) {
+		t.Fatalf("Wait(100) = %v, %v", s, err)
+	}
+	eventually(t, "the reader listening", func() bool { return settled(reader, "p", 0) })
+	if err := writer.Reset(ctx, "p"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the reset's notification", func() bool { s, known := hubState(reader, "p"); return known && s == tracking.State{} })
+
+	// Another deployment, in its own schema, on the same channel.
+	other := New(pgtest.Pool(t, pgtest.NewSchema(t)), Options{Channel: reader.opts.Channel})
+	if err := other.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		s, err := reader.Wait(ctx, "p", 100)
+		if err == nil && s != at(100) {
+			err = fmt.Errorf("Wait(100) after the reset = %v", s)
+		}
+		done <- err
+	}()
+	eventually(t, "the waiter blocked", func() bool { return reader.Waiting("p") == 1 })
+	if err := other.Apply(ctx, "p", tracking.State{}, at(500), nothing); err != nil {
+		t.Fatal(err)
+	}
+	// Notifications arrive in commit order: once this one is seen, the other schema's was too.
+	if err := writer.Apply(ctx, "p", tracking.State{}, at(50), nothing); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the notification of 50", func() bool { s, _ := hubState(reader, "p"); return s == at(50) })
+	if n := reader.Waiting("p"); n != 1 {
+		t.Fatalf("the wait for 100 ended at 50 (%d waiting)", n)
+	}
+	if err := writer.Apply(ctx, "p", at(50), at(100), nothing); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestWaitGetsTheReadsLastingFailure: without a tracking table the shared read fails for good,
+// and every waiter gets its error; the next wait reads again.
+func TestWaitGetsTheReadsLastingFailure(t *testing.T) {
+	store := New(pgtest.Pool(t, pgtest.NewSchema(t)), Options{})
+	defer store.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := range 2 {
+		if _, err := store.Wait(ctx, "p", 1); err == nil || !strings.Contains(err.Error(), "projector_tracking") {
+			t.Errorf("Wait %d without a tracking table = %v; want the read's error", i, err)
+		}
+	}
+}
