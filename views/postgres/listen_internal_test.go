@@ -181,7 +181,9 @@ func hubState(s *Store, projection string) (tracking.State, bool) {
 	return h.state, h.known
 }
 
-func at(c uint64) tracking.State { return tracking.State{Last: tracking.Position{Commit: c, Prepare: c}} }
+func at(c uint64) tracking.State {
+	return tracking.State{Last: tracking.Position{Commit: c, Prepare: c}}
+}
 
 func nothing(context.Context, pgx.Tx) error { return nil }
 
