@@ -200,7 +200,14 @@ func TestWaitsFollowRewindsAndIgnoreOtherSchemas(t *testing.T) {
 	if s, err := reader.Wait(ctx, "p", 100); err != nil || s != at(100) {
 		t.Fatalf("Wait(100) = %v, %v", s, err)
 	}
-	eventually(t, "the reader listening", func() bool { return settled(reader, "p", 0) })
+	eventually(t, "the reader listening", func() bool {
+		reader.mu.Lock()
+		l := reader.listener
+		reader.mu.Unlock()
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.listening
+	})
 	if err := writer.Reset(ctx, "p"); err != nil {
 		t.Fatal(err)
 	}
