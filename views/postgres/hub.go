@@ -106,15 +106,17 @@ func (l *listener) wait(ctx context.Context, projection string, commit uint64) (
 		l.hubs[projection] = h
 	}
 	h.waiters++
-	if (!h.known || !l.listening) && !h.reading {
-		l.startRead(projection, h)
-	}
 	w := &waiter{commit: commit, woken: make(chan struct{}), index: -1}
 	if h.known && h.state.Done(commit) {
 		w.state = h.state
 		close(w.woken)
 	} else {
 		heap.Push(&h.queue, w)
+		// Without a LISTEN connection a known state may be old: read it again (or join the
+		// read in flight).
+		if (!h.known || !l.listening) && !h.reading {
+			l.startRead(projection, h)
+		}
 	}
 	failure := h.failure
 	l.mu.Unlock()
@@ -182,16 +184,23 @@ func (l *listener) startRead(projection string, h *hub) {
 	}()
 }
 
-// read loads the row until it has a state to give: a transient failure is retried with
-// backoff (up to the listener's retry) while waiters remain; any other failure is handed to
-// the waiters.
+// sharedReadTimeout bounds one read of the tracking row that waiters share: a read that hangs
+// is abandoned and tried again, as a transient failure.
+const sharedReadTimeout = 10 * time.Second
+
+// read loads the row until it has a state to give: a transient failure (or a read that takes
+// longer than sharedReadTimeout) is retried with backoff (up to the listener's retry) while
+// waiters remain; any other failure is handed to the waiters.
 func (l *listener) read(projection string, h *hub) {
 	backoff := 10 * time.Millisecond
 	for {
 		l.mu.Lock()
 		gen := h.gen
 		l.mu.Unlock()
-		st, ok, err := l.load(l.ctx, projection)
+		rctx, cancel := context.WithTimeout(l.ctx, sharedReadTimeout)
+		st, ok, err := l.load(rctx, projection)
+		timedOut := rctx.Err() != nil && l.ctx.Err() == nil
+		cancel()
 		l.mu.Lock()
 		switch {
 		case err == nil && h.gen == gen:
@@ -205,7 +214,7 @@ func (l *listener) read(projection string, h *hub) {
 			// Invalidated during the read (a reconnection): read again at once.
 			l.mu.Unlock()
 			continue
-		case !Transient(err):
+		case !Transient(err) && !timedOut:
 			h.fail(err)
 		default:
 			// A killed connection or a restarting server: read again after a backoff.
