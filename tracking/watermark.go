@@ -24,6 +24,7 @@ type Watermark struct {
 	mu      sync.Mutex
 	states  map[string]State
 	changed map[string]chan struct{} // closed and replaced on every Set for that projection
+	waiting map[string]int           // Wait calls blocked, by projection
 }
 
 // Set records s as the committed state of projection and wakes its waiters. States that are
@@ -77,19 +78,38 @@ func (w *Watermark) Wait(ctx context.Context, projection string, commit uint64) 
 			ch = make(chan struct{})
 			w.changed[projection] = ch
 		}
+		w.waiting[projection]++
 		w.mu.Unlock()
+		var err error
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return s, ctx.Err()
+			err = ctx.Err()
+		}
+		w.mu.Lock()
+		if w.waiting[projection]--; w.waiting[projection] == 0 {
+			delete(w.waiting, projection)
+		}
+		w.mu.Unlock()
+		if err != nil {
+			return s, err
 		}
 	}
+}
+
+// Waiting returns the number of Wait calls blocked on projection: a test waits for it before
+// it calls Set, to prove the wake-up path.
+func (w *Watermark) Waiting(projection string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.waiting[projection]
 }
 
 func (w *Watermark) init() {
 	if w.states == nil {
 		w.states = make(map[string]State)
 		w.changed = make(map[string]chan struct{})
+		w.waiting = make(map[string]int)
 	}
 }
 

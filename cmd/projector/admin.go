@@ -153,7 +153,7 @@ func resetProjection(ctx context.Context, pool *pgxpool.Pool, p *config.Projecti
 	default:
 		before = tracking.State{Last: tracking.Position{Commit: uint64(c), Prepare: uint64(pp)}, Checkpoint: uint64(cp)}
 	}
-	if _, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, postgres.DefaultChannel, "0 "+p.Name); err != nil {
+	if err := postgres.Notify(ctx, tx, postgres.DefaultChannel, p.Name, tracking.State{}); err != nil {
 		return before, err
 	}
 	return before, tx.Commit(ctx)

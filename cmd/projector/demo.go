@@ -88,10 +88,15 @@ func (a *app) demo(ctx context.Context, exit bool) error {
 	if err != nil {
 		return err
 	}
-	d, err := daemon.Start(log, a.settings.HTTPAddr, []string{"dog_counts"}, daemon.Options{AdminToken: token})
+	maxWaits, err := a.settings.Waits()
+	if err != nil {
+		return err
+	}
+	dopts := daemon.Options{AdminToken: token, MaxWaits: maxWaits}
+	d, err := daemon.Start(log, a.settings.HTTPAddr, []string{"dog_counts"}, dopts)
 	if errors.Is(err, syscall.EADDRINUSE) && a.settings.HTTPAddr == config.DefaultHTTPAddr {
 		// The default port is taken: the walkthrough does not need that one.
-		d, err = daemon.Start(log, "127.0.0.1:0", []string{"dog_counts"}, daemon.Options{AdminToken: token})
+		d, err = daemon.Start(log, "127.0.0.1:0", []string{"dog_counts"}, dopts)
 	}
 	if err != nil {
 		return err

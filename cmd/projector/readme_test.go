@@ -147,7 +147,7 @@ func TestReadmeConfigurationReference(t *testing.T) {
 	t.Parallel()
 	doc := readme(t)
 	for _, env := range []string{config.EnvKurrentDBURI, config.EnvKurrentDBRootCerts, config.EnvDatabaseURL, config.EnvConfig,
-		config.EnvHTTPAddr, config.EnvLogLevel, config.EnvLogFormat, config.EnvDrainTimeout, config.EnvAdminToken, config.EnvAdminTokenFile} {
+		config.EnvHTTPAddr, config.EnvLogLevel, config.EnvLogFormat, config.EnvDrainTimeout, config.EnvAdminToken, config.EnvAdminTokenFile, config.EnvMaxWaits} {
 		if !strings.Contains(doc, "| `"+env+"` |") {
 			t.Errorf("the configuration reference lacks %s", env)
 		}

@@ -41,6 +41,7 @@ token and refuse requests from browser pages of another origin; without one they
 	}
 	cmd.Flags().BoolVar(&noMigrate, "no-migrate", false, "do not apply migrations and schemas at start (run projector migrate separately)")
 	a.envFlag(cmd.Flags(), "drain-timeout", "on SIGTERM, how long the batch in flight may take to commit before it is rolled back")
+	a.envFlag(cmd.Flags(), "max-waits", "how many wait requests the HTTP API serves at once; beyond it they answer 503 with Retry-After")
 	a.adminTokenFlags(cmd, "the bearer token the commands (resume, skip, reset) require; without one they are disabled")
 	return cmd
 }
@@ -73,7 +74,11 @@ func (a *app) run(ctx context.Context, doMigrate bool) error {
 	for i, p := range cfg.Projections {
 		names[i] = p.Name
 	}
-	d, err := daemon.Start(log, a.settings.HTTPAddr, names, daemon.Options{AdminToken: token})
+	maxWaits, err := a.settings.Waits()
+	if err != nil {
+		return err
+	}
+	d, err := daemon.Start(log, a.settings.HTTPAddr, names, daemon.Options{AdminToken: token, MaxWaits: maxWaits})
 	if err != nil {
 		return err
 	}

@@ -202,6 +202,24 @@ func TestDrainTimeout(t *testing.T) {
 	}
 }
 
+func TestMaxWaits(t *testing.T) {
+	s := config.FromEnv(func(string) (string, bool) { return "", false })
+	if n, err := s.Waits(); err != nil || n != config.DefaultMaxWaits || config.DefaultMaxWaits != 10000 {
+		t.Errorf("default max waits = %d, %v; want 10000", n, err)
+	}
+	s = config.FromEnv(func(k string) (string, bool) { return "250", k == config.EnvMaxWaits })
+	if n, err := s.Waits(); err != nil || n != 250 {
+		t.Errorf("PROJECTOR_MAX_WAITS=250: %d, %v", n, err)
+	}
+	for _, v := range []string{"0", "-5", "many", "1.5", "1000001"} {
+		s.MaxWaits = v
+		err := s.Validate(false, false)
+		if want := `PROJECTOR_MAX_WAITS: "` + v + `" is not a number of waits`; !config.IsValidation(err) || !strings.Contains(err.Error(), want) {
+			t.Errorf("max waits %q: err = %v, want %q", v, err, want)
+		}
+	}
+}
+
 func TestAdminToken(t *testing.T) {
 	env := func(kv ...string) func(string) (string, bool) {
 		m := map[string]string{}

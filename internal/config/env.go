@@ -3,26 +3,30 @@ package config
 import (
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 )
 
 // The environment variables Projector reads.
 const (
-	EnvKurrentDBURI          = "KURRENTDB_URI"
-	EnvKurrentDBRootCerts    = "KURRENTDB_ROOT_CERTIFICATES"
-	EnvDatabaseURL           = "DATABASE_URL"
-	EnvHTTPAddr              = "PROJECTOR_HTTP_ADDR"
-	EnvLogLevel              = "PROJECTOR_LOG_LEVEL"
-	EnvLogFormat             = "PROJECTOR_LOG_FORMAT"
-	EnvConfig                = "PROJECTOR_CONFIG"
-	EnvDrainTimeout          = "PROJECTOR_DRAIN_TIMEOUT"
-	EnvAdminToken            = "PROJECTOR_ADMIN_TOKEN"
-	EnvAdminTokenFile        = "PROJECTOR_ADMIN_TOKEN_FILE"
-	DefaultHTTPAddr          = ":9090"
-	DefaultLogLevel          = "info"
-	DefaultLogFormat         = "json"
-	DefaultDrainTimeout      = "30s"
+	EnvKurrentDBURI       = "KURRENTDB_URI"
+	EnvKurrentDBRootCerts = "KURRENTDB_ROOT_CERTIFICATES"
+	EnvDatabaseURL        = "DATABASE_URL"
+	EnvHTTPAddr           = "PROJECTOR_HTTP_ADDR"
+	EnvLogLevel           = "PROJECTOR_LOG_LEVEL"
+	EnvLogFormat          = "PROJECTOR_LOG_FORMAT"
+	EnvConfig             = "PROJECTOR_CONFIG"
+	EnvDrainTimeout       = "PROJECTOR_DRAIN_TIMEOUT"
+	EnvAdminToken         = "PROJECTOR_ADMIN_TOKEN"
+	EnvAdminTokenFile     = "PROJECTOR_ADMIN_TOKEN_FILE"
+	EnvMaxWaits           = "PROJECTOR_MAX_WAITS"
+	DefaultHTTPAddr       = ":9090"
+	DefaultLogLevel       = "info"
+	DefaultLogFormat      = "json"
+	DefaultDrainTimeout   = "30s"
+	// DefaultMaxWaits is how many wait requests the HTTP API serves at once by default.
+	DefaultMaxWaits          = 10000
 	defaultRootCertsFileHint = "PEM text or the path of a PEM file"
 )
 
@@ -44,6 +48,9 @@ type Settings struct {
 	// mounted Secret); give one or the other.
 	AdminToken     string
 	AdminTokenFile string
+	// MaxWaits caps the wait requests the HTTP API serves at once (beyond it they answer 503
+	// with Retry-After): a whole number, DefaultMaxWaits when empty.
+	MaxWaits string
 }
 
 // Setting is one setting read from an environment variable: the variable, the command-line
@@ -72,6 +79,7 @@ func Variables() []Setting {
 		{EnvDrainTimeout, "drain-timeout", DefaultDrainTimeout, func(s *Settings) *string { return &s.DrainTimeout }},
 		{EnvAdminToken, "admin-token", "", func(s *Settings) *string { return &s.AdminToken }},
 		{EnvAdminTokenFile, "admin-token-file", "", func(s *Settings) *string { return &s.AdminTokenFile }},
+		{EnvMaxWaits, "max-waits", strconv.Itoa(DefaultMaxWaits), func(s *Settings) *string { return &s.MaxWaits }},
 	}
 }
 
@@ -153,6 +161,9 @@ func (s Settings) Validate(needKurrent, needDB bool) error {
 	if _, err := s.Drain(); err != nil {
 		errs = append(errs, err.(*Error))
 	}
+	if _, err := s.Waits(); err != nil {
+		errs = append(errs, err.(*Error))
+	}
 	if len(errs) > 0 {
 		return &ValidationError{Errors: errs}
 	}
@@ -179,6 +190,23 @@ func (s Settings) Drain() (time.Duration, error) {
 		return 0, &Error{File: EnvDrainTimeout, Msg: fmt.Sprintf("%q is longer than the maximum %s", s.DrainTimeout, maxDrainTimeout)}
 	}
 	return d, nil
+}
+
+// maxMaxWaits bounds MaxWaits: each wait holds a connection, and so a file descriptor.
+const maxMaxWaits = 1_000_000
+
+// Waits returns MaxWaits as a number, or an *Error naming PROJECTOR_MAX_WAITS when it is not a
+// whole number between 1 and 1000000. An empty value means the default, DefaultMaxWaits.
+func (s Settings) Waits() (int, error) {
+	v := strings.TrimSpace(s.MaxWaits)
+	if v == "" {
+		return DefaultMaxWaits, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > maxMaxWaits {
+		return 0, &Error{File: EnvMaxWaits, Msg: fmt.Sprintf("%q is not a number of waits; use a whole number from 1 to %d (default %d; or --max-waits)", s.MaxWaits, maxMaxWaits, DefaultMaxWaits)}
+	}
+	return n, nil
 }
 
 // maxAdminToken bounds the admin token's length: it travels in an HTTP header.

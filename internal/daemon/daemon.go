@@ -7,8 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"sync"
 	"time"
 
@@ -196,45 +194,6 @@ func (p *Provider) Connected(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// Server is the daemon's HTTP server.
-type Server struct {
-	srv  *http.Server
-	ln   net.Listener
-	done chan error
-}
-
-// Listen starts serving h on addr (":0" picks a free port).
-func Listen(addr string, h http.Handler) (*Server, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("HTTP listener on %s: %w", addr, err)
-	}
-	s := &Server{srv: &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}, ln: ln, done: make(chan error, 1)}
-	go func() {
-		err := s.srv.Serve(ln)
-		if errors.Is(err, http.ErrServerClosed) {
-			err = nil
-		}
-		s.done <- err
-	}()
-	return s, nil
-}
-
-// Addr is the address the server listens on.
-func (s *Server) Addr() string { return s.ln.Addr().String() }
-
-// Shutdown stops the server, letting requests in flight finish until ctx ends.
-func (s *Server) Shutdown(ctx context.Context) error {
-	err := s.srv.Shutdown(ctx)
-	if err != nil {
-		_ = s.srv.Close()
-	}
-	if serr := <-s.done; serr != nil && err == nil {
-		err = serr
-	}
-	return err
 }
 
 // Retry calls fn until it succeeds or ctx ends, backing off exponentially from min to max

@@ -35,6 +35,11 @@ type Options struct {
 	// AdminToken, when set, is the bearer token the commands (resume, skip, reset) require;
 	// empty disables them (they answer 403), which Start logs with how to enable them.
 	AdminToken string
+	// MaxWaits caps the wait requests served at once (beyond it they answer 503 with
+	// Retry-After); zero means no cap.
+	MaxWaits int
+	// Server tunes the HTTP server's timeouts and limits (zero fields take the defaults).
+	Server ServerOptions
 }
 
 // commandsDisabled is the line Start logs when the daemon has no admin token.
@@ -55,8 +60,8 @@ func Start(log *zap.Logger, addr string, names []string, o Options) (*Daemon, er
 	for _, n := range names {
 		d.m.Declare(n)
 	}
-	h := httpapi.New(httpapi.Options{Provider: d.prov, Waiter: d.waiter, Controller: d.ctl, Metrics: d.m.Handler(), ObserveWait: d.m.ObserveWait, AdminToken: o.AdminToken})
-	srv, err := Listen(addr, h)
+	h := httpapi.New(httpapi.Options{Provider: d.prov, Waiter: d.waiter, Controller: d.ctl, Metrics: d.m.Handler(), ObserveWait: d.m.ObserveWait, AdminToken: o.AdminToken, MaxWaits: o.MaxWaits})
+	srv, err := Listen(addr, h, o.Server, o.MaxWaits)
 	if err != nil {
 		return nil, err
 	}

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -76,6 +75,9 @@ type Options struct {
 	DefaultWait time.Duration
 	// MaxWait caps the wait timeout a request may ask for (default 5m).
 	MaxWait time.Duration
+	// MaxWaits caps the wait requests served at once: beyond it they answer 503 with
+	// Retry-After. Zero means no cap.
+	MaxWaits int
 	// Stall is how long a catching-up projection with events pending may go without a commit
 	// before /readyz reports it stalled (default 1m).
 	Stall time.Duration
@@ -89,6 +91,8 @@ type api struct {
 	tokenSum []byte
 	// origins refuses commands sent by browser pages of another origin.
 	origins *http.CrossOriginProtection
+	// waits holds a token per wait request in progress; nil without a cap.
+	waits chan struct{}
 }
 
 // New returns the HTTP handler.
@@ -107,6 +111,9 @@ func New(o Options) http.Handler {
 	}
 	a := &api{o: o, origins: http.NewCrossOriginProtection()}
 	a.setToken(o.AdminToken)
+	if o.MaxWaits > 0 {
+		a.waits = make(chan struct{}, o.MaxWaits)
+	}
 	mux := http.NewServeMux()
 	if o.Metrics != nil {
 		mux.Handle("GET /metrics", o.Metrics)
@@ -238,65 +245,6 @@ func (a *api) known(name string) bool {
 		}
 	}
 	return false
-}
-
-func (a *api) wait(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
-	name := r.PathValue("name")
-	if !a.known(name) {
-		writeJSON(w, http.StatusNotFound, ErrorJSON{Error: fmt.Sprintf("unknown projection %q", name)})
-		return
-	}
-	q := r.URL.Query()
-	ps := q.Get("position")
-	if ps == "" {
-		writeJSON(w, http.StatusBadRequest, ErrorJSON{Error: "missing query parameter position (a commit position)"})
-		return
-	}
-	pos, err := strconv.ParseUint(ps, 10, 64)
-	if err != nil {
-		writeJSON(w, http.StatusBadRequest, ErrorJSON{Error: fmt.Sprintf("position %q is not a commit position (a whole number)", ps)})
-		return
-	}
-	timeout := a.o.DefaultWait
-	if ts := q.Get("timeout"); ts != "" {
-		timeout, err = time.ParseDuration(ts)
-		if err != nil || timeout <= 0 {
-			writeJSON(w, http.StatusBadRequest, ErrorJSON{Error: fmt.Sprintf("timeout %q is not a positive duration such as 500ms or 5s", ts)})
-			return
-		}
-		if timeout > a.o.MaxWait {
-			writeJSON(w, http.StatusBadRequest, ErrorJSON{Error: fmt.Sprintf("timeout %s is longer than the maximum %s", timeout, a.o.MaxWait)})
-			return
-		}
-	}
-	for k := range q {
-		if k != "position" && k != "timeout" {
-			writeJSON(w, http.StatusBadRequest, ErrorJSON{Error: fmt.Sprintf("unknown query parameter %q; use position and timeout", k)})
-			return
-		}
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), timeout)
-	defer cancel()
-	s, err := a.o.Waiter.Wait(ctx, name, pos)
-	if a.o.ObserveWait != nil {
-		a.o.ObserveWait(name, time.Since(start))
-	}
-	body := WaitJSON{Projection: name, Requested: pos, Position: s.Reached(), Done: err == nil && s.Done(pos)}
-	switch {
-	case err == nil:
-		writeJSON(w, http.StatusOK, body)
-	case errors.Is(err, context.DeadlineExceeded) && r.Context().Err() == nil:
-		body.Error = fmt.Sprintf("timed out after %s", timeout)
-		writeJSON(w, http.StatusGatewayTimeout, body)
-	case r.Context().Err() != nil:
-		// The client went away; nobody reads the answer.
-	case errors.Is(err, tracking.ErrUnknownProjection):
-		writeJSON(w, http.StatusNotFound, ErrorJSON{Error: err.Error()})
-	default:
-		body.Error = err.Error()
-		writeJSON(w, http.StatusServiceUnavailable, body)
-	}
 }
 
 func (a *api) readyz(w http.ResponseWriter, r *http.Request) {

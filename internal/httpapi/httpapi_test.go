@@ -151,7 +151,10 @@ func TestWait(t *testing.T) {
 
 	// Processed while waiting.
 	go func() {
-		time.Sleep(50 * time.Millisecond)
+		// Once the request waits, so that it is the commit that answers it.
+		for deadline := time.Now().Add(5 * time.Second); wm.Waiting("dogs") == 0 && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
 		wm.Set("dogs", tracking.State{Last: tracking.Position{Commit: 250, Prepare: 250}})
 	}()
 	w = httpapi.WaitJSON{}

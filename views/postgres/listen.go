@@ -2,81 +2,92 @@ package postgres
 
 import (
 	"context"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/projector-dev/projector/internal/backoff"
+	"github.com/projector-dev/projector/tracking"
 )
 
-// listener holds the one LISTEN connection a Store's waiters share. Each waiter registers a
-// channel for its projection; a notification for that projection, or a (re)connection, wakes
-// it to re-read the tracking row.
+// loadFunc reads the tracking row of a projection (Store.Load).
+type loadFunc func(ctx context.Context, projection string) (tracking.State, bool, error)
+
+// listener holds the one LISTEN connection a Store's waiters share, and for each projection a
+// hub: the committed tracking state its waiters compare against. A notification carries the
+// committed state (see encodeNotification), so it updates the hub and wakes its waiters without
+// any query. The tracking row is read only when the state is not known: for a hub's first
+// waiter, after a (re)connection of the LISTEN connection, and after a payload that cannot be
+// parsed; each time once per projection, shared by all its waiters, never once per waiter.
 type listener struct {
+	ctx    context.Context // ends with stop; reads run under it
 	cancel context.CancelFunc
 	done   chan struct{}
+	load   loadFunc
+	retry  time.Duration
+	reads  sync.WaitGroup // reads in flight
 
-	mu      sync.Mutex
-	waiters map[string]map[chan struct{}]bool
+	mu        sync.Mutex
+	hubs      map[string]*hub
+	listening bool // the LISTEN connection is up: a known state stays current
+	stopped   bool // stop was called: no read starts any more
 }
 
-func startListener(cfg *pgx.ConnConfig, channel string, retry time.Duration) *listener {
+func startListener(cfg *pgx.ConnConfig, channel string, retry time.Duration, load loadFunc) *listener {
 	ctx, cancel := context.WithCancel(context.Background())
-	l := &listener{cancel: cancel, done: make(chan struct{}), waiters: make(map[string]map[chan struct{}]bool)}
-	go l.run(ctx, cfg, channel, retry)
+	l := &listener{ctx: ctx, cancel: cancel, done: make(chan struct{}), load: load, retry: retry, hubs: make(map[string]*hub)}
+	go l.run(ctx, cfg, channel)
 	return l
 }
 
 func (l *listener) stop() {
+	l.mu.Lock()
+	l.stopped = true
+	l.mu.Unlock()
 	l.cancel()
 	<-l.done
+	l.reads.Wait()
 }
 
-func (l *listener) subscribe(projection string) chan struct{} {
-	ch := make(chan struct{}, 1)
+// notified records the state a notification carried and wakes the projection's waiters.
+func (l *listener) notified(projection string, s tracking.State) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.waiters[projection] == nil {
-		l.waiters[projection] = make(map[chan struct{}]bool)
+	h := l.hubs[projection]
+	if h == nil {
+		h = newHub()
+		l.hubs[projection] = h
 	}
-	l.waiters[projection][ch] = true
-	return ch
+	h.tracked = true
+	h.gen++
+	h.set(s)
 }
 
-func (l *listener) unsubscribe(projection string, ch chan struct{}) {
+// invalidate forgets every known state (the LISTEN connection was lost or regained, or a
+// payload could not be parsed) and, when listening, reads once for each projection with
+// waiters.
+func (l *listener) invalidate(listening bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	delete(l.waiters[projection], ch)
-	if len(l.waiters[projection]) == 0 {
-		delete(l.waiters, projection)
-	}
-}
-
-// wake signals the waiters of projection, or of every projection when all is true.
-func (l *listener) wake(projection string, all bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for name, set := range l.waiters {
-		if !all && name != projection {
-			continue
+	l.listening = listening
+	for name, h := range l.hubs {
+		h.known = false
+		h.gen++
+		if h.waiters > 0 && !h.reading && listening {
+			l.startRead(name, h)
 		}
-		for ch := range set {
-			select {
-			case ch <- struct{}{}:
-			default:
-			}
-		}
+		l.dropIfIdle(name, h)
 	}
 }
 
-func (l *listener) run(ctx context.Context, cfg *pgx.ConnConfig, channel string, retry time.Duration) {
+func (l *listener) run(ctx context.Context, cfg *pgx.ConnConfig, channel string) {
 	defer close(l.done)
-	bo := backoff.New(10*time.Millisecond, retry)
+	bo := backoff.New(10*time.Millisecond, l.retry)
 	for ctx.Err() == nil {
 		if l.listen(ctx, cfg, channel) {
 			bo.Reset()
 		}
+		l.invalidate(false)
 		t := time.NewTimer(bo.Next()) // jittered, so that replicas spread out
 		select {
 		case <-t.C:
@@ -87,9 +98,9 @@ func (l *listener) run(ctx context.Context, cfg *pgx.ConnConfig, channel string,
 	}
 }
 
-// listen connects, LISTENs, wakes every waiter (they re-read, covering anything committed
-// while no LISTEN was active), then relays notifications until the connection fails. It
-// reports whether LISTEN succeeded.
+// listen connects, LISTENs, reads the state of every projection with waiters once (covering
+// anything committed while no LISTEN was active), then applies notifications until the
+// connection fails. It reports whether LISTEN succeeded.
 func (l *listener) listen(ctx context.Context, cfg *pgx.ConnConfig, channel string) bool {
 	conn, err := pgx.ConnectConfig(ctx, cfg.Copy())
 	if err != nil {
@@ -100,17 +111,28 @@ func (l *listener) listen(ctx context.Context, cfg *pgx.ConnConfig, channel stri
 		defer cancel()
 		_ = conn.Close(cctx)
 	}()
+	var schema string
+	if err := conn.QueryRow(ctx, currentSchema).Scan(&schema); err != nil {
+		return false
+	}
 	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{channel}.Sanitize()); err != nil {
 		return false
 	}
-	l.wake("", true)
+	l.invalidate(true)
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {
 			return true
 		}
-		if _, name, ok := strings.Cut(n.Payload, " "); ok {
-			l.wake(name, false)
+		from, name, s, err := decodeNotification(n.Payload)
+		switch {
+		case err != nil:
+			// Not a payload of this version (an older writer, another program): read the
+			// state of each projection with waiters once.
+			l.invalidate(true)
+		case from == schema:
+			l.notified(name, s)
 		}
+		// Otherwise the notification is about the tables of another schema.
 	}
 }

@@ -20,7 +20,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/projector-dev/projector/internal/backoff"
 	"github.com/projector-dev/projector/migrations"
 	"github.com/projector-dev/projector/projection"
 	"github.com/projector-dev/projector/tracking"
@@ -51,6 +50,11 @@ type Store struct {
 	mu       sync.Mutex
 	listener *listener
 	closed   bool
+	// schema is the schema of the tracking table, which notifications name; schemaRead tells
+	// whether it has been read.
+	schemaMu   sync.Mutex
+	schema     string
+	schemaRead bool
 }
 
 var (
@@ -141,6 +145,10 @@ func (s *Store) Apply(ctx context.Context, projectionName string, prev, next tra
 			return fmt.Errorf("postgres: advance %q: %w", projectionName, err)
 		}
 	}
+	schema, err := s.trackingSchema(ctx)
+	if err != nil {
+		return s.classify(nil, projectionName, err)
+	}
 	ptx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("postgres: begin batch of %q: %w", projectionName, err)
@@ -172,7 +180,7 @@ func (s *Store) Apply(ctx context.Context, projectionName string, prev, next tra
 			projectionName, int64(next.Last.Commit), int64(next.Last.Prepare), int64(next.Checkpoint),
 			int64(prev.Last.Commit), int64(prev.Last.Prepare), int64(prev.Checkpoint))
 	}
-	b.Queue(`SELECT pg_notify($1, $2)`, s.opts.Channel, fmt.Sprintf("%d %s", next.Reached(), projectionName))
+	b.Queue(`SELECT pg_notify($1, $2)`, s.opts.Channel, encodeNotification(schema, projectionName, next))
 	br := ptx.SendBatch(ctx, &b)
 	tag, err := br.Exec()
 	if err == nil {
@@ -197,13 +205,13 @@ func (s *Store) Apply(ctx context.Context, projectionName string, prev, next tra
 	return nil
 }
 
-// classify marks err, returned by a batch's handlers, as transient when the connection failed
-// rather than the event.
+// classify marks err, returned by a batch's handlers (or by the reading of the schema before
+// the batch, with a nil ptx), as transient when the connection failed rather than the event.
 func (s *Store) classify(ptx pgx.Tx, projectionName string, err error) error {
 	if errors.Is(err, projection.ErrTransient) {
 		return err
 	}
-	if ptx.Conn().IsClosed() || Transient(err) {
+	if (ptx != nil && ptx.Conn().IsClosed()) || Transient(err) {
 		return fmt.Errorf("postgres: batch of %q: %w: %w", projectionName, projection.ErrTransient, err)
 	}
 	return err
@@ -254,10 +262,15 @@ func (s *Store) Load(ctx context.Context, projectionName string) (tracking.State
 	return tracking.State{Last: tracking.Position{Commit: uint64(c), Prepare: uint64(p)}, Checkpoint: uint64(cp)}, true, nil
 }
 
-// Reset deletes the tracking row of projectionName, so its next run starts afresh. The view's
-// own tables are the caller's to clear.
+// Reset deletes the tracking row of projectionName, so its next run starts afresh, and tells
+// the waiters (the zero state). The view's own tables are the caller's to clear.
 func (s *Store) Reset(ctx context.Context, projectionName string) error {
-	if _, err := s.pool.Exec(ctx, `DELETE FROM projector_tracking WHERE projection = $1`, projectionName); err != nil {
+	schema, err := s.trackingSchema(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres: reset %q: %w", projectionName, err)
+	}
+	if _, err := s.pool.Exec(ctx, `WITH gone AS (DELETE FROM projector_tracking WHERE projection = $1)
+		SELECT pg_notify($2, $3)`, projectionName, s.opts.Channel, encodeNotification(schema, projectionName, tracking.State{})); err != nil {
 		return fmt.Errorf("postgres: reset %q: %w", projectionName, err)
 	}
 	return nil
@@ -284,56 +297,33 @@ func (s *Store) DeadLetter(ctx context.Context, tx pgx.Tx, projectionName string
 }
 
 // Wait implements tracking.Waiter across processes: it returns once the tracking row of
-// projectionName has processed commit. It re-reads the row whenever the runner's NOTIFY
-// arrives (and after every (re)connection of the shared LISTEN connection), so no advance is
-// missed; it never polls. A read that fails transiently (see Transient) is retried with
-// backoff up to Options.ListenRetry until ctx ends. A projection without a tracking row waits until it gets one. For the
-// position of an event the projection does not subscribe to, it returns once the runner has
-// committed a server checkpoint past it (see projection.Runner.Wait for the bound).
+// projectionName has processed commit. Waiters share one LISTEN connection per Store, and the
+// waiters of one projection share its committed state: the runner's NOTIFY carries that state,
+// so a commit wakes them without any query, however many they are. The row is read once per
+// projection (not per waiter) when its state is not known yet, after every (re)connection of
+// the LISTEN connection, and after a notification it cannot parse; it never polls. A read that
+// fails transiently (see Transient) is retried with backoff up to Options.ListenRetry while
+// anyone waits. A projection without a tracking row waits until it gets one. For the position
+// of an event the projection does not subscribe to, it returns once the runner has committed
+// a server checkpoint past it (see projection.Runner.Wait for the bound).
 func (s *Store) Wait(ctx context.Context, projectionName string, commit uint64) (tracking.State, error) {
 	l, err := s.sharedListener()
 	if err != nil {
 		return tracking.State{}, err
 	}
-	ch := l.subscribe(projectionName)
-	defer l.unsubscribe(projectionName, ch)
-	var st tracking.State
-	bo := backoff.New(10*time.Millisecond, s.opts.ListenRetry)
-	for {
-		cur, _, err := s.Load(ctx, projectionName)
-		if err != nil {
-			if ctx.Err() != nil {
-				return st, ctx.Err()
-			}
-			if !Transient(err) {
-				return st, err
-			}
-			// A killed connection or a restarting server: read again after a backoff.
-			t := time.NewTimer(bo.Next())
-			select {
-			case <-t.C:
-			case <-l.done:
-				t.Stop()
-				return st, fmt.Errorf("postgres: wait for %q: %w", projectionName, errClosed)
-			case <-ctx.Done():
-				t.Stop()
-				return st, ctx.Err()
-			}
-			continue
-		}
-		bo.Reset()
-		st = cur
-		if st.Done(commit) {
-			return st, nil
-		}
-		select {
-		case <-ch:
-		case <-l.done:
-			return st, fmt.Errorf("postgres: wait for %q: %w", projectionName, errClosed)
-		case <-ctx.Done():
-			return st, ctx.Err()
-		}
+	return l.wait(ctx, projectionName, commit)
+}
+
+// Waiting returns the number of Wait calls blocked on projectionName: a test waits for it
+// before it commits, to prove the wake-up path.
+func (s *Store) Waiting(projectionName string) int {
+	s.mu.Lock()
+	l := s.listener
+	s.mu.Unlock()
+	if l == nil {
+		return 0
 	}
+	return l.waiting(projectionName)
 }
 
 var errClosed = errors.New("store closed")
@@ -358,7 +348,7 @@ func (s *Store) sharedListener() (*listener, error) {
 		return nil, fmt.Errorf("postgres: wait: %w", errClosed)
 	}
 	if s.listener == nil {
-		s.listener = startListener(s.pool.Config().ConnConfig, s.opts.Channel, s.opts.ListenRetry)
+		s.listener = startListener(s.pool.Config().ConnConfig, s.opts.Channel, s.opts.ListenRetry, s.Load)
 	}
 	return s.listener, nil
 }

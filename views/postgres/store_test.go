@@ -240,17 +240,20 @@ func TestWaitAcrossStoresSharesOneListenConnection(t *testing.T) {
 			results <- err
 		}()
 	}
-	// All waiters are blocked now; exactly one LISTEN connection serves them.
+	// Once all waiters are blocked, exactly one LISTEN connection serves them.
 	deadline := time.Now().Add(5 * time.Second)
 	var listening int
 	for time.Now().Before(deadline) {
 		if err := writer.Pool().QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE query = $1`, `LISTEN "`+channel+`"`).Scan(&listening); err != nil {
 			t.Fatal(err)
 		}
-		if listening > 0 {
+		if listening > 0 && reader.Waiting("p") == waiters {
 			break
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+	if n := reader.Waiting("p"); n != waiters {
+		t.Fatalf("%d waiters blocked, want %d", n, waiters)
 	}
 	if listening != 1 {
 		t.Errorf("LISTEN connections = %d, want 1 shared by %d waiters", listening, waiters)
@@ -288,7 +291,11 @@ func TestCloseEndsPendingWaits(t *testing.T) {
 		_, err := store.Wait(context.Background(), "p", 10)
 		done <- err
 	}()
-	time.Sleep(50 * time.Millisecond)
+	for deadline := time.Now().Add(5 * time.Second); store.Waiting("p") != 1; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the waiter did not block within 5s")
+		}
+	}
 	_ = store.Close()
 	select {
 	case err := <-done:
