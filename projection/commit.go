@@ -30,7 +30,7 @@ type span struct {
 func (w *worker[Tx]) commit(ctx, lead context.Context, s span) result {
 	obs := w.r.opts.Observer
 	pol := w.opts.OnError
-	pb := backoff.New(pol.MinBackoff, pol.MaxBackoff)
+	pb := backoff.New(pol.Backoff, pol.MaxBackoff)
 	// A skipped first event is flushed on its own, so that a failure after it names its event.
 	t := transaction{span: s, isolate: s.skip != nil}
 	var (

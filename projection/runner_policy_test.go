@@ -54,7 +54,7 @@ func TestErrorPolicyRetryRecoversFromATransientHandlerError(t *testing.T) {
 	evs := appendEvents(log, 5)
 	rec := &recorder{}
 	r := projection.NewRunner(log, store, fastOptions(rec))
-	pol := projection.ErrorPolicy{Kind: projection.PolicyRetry, Retries: 3, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond}
+	pol := projection.ErrorPolicy{Kind: projection.PolicyRetry, Retries: 3, Backoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond}
 	if err := r.Add(failOn("c", map[uint64]int{evs[3].Position.Commit: 2}), projection.ProjectionOptions{OnError: pol}); err != nil {
 		t.Fatal(err)
 	}
