@@ -218,7 +218,7 @@ func (a *app) demoPostgres(ctx context.Context, log *zap.Logger) (pool *pgxpool.
 		err = migrate(ctx, pool, store, cfg, log)
 	}
 	if err == nil {
-		_, err = resetProjection(ctx, pool, &cfg.Projections[0])
+		_, err = resetProjection(ctx, store, &cfg.Projections[0])
 	}
 	if err != nil {
 		closeDB()
