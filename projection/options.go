@@ -76,7 +76,7 @@ type Header interface {
 	Head(ctx context.Context) (Position, time.Time, error)
 }
 
-// PolicyKind names what a runner does when a handler fails.
+// PolicyKind names what a runner does when a handler fails (ErrorPolicy.Policy).
 type PolicyKind string
 
 // The error policies.
@@ -95,14 +95,17 @@ const (
 // apply to PolicyRetry only: PolicyStop stops at the first failure and PolicySkip
 // dead-letters the failing event at once.
 type ErrorPolicy struct {
-	// Kind is what to do with a failing event (default DefaultPolicy, stop).
-	Kind PolicyKind
+	// Policy is what to do with a failing event (default DefaultPolicy, stop); the projections
+	// file's on_error.policy.
+	Policy PolicyKind
 	// Retries is how many times PolicyRetry retries the failing event before the projection
-	// stops (default DefaultRetries); the event is tried Retries+1 times in all.
+	// stops (default DefaultRetries); the event is tried Retries+1 times in all. The
+	// projections file's on_error.retries.
 	Retries int
-	// Backoff is PolicyRetry's first wait before a retry (default DefaultRetryBackoff); it
-	// doubles per retry, jittered, up to MaxBackoff (default DefaultMaxBackoff, or Backoff
-	// when that is longer).
+	// Backoff is PolicyRetry's first wait before a retry (default DefaultRetryBackoff, or
+	// MaxBackoff when that is shorter); it doubles per retry, jittered, up to MaxBackoff
+	// (default DefaultMaxBackoff, or Backoff when that is longer). The projections file's
+	// on_error.backoff.
 	Backoff, MaxBackoff time.Duration
 }
 
@@ -110,14 +113,15 @@ type ErrorPolicy struct {
 // WithDefaults).
 type ProjectionOptions struct {
 	// BatchSize is the largest number of events committed in one transaction (default
-	// DefaultBatchSize).
+	// DefaultBatchSize; the projections file's batch.size).
 	BatchSize int
 	// BatchInterval is the longest time an event waits for its batch to fill (default
-	// DefaultBatchInterval).
+	// DefaultBatchInterval; batch.interval).
 	BatchInterval time.Duration
-	// Start applies when the projection has no tracking row yet (default DefaultStart).
+	// Start applies when the projection has no tracking row yet (default DefaultStart;
+	// start).
 	Start Start
-	// OnError is the error policy.
+	// OnError is the error policy (on_error).
 	OnError ErrorPolicy
 }
 
@@ -177,8 +181,8 @@ func (o ProjectionOptions) WithDefaults() ProjectionOptions {
 	if o.BatchInterval == 0 {
 		o.BatchInterval = DefaultBatchInterval
 	}
-	if o.OnError.Kind == "" {
-		o.OnError.Kind = DefaultPolicy
+	if o.OnError.Policy == "" {
+		o.OnError.Policy = DefaultPolicy
 	}
 	if o.OnError.Retries == 0 {
 		o.OnError.Retries = DefaultRetries
@@ -203,10 +207,10 @@ func (o ProjectionOptions) validate() error {
 	if o.BatchInterval < 0 {
 		errs = append(errs, fmt.Errorf("BatchInterval %v: must be positive", o.BatchInterval))
 	}
-	switch o.OnError.Kind {
+	switch o.OnError.Policy {
 	case "", PolicyStop, PolicySkip, PolicyRetry:
 	default:
-		errs = append(errs, fmt.Errorf("OnError.Kind %q: want %q, %q or %q", o.OnError.Kind, PolicyStop, PolicyRetry, PolicySkip))
+		errs = append(errs, fmt.Errorf("OnError.Policy %q: want %q, %q or %q", o.OnError.Policy, PolicyStop, PolicyRetry, PolicySkip))
 	}
 	if o.OnError.Retries < 0 {
 		errs = append(errs, fmt.Errorf("OnError.Retries %d: must not be negative", o.OnError.Retries))

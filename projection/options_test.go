@@ -14,13 +14,13 @@ func TestProjectionOptionsWithDefaults(t *testing.T) {
 	want := projection.ProjectionOptions{
 		BatchSize: projection.DefaultBatchSize, BatchInterval: projection.DefaultBatchInterval,
 		Start: projection.Start{Kind: projection.DefaultStart},
-		OnError: projection.ErrorPolicy{Kind: projection.DefaultPolicy, Retries: projection.DefaultRetries,
+		OnError: projection.ErrorPolicy{Policy: projection.DefaultPolicy, Retries: projection.DefaultRetries,
 			Backoff: projection.DefaultRetryBackoff, MaxBackoff: projection.DefaultMaxBackoff},
 	}
 	if got != want {
 		t.Errorf("zero options with defaults = %+v\nwant %+v", got, want)
 	}
-	set := projection.ProjectionOptions{BatchSize: 7, BatchInterval: time.Second, OnError: projection.ErrorPolicy{Kind: projection.PolicyRetry, Retries: 2, Backoff: time.Millisecond, MaxBackoff: time.Second}}
+	set := projection.ProjectionOptions{BatchSize: 7, BatchInterval: time.Second, OnError: projection.ErrorPolicy{Policy: projection.PolicyRetry, Retries: 2, Backoff: time.Millisecond, MaxBackoff: time.Second}}
 	if got := set.WithDefaults(); got != set {
 		t.Errorf("options given in full changed: %+v, want %+v", got, set)
 	}

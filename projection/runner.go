@@ -76,7 +76,7 @@ func (r *Runner[Tx]) Add(p Projection[Tx], opts ProjectionOptions) error {
 		return fmt.Errorf("projection %q options: %w", name, err)
 	}
 	opts = opts.WithDefaults()
-	if opts.OnError.Kind == PolicySkip {
+	if opts.OnError.Policy == PolicySkip {
 		if _, ok := any(r.store).(DeadLetterer[Tx]); !ok {
 			return fmt.Errorf("projection %q: error policy %q needs a store with dead letters, and %T has none", name, PolicySkip, r.store)
 		}

@@ -27,7 +27,7 @@ func TestLoadTheExamples(t *testing.T) {
 	cfg, _ := config.Load(filepath.Join("..", "..", "examples", "dog_counts.yaml"))
 	p := cfg.Projections[0]
 	want := projection.ProjectionOptions{BatchSize: 1000, BatchInterval: 10 * time.Millisecond,
-		OnError: projection.ErrorPolicy{Kind: "stop", Retries: 5, Backoff: time.Second, MaxBackoff: 30 * time.Second}, Start: projection.Start{Kind: projection.StartBeginning}}
+		OnError: projection.ErrorPolicy{Policy: "stop", Retries: 5, Backoff: time.Second, MaxBackoff: 30 * time.Second}, Start: projection.Start{Kind: projection.StartBeginning}}
 	if p.Name != "dog_counts" || p.Options != want {
 		t.Errorf("got %s %+v\nwant dog_counts %+v", p.Name, p.Options, want)
 	}
@@ -54,10 +54,10 @@ projections:
 		t.Fatal(err)
 	}
 	a, b := cfg.Projections[0].Options, cfg.Projections[1].Options
-	if a.Start != (projection.Start{Kind: projection.StartAfter, Position: projection.Position{Commit: 12345, Prepare: 12345}}) || a.BatchSize != projection.DefaultBatchSize || a.OnError.Kind != projection.PolicyStop {
+	if a.Start != (projection.Start{Kind: projection.StartAfter, Position: projection.Position{Commit: 12345, Prepare: 12345}}) || a.BatchSize != projection.DefaultBatchSize || a.OnError.Policy != projection.PolicyStop {
 		t.Errorf("a = %+v", a)
 	}
-	if b.Start.Kind != projection.StartEnd || b.OnError.Kind != projection.PolicySkip || b.OnError.Backoff != projection.DefaultRetryBackoff {
+	if b.Start.Kind != projection.StartEnd || b.OnError.Policy != projection.PolicySkip || b.OnError.Backoff != projection.DefaultRetryBackoff {
 		t.Errorf("b = %+v", b)
 	}
 }
@@ -83,12 +83,12 @@ func TestOptionsFromTheFile(t *testing.T) {
 	want := projection.ProjectionOptions{
 		BatchSize: 7, BatchInterval: 3 * time.Millisecond,
 		Start:   projection.Start{Kind: projection.StartAfter, Position: projection.Position{Commit: 4242, Prepare: 4242}},
-		OnError: projection.ErrorPolicy{Kind: projection.PolicyRetry, Retries: 2, Backoff: 250 * time.Millisecond, MaxBackoff: projection.DefaultMaxBackoff},
+		OnError: projection.ErrorPolicy{Policy: projection.PolicyRetry, Retries: 2, Backoff: 250 * time.Millisecond, MaxBackoff: projection.DefaultMaxBackoff},
 	}
 	if a != want {
 		t.Errorf("a = %+v\nwant %+v", a, want)
 	}
-	if b.Start.Kind != projection.StartEnd || b.OnError.Kind != projection.PolicySkip || b.OnError.MaxBackoff != time.Minute || b.BatchSize != projection.DefaultBatchSize {
+	if b.Start.Kind != projection.StartEnd || b.OnError.Policy != projection.PolicySkip || b.OnError.MaxBackoff != time.Minute || b.BatchSize != projection.DefaultBatchSize {
 		t.Errorf("b = %+v", b)
 	}
 }

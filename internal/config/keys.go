@@ -49,7 +49,7 @@ func Keys() []Key {
 			parse: func(p *parser, e *entry, v *yaml.Node) {
 				e.pr.Options.BatchInterval = p.duration(v, e.label, "batch.interval")
 			}},
-		{Path: "on_error.policy", Default: func(o projection.ProjectionOptions) string { return string(o.OnError.Kind) },
+		{Path: "on_error.policy", Default: func(o projection.ProjectionOptions) string { return string(o.OnError.Policy) },
 			parse: parsePolicy},
 		{Path: "on_error.retries", Default: func(o projection.ProjectionOptions) string { return strconv.Itoa(o.OnError.Retries) },
 			parse: func(p *parser, e *entry, v *yaml.Node) {
@@ -76,7 +76,7 @@ func Keys() []Key {
 func parsePolicy(p *parser, e *entry, v *yaml.Node) {
 	switch k := projection.PolicyKind(p.str(v, e.label, "on_error.policy")); k {
 	case projection.PolicyStop, projection.PolicyRetry, projection.PolicySkip:
-		e.pr.Options.OnError.Kind = k
+		e.pr.Options.OnError.Policy = k
 	default:
 		p.add(v.Line, e.label, "on_error.policy", fmt.Sprintf("unknown policy %q; use %s, %s or %s", k, projection.PolicyStop, projection.PolicyRetry, projection.PolicySkip))
 	}
