@@ -189,7 +189,7 @@ func TestRewindNotifiesWaiters(t *testing.T) {
 		t.Fatal(err)
 	}
 	n, err := conn.WaitForNotification(ctx)
-	if err != nil || !strings.HasSuffix(n.Payload, " p") && !strings.Contains(n.Payload, `"p"`) {
+	if err != nil || !strings.HasSuffix(n.Payload, " p") {
 		t.Fatalf("notification after the rewind = %+v, %v; want one naming p", n, err)
 	}
 	w := <-woke
