@@ -30,7 +30,7 @@ type span struct {
 func (w *worker[Tx]) commit(ctx, lead context.Context, s span) result {
 	obs := w.r.opts.Observer
 	pol := w.opts.OnError
-	pb := backoff.New(pol.MinBackoff, pol.MaxBackoff)
+	pb := backoff.New(pol.Backoff, pol.MaxBackoff)
 	// A skipped first event is flushed on its own, so that a failure after it names its event.
 	t := transaction{span: s, isolate: s.skip != nil}
 	var (
@@ -72,11 +72,11 @@ func (w *worker[Tx]) commit(ctx, lead context.Context, s span) result {
 		}
 		ferr := fmt.Errorf("projection %q: event %s (%s) at %v in stream %q revision %d: %w", w.name, e.ID, e.Type, e.Position, e.Stream, e.Revision, he.err)
 		switch {
-		case pol.Kind == PolicySkip:
+		case pol.Policy == PolicySkip:
 			obs.EventFailed(w.name, e, he.err, string(PolicySkip))
 			t.skip = he.err
 			continue
-		case pol.Kind == PolicyRetry && retries < pol.Retries:
+		case pol.Policy == PolicyRetry && retries < pol.Retries:
 			retries++
 			obs.EventFailed(w.name, e, he.err, string(PolicyRetry))
 			w.failure(kindHandler, ferr)

@@ -11,7 +11,8 @@
 //
 //	projection.go   Event, Position, Projection, Store
 //	source.go       Source, Subscription, Message, Prober
-//	options.go      ProjectionOptions, Options, Header, Leader, Flusher, DeadLetterer, errors
+//	options.go      ProjectionOptions, Options, their defaults, Header, Leader, Flusher,
+//	                DeadLetterer, Rewinder, errors
 //	observer.go     Observer, RunState, Status, Failure
 //	dispatch.go     Dispatch: a Projection routing events to one handler per type
 //

@@ -12,18 +12,44 @@ import (
 	"github.com/projector-dev/projector/tracking"
 )
 
-// Defaults of ProjectionOptions and Options.
+// Defaults of ProjectionOptions: the only place they are defined. The projections file
+// (internal/config) leaves a key it does not give at these values, and its reference documents
+// them; a test checks that the two agree.
 const (
-	DefaultBatchSize       = 1000
-	DefaultBatchInterval   = 10 * time.Millisecond
+	DefaultBatchSize     = 1000
+	DefaultBatchInterval = 10 * time.Millisecond
+	DefaultPolicy        = PolicyStop
+	// DefaultRetries is how many times PolicyRetry retries a failing event before it stops.
+	DefaultRetries = 5
+	// DefaultRetryBackoff is PolicyRetry's first wait; it doubles per retry up to
+	// DefaultMaxBackoff.
+	DefaultRetryBackoff = time.Second
+	DefaultStart        = StartBeginning
+)
+
+// Defaults of Options (DefaultMaxBackoff also caps PolicyRetry's backoff).
+const (
 	DefaultCheckpointEvery = time.Second
 	DefaultMinBackoff      = 100 * time.Millisecond
 	DefaultMaxBackoff      = 30 * time.Second
-	DefaultDrainTimeout    = 10 * time.Second
 )
 
 // StartKind says where a projection without a tracking row starts reading $all.
 type StartKind int
+
+// String returns the name of k as the projections file spells it: beginning, end, or after
+// (a commit position).
+func (k StartKind) String() string {
+	switch k {
+	case StartBeginning:
+		return "beginning"
+	case StartEnd:
+		return "end"
+	case StartAfter:
+		return "after"
+	}
+	return fmt.Sprintf("StartKind(%d)", int(k))
+}
 
 // The start kinds.
 const (
@@ -50,38 +76,52 @@ type Header interface {
 	Head(ctx context.Context) (Position, time.Time, error)
 }
 
-// PolicyKind names what a runner does when a handler fails.
+// PolicyKind names what a runner does when a handler fails (ErrorPolicy.Policy).
 type PolicyKind string
 
 // The error policies.
 const (
 	// PolicyStop halts the projection (keeping the others running) and reports the failure.
 	PolicyStop PolicyKind = "stop"
-	// PolicyRetry retries the failing batch with capped exponential backoff, then stops.
+	// PolicyRetry retries the failing event ErrorPolicy.Retries times with capped exponential
+	// backoff, then stops.
 	PolicyRetry PolicyKind = "retry"
 	// PolicySkip records the failing event in the store's dead-letter table and goes on
 	// without it; the store must implement DeadLetterer.
 	PolicySkip PolicyKind = "skip"
 )
 
-// ErrorPolicy is a projection's answer to handler errors.
+// ErrorPolicy is a projection's answer to handler errors. Retries, Backoff and MaxBackoff
+// apply to PolicyRetry only: PolicyStop stops at the first failure and PolicySkip
+// dead-letters the failing event at once.
 type ErrorPolicy struct {
-	Kind PolicyKind
-	// Retries is how many times PolicyRetry retries a batch before stopping (default 3).
+	// Policy is what to do with a failing event (default DefaultPolicy, stop); the projections
+	// file's on_error.policy.
+	Policy PolicyKind
+	// Retries is how many times PolicyRetry retries the failing event before the projection
+	// stops (default DefaultRetries); the event is tried Retries+1 times in all. The
+	// projections file's on_error.retries.
 	Retries int
-	// MinBackoff and MaxBackoff bound PolicyRetry's exponential backoff (defaults 100ms, 30s).
-	MinBackoff, MaxBackoff time.Duration
+	// Backoff is PolicyRetry's first wait before a retry (default DefaultRetryBackoff, or
+	// MaxBackoff when that is shorter); it doubles per retry, jittered, up to MaxBackoff
+	// (default DefaultMaxBackoff, or Backoff when that is longer). The projections file's
+	// on_error.backoff.
+	Backoff, MaxBackoff time.Duration
 }
 
-// ProjectionOptions tune how one projection runs.
+// ProjectionOptions tune how one projection runs. Zero fields take the defaults (see
+// WithDefaults).
 type ProjectionOptions struct {
-	// BatchSize is the largest number of events committed in one transaction (default 1000).
+	// BatchSize is the largest number of events committed in one transaction (default
+	// DefaultBatchSize; the projections file's batch.size).
 	BatchSize int
-	// BatchInterval is the longest time an event waits for its batch to fill (default 10ms).
+	// BatchInterval is the longest time an event waits for its batch to fill (default
+	// DefaultBatchInterval; batch.interval).
 	BatchInterval time.Duration
-	// Start applies when the projection has no tracking row yet (default StartBeginning).
+	// Start applies when the projection has no tracking row yet (default DefaultStart;
+	// start).
 	Start Start
-	// OnError is the error policy (default stop).
+	// OnError is the error policy (on_error).
 	OnError ErrorPolicy
 }
 
@@ -102,8 +142,9 @@ type Options struct {
 	// projection is processed only while the lease is held, and waits as a standby otherwise.
 	Leader Leader
 	// DrainTimeout bounds how long Run, once its context ends, lets each projection finish and
-	// commit the batch in flight (default 10s); a batch that has not committed by then is rolled
-	// back. A negative value rolls back at once.
+	// commit the batch in flight; a batch that has not committed by then is rolled back. Zero
+	// rolls back at once; a negative value is an error. The daemon sets it from
+	// PROJECTOR_DRAIN_TIMEOUT.
 	DrainTimeout time.Duration
 }
 
@@ -131,24 +172,29 @@ type DeadLetterer[Tx any] interface {
 	DeadLetter(ctx context.Context, tx Tx, projection string, e Event, cause error) error
 }
 
-func (o ProjectionOptions) withDefaults() ProjectionOptions {
+// WithDefaults returns o with every zero field set to its default: the options a projection
+// runs with (Runner.Add applies them).
+func (o ProjectionOptions) WithDefaults() ProjectionOptions {
 	if o.BatchSize == 0 {
 		o.BatchSize = DefaultBatchSize
 	}
 	if o.BatchInterval == 0 {
 		o.BatchInterval = DefaultBatchInterval
 	}
-	if o.OnError.Kind == "" {
-		o.OnError.Kind = PolicyStop
+	if o.OnError.Policy == "" {
+		o.OnError.Policy = DefaultPolicy
 	}
-	if o.OnError.Kind == PolicyRetry && o.OnError.Retries == 0 {
-		o.OnError.Retries = 3
+	if o.OnError.Retries == 0 {
+		o.OnError.Retries = DefaultRetries
 	}
-	if o.OnError.MinBackoff == 0 {
-		o.OnError.MinBackoff = DefaultMinBackoff
+	if o.OnError.Backoff == 0 {
+		o.OnError.Backoff = DefaultRetryBackoff
+		if o.OnError.MaxBackoff > 0 {
+			o.OnError.Backoff = min(o.OnError.Backoff, o.OnError.MaxBackoff)
+		}
 	}
 	if o.OnError.MaxBackoff == 0 {
-		o.OnError.MaxBackoff = DefaultMaxBackoff
+		o.OnError.MaxBackoff = max(DefaultMaxBackoff, o.OnError.Backoff)
 	}
 	return o
 }
@@ -161,17 +207,16 @@ func (o ProjectionOptions) validate() error {
 	if o.BatchInterval < 0 {
 		errs = append(errs, fmt.Errorf("BatchInterval %v: must be positive", o.BatchInterval))
 	}
-	switch o.OnError.Kind {
-	case "", PolicyStop, PolicySkip:
-	case PolicyRetry:
-		if o.OnError.Retries < 0 {
-			errs = append(errs, fmt.Errorf("OnError.Retries %d: must not be negative", o.OnError.Retries))
-		}
+	switch o.OnError.Policy {
+	case "", PolicyStop, PolicySkip, PolicyRetry:
 	default:
-		errs = append(errs, fmt.Errorf("OnError.Kind %q: want %q, %q or %q", o.OnError.Kind, PolicyStop, PolicyRetry, PolicySkip))
+		errs = append(errs, fmt.Errorf("OnError.Policy %q: want %q, %q or %q", o.OnError.Policy, PolicyStop, PolicyRetry, PolicySkip))
 	}
-	if o.OnError.MinBackoff < 0 || o.OnError.MaxBackoff < 0 || (o.OnError.MaxBackoff > 0 && o.OnError.MinBackoff > o.OnError.MaxBackoff) {
-		errs = append(errs, fmt.Errorf("OnError backoff [%v, %v]: want 0 <= MinBackoff <= MaxBackoff", o.OnError.MinBackoff, o.OnError.MaxBackoff))
+	if o.OnError.Retries < 0 {
+		errs = append(errs, fmt.Errorf("OnError.Retries %d: must not be negative", o.OnError.Retries))
+	}
+	if o.OnError.Backoff < 0 || o.OnError.MaxBackoff < 0 || (o.OnError.MaxBackoff > 0 && o.OnError.Backoff > o.OnError.MaxBackoff) {
+		errs = append(errs, fmt.Errorf("OnError backoff [%v, %v]: want 0 <= Backoff <= MaxBackoff", o.OnError.Backoff, o.OnError.MaxBackoff))
 	}
 	switch o.Start.Kind {
 	case StartBeginning, StartEnd:
@@ -201,10 +246,18 @@ func (o Options) withDefaults() Options {
 	if o.MaxBackoff < o.MinBackoff {
 		o.MaxBackoff = o.MinBackoff
 	}
-	if o.DrainTimeout == 0 {
-		o.DrainTimeout = DefaultDrainTimeout
-	}
 	return o
+}
+
+// Rewinder is implemented by stores that rewind a projection themselves (views/postgres takes
+// or checks the projection's leadership lock in the same transaction). Rewind, in one
+// transaction, runs reset (emptying the view; nil for none), sets the projection's tracking to
+// to (the zero state removes the tracking row, so the configured start applies on the next
+// run) and tells waiters; it returns the tracking state the projection had. When ctx carries
+// the projection's lease (see Leader), the store checks the lease instead of taking the lock.
+// Runner.Reset uses it when the store has it, and Store.Apply otherwise.
+type Rewinder[Tx any] interface {
+	Rewind(ctx context.Context, projection string, to tracking.State, reset func(ctx context.Context, tx Tx) error) (tracking.State, error)
 }
 
 // ErrTransient is wrapped by errors of a store or source that retrying can fix: a lost or

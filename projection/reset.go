@@ -19,8 +19,8 @@ var ErrNotLeader = errors.New("this process does not lead the projection")
 // Reset rebuilds a projection online. It pauses the projection's worker (a pending batch is
 // dropped uncommitted, the subscription closed, the lease kept), then in one store transaction
 // runs fn (emptying the view; nil for none) and rewinds the projection's tracking to its
-// configured start (compare-and-set, through Store.Apply), resets the in-process watermark
-// and restarts the projection from that start. It works on a stopped projection too, and
+// configured start (through the store's Rewinder, or by compare-and-set through Store.Apply),
+// resets the in-process watermark and restarts the projection from that start. It works on a stopped projection too, and
 // clears its failure. On error nothing changed and the projection goes on as before.
 //
 // It returns an error wrapping tracking.ErrUnknownProjection for an unknown name and one
@@ -77,15 +77,11 @@ func (w *worker[Tx]) rewind(ctx, lead context.Context, req *resetRequest[Tx]) er
 	defer cancel()
 	defer context.AfterFunc(req.ctx, cancel)()
 	defer context.AfterFunc(ctx, cancel)()
-	prev, _, err := w.r.store.Load(rctx, w.name)
-	if err != nil {
-		return fmt.Errorf("reset %q: load tracking: %w", w.name, err)
-	}
 	start, _, err := w.startState(rctx)
 	if err != nil {
 		return fmt.Errorf("reset %q: %w", w.name, err)
 	}
-	err = w.r.store.Apply(rctx, w.name, prev, start, func(ctx context.Context, tx Tx) error {
+	prev, err := w.rewindTracking(rctx, start, func(ctx context.Context, tx Tx) error {
 		if req.fn != nil {
 			if err := req.fn(ctx, tx); err != nil {
 				return fmt.Errorf("reset the view: %w", err)
@@ -111,4 +107,18 @@ func (w *worker[Tx]) rewind(ctx, lead context.Context, req *resetRequest[Tx]) er
 	w.mu.Unlock()
 	w.r.wm.Set(w.name, start)
 	return nil
+}
+
+// rewindTracking runs reset and moves the projection's tracking to start in one transaction:
+// through the store's Rewind when it has one, otherwise by compare-and-set from the committed
+// state through Apply. It returns the state the projection had.
+func (w *worker[Tx]) rewindTracking(ctx context.Context, start tracking.State, reset func(ctx context.Context, tx Tx) error) (tracking.State, error) {
+	if rw, ok := any(w.r.store).(Rewinder[Tx]); ok {
+		return rw.Rewind(ctx, w.name, start, reset)
+	}
+	prev, _, err := w.r.store.Load(ctx, w.name)
+	if err != nil {
+		return prev, fmt.Errorf("load tracking: %w", err)
+	}
+	return prev, w.r.store.Apply(ctx, w.name, prev, start, reset)
 }

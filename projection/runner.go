@@ -75,8 +75,8 @@ func (r *Runner[Tx]) Add(p Projection[Tx], opts ProjectionOptions) error {
 	if err := opts.validate(); err != nil {
 		return fmt.Errorf("projection %q options: %w", name, err)
 	}
-	opts = opts.withDefaults()
-	if opts.OnError.Kind == PolicySkip {
+	opts = opts.WithDefaults()
+	if opts.OnError.Policy == PolicySkip {
 		if _, ok := any(r.store).(DeadLetterer[Tx]); !ok {
 			return fmt.Errorf("projection %q: error policy %q needs a store with dead letters, and %T has none", name, PolicySkip, r.store)
 		}
@@ -117,6 +117,10 @@ func (r *Runner[Tx]) Run(ctx context.Context) error {
 		r.mu.Unlock()
 		return errors.New("projection: Runner.Run with no projections")
 	}
+	if r.opts.DrainTimeout < 0 {
+		r.mu.Unlock()
+		return fmt.Errorf("projection: Options.DrainTimeout %v: must not be negative (zero rolls back the batch in flight at once)", r.opts.DrainTimeout)
+	}
 	r.running = true
 	workers := append([]*worker[Tx](nil), r.workers...)
 	r.mu.Unlock()
@@ -133,7 +137,7 @@ func (r *Runner[Tx]) Run(ctx context.Context) error {
 		case <-finished:
 			return
 		}
-		if r.opts.DrainTimeout < 0 {
+		if r.opts.DrainTimeout == 0 {
 			cancelHard()
 			return
 		}

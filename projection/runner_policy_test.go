@@ -54,7 +54,7 @@ func TestErrorPolicyRetryRecoversFromATransientHandlerError(t *testing.T) {
 	evs := appendEvents(log, 5)
 	rec := &recorder{}
 	r := projection.NewRunner(log, store, fastOptions(rec))
-	pol := projection.ErrorPolicy{Kind: projection.PolicyRetry, Retries: 3, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond}
+	pol := projection.ErrorPolicy{Policy: projection.PolicyRetry, Retries: 3, Backoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond}
 	if err := r.Add(failOn("c", map[uint64]int{evs[3].Position.Commit: 2}), projection.ProjectionOptions{OnError: pol}); err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +75,7 @@ func TestErrorPolicySkipDeadLettersThePoisonEvent(t *testing.T) {
 	rec := &recorder{}
 	r := projection.NewRunner(log, store, fastOptions(rec))
 	bad := map[uint64]int{evs[3].Position.Commit: -1, evs[7].Position.Commit: -1}
-	if err := r.Add(failOn("c", bad), projection.ProjectionOptions{OnError: projection.ErrorPolicy{Kind: projection.PolicySkip}}); err != nil {
+	if err := r.Add(failOn("c", bad), projection.ProjectionOptions{OnError: projection.ErrorPolicy{Policy: projection.PolicySkip}}); err != nil {
 		t.Fatal(err)
 	}
 	start(t, r)

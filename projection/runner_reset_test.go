@@ -199,3 +199,54 @@ func TestResetRefusesUnknownProjectionsAndStandbys(t *testing.T) {
 	wait(t, runners[0], "c", log.Events()[9].Position.Commit)
 	checkExactlyOnce(t, store, "c", log.Events())
 }
+
+// rewindingStore is a memory store that rewinds itself (a projection.Rewinder), recording each
+// call, as views/postgres does under its leadership lock.
+type rewindingStore struct {
+	*memory.Store
+	mu    sync.Mutex
+	calls []tracking.State // the state each Rewind rewound to
+}
+
+func (s *rewindingStore) Rewind(ctx context.Context, name string, to tracking.State, reset func(context.Context, *memory.Tx) error) (tracking.State, error) {
+	from, _, err := s.Load(ctx, name)
+	if err != nil {
+		return from, err
+	}
+	if err := s.Apply(ctx, name, from, to, reset); err != nil {
+		return from, err
+	}
+	s.mu.Lock()
+	s.calls = append(s.calls, to)
+	s.mu.Unlock()
+	return from, nil
+}
+
+// With a store that rewinds itself, Reset hands it the view's reset and the projection's start
+// instead of applying the rewind itself; the rebuilt view is whole.
+func TestResetUsesTheStoresRewind(t *testing.T) {
+	log := projectiontest.NewLog()
+	store := &rewindingStore{Store: memory.New()}
+	evs := appendEvents(log, 50)
+	r := projection.NewRunner(log, store, fastOptions(nil))
+	after := evs[9].Position
+	if err := r.Add(perEvent("c"), projection.ProjectionOptions{Start: projection.Start{Kind: projection.StartAfter, Position: after}}); err != nil {
+		t.Fatal(err)
+	}
+	start(t, r)
+	last := evs[len(evs)-1].Position.Commit
+	wait(t, r, "c", last)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := r.Reset(ctx, "c", emptyView("c")); err != nil {
+		t.Fatalf("Reset: %v", err)
+	}
+	store.mu.Lock()
+	calls := append([]tracking.State(nil), store.calls...)
+	store.mu.Unlock()
+	if want := (tracking.State{Last: after}); len(calls) != 1 || calls[0] != want {
+		t.Fatalf("Rewind calls = %v, want one to the start %v", calls, want)
+	}
+	wait(t, r, "c", last)
+	checkExactlyOnce(t, store.Store, "c", evs[10:])
+}

@@ -5,6 +5,7 @@ package projection_test
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -121,5 +122,52 @@ func TestShutdownIsPromptWhileTheSourceIsUnreachable(t *testing.T) {
 	stop()
 	if d := time.Since(began); d > 5*time.Second {
 		t.Errorf("Run took %v to return, want it at once", d)
+	}
+}
+
+// A zero DrainTimeout means no drain: the batch in flight is rolled back at once. (Were it
+// read as some default, the handler would finish after its own wait and the batch commit.)
+func TestShutdownWithZeroDrainTimeoutRollsBackAtOnce(t *testing.T) {
+	log := projectiontest.NewLog()
+	store := memory.New()
+	appendEvents(log, 3)
+	entered := make(chan struct{})
+	var once sync.Once
+	p := projection.New[*memory.Tx]("c").On(topicA, func(ctx context.Context, tx *memory.Tx, e projection.Event) error {
+		once.Do(func() {
+			close(entered)
+			select {
+			case <-ctx.Done():
+			case <-time.After(5 * time.Second):
+			}
+		})
+		tx.Add("c/total", 1)
+		return nil
+	})
+	opts := fastOptions(nil)
+	opts.DrainTimeout = 0
+	r := projection.NewRunner(log, store, opts)
+	if err := r.Add(p, projection.ProjectionOptions{BatchSize: 3, BatchInterval: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	stop := start(t, r)
+	<-entered
+	stop()
+	if _, ok, _ := store.Load(context.Background(), "c"); ok || store.Int("c/total") != 0 {
+		t.Errorf("with DrainTimeout 0 the batch in flight was committed: count %d", store.Int("c/total"))
+	}
+}
+
+// A negative DrainTimeout has no meaning: Run refuses to start, naming the option.
+func TestRunRefusesANegativeDrainTimeout(t *testing.T) {
+	opts := fastOptions(nil)
+	opts.DrainTimeout = -time.Second
+	r := projection.NewRunner(projectiontest.NewLog(), memory.New(), opts)
+	if err := r.Add(counter("c", topicA), projection.ProjectionOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	err := r.Run(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "DrainTimeout -1s") {
+		t.Fatalf("Run = %v, want an error naming DrainTimeout -1s", err)
 	}
 }

@@ -225,7 +225,7 @@ func TestRunnerAddRejectsBadInput(t *testing.T) {
 		{counter("none"), projection.ProjectionOptions{}, `"none": no topics`},
 		{counter("c", topicA), projection.ProjectionOptions{}, `"c" added twice`},
 		{counter("n", topicA), projection.ProjectionOptions{BatchSize: -1}, "BatchSize -1"},
-		{counter("n", topicA), projection.ProjectionOptions{OnError: projection.ErrorPolicy{Kind: "ignore"}}, `OnError.Kind "ignore"`},
+		{counter("n", topicA), projection.ProjectionOptions{OnError: projection.ErrorPolicy{Policy: "ignore"}}, `OnError.Policy "ignore"`},
 		{counter("n", topicA), projection.ProjectionOptions{Start: projection.Start{Kind: projection.StartAfter, Position: tracking.Position{Commit: 1 << 63}}}, "2^63-1"},
 	}
 	for _, c := range cases {

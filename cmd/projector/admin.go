@@ -12,8 +12,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
@@ -99,12 +97,12 @@ refuses (exit 1) when a replica still leads the projection.`,
 				fmt.Fprintf(a.stdout, "reset %s online: it rebuilds from its start (now %s at position %d)\n", p.Name, st.State, st.Position)
 				return nil
 			}
-			pool, err := a.openDB(ctx, log, false)
+			_, store, closeDB, err := a.openStore(ctx, log, false)
 			if err != nil {
 				return err
 			}
-			defer pool.Close()
-			before, err := resetProjection(ctx, pool, p)
+			defer closeDB()
+			before, err := resetProjection(ctx, store, p)
 			if err != nil {
 				return err
 			}
@@ -118,45 +116,14 @@ refuses (exit 1) when a replica still leads the projection.`,
 	return cmd
 }
 
-// resetProjection runs p's reset SQL and deletes its tracking row in one transaction, and
-// returns the state it had.
-func resetProjection(ctx context.Context, pool *pgxpool.Pool, p *config.Projection) (tracking.State, error) {
-	var before tracking.State
-	tx, err := pool.Begin(ctx)
-	if err != nil {
-		return before, err
+// resetProjection empties p's view and deletes its tracking row in one transaction, under the
+// projection's leadership lock (see postgres.Store.Rewind), and returns the state it had.
+func resetProjection(ctx context.Context, store *postgres.Store, p *config.Projection) (tracking.State, error) {
+	before, err := store.Rewind(ctx, p.Name, tracking.State{}, p.Compiled.ResetView)
+	if errors.Is(err, postgres.ErrLeaderActive) {
+		return before, fmt.Errorf("projection %q is being run by a projector daemon (it holds the projection's leadership lock); stop every replica, reset, then start them again: %w", p.Name, err)
 	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	// Hold the projection's leadership lock for the transaction: a running leader would stop on
-	// the rewind (its tracking row moved), and no replica may start leading half-way.
-	var schema string
-	if err := tx.QueryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
-		return before, err
-	}
-	var free bool
-	if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, postgres.LockKey(schema, p.Name)).Scan(&free); err != nil {
-		return before, err
-	}
-	if !free {
-		return before, fmt.Errorf("projection %q is being run by a projector daemon (it holds the projection's leadership lock); stop every replica, reset, then start them again", p.Name)
-	}
-	if err := p.Compiled.ResetView(ctx, tx); err != nil {
-		return before, err
-	}
-	var c, pp, cp int64
-	err = tx.QueryRow(ctx, `DELETE FROM projector_tracking WHERE projection = $1
-		RETURNING commit_position, prepare_position, checkpoint_position`, p.Name).Scan(&c, &pp, &cp)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-	case err != nil:
-		return before, fmt.Errorf("rewind the tracking of %q: %w", p.Name, err)
-	default:
-		before = tracking.State{Last: tracking.Position{Commit: uint64(c), Prepare: uint64(pp)}, Checkpoint: uint64(cp)}
-	}
-	if err := postgres.Notify(ctx, tx, postgres.DefaultChannel, p.Name, tracking.State{}); err != nil {
-		return before, err
-	}
-	return before, tx.Commit(ctx)
+	return before, err
 }
 
 func findProjection(cfg *config.Config, name string) (*config.Projection, error) {

@@ -129,7 +129,7 @@ func (a *app) demo(ctx context.Context, exit bool) error {
 		go func() {
 			runDone <- daemon.Run(runCtx, d, daemon.Config[pgx.Tx]{
 				Source: src, Header: src, Store: store, Waiter: store,
-				Projections: []daemon.Projection[pgx.Tx]{{Projection: cfg.Projections[0].Compiled, Options: runOptions(cfg.Projections[0])}},
+				Projections: []daemon.Projection[pgx.Tx]{{Projection: cfg.Projections[0].Compiled, Options: cfg.Projections[0].Options}},
 			})
 		}()
 	}
@@ -243,7 +243,7 @@ func (a *app) demoPostgres(ctx context.Context, log *zap.Logger) (pool *pgxpool.
 		err = migrate(ctx, pool, store, cfg, log)
 	}
 	if err == nil {
-		_, err = resetProjection(ctx, pool, &cfg.Projections[0])
+		_, err = resetProjection(ctx, store, &cfg.Projections[0])
 	}
 	if err != nil {
 		closeDB()

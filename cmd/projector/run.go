@@ -122,7 +122,7 @@ func (a *app) run(ctx context.Context, doMigrate bool) error {
 	kurrentErr.Store(&none)
 	var projections []daemon.Projection[pgx.Tx]
 	for _, p := range cfg.Projections {
-		projections = append(projections, daemon.Projection[pgx.Tx]{Projection: p.Compiled, Options: runOptions(p), Reset: p.Compiled.ResetView})
+		projections = append(projections, daemon.Projection[pgx.Tx]{Projection: p.Compiled, Options: p.Options, Reset: p.Compiled.ResetView})
 	}
 	return daemon.Run(ctx, d, daemon.Config[pgx.Tx]{
 		Source: src, Header: src, Store: store, Waiter: store, Leader: postgres.NewElector(pool.Config().ConnConfig, postgres.ElectorOptions{}),
@@ -133,7 +133,7 @@ func (a *app) run(ctx context.Context, doMigrate bool) error {
 			}
 			return nil
 		}},
-		RunnerOptions: projection.Options{DrainTimeout: runnerDrain(drain)},
+		RunnerOptions: projection.Options{DrainTimeout: drain},
 	})
 }
 
@@ -142,15 +142,6 @@ func shutdownDaemon(ctx context.Context, d *daemon.Daemon) {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	_ = d.Shutdown(sctx)
-}
-
-// runnerDrain maps the daemon's drain timeout to the runner's: 0 rolls back at once, which the
-// runner spells as a negative value (its 0 means its own default).
-func runnerDrain(d time.Duration) time.Duration {
-	if d == 0 {
-		return -1
-	}
-	return d
 }
 
 // dialKurrent makes the KurrentDB source the settings describe. It connects lazily, and
@@ -204,25 +195,4 @@ func (a *app) readHead(ctx context.Context) (uint64, bool, error) {
 		return 0, false, redact.Error(err, a.settings.KurrentDBURI)
 	}
 	return pos.Commit, true, nil
-}
-
-// runOptions maps a projection's configuration to the runner's options.
-func runOptions(p config.Projection) projection.ProjectionOptions {
-	o := projection.ProjectionOptions{
-		BatchSize:     p.Batch.Size,
-		BatchInterval: p.Batch.Interval,
-		OnError: projection.ErrorPolicy{
-			Kind:       projection.PolicyKind(p.OnError.Policy),
-			Retries:    p.OnError.Retries,
-			MinBackoff: p.OnError.Backoff,
-			MaxBackoff: max(p.OnError.Backoff, projection.DefaultMaxBackoff),
-		},
-	}
-	switch p.Start.Kind {
-	case config.StartEnd:
-		o.Start = projection.Start{Kind: projection.StartEnd}
-	case config.StartPosition:
-		o.Start = projection.Start{Kind: projection.StartAfter, Position: projection.Position{Commit: p.Start.Position, Prepare: p.Start.Position}}
-	}
-	return o
 }

@@ -16,23 +16,8 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/projector-dev/projector/projection"
 	"github.com/projector-dev/projector/views/postgres/declarative"
-)
-
-// Defaults applied to keys a projection leaves out.
-const (
-	DefaultBatchSize     = 1000
-	DefaultBatchInterval = 10 * time.Millisecond
-	DefaultPolicy        = PolicyStop
-	DefaultRetries       = 5
-	DefaultBackoff       = time.Second
-)
-
-// The error policies of a projection.
-const (
-	PolicyStop  = "stop"  // halt the projection on a poison event and report it
-	PolicyRetry = "retry" // retry the event with capped exponential backoff, then stop
-	PolicySkip  = "skip"  // write the event to the dead-letter table and go on
 )
 
 // Config is a loaded and validated projections file.
@@ -43,11 +28,12 @@ type Config struct {
 
 // Projection is one declarative projection of the file.
 type Projection struct {
-	Name     string
-	Line     int // line of the projection's entry in the file
-	Batch    Batch
-	OnError  OnError
-	Start    Start
+	Name string
+	Line int // line of the projection's entry in the file
+	// Options are what the projection runs with: the batch, on_error and start keys the file
+	// gives, and the projection package's defaults (projection.ProjectionOptions.WithDefaults)
+	// for the rest.
+	Options  projection.ProjectionOptions
 	Schema   string
 	Reset    string
 	Handlers []declarative.Handler // in file order
@@ -56,35 +42,6 @@ type Projection struct {
 
 	handlerLines map[string]int // topic → line of the first line of its SQL text
 	schemaLine   int
-}
-
-// Batch bounds the events committed in one transaction.
-type Batch struct {
-	Size     int           // at most this many events per transaction
-	Interval time.Duration // at most this long between the first event of a batch and its commit
-}
-
-// OnError is a projection's error policy for events its handlers fail on.
-type OnError struct {
-	Policy  string        // PolicyStop, PolicyRetry or PolicySkip
-	Retries int           // attempts before the policy gives up (retry) or dead-letters (skip)
-	Backoff time.Duration // first backoff; doubles per attempt
-}
-
-// StartKind tells where a projection with no tracking row starts.
-type StartKind string
-
-// Where a projection starts on its first run.
-const (
-	StartBeginning StartKind = "beginning" // the beginning of $all
-	StartEnd       StartKind = "end"       // the end of $all: only events written from now on
-	StartPosition  StartKind = "position"  // just after a given commit position
-)
-
-// Start is where a projection with no tracking row starts.
-type Start struct {
-	Kind     StartKind
-	Position uint64 // for StartPosition
 }
 
 // Error is one problem in a configuration file.
@@ -255,158 +212,6 @@ func known(keys map[string]func(k, v *yaml.Node)) string {
 	}
 	sort.Strings(ks)
 	return strings.Join(ks, ", ")
-}
-
-func (p *parser) projection(i int, n *yaml.Node) *Projection {
-	pr := &Projection{
-		Line:    n.Line,
-		Batch:   Batch{Size: DefaultBatchSize, Interval: DefaultBatchInterval},
-		OnError: OnError{Policy: DefaultPolicy, Retries: DefaultRetries, Backoff: DefaultBackoff},
-		Start:   Start{Kind: StartBeginning},
-	}
-	if n.Kind != yaml.MappingNode {
-		p.add(n.Line, "", fmt.Sprintf("projections[%d]", i), "must be a mapping with name and handlers")
-		return nil
-	}
-	// Find the name first, so every other error can name the projection.
-	label := p.projectionName(i, n, pr)
-	var handlers *yaml.Node
-	p.mapping(n, label, "", map[string]func(k, v *yaml.Node){
-		"name": func(_, _ *yaml.Node) {},
-		"batch": func(_, v *yaml.Node) {
-			p.mapping(v, label, "batch.", map[string]func(k, v *yaml.Node){
-				"size":     func(_, v *yaml.Node) { pr.Batch.Size = p.positiveInt(v, label, "batch.size") },
-				"interval": func(_, v *yaml.Node) { pr.Batch.Interval = p.duration(v, label, "batch.interval") },
-			})
-		},
-		"on_error": func(_, v *yaml.Node) {
-			p.mapping(v, label, "on_error.", map[string]func(k, v *yaml.Node){
-				"policy": func(_, v *yaml.Node) {
-					s := p.str(v, label, "on_error.policy")
-					switch s {
-					case PolicyStop, PolicyRetry, PolicySkip:
-						pr.OnError.Policy = s
-					default:
-						p.add(v.Line, label, "on_error.policy", fmt.Sprintf("unknown policy %q; use stop, retry or skip", s))
-					}
-				},
-				"retries": func(_, v *yaml.Node) {
-					n, err := strconv.Atoi(v.Value)
-					if v.Kind != yaml.ScalarNode || err != nil || n < 0 {
-						p.add(v.Line, label, "on_error.retries", fmt.Sprintf("must be a whole number ≥ 0, not %q", v.Value))
-						return
-					}
-					pr.OnError.Retries = n
-				},
-				"backoff": func(_, v *yaml.Node) { pr.OnError.Backoff = p.duration(v, label, "on_error.backoff") },
-			})
-		},
-		"start": func(_, v *yaml.Node) {
-			s := p.str(v, label, "start")
-			switch s {
-			case "":
-			case string(StartBeginning), string(StartEnd):
-				pr.Start = Start{Kind: StartKind(s)}
-			default:
-				pos, err := strconv.ParseUint(s, 10, 64)
-				if err != nil || pos > 1<<63-1 {
-					p.add(v.Line, label, "start", fmt.Sprintf("must be beginning, end or a commit position, not %q", s))
-					return
-				}
-				pr.Start = Start{Kind: StartPosition, Position: pos}
-			}
-		},
-		"schema": func(_, v *yaml.Node) { pr.Schema = p.str(v, label, "schema"); pr.schemaLine = textLine(v) },
-		"reset":  func(_, v *yaml.Node) { pr.Reset = p.str(v, label, "reset") },
-		"handlers": func(_, v *yaml.Node) {
-			handlers = v
-		},
-	})
-	p.handlers(n, handlers, label, pr)
-	if pr.Name == "" {
-		if !hasKey(n, "name") {
-			p.add(n.Line, label, "name", "missing; every projection needs a name (its tracking key)")
-		}
-		return nil
-	}
-	if len(pr.Handlers) > 0 && len(pr.Handlers)*2 == len(handlers.Content) {
-		c, err := declarative.New(declarative.Spec{Name: pr.Name, Schema: pr.Schema, Reset: pr.Reset, Handlers: pr.Handlers})
-		if err != nil {
-			p.add(n.Line, label, "handlers", err.Error())
-		}
-		pr.Compiled = c
-	}
-	return pr
-}
-
-// projectionName reads the name of projection n, the i-th, into pr and returns the label its
-// errors go under: the name, or "#i" (counting from 1) without one.
-func (p *parser) projectionName(i int, n *yaml.Node, pr *Projection) string {
-	label := fmt.Sprintf("#%d", i+1)
-	for j := 0; j+1 < len(n.Content); j += 2 {
-		if n.Content[j].Value == "name" {
-			v := n.Content[j+1]
-			switch {
-			case v.Kind != yaml.ScalarNode || v.Value == "":
-				p.add(v.Line, label, "name", "must be a non-empty string")
-			case !nameRE.MatchString(v.Value) || len(v.Value) > 63:
-				p.add(v.Line, v.Value, "name", "must be 1 to 63 characters of a-z, 0-9 and _")
-				pr.Name = v.Value
-			default:
-				pr.Name = v.Value
-			}
-			if pr.Name != "" {
-				label = pr.Name
-			}
-		}
-	}
-	return label
-}
-
-// handlers reads the handlers mapping of projection n (nil when n has none) into pr, checking
-// each handler's SQL.
-func (p *parser) handlers(n, handlers *yaml.Node, label string, pr *Projection) {
-	switch {
-	case handlers == nil:
-		p.add(n.Line, label, "handlers", "missing; map each event type to the SQL it runs")
-	case handlers.Kind != yaml.MappingNode:
-		p.add(handlers.Line, label, "handlers", "must be a mapping from event type to SQL")
-	case len(handlers.Content) == 0:
-		p.add(handlers.Line, label, "handlers", "empty; map each event type to the SQL it runs")
-	default:
-		pr.handlerLines = map[string]int{}
-		for j := 0; j+1 < len(handlers.Content); j += 2 {
-			k, v := handlers.Content[j], handlers.Content[j+1]
-			key := fmt.Sprintf("handlers.%q", k.Value)
-			if k.Value == "" {
-				p.add(k.Line, label, "handlers", "empty event type")
-				continue
-			}
-			if _, dup := pr.handlerLines[k.Value]; dup {
-				p.add(k.Line, label, key, "event type given twice")
-				continue
-			}
-			sql := p.str(v, label, key)
-			if strings.TrimSpace(sql) == "" {
-				if v.Kind == yaml.ScalarNode {
-					p.add(v.Line, label, key, "empty SQL")
-				}
-				continue
-			}
-			pr.handlerLines[k.Value] = textLine(v)
-			if _, err := declarative.Parse(sql); err != nil {
-				line := textLine(v)
-				var se *declarative.SQLError
-				if errors.As(err, &se) {
-					line += se.Line - 1
-					err = errors.New(se.Msg)
-				}
-				p.add(line, label, key, err.Error())
-				continue
-			}
-			pr.Handlers = append(pr.Handlers, declarative.Handler{Topic: k.Value, SQL: sql})
-		}
-	}
 }
 
 func hasKey(n *yaml.Node, key string) bool {

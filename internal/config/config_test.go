@@ -10,6 +10,7 @@ import (
 
 	"github.com/projector-dev/projector/internal/config"
 	"github.com/projector-dev/projector/views/postgres/declarative"
+	"github.com/projector-dev/projector/projection"
 )
 
 func TestLoadTheExamples(t *testing.T) {
@@ -26,10 +27,10 @@ func TestLoadTheExamples(t *testing.T) {
 	}
 	cfg, _ := config.Load(filepath.Join("..", "..", "examples", "dog_counts.yaml"))
 	p := cfg.Projections[0]
-	want := config.Projection{Name: "dog_counts", Batch: config.Batch{Size: 1000, Interval: 10 * time.Millisecond},
-		OnError: config.OnError{Policy: "stop", Retries: 5, Backoff: time.Second}, Start: config.Start{Kind: config.StartBeginning}}
-	if p.Name != want.Name || p.Batch != want.Batch || p.OnError != want.OnError || p.Start != want.Start {
-		t.Errorf("got %+v", p)
+	want := projection.ProjectionOptions{BatchSize: 1000, BatchInterval: 10 * time.Millisecond,
+		OnError: projection.ErrorPolicy{Policy: "stop", Retries: 5, Backoff: time.Second, MaxBackoff: 30 * time.Second}, Start: projection.Start{Kind: projection.StartBeginning}}
+	if p.Name != "dog_counts" || p.Options != want {
+		t.Errorf("got %s %+v\nwant dog_counts %+v", p.Name, p.Options, want)
 	}
 	if len(p.Handlers) != 2 || p.Handlers[0].Topic != "__main__:Dog.Registered" || p.Handlers[1].Topic != "__main__:Dog.TrickAdded" {
 		t.Errorf("handlers = %+v", p.Handlers)
@@ -53,11 +54,42 @@ projections:
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, b := cfg.Projections[0], cfg.Projections[1]
-	if a.Start != (config.Start{Kind: config.StartPosition, Position: 12345}) || a.Batch.Size != config.DefaultBatchSize || a.OnError.Policy != config.PolicyStop {
+	a, b := cfg.Projections[0].Options, cfg.Projections[1].Options
+	if a.Start != (projection.Start{Kind: projection.StartAfter, Position: projection.Position{Commit: 12345, Prepare: 12345}}) || a.BatchSize != projection.DefaultBatchSize || a.OnError.Policy != projection.PolicyStop {
 		t.Errorf("a = %+v", a)
 	}
-	if b.Start.Kind != config.StartEnd || b.OnError.Policy != config.PolicySkip || b.OnError.Backoff != config.DefaultBackoff {
+	if b.Start.Kind != projection.StartEnd || b.OnError.Policy != projection.PolicySkip || b.OnError.Backoff != projection.DefaultRetryBackoff {
+		t.Errorf("b = %+v", b)
+	}
+}
+
+// The file's keys become the runner's options as they are; a first backoff longer than the
+// default cap raises the cap.
+func TestOptionsFromTheFile(t *testing.T) {
+	cfg, err := config.Parse("p.yaml", []byte(`projections:
+  - name: a
+    batch: {size: 7, interval: 3ms}
+    on_error: {policy: retry, retries: 2, backoff: 250ms}
+    start: 4242
+    handlers: {T: SELECT 1}
+  - name: b
+    start: end
+    on_error: {policy: skip, backoff: 1m}
+    handlers: {T: SELECT 1}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := cfg.Projections[0].Options, cfg.Projections[1].Options
+	want := projection.ProjectionOptions{
+		BatchSize: 7, BatchInterval: 3 * time.Millisecond,
+		Start:   projection.Start{Kind: projection.StartAfter, Position: projection.Position{Commit: 4242, Prepare: 4242}},
+		OnError: projection.ErrorPolicy{Policy: projection.PolicyRetry, Retries: 2, Backoff: 250 * time.Millisecond, MaxBackoff: projection.DefaultMaxBackoff},
+	}
+	if a != want {
+		t.Errorf("a = %+v\nwant %+v", a, want)
+	}
+	if b.Start.Kind != projection.StartEnd || b.OnError.Policy != projection.PolicySkip || b.OnError.MaxBackoff != time.Minute || b.BatchSize != projection.DefaultBatchSize {
 		t.Errorf("b = %+v", b)
 	}
 }
@@ -90,7 +122,8 @@ func TestValidationErrors(t *testing.T) {
 		{"bad name", "projections:\n  - name: Dog-Counts\n    handlers: {T: SELECT 1}\n", []string{`p.yaml:2: projection "Dog-Counts": name: must be 1 to 63 characters of a-z, 0-9 and _`}},
 		{"missing name", "projections:\n  - handlers: {T: SELECT 1}\n", []string{`p.yaml:2: projection "#1": name: missing`}},
 		{"bad policy", "projections:\n  - name: a\n    on_error: {policy: ignore}\n    handlers: {T: SELECT 1}\n", []string{`p.yaml:3: projection "a": on_error.policy: unknown policy "ignore"; use stop, retry or skip`}},
-		{"bad retries", "projections:\n  - name: a\n    on_error: {retries: -1}\n    handlers: {T: SELECT 1}\n", []string{`on_error.retries: must be a whole number ≥ 0, not "-1"`}},
+		{"bad retries", "projections:\n  - name: a\n    on_error: {retries: -1}\n    handlers: {T: SELECT 1}\n", []string{`on_error.retries: must be a whole number ≥ 1, not "-1"`}},
+		{"zero retries", "projections:\n  - name: a\n    on_error: {policy: retry, retries: 0}\n    handlers: {T: SELECT 1}\n", []string{`p.yaml:3: projection "a": on_error.retries: must be a whole number ≥ 1, not "0" (for no retries, use policy stop)`}},
 		{"bad batch size", "projections:\n  - name: a\n    batch: {size: 0}\n    handlers: {T: SELECT 1}\n", []string{`p.yaml:3: projection "a": batch.size: must be a whole number ≥ 1, not "0"`}},
 		{"bad start", "projections:\n  - name: a\n    start: middle\n    handlers: {T: SELECT 1}\n", []string{`p.yaml:3: projection "a": start: must be beginning, end or a commit position, not "middle"`}},
 		{"duplicate key", "projections:\n  - name: a\n    schema: x\n    schema: y\n    handlers: {T: SELECT 1}\n", []string{`p.yaml:4: projection "a": schema: key given twice`}},

@@ -158,12 +158,6 @@ func Run[Tx any](ctx context.Context, d *Daemon, c Config[Tx]) error {
 		return runner.Reset(ctx, name, resets[name])
 	})
 	drain := opts.DrainTimeout
-	switch {
-	case drain == 0:
-		drain = projection.DefaultDrainTimeout
-	case drain < 0:
-		drain = 0
-	}
 
 	var wg sync.WaitGroup
 	if h := d.prov.headPoller(); h != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"strconv"
 	"strings"
 	"sync"
@@ -38,7 +37,8 @@ var ErrLeaseReleased = errors.New("leadership released")
 type ElectorOptions struct {
 	// Namespace separates independent Projector installations that share a database. When
 	// empty, it is the current schema of the lock connection (the schema Projector's tables
-	// live in), so installations in different schemas never contend.
+	// live in), so installations in different schemas never contend. Store.Rewind takes the
+	// same lock: give the Store the same Namespace (Options.Namespace).
 	Namespace string
 	// RetryInterval is how often a standby tries to take the lock (default 1s). It bounds how
 	// long a standby takes to lead once the lock frees.
@@ -173,20 +173,6 @@ func NewElector(cfg *pgx.ConnConfig, opts ElectorOptions) *Elector {
 	return &Elector{cfg: withTCPParams(cfg, opts), opts: opts}
 }
 
-// LockKey is the advisory lock key of projection in namespace: the FNV-1a 64-bit hash of
-// "projector\x00leader\x00" + namespace + "\x00" + projection, read as a signed 64-bit integer
-// (the single-bigint form of pg_advisory_lock, so it never meets the two-integer keys Migrate
-// locks). The key is stable across releases and platforms; pg_locks shows it as classid (the
-// high 32 bits) and objid (the low 32 bits) with objsubid 1.
-func LockKey(namespace, projection string) int64 {
-	h := fnv.New64a()
-	_, _ = h.Write([]byte("projector\x00leader\x00"))
-	_, _ = h.Write([]byte(namespace))
-	_, _ = h.Write([]byte{0})
-	_, _ = h.Write([]byte(projection))
-	return int64(h.Sum64())
-}
-
 // Acquire implements projection.Leader: it blocks as a standby until this process leads
 // projectionName (see AcquireLease), then returns a context that carries the Lease (see
 // LeaseFromContext) and ends, with the Lease's cause, when ctx ends or leadership is lost or
@@ -241,19 +227,16 @@ func (e *Elector) AcquireLease(ctx context.Context, projectionName string) (*Lea
 		}
 		return nil, fmt.Errorf("postgres: leadership of %q: %s: %w", projectionName, what, err)
 	}
-	namespace := e.opts.Namespace
-	var schema string
 	var pid uint32
 	qctx, cancel := context.WithTimeout(ctx, e.opts.Timeout)
-	err = conn.QueryRow(qctx, `SELECT coalesce(current_schema(), ''), pg_backend_pid()`).Scan(&schema, &pid)
+	key, namespace, err := leaderKey(qctx, conn, e.opts.Namespace, projectionName)
+	if err == nil {
+		err = conn.QueryRow(qctx, `SELECT pg_backend_pid()`).Scan(&pid)
+	}
 	cancel()
 	if err != nil {
-		return fail("read the current schema", err)
+		return fail("compute the lock key", err)
 	}
-	if namespace == "" {
-		namespace = schema
-	}
-	key := LockKey(namespace, projectionName)
 	for {
 		var ok bool
 		qctx, cancel := context.WithTimeout(ctx, e.opts.Timeout)

@@ -30,7 +30,7 @@ func TestSkipPolicyIsolatesTheEventOfAFailingQueuedStatement(t *testing.T) {
 		return postgres.Queue(ctx, tx, `INSERT INTO items VALUES ($1::text::int)`, string(e.Data))
 	})
 	r := projection.NewRunner(log, store, projection.Options{})
-	if err := r.Add(p, projection.ProjectionOptions{BatchInterval: time.Second, OnError: projection.ErrorPolicy{Kind: projection.PolicySkip}}); err != nil {
+	if err := r.Add(p, projection.ProjectionOptions{BatchInterval: time.Second, OnError: projection.ErrorPolicy{Policy: projection.PolicySkip}}); err != nil {
 		t.Fatal(err)
 	}
 	rctx, cancel := context.WithCancel(ctx)

@@ -39,6 +39,10 @@ type Options struct {
 	// ListenRetry bounds the backoff of the waiters' LISTEN connection after a failure
 	// (default 1s).
 	ListenRetry time.Duration
+	// Namespace is the leadership namespace of the Electors that run this store's projections
+	// (their ElectorOptions.Namespace; empty: the current schema): Rewind takes a
+	// projection's leadership lock in it.
+	Namespace string
 }
 
 // Store is the PostgreSQL view store. It is safe for concurrent use; Close it to end the
