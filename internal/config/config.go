@@ -173,9 +173,7 @@ func Parse(file string, b []byte) (*Config, error) {
 		return nil, p.result()
 	}
 	var list *yaml.Node
-	p.mapping(root, "", "", map[string]func(k, v *yaml.Node){
-		"projections": func(_, v *yaml.Node) { list = v },
-	})
+	p.mapping(root, "", "", rootFields(&list))
 	switch {
 	case list == nil:
 		if len(p.errs) == 0 {
@@ -225,38 +223,6 @@ func (p *parser) result() error {
 	return &ValidationError{Errors: p.errs}
 }
 
-// mapping walks the mapping n, calling the function of each known key and reporting unknown
-// and repeated keys.
-func (p *parser) mapping(n *yaml.Node, projection, prefix string, keys map[string]func(k, v *yaml.Node)) {
-	if n.Kind != yaml.MappingNode {
-		p.add(n.Line, projection, strings.TrimSuffix(prefix, "."), "must be a mapping")
-		return
-	}
-	seen := map[string]bool{}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], n.Content[i+1]
-		fn, ok := keys[k.Value]
-		switch {
-		case !ok:
-			p.add(k.Line, projection, prefix+k.Value, "unknown key; the keys here are "+known(keys))
-		case seen[k.Value]:
-			p.add(k.Line, projection, prefix+k.Value, "key given twice")
-		default:
-			seen[k.Value] = true
-			fn(k, v)
-		}
-	}
-}
-
-func known(keys map[string]func(k, v *yaml.Node)) string {
-	ks := make([]string, 0, len(keys))
-	for k := range keys {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return strings.Join(ks, ", ")
-}
-
 func (p *parser) projection(i int, n *yaml.Node) *Projection {
 	pr := &Projection{
 		Line:    n.Line,
@@ -271,57 +237,7 @@ func (p *parser) projection(i int, n *yaml.Node) *Projection {
 	// Find the name first, so every other error can name the projection.
 	label := p.projectionName(i, n, pr)
 	var handlers *yaml.Node
-	p.mapping(n, label, "", map[string]func(k, v *yaml.Node){
-		"name": func(_, _ *yaml.Node) {},
-		"batch": func(_, v *yaml.Node) {
-			p.mapping(v, label, "batch.", map[string]func(k, v *yaml.Node){
-				"size":     func(_, v *yaml.Node) { pr.Batch.Size = p.positiveInt(v, label, "batch.size") },
-				"interval": func(_, v *yaml.Node) { pr.Batch.Interval = p.duration(v, label, "batch.interval") },
-			})
-		},
-		"on_error": func(_, v *yaml.Node) {
-			p.mapping(v, label, "on_error.", map[string]func(k, v *yaml.Node){
-				"policy": func(_, v *yaml.Node) {
-					s := p.str(v, label, "on_error.policy")
-					switch s {
-					case PolicyStop, PolicyRetry, PolicySkip:
-						pr.OnError.Policy = s
-					default:
-						p.add(v.Line, label, "on_error.policy", fmt.Sprintf("unknown policy %q; use stop, retry or skip", s))
-					}
-				},
-				"retries": func(_, v *yaml.Node) {
-					n, err := strconv.Atoi(v.Value)
-					if v.Kind != yaml.ScalarNode || err != nil || n < 0 {
-						p.add(v.Line, label, "on_error.retries", fmt.Sprintf("must be a whole number ≥ 0, not %q", v.Value))
-						return
-					}
-					pr.OnError.Retries = n
-				},
-				"backoff": func(_, v *yaml.Node) { pr.OnError.Backoff = p.duration(v, label, "on_error.backoff") },
-			})
-		},
-		"start": func(_, v *yaml.Node) {
-			s := p.str(v, label, "start")
-			switch s {
-			case "":
-			case string(StartBeginning), string(StartEnd):
-				pr.Start = Start{Kind: StartKind(s)}
-			default:
-				pos, err := strconv.ParseUint(s, 10, 64)
-				if err != nil || pos > 1<<63-1 {
-					p.add(v.Line, label, "start", fmt.Sprintf("must be beginning, end or a commit position, not %q", s))
-					return
-				}
-				pr.Start = Start{Kind: StartPosition, Position: pos}
-			}
-		},
-		"schema": func(_, v *yaml.Node) { pr.Schema = p.str(v, label, "schema"); pr.schemaLine = textLine(v) },
-		"reset":  func(_, v *yaml.Node) { pr.Reset = p.str(v, label, "reset") },
-		"handlers": func(_, v *yaml.Node) {
-			handlers = v
-		},
-	})
+	p.mapping(n, label, "", p.projectionFields(label, pr, &handlers))
 	p.handlers(n, handlers, label, pr)
 	if pr.Name == "" {
 		if !hasKey(n, "name") {
