@@ -3,6 +3,7 @@ package main
 import (
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -10,15 +11,19 @@ import (
 	"github.com/projector-dev/projector/internal/metrics"
 )
 
-// tableKeys returns the first column of the rows of doc's tables whose first cell is one
-// code span: "| `key` | ...".
-func tableKeys(doc string) map[string]bool {
-	re := regexp.MustCompile("(?m)^\\| `([^`]+)` \\|")
-	keys := map[string]bool{}
+// tableRows returns the rows of doc's tables whose first cell is one code span ("| `key` |
+// ..."), by that key: the row's other cells, trimmed.
+func tableRows(doc string) map[string][]string {
+	re := regexp.MustCompile("(?m)^\\| `([^`]+)` \\|(.*)\\|$")
+	rows := map[string][]string{}
 	for _, m := range re.FindAllStringSubmatch(doc, -1) {
-		keys[m[1]] = true
+		var cells []string
+		for _, c := range strings.Split(m[2], " | ") {
+			cells = append(cells, strings.TrimSpace(c))
+		}
+		rows[m[1]] = cells
 	}
-	return keys
+	return rows
 }
 
 // The metrics reference (docs/metrics.md) lists exactly the metrics the daemon exports.
@@ -40,20 +45,28 @@ func TestDocsMetricsReference(t *testing.T) {
 }
 
 // The configuration reference (docs/configuration.md) documents every environment variable
-// the daemon reads, each in a row of its table.
+// the daemon reads, each in a row of its table, with the default the code applies.
 func TestDocsConfigurationEnvironment(t *testing.T) {
 	t.Parallel()
-	rows := tableKeys(readDoc(t, "docs/configuration.md"))
+	rows := tableRows(readDoc(t, "docs/configuration.md"))
 	for _, env := range []string{config.EnvKurrentDBURI, config.EnvKurrentDBRootCerts, config.EnvDatabaseURL, config.EnvConfig,
 		config.EnvHTTPAddr, config.EnvLogLevel, config.EnvLogFormat, config.EnvDrainTimeout, config.EnvAdminToken, config.EnvAdminTokenFile} {
-		if !rows[env] {
+		if rows[env] == nil {
 			t.Errorf("docs/configuration.md has no row for the environment variable %s", env)
+		}
+	}
+	for env, def := range map[string]string{config.EnvHTTPAddr: config.DefaultHTTPAddr, config.EnvLogLevel: config.DefaultLogLevel,
+		config.EnvLogFormat: config.DefaultLogFormat, config.EnvDrainTimeout: config.DefaultDrainTimeout} {
+		if row := rows[env]; row != nil && !strings.Contains(strings.Join(row, " | "), "`"+def+"` (default") &&
+			!strings.Contains(strings.Join(row, " | "), "(default `"+def+"`") {
+			t.Errorf("docs/configuration.md: the row of %s does not give its default `%s`: %q", env, def, row)
 		}
 	}
 }
 
 // The configuration reference (docs/configuration.md) documents every key the projections
-// file accepts, as the parser lists them, each in a row of its table, and no key it refuses.
+// file accepts, as the parser lists them, each in a row of its table with the parser's default,
+// and no key it refuses.
 func TestDocsConfigurationKeys(t *testing.T) {
 	t.Parallel()
 	doc := readDoc(t, "docs/configuration.md")
@@ -62,17 +75,25 @@ func TestDocsConfigurationKeys(t *testing.T) {
 		t.Fatal("docs/configuration.md has no table of the projections file's keys (| key | default | meaning |)")
 	}
 	keysTable, _, _ = strings.Cut(keysTable, "\n\n")
-	rows := tableKeys(keysTable)
+	rows := tableRows(keysTable)
 	known := map[string]bool{}
 	for _, key := range config.KnownKeys() {
 		known[key] = true
-		if !rows[key] {
+		if rows[key] == nil {
 			t.Errorf("docs/configuration.md has no row for the projections file key %s", key)
 		}
 	}
 	for key := range rows {
 		if !known[key] {
 			t.Errorf("docs/configuration.md documents the key %s, which the parser does not accept", key)
+		}
+	}
+	for key, def := range map[string]string{"batch.size": strconv.Itoa(config.DefaultBatchSize),
+		"batch.interval": config.DefaultBatchInterval.String(), "on_error.policy": config.DefaultPolicy,
+		"on_error.retries": strconv.Itoa(config.DefaultRetries), "on_error.backoff": config.DefaultBackoff.String(),
+		"start": string(config.StartBeginning)} {
+		if row := rows[key]; row != nil && row[0] != "`"+def+"`" {
+			t.Errorf("docs/configuration.md: the default of %s is %s, the parser's is `%s`", key, row[0], def)
 		}
 	}
 }
