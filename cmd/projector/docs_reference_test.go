@@ -1,14 +1,17 @@
 package main
 
 import (
+	"reflect"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/projector-dev/projector/internal/config"
 	"github.com/projector-dev/projector/internal/metrics"
+	"github.com/projector-dev/projector/projection"
 )
 
 // tableRows returns the rows of doc's tables whose first cell is one code span ("| `key` |
@@ -95,6 +98,30 @@ func TestDocsConfigurationKeys(t *testing.T) {
 		if row := rows[key]; row != nil && row[0] != "`"+def+"`" {
 			t.Errorf("docs/configuration.md: the default of %s is %s, the parser's is `%s`", key, row[0], def)
 		}
+	}
+}
+
+// The Go library's options table (docs/go-library.md) has a row for every field of
+// projection.Options and projection.ProjectionOptions, with the default the code applies.
+func TestDocsGoOptions(t *testing.T) {
+	t.Parallel()
+	rows := tableRows(readDoc(t, "docs/go-library.md"))
+	for _, typ := range []reflect.Type{reflect.TypeFor[projection.Options](), reflect.TypeFor[projection.ProjectionOptions]()} {
+		for f := range typ.Fields() {
+			if key := typ.Name() + "." + f.Name; f.IsExported() && rows[key] == nil {
+				t.Errorf("docs/go-library.md has no row for %s", key)
+			}
+		}
+	}
+	for key, def := range map[string]time.Duration{"ProjectionOptions.BatchInterval": projection.DefaultBatchInterval,
+		"Options.CheckpointEvery": projection.DefaultCheckpointEvery, "Options.MinBackoff": projection.DefaultMinBackoff,
+		"Options.MaxBackoff": projection.DefaultMaxBackoff, "Options.DrainTimeout": projection.DefaultDrainTimeout} {
+		if row := rows[key]; row != nil && row[0] != "`"+def.String()+"`" {
+			t.Errorf("docs/go-library.md: the default of %s is %s, the code's is `%s`", key, row[0], def)
+		}
+	}
+	if row := rows["ProjectionOptions.BatchSize"]; row != nil && row[0] != "`"+strconv.Itoa(projection.DefaultBatchSize)+"`" {
+		t.Errorf("docs/go-library.md: the default of ProjectionOptions.BatchSize is %s, the code's is %d", row[0], projection.DefaultBatchSize)
 	}
 }
 
