@@ -14,7 +14,7 @@ all: build
 build: ## Build every binary into ./bin
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/...
 
-test: ## Run the whole test suite (PostgreSQL on 127.0.0.1:5432 or PROJECTOR_TEST_DATABASE_URL, else a throwaway one; see README)
+test: ## Run the whole test suite (PostgreSQL on 127.0.0.1:5432 or PROJECTOR_TEST_DATABASE_URL, else a throwaway one; see docs/development.md)
 	./scripts/with-postgres.sh $(GO) test $(TEST_FLAGS) ./...
 
 lint: fmt vet staticcheck tidy ## gofmt, go vet, staticcheck and go mod tidy

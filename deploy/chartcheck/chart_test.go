@@ -782,20 +782,20 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-// TestReadmeInstall renders the chart with the `helm install` command of the README's Deploy
-// section and checks that the names the README then uses (deployment, service) are the ones
-// rendered.
-func TestReadmeInstall(t *testing.T) {
-	b, err := os.ReadFile("../../README.md")
+// TestDocsInstall renders the chart with the `helm install` command of the deployment guide
+// (docs/deployment.md) and checks that the names the guide then uses (deployment, service) are
+// the ones rendered.
+func TestDocsInstall(t *testing.T) {
+	b, err := os.ReadFile("../../docs/deployment.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	readme := string(b)
-	i := strings.Index(readme, "helm install ")
+	guide := string(b)
+	i := strings.Index(guide, "helm install ")
 	if i < 0 {
-		t.Fatal("README has no helm install command")
+		t.Fatal("docs/deployment.md has no helm install command")
 	}
-	cmd := readme[i:]
+	cmd := guide[i:]
 	cmd = cmd[:strings.Index(cmd, "\n```")]
 	cmd = strings.ReplaceAll(cmd, "\\\n", " ")
 	args := strings.Fields(cmd)
@@ -816,29 +816,29 @@ func TestReadmeInstall(t *testing.T) {
 	set := renderSet(t, Options{ReleaseName: release, Values: vals})
 	d := set.Deployments[0]
 	if len(set.Secrets) != 0 || len(set.ConfigMaps) != 0 {
-		t.Errorf("the README's install still renders %d Secrets and %d ConfigMaps", len(set.Secrets), len(set.ConfigMaps))
+		t.Errorf("the guide's install still renders %d Secrets and %d ConfigMaps", len(set.Secrets), len(set.ConfigMaps))
 	}
 	for _, want := range []string{"deployment/" + d.Name, "service/" + set.Services[0].Name} {
-		if !strings.Contains(readme, want) {
-			t.Errorf("README does not use %s", want)
+		if !strings.Contains(guide, want) {
+			t.Errorf("docs/deployment.md does not use %s", want)
 		}
 	}
 	env := envMap(d.Spec.Template.Spec.Containers[0])
-	if ref := env["KURRENTDB_URI"].ValueFrom.SecretKeyRef; ref.Name != "projector-connections" || !strings.Contains(readme, "--from-literal="+ref.Key+"=") {
-		t.Errorf("KURRENTDB_URI from %s/%s, which the README's kubectl create secret does not make", ref.Name, ref.Key)
+	if ref := env["KURRENTDB_URI"].ValueFrom.SecretKeyRef; ref.Name != "projector-connections" || !strings.Contains(guide, "--from-literal="+ref.Key+"=") {
+		t.Errorf("KURRENTDB_URI from %s/%s, which the guide's kubectl create secret does not make", ref.Name, ref.Key)
 	}
-	if ref := env["DATABASE_URL"].ValueFrom.SecretKeyRef; ref.Name != "projector-connections" || !strings.Contains(readme, "--from-literal="+ref.Key+"=") {
-		t.Errorf("DATABASE_URL from %s/%s, which the README's kubectl create secret does not make", ref.Name, ref.Key)
+	if ref := env["DATABASE_URL"].ValueFrom.SecretKeyRef; ref.Name != "projector-connections" || !strings.Contains(guide, "--from-literal="+ref.Key+"=") {
+		t.Errorf("DATABASE_URL from %s/%s, which the guide's kubectl create secret does not make", ref.Name, ref.Key)
 	}
-	// The README installs with an admin token, from a Secret it creates, and its commands for
+	// The guide installs with an admin token, from a Secret it creates, and its commands for
 	// resume and skip read that Secret.
 	pod := d.Spec.Template.Spec
 	secret, key := adminTokenSource(t, pod, pod.Containers[0])
-	if !strings.Contains(readme, "kubectl create secret generic "+secret+" --from-literal="+key+"=") {
-		t.Errorf("the admin token comes from %s/%s, which the README's kubectl create secret does not make", secret, key)
+	if !strings.Contains(guide, "kubectl create secret generic "+secret+" --from-literal="+key+"=") {
+		t.Errorf("the admin token comes from %s/%s, which the guide's kubectl create secret does not make", secret, key)
 	}
-	if !strings.Contains(readme, "kubectl get secret "+secret+" -o jsonpath='{.data."+key+"}'") {
-		t.Errorf("the README does not read the admin token from %s/%s", secret, key)
+	if !strings.Contains(guide, "kubectl get secret "+secret+" -o jsonpath='{.data."+key+"}'") {
+		t.Errorf("the guide does not read the admin token from %s/%s", secret, key)
 	}
 }
 

@@ -5,6 +5,7 @@ package config
 
 import (
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -71,6 +72,18 @@ func Keys() []Key {
 		{Path: "reset", Default: fixed("empty"), parse: func(p *parser, e *entry, v *yaml.Node) { e.pr.Reset = p.str(v, e.label, "reset") }},
 		{Path: "handlers", Default: fixed("required"), parse: func(_ *parser, e *entry, v *yaml.Node) { e.handlers = v }},
 	}
+}
+
+// KnownKeys returns every key the projections file accepts, sorted: the top-level key
+// (projections) and the keys of a projection entry, those of a nested mapping dotted
+// (batch.size). The keys under handlers are event types, not listed.
+func KnownKeys() []string {
+	keys := []string{"projections"}
+	for _, k := range Keys() {
+		keys = append(keys, k.Path)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 func parsePolicy(p *parser, e *entry, v *yaml.Node) {
