@@ -61,12 +61,12 @@ func (b *batcher[Tx]) flush() result {
 	}
 	if err := tracking.CheckStorable(n); err != nil {
 		err = fmt.Errorf("projection %q: %w", w.name, err)
-		w.r.opts.Observer.Error(w.name, kindStore, err)
+		w.reportError(kindStore, err)
 		return result{out: outcomeStopped, err: err}
 	}
 	if res := w.commit(b.ctx, b.lead, span{prev: b.state, next: n, batch: b.batch}); res.out != outcomeOK {
 		if res.out == outcomeEnded && len(b.batch) > 0 {
-			w.r.opts.Observer.Error(w.name, kindStore, fmt.Errorf("projection %q: shutdown: a batch of %d events was rolled back after the drain timeout: %v", w.name, len(b.batch), res.err))
+			w.reportError(kindStore, fmt.Errorf("projection %q: shutdown: a batch of %d events was rolled back after the drain timeout: %v", w.name, len(b.batch), res.err))
 		}
 		return res
 	}
@@ -105,7 +105,7 @@ func (b *batcher[Tx]) event(e Event) result {
 			b.state = n
 			return result{}
 		}
-		w.r.opts.Observer.Error(w.name, kindSource, fmt.Errorf("projection %q: skip of event %s at %v: the subscription delivers event %s at %v instead; nothing was skipped", w.name, f.EventID, f.Position, e.ID, e.Position))
+		w.reportError(kindSource, fmt.Errorf("projection %q: skip of event %s at %v: the subscription delivers event %s at %v instead; nothing was skipped", w.name, f.EventID, f.Position, e.ID, e.Position))
 	}
 	b.batch = append(b.batch, e)
 	if len(b.batch) == 1 {

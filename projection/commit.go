@@ -28,7 +28,6 @@ type span struct {
 // successful transaction is reported and published at once, so a failure after a partial
 // commit loses nothing (the next session reloads).
 func (w *worker[Tx]) commit(ctx, lead context.Context, s span) result {
-	obs := w.r.opts.Observer
 	pol := w.opts.OnError
 	pb := backoff.New(pol.Backoff, pol.MaxBackoff)
 	// A skipped first event is flushed on its own, so that a failure after it names its event.
@@ -73,19 +72,19 @@ func (w *worker[Tx]) commit(ctx, lead context.Context, s span) result {
 		ferr := fmt.Errorf("projection %q: event %s (%s) at %v in stream %q revision %d: %w", w.name, e.ID, e.Type, e.Position, e.Stream, e.Revision, he.err)
 		switch {
 		case pol.Policy == PolicySkip:
-			obs.EventFailed(w.name, e, he.err, string(PolicySkip))
+			w.eventFailed(e, he.err, PolicySkip)
 			t.skip = he.err
 			continue
 		case pol.Policy == PolicyRetry && retries < pol.Retries:
 			retries++
-			obs.EventFailed(w.name, e, he.err, string(PolicyRetry))
+			w.eventFailed(e, he.err, PolicyRetry)
 			w.failure(kindHandler, ferr)
 			if !sleepLeading(ctx, lead, pb.Next()) {
 				return w.failed(ctx, lead, kindLeadership, context.Cause(lead))
 			}
 			continue
 		}
-		obs.EventFailed(w.name, e, he.err, string(PolicyStop))
+		w.eventFailed(e, he.err, PolicyStop)
 		w.update(func(st *Status) {
 			st.Failed = &Failure{Position: e.Position, EventID: e.ID, Type: e.Type, Stream: e.Stream, Revision: e.Revision, Error: he.err.Error()}
 		})

@@ -13,7 +13,7 @@ import (
 // the projection's error policy again. It returns an error wrapping tracking.ErrUnknownProjection
 // for an unknown name and ErrNotStopped when the projection is not stopped.
 func (r *Runner[Tx]) Resume(projection string) error {
-	return r.control(projection, commandResume)
+	return r.control(projection, CommandResume)
 }
 
 // Skip restarts a projection stopped on a poison event past that event: the event is written
@@ -23,10 +23,10 @@ func (r *Runner[Tx]) Resume(projection string) error {
 // tracking.ErrUnknownProjection for an unknown name, and ErrNotStopped when the projection is
 // not stopped or was stopped by something other than an event (use Resume).
 func (r *Runner[Tx]) Skip(projection string) error {
-	return r.control(projection, commandSkip)
+	return r.control(projection, CommandSkip)
 }
 
-func (r *Runner[Tx]) control(name string, c command) error {
+func (r *Runner[Tx]) control(name string, c Command) error {
 	r.mu.Lock()
 	w, ok := r.byName[name]
 	r.mu.Unlock()
@@ -40,25 +40,10 @@ func (r *Runner[Tx]) control(name string, c command) error {
 		return fmt.Errorf("%s %q: it is %s: %w", c, name, w.st.State, ErrNotStopped)
 	case w.pending:
 		return fmt.Errorf("%s %q: a command is already pending: %w", c, name, ErrNotStopped)
-	case c == commandSkip && w.st.Failed == nil:
+	case c == CommandSkip && w.st.Failed == nil:
 		return fmt.Errorf("%s %q: it is stopped by %q, not on an event (Resume retries): %w", c, name, w.st.Error, ErrNotStopped)
 	}
 	w.pending = true
 	w.ctl <- c
 	return nil
-}
-
-// command is an operator's instruction to a stopped projection.
-type command int
-
-const (
-	commandResume command = iota + 1
-	commandSkip
-)
-
-func (c command) String() string {
-	if c == commandSkip {
-		return "skip"
-	}
-	return "resume"
 }

@@ -24,7 +24,6 @@ func delay(bo *backoff.Backoff, err error) time.Duration {
 // run leads the projection (or waits as a standby) until ctx ends. hard outlives ctx by the
 // drain timeout; leases and commits run under it.
 func (w *worker[Tx]) run(ctx, hard context.Context) {
-	obs := w.r.opts.Observer
 	bo := backoff.New(w.r.opts.MinBackoff, w.r.opts.MaxBackoff)
 	defer func() {
 		w.mu.Lock()
@@ -46,7 +45,7 @@ func (w *worker[Tx]) run(ctx, hard context.Context) {
 		w.mu.Unlock()
 		if lost != nil && ctx.Err() == nil {
 			err := fmt.Errorf("projection %q: %w", w.name, lost)
-			obs.Error(w.name, kindLeadership, err)
+			w.reportError(kindLeadership, err)
 			w.setState(StateStandby, err)
 		}
 	}
@@ -103,7 +102,7 @@ func (w *worker[Tx]) leading(ctx, lead context.Context, bo *backoff.Backoff) err
 		case outcomeReset:
 			req := w.reset
 			w.reset = nil
-			if w.runReset(ctx, lead, req) == nil {
+			if w.commandReset(ctx, lead, req) {
 				bo.Reset()
 			}
 		case outcomeStopped:
@@ -147,7 +146,7 @@ func (w *worker[Tx]) backOff(ctx, lead context.Context, bo *backoff.Backoff, res
 	select {
 	case <-t.C:
 	case req := <-w.resets:
-		if w.runReset(ctx, lead, req) == nil {
+		if w.commandReset(ctx, lead, req) {
 			bo.Reset()
 		}
 	case <-ctx.Done():
@@ -176,13 +175,14 @@ func (w *worker[Tx]) stopped(ctx, lead context.Context, bo *backoff.Backoff, err
 			failed := w.st.Failed
 			w.st.Failed = nil
 			w.mu.Unlock()
-			if c == commandSkip {
+			if c == CommandSkip {
 				w.skip = failed
 			}
+			w.commanded = c
 			bo.Reset()
 			return true
 		case req := <-w.resets:
-			if w.runReset(ctx, lead, req) == nil {
+			if w.commandReset(ctx, lead, req) {
 				bo.Reset()
 				return true
 			}
@@ -193,6 +193,16 @@ func (w *worker[Tx]) stopped(ctx, lead context.Context, bo *backoff.Backoff, err
 			return false
 		}
 	}
+}
+
+// commandReset runs the operator's reset req (runReset), reporting whether it succeeded; the
+// state change that follows a successful one reports CommandReset.
+func (w *worker[Tx]) commandReset(ctx, lead context.Context, req *resetRequest[Tx]) bool {
+	if w.runReset(ctx, lead, req) != nil {
+		return false
+	}
+	w.commanded = CommandReset
+	return true
 }
 
 // sleep waits d or until ctx ends, reporting whether it waited the full d.

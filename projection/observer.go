@@ -8,53 +8,115 @@ import (
 	"github.com/projector-dev/projector/tracking"
 )
 
-// Observer receives a Runner's reports as they happen; metrics and logs implement it.
+// Observer receives a Runner's reports as they happen; metrics and logs implement it. Each
+// report is one value that carries what a consumer needs (the projection, its position, the
+// cause), so that no consumer has to keep state of its own to make sense of it.
 // Methods are called from the runner's goroutines, must be safe for concurrent use, and must
 // return quickly. Embed NopObserver to implement only some of them.
 type Observer interface {
-	// BatchCommitted reports a committed batch of events events (0 for a batch that only
-	// advanced past a checkpoint) that took d from first handler call to commit.
-	BatchCommitted(projection string, events int, d time.Duration, state tracking.State)
-	// EventFailed reports a handler error on e; policy tells what the runner does about it
-	// ("stop", "retry", "skip").
-	EventFailed(projection string, e Event, err error, policy string)
-	// EventDeadLettered reports that e was written to the dead-letter table and skipped.
-	EventDeadLettered(projection string, e Event, err error)
-	// Error reports a failure that is not an event's fault, by kind: "source" (KurrentDB),
+	// BatchCommitted reports a committed batch.
+	BatchCommitted(b CommittedBatch)
+	// EventFailed reports a handler error on an event, and what the runner does about it
+	// (f.Policy: stop, retry or skip).
+	EventFailed(f FailedEvent)
+	// EventDeadLettered reports that f.Event was written to the dead-letter table and skipped
+	// (f.Policy is skip).
+	EventDeadLettered(f FailedEvent)
+	// Error reports a failure that is not an event's fault, by f.Kind: "source" (KurrentDB),
 	// "store" (view store), "conflict" (tracking moved under us: retried under leadership, else
 	// the projection stops), "leadership" (the lease could not be acquired, or was lost).
 	// Transient failures are retried with backoff and reported once per fault: when it begins,
 	// and again only if the kind of failure changes before it ends; permanent ones (wrapping
 	// ErrPermanent) are reported at every attempt.
-	Error(projection, kind string, err error)
-	// SubscriptionRestarted reports that a running subscription ended with err and is being
-	// restarted (once per drop).
-	SubscriptionRestarted(projection string, err error)
-	// StateChanged reports a change of the projection's run state, with the error that caused
-	// it, if any. It is called once per change, never for a repeated attempt in the same state.
-	StateChanged(projection string, from, to RunState, err error)
+	Error(f Fault)
+	// SubscriptionRestarted reports that a running subscription ended with f.Err and is being
+	// restarted (once per drop); f.Kind is "subscription".
+	SubscriptionRestarted(f Fault)
+	// StateChanged reports a change of the projection's run state, with what caused it. It is
+	// called once per change, never for a repeated attempt in the same state.
+	StateChanged(c StateChange)
 }
+
+// CommittedBatch is a committed store transaction of a projection, as BatchCommitted reports it.
+type CommittedBatch struct {
+	Projection string
+	// Events is the number of events the batch applied: 0 for a batch that only advanced past
+	// a checkpoint (a skipped event is not counted).
+	Events int
+	// Duration is the time from the batch's first handler call to its commit.
+	Duration time.Duration
+	// State is the tracking state committed; State.Reached() is the projection's new position.
+	State tracking.State
+}
+
+// FailedEvent is a handler error on one event, as EventFailed and EventDeadLettered report it.
+type FailedEvent struct {
+	Projection string
+	Event      Event
+	Err        error
+	// Policy is what the runner does about it: stop, retry, or skip (also for an operator's
+	// Skip).
+	Policy PolicyKind
+}
+
+// Fault is a failure that is not an event's fault, as Error and SubscriptionRestarted report it.
+type Fault struct {
+	Projection string
+	// Kind is what failed: "source", "store", "conflict" or "leadership" (see Observer.Error),
+	// or "subscription" for SubscriptionRestarted.
+	Kind string
+	Err  error
+	// Position is the projection's position (Status.Position) when the fault was reported.
+	Position uint64
+}
+
+// StateChange is a change of a projection's run state, as StateChanged reports it.
+type StateChange struct {
+	Projection string
+	From, To   RunState
+	// Err is the error that caused the change, if any: the fault being retried, the cause of a
+	// stop, or why the lease was lost (a change to standby).
+	Err error
+	// Failed is the event a projection stopped on a poison event is halted on: set on the
+	// change to StateStopped that the event caused, and on the change that leaves that stop.
+	Failed *Failure
+	// Command is the operator's command that caused the change, if one did: the change out of
+	// StateStopped after Resume or Skip, or the restart after a Reset. Empty otherwise.
+	Command Command
+	// Position is the projection's position (Status.Position) at the change.
+	Position uint64
+}
+
+// Command is an operator's command to a projection.
+type Command string
+
+// The operator's commands.
+const (
+	CommandResume Command = "resume" // Runner.Resume
+	CommandSkip   Command = "skip"   // Runner.Skip
+	CommandReset  Command = "reset"  // Runner.Reset
+)
 
 // NopObserver implements Observer by doing nothing.
 type NopObserver struct{}
 
 // BatchCommitted implements Observer.
-func (NopObserver) BatchCommitted(string, int, time.Duration, tracking.State) {}
+func (NopObserver) BatchCommitted(CommittedBatch) {}
 
 // EventFailed implements Observer.
-func (NopObserver) EventFailed(string, Event, error, string) {}
+func (NopObserver) EventFailed(FailedEvent) {}
 
 // EventDeadLettered implements Observer.
-func (NopObserver) EventDeadLettered(string, Event, error) {}
+func (NopObserver) EventDeadLettered(FailedEvent) {}
 
 // Error implements Observer.
-func (NopObserver) Error(string, string, error) {}
+func (NopObserver) Error(Fault) {}
 
 // SubscriptionRestarted implements Observer.
-func (NopObserver) SubscriptionRestarted(string, error) {}
+func (NopObserver) SubscriptionRestarted(Fault) {}
 
 // StateChanged implements Observer.
-func (NopObserver) StateChanged(string, RunState, RunState, error) {}
+func (NopObserver) StateChanged(StateChange) {}
 
 // RunState is where a projection's runner is in its life.
 type RunState string

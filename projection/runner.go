@@ -94,7 +94,7 @@ func (r *Runner[Tx]) Add(p Projection[Tx], opts ProjectionOptions) error {
 	if _, dup := r.byName[name]; dup {
 		return fmt.Errorf("projection %q added twice", name)
 	}
-	w := &worker[Tx]{r: r, p: p, name: name, topics: append([]string(nil), topics...), opts: opts, ctl: make(chan command, 1), resets: make(chan *resetRequest[Tx])}
+	w := &worker[Tx]{r: r, p: p, name: name, topics: append([]string(nil), topics...), opts: opts, ctl: make(chan Command, 1), resets: make(chan *resetRequest[Tx])}
 	w.st = Status{Name: name, State: StateStarting}
 	r.workers = append(r.workers, w)
 	r.byName[name] = w

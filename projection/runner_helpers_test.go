@@ -66,35 +66,35 @@ type recorder struct {
 	states   []projection.RunState
 }
 
-func (r *recorder) BatchCommitted(_ string, n int, _ time.Duration, _ tracking.State) {
+func (r *recorder) BatchCommitted(b projection.CommittedBatch) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.batches = append(r.batches, n)
+	r.batches = append(r.batches, b.Events)
 }
-func (r *recorder) EventFailed(_ string, e projection.Event, _ error, policy string) {
+func (r *recorder) EventFailed(f projection.FailedEvent) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.failed = append(r.failed, policy)
+	r.failed = append(r.failed, string(f.Policy))
 }
-func (r *recorder) EventDeadLettered(string, projection.Event, error) {
+func (r *recorder) EventDeadLettered(projection.FailedEvent) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.dead++
 }
-func (r *recorder) Error(_, kind string, _ error) {
+func (r *recorder) Error(f projection.Fault) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.errs = append(r.errs, kind)
+	r.errs = append(r.errs, f.Kind)
 }
-func (r *recorder) SubscriptionRestarted(string, error) {
+func (r *recorder) SubscriptionRestarted(projection.Fault) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.restarts++
 }
-func (r *recorder) StateChanged(_ string, _, to projection.RunState, _ error) {
+func (r *recorder) StateChanged(c projection.StateChange) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.states = append(r.states, to)
+	r.states = append(r.states, c.To)
 }
 func (r *recorder) snapshot() recorder {
 	r.mu.Lock()
@@ -109,10 +109,10 @@ type errRecorder struct {
 	errs []error
 }
 
-func (r *errRecorder) Error(_, _ string, err error) {
+func (r *errRecorder) Error(f projection.Fault) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.errs = append(r.errs, err)
+	r.errs = append(r.errs, f.Err)
 }
 
 func (r *errRecorder) get() []error {

@@ -54,11 +54,11 @@ func (w *worker[Tx]) try(ctx, lead context.Context, t transaction) (res result, 
 			return w.failed(ctx, lead, kindConflict, err), nil
 		}
 		// Without leadership another instance is running the projection: stop.
-		w.r.opts.Observer.Error(w.name, kindConflict, err)
+		w.reportError(kindConflict, err)
 		return result{out: outcomeStopped, err: err}, nil
 	case errors.Is(err, tracking.ErrPositionTooLarge):
 		err = fmt.Errorf("projection %q: %w", w.name, err)
-		w.r.opts.Observer.Error(w.name, kindStore, err)
+		w.reportError(kindStore, err)
 		return result{out: outcomeStopped, err: err}, nil
 	}
 	return w.failed(ctx, lead, kindStore, fmt.Errorf("projection %q: commit: %w", w.name, err)), nil
@@ -122,12 +122,12 @@ func (w *worker[Tx]) committed(t transaction, d time.Duration) {
 	if t.skip != nil && events > 0 {
 		events--
 		if _, ok := any(w.r.store).(DeadLetterer[Tx]); ok {
-			obs.EventDeadLettered(w.name, t.batch[0], t.skip)
+			obs.EventDeadLettered(FailedEvent{Projection: w.name, Event: t.batch[0], Err: t.skip, Policy: PolicySkip})
 		} else {
-			obs.EventFailed(w.name, t.batch[0], t.skip, string(PolicySkip))
+			w.eventFailed(t.batch[0], t.skip, PolicySkip)
 		}
 	}
-	obs.BatchCommitted(w.name, events, d, t.next)
+	obs.BatchCommitted(CommittedBatch{Projection: w.name, Events: events, Duration: d, State: t.next})
 	w.recovered()
 	w.r.wm.Set(w.name, t.next) // last, so waiters see status and reports up to date
 }

@@ -26,7 +26,7 @@ type worker[Tx any] struct {
 	name   string
 	topics []string
 	opts   ProjectionOptions
-	ctl    chan command           // operator commands for a stopped projection; capacity 1
+	ctl    chan Command           // operator commands for a stopped projection; capacity 1
 	resets chan *resetRequest[Tx] // Runner.Reset's requests, taken while leading
 
 	// Used by the worker goroutine only.
@@ -34,6 +34,11 @@ type worker[Tx any] struct {
 	reset   *resetRequest[Tx] // a reset taken by consume, for leading to run
 	flushes bool              // the store's transactions are Flushers
 	live    bool              // the subscription has caught up
+	// halt is the event the projection is stopped on, reported again with the change that
+	// leaves the stop; commanded is the operator's command being carried out, reported with the
+	// next change.
+	halt      *Failure
+	commanded Command
 
 	mu       sync.Mutex
 	st       Status
@@ -55,7 +60,8 @@ func (w *worker[Tx]) status() Status {
 	return s
 }
 
-// setState publishes the run state and reports a change to the Observer.
+// setState publishes the run state and reports a change to the Observer, with the event a
+// stop is on and the operator's command that caused the change, if any.
 func (w *worker[Tx]) setState(to RunState, err error) {
 	w.mu.Lock()
 	from := w.st.State
@@ -66,10 +72,40 @@ func (w *worker[Tx]) setState(to RunState, err error) {
 	case err != nil:
 		w.st.Error = err.Error()
 	}
-	w.mu.Unlock()
-	if from != to {
-		w.r.opts.Observer.StateChanged(w.name, from, to, err)
+	c := StateChange{Projection: w.name, From: from, To: to, Err: err, Position: w.st.Position}
+	if to == StateStopped && w.st.Failed != nil {
+		f := *w.st.Failed
+		c.Failed = &f
 	}
+	w.mu.Unlock()
+	if from == to {
+		return
+	}
+	switch {
+	case to == StateStopped:
+		w.halt = c.Failed
+	case from == StateStopped:
+		c.Failed, w.halt = w.halt, nil
+	}
+	c.Command, w.commanded = w.commanded, ""
+	w.r.opts.Observer.StateChanged(c)
+}
+
+// faultReport returns the report of a fault of kind, at the projection's position.
+func (w *worker[Tx]) faultReport(kind string, err error) Fault {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return Fault{Projection: w.name, Kind: kind, Err: err, Position: w.st.Position}
+}
+
+// reportError reports a fault of kind through Observer.Error.
+func (w *worker[Tx]) reportError(kind string, err error) {
+	w.r.opts.Observer.Error(w.faultReport(kind, err))
+}
+
+// eventFailed reports a handler error on e through Observer.EventFailed.
+func (w *worker[Tx]) eventFailed(e Event, err error, policy PolicyKind) {
+	w.r.opts.Observer.EventFailed(FailedEvent{Projection: w.name, Event: e, Err: err, Policy: policy})
 }
 
 // enter sets the normal run state. While a fault is being retried the published state stays
@@ -94,10 +130,10 @@ func (w *worker[Tx]) failure(kind string, err error) {
 	if report {
 		switch kind {
 		case kindDropped:
-			w.r.opts.Observer.SubscriptionRestarted(w.name, err)
+			w.r.opts.Observer.SubscriptionRestarted(w.faultReport(kind, err))
 		case kindHandler:
 		default:
-			w.r.opts.Observer.Error(w.name, kind, err)
+			w.reportError(kind, err)
 		}
 	}
 	w.setState(StateRetrying, err)

@@ -17,7 +17,6 @@ import (
 
 	"github.com/projector-dev/projector/internal/config"
 	"github.com/projector-dev/projector/internal/httpapi"
-	"github.com/projector-dev/projector/internal/metrics"
 	"github.com/projector-dev/projector/projection"
 	"github.com/projector-dev/projector/tracking"
 	"github.com/projector-dev/projector/views/postgres"
@@ -276,7 +275,7 @@ func (a *app) statusReport(ctx context.Context, log *zap.Logger, cfg *config.Con
 		j := httpapi.ProjectionJSON{Name: s.Name, Position: s.Position, State: s.State, Leader: s.Leader,
 			CaughtUp: s.CaughtUp, Tracking: st, Failed: s.Failed, Error: s.Error}
 		if haveHead {
-			lag := metrics.LagOf(s, head, true, time.Now())
+			lag := s.Lag(head, true, time.Now())
 			h, l := head, lag.Positions
 			j.Head, j.Lag = &h, &l
 		}

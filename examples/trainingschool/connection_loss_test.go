@@ -113,8 +113,8 @@ type errorCounter struct {
 	count int
 }
 
-func (c *errorCounter) Error(_, kind string, _ error) {
-	if kind != "store" {
+func (c *errorCounter) Error(f projection.Fault) {
+	if f.Kind != "store" {
 		return
 	}
 	c.mu.Lock()

@@ -403,11 +403,11 @@ type batchCounter struct {
 	batches []int
 }
 
-func (c *batchCounter) BatchCommitted(_ string, n int, _ time.Duration, _ tracking.State) {
+func (c *batchCounter) BatchCommitted(b projection.CommittedBatch) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if n > 0 {
-		c.batches = append(c.batches, n)
+	if b.Events > 0 {
+		c.batches = append(c.batches, b.Events)
 	}
 }
 

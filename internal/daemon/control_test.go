@@ -220,7 +220,8 @@ func TestFaultsCommandsLogsAndMetrics(t *testing.T) {
 	}
 	poll.Until(t, 10*time.Second, "the projection stops again", func() bool { return len(out.lines("projection stopped")) == 2 })
 	fixed.Store(true)
-	if code, _, body := post(t, base+"/v1/projections/p/resume"); code != 200 {
+	// The answer waits for the change the command causes, so it shows the projection restarted.
+	if code, after, body := post(t, base+"/v1/projections/p/resume"); code != 200 || after.State == projection.StateStopped {
 		t.Errorf("resume after the fix = %d %s", code, body)
 	}
 	wait(poison.Position.Commit)

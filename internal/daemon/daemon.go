@@ -101,29 +101,19 @@ func (h *HeadPoller) Err() error {
 	return h.err
 }
 
-// StatusFunc returns the current status of every projection.
-type StatusFunc func() []projection.Status
-
 // Provider implements httpapi.Provider and metrics.Source for a daemon.
 type Provider struct {
-	mu       sync.Mutex
-	statuses StatusFunc
-	names    []string
-	head     *HeadPoller
-	checks   []func(ctx context.Context) error
+	names  []string
+	runner *current // the daemon's runner, whose status it reports once there is one; nil for none
+	mu     sync.Mutex
+	head   *HeadPoller
+	checks []func(ctx context.Context) error
 }
 
-// NewProvider returns a provider for the projections named names. Until SetStatus is called,
-// they are reported as starting.
+// NewProvider returns a provider for the projections named names, which it reports as
+// starting.
 func NewProvider(names []string, head *HeadPoller) *Provider {
 	return &Provider{names: names, head: head}
-}
-
-// SetStatus sets the function that reports the projections' status (the runner's Status).
-func (p *Provider) SetStatus(f StatusFunc) {
-	p.mu.Lock()
-	p.statuses = f
-	p.mu.Unlock()
 }
 
 // AddCheck adds a connectivity check Connected runs (e.g. a PostgreSQL ping).
@@ -133,13 +123,13 @@ func (p *Provider) AddCheck(check func(ctx context.Context) error) {
 	p.mu.Unlock()
 }
 
-// Statuses implements httpapi.Provider.
+// Statuses implements httpapi.Provider: the runner's status once there is one; until then,
+// every projection starting.
 func (p *Provider) Statuses() []projection.Status {
-	p.mu.Lock()
-	f := p.statuses
-	p.mu.Unlock()
-	if f != nil {
-		return f()
+	if p.runner != nil {
+		if sts, ok := p.runner.statuses(); ok {
+			return sts
+		}
 	}
 	out := make([]projection.Status, len(p.names))
 	for i, n := range p.names {

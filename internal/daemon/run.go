@@ -19,15 +19,13 @@ import (
 
 // Daemon is the HTTP side of a running projector: the status provider, the metrics and the
 // server. It is started first, so /healthz answers (and /readyz says why not ready) while the
-// connections are still being made.
+// connections are still being made; Run then sets up the runner it reports on and commands.
 type Daemon struct {
 	log    *zap.Logger
 	prov   *Provider
 	m      *metrics.Metrics
 	srv    *Server
-	waiter *lazyWaiter
-	logObs *logging.Observer
-	ctl    *controller
+	runner *current
 }
 
 // Options are the daemon's HTTP settings beyond its address.
@@ -52,15 +50,15 @@ func Start(log *zap.Logger, addr string, names []string, o Options) (*Daemon, er
 	if log == nil {
 		log = zap.NewNop()
 	}
-	d := &Daemon{log: log, prov: NewProvider(names, nil), waiter: &lazyWaiter{}, logObs: logging.NewObserver(log)}
-	d.ctl = &controller{log: log, logObs: d.logObs, changes: newStateChanges()}
-	d.prov.AddCheck(d.waiter.connected)
-	d.prov.AddCheck(d.ctl.stopping)
+	d := &Daemon{log: log, runner: newCurrent(log)}
+	d.prov = &Provider{names: names, runner: d.runner}
+	d.prov.AddCheck(d.runner.connected)
+	d.prov.AddCheck(d.runner.shuttingDown)
 	d.m = metrics.New(d.prov, nil)
 	for _, n := range names {
 		d.m.Declare(n)
 	}
-	h := httpapi.New(httpapi.Options{Provider: d.prov, Waiter: d.waiter, Controller: d.ctl, Metrics: d.m.Handler(), ObserveWait: d.m.ObserveWait, AdminToken: o.AdminToken, MaxWaits: o.MaxWaits})
+	h := httpapi.New(httpapi.Options{Provider: d.prov, Waiter: d.runner, Controller: d.runner, Metrics: d.m.Handler(), ObserveWait: d.m.ObserveWait, AdminToken: o.AdminToken, MaxWaits: o.MaxWaits})
 	srv, err := Listen(addr, h, o.Server, o.MaxWaits)
 	if err != nil {
 		return nil, err
@@ -116,8 +114,8 @@ type Config[Tx any] struct {
 }
 
 // Run runs the projections of c until ctx ends, reporting to d's metrics, logs and HTTP API,
-// and taking the API's resume and skip commands; it returns once every goroutine it started has
-// ended (the runner finishes or rolls back the batch in flight within
+// and taking the API's resume, skip and reset commands; it returns once every goroutine it
+// started has ended (the runner finishes or rolls back the batch in flight within
 // c.RunnerOptions.DrainTimeout). Once ctx ends, /readyz answers 503 "shutting down". It returns
 // an error only when it cannot start.
 func Run[Tx any](ctx context.Context, d *Daemon, c Config[Tx]) error {
@@ -128,35 +126,25 @@ func Run[Tx any](ctx context.Context, d *Daemon, c Config[Tx]) error {
 		d.prov.AddCheck(chk)
 	}
 	opts := c.RunnerOptions
-	opts.Observer = logging.Multi(d.m.Observer(), d.logObs, d.ctl.changes)
+	opts.Observer = logging.Multi(d.m.Observer(), logging.NewObserver(d.log), d.runner.settle)
 	opts.Leader = c.Leader
 	runner := projection.NewRunner(c.Source, c.Store, opts)
+	resets := make(map[string]func(context.Context, Tx) error, len(c.Projections))
 	for _, p := range c.Projections {
 		if err := runner.Add(p.Projection, p.Options); err != nil {
 			return err
 		}
-		if st, ok, err := c.Store.Load(ctx, p.Projection.Name()); err == nil && ok {
-			d.logObs.SetPosition(p.Projection.Name(), st.Reached())
-		}
+		resets[p.Projection.Name()] = p.Reset
 	}
 	standby := &standbyPositions{reader: c.Store, pos: map[string]tracking.State{}}
-	d.prov.SetStatus(func() []projection.Status { return standby.fill(runner.Status()) })
 	var w tracking.Waiter = runner
 	if c.Waiter != nil {
 		w = c.Waiter
 	}
-	d.waiter.set(w)
 	if c.Running != nil {
 		c.Running(runner)
 	}
-	d.ctl.set(runner.Resume, runner.Skip)
-	resets := make(map[string]func(context.Context, Tx) error, len(c.Projections))
-	for _, p := range c.Projections {
-		resets[p.Projection.Name()] = p.Reset
-	}
-	d.ctl.setReset(func(ctx context.Context, name string) error {
-		return runner.Reset(ctx, name, resets[name])
-	})
+	d.runner.start(bound[Tx]{Runner: runner, resets: resets, standby: standby}, w)
 	drain := opts.DrainTimeout
 
 	var wg sync.WaitGroup
@@ -171,15 +159,14 @@ func Run[Tx any](ctx context.Context, d *Daemon, c Config[Tx]) error {
 		case <-ran: // Run could not start, or ended with ctx
 		}
 		if ctx.Err() != nil {
-			d.ctl.stop()
+			d.runner.stop()
 			d.log.Info("shutting down: finishing or rolling back the batches in flight", zap.Duration("drain_timeout", drain))
 		}
 	})
 	d.log.Info("running", zap.Int("projections", len(c.Projections)))
 	runErr := runner.Run(ctx)
 	close(ran)
-	d.ctl.set(nil, nil)
-	d.ctl.setReset(nil)
+	d.runner.ended()
 	wg.Wait()
 	if runErr != nil && !errors.Is(runErr, context.Canceled) {
 		return fmt.Errorf("runner: %w", runErr)
@@ -188,194 +175,21 @@ func Run[Tx any](ctx context.Context, d *Daemon, c Config[Tx]) error {
 	return nil
 }
 
-// controller takes the HTTP API's resume and skip commands to the runner (httpapi.Controller).
-type controller struct {
-	log     *zap.Logger
-	logObs  *logging.Observer
-	changes *stateChanges
-
-	mu           sync.Mutex
-	resume, skip func(string) error
-	reset        func(context.Context, string) error
-	shutdown     bool
+// bound is the daemon's projection.Runner with what the daemon adds to it: the projections'
+// view resets, and the positions of the projections it does not lead.
+type bound[Tx any] struct {
+	*projection.Runner[Tx]
+	resets  map[string]func(context.Context, Tx) error
+	standby *standbyPositions
 }
 
-func (c *controller) setReset(reset func(context.Context, string) error) {
-	c.mu.Lock()
-	c.reset = reset
-	c.mu.Unlock()
-}
+// Status returns the runner's status, with the projections this instance does not lead at the
+// position their leader has committed.
+func (b bound[Tx]) Status() []projection.Status { return b.standby.fill(b.Runner.Status()) }
 
-// Reset implements httpapi.Resetter: it empties the projection's view and rewinds it to its
-// start online, on the replica that leads it.
-func (c *controller) Reset(ctx context.Context, name string) error {
-	c.mu.Lock()
-	f, down := c.reset, c.shutdown
-	c.mu.Unlock()
-	switch {
-	case down:
-		return fmt.Errorf("reset %q: shutting down: %w", name, httpapi.ErrUnavailable)
-	case f == nil:
-		return fmt.Errorf("reset %q: still connecting to KurrentDB and PostgreSQL: %w", name, httpapi.ErrUnavailable)
-	}
-	c.logObs.Commanded(name, "reset")
-	if err := f(ctx, name); err != nil {
-		c.logObs.Commanded(name, "")
-		return err
-	}
-	c.log.Info("projection reset: it rebuilds from its start", zap.String("projection", name))
-	return nil
-}
-
-// settle bounds how long a command waits for the projection to leave the stopped state, so
-// that its answer shows the new state.
-const settle = 2 * time.Second
-
-func (c *controller) set(resume, skip func(string) error) {
-	c.mu.Lock()
-	c.resume, c.skip = resume, skip
-	c.mu.Unlock()
-}
-
-// stop marks the daemon as shutting down: commands are refused and /readyz fails.
-func (c *controller) stop() {
-	c.mu.Lock()
-	c.shutdown = true
-	c.mu.Unlock()
-}
-
-func (c *controller) stopping(context.Context) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.shutdown {
-		return errors.New("shutting down: finishing or rolling back the batches in flight")
-	}
-	return nil
-}
-
-// Resume implements httpapi.Controller.
-func (c *controller) Resume(ctx context.Context, name string) error {
-	return c.command(ctx, "resume", name)
-}
-
-// Skip implements httpapi.Controller.
-func (c *controller) Skip(ctx context.Context, name string) error {
-	return c.command(ctx, "skip", name)
-}
-
-func (c *controller) command(ctx context.Context, verb, name string) error {
-	c.mu.Lock()
-	f, down := c.resume, c.shutdown
-	if verb == "skip" {
-		f = c.skip
-	}
-	c.mu.Unlock()
-	switch {
-	case down:
-		return fmt.Errorf("%s %q: shutting down: %w", verb, name, httpapi.ErrUnavailable)
-	case f == nil:
-		return fmt.Errorf("%s %q: still connecting to KurrentDB and PostgreSQL: %w", verb, name, httpapi.ErrUnavailable)
-	}
-	gen := c.changes.generation(name)
-	c.logObs.Commanded(name, verb)
-	if err := f(name); err != nil {
-		c.logObs.Commanded(name, "")
-		return err
-	}
-	wctx, cancel := context.WithTimeout(ctx, settle)
-	defer cancel()
-	c.changes.waitPast(wctx, name, gen)
-	return nil
-}
-
-// stateChanges counts the state changes of each projection (a projection.Observer), so that a
-// command can wait for the change it causes.
-type stateChanges struct {
-	projection.NopObserver
-	mu      sync.Mutex
-	gen     map[string]uint64
-	changed chan struct{} // closed and replaced at every change
-}
-
-func newStateChanges() *stateChanges {
-	return &stateChanges{gen: map[string]uint64{}, changed: make(chan struct{})}
-}
-
-// StateChanged implements projection.Observer.
-func (s *stateChanges) StateChanged(name string, _, _ projection.RunState, _ error) {
-	s.mu.Lock()
-	s.gen[name]++
-	close(s.changed)
-	s.changed = make(chan struct{})
-	s.mu.Unlock()
-}
-
-func (s *stateChanges) generation(name string) uint64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.gen[name]
-}
-
-// waitPast waits until projection name has changed state since generation gen, or ctx ends.
-func (s *stateChanges) waitPast(ctx context.Context, name string, gen uint64) {
-	for {
-		s.mu.Lock()
-		g, ch := s.gen[name], s.changed
-		s.mu.Unlock()
-		if g > gen {
-			return
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return
-		}
-	}
-}
-
-// lazyWaiter answers waits once the store is connected; until then waits block (within their
-// deadline).
-type lazyWaiter struct {
-	once  sync.Once
-	ready chan struct{}
-	mu    sync.Mutex
-	w     tracking.Waiter
-}
-
-func (l *lazyWaiter) init() { l.once.Do(func() { l.ready = make(chan struct{}) }) }
-
-func (l *lazyWaiter) set(w tracking.Waiter) {
-	l.init()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.w == nil {
-		l.w = w
-		close(l.ready)
-	}
-}
-
-func (l *lazyWaiter) get() tracking.Waiter {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w
-}
-
-func (l *lazyWaiter) connected(context.Context) error {
-	if l.get() == nil {
-		return errors.New("starting: connecting to the view store")
-	}
-	return nil
-}
-
-// Wait implements tracking.Waiter.
-func (l *lazyWaiter) Wait(ctx context.Context, name string, commit uint64) (tracking.State, error) {
-	l.init()
-	select {
-	case <-l.ready:
-	case <-ctx.Done():
-		return tracking.State{}, ctx.Err()
-	}
-	return l.get().Wait(ctx, name, commit)
+// Reset resets projection name online, emptying its view with its Projection.Reset.
+func (b bound[Tx]) Reset(ctx context.Context, name string) error {
+	return b.Runner.Reset(ctx, name, b.resets[name])
 }
 
 // standbyPositions keeps the tracked state of the projections this instance does not lead,

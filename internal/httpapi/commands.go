@@ -24,17 +24,8 @@ func (a *api) registerCommands(mux *http.ServeMux) {
 	ctl := a.o.Controller
 	a.handleCommand(mux, "resume", func(ctx context.Context, name string) error { return ctl.Resume(ctx, name) })
 	a.handleCommand(mux, "skip", func(ctx context.Context, name string) error { return ctl.Skip(ctx, name) })
-	a.handleCommand(mux, "reset", func(ctx context.Context, name string) error {
-		rs, ok := ctl.(Resetter)
-		if !ok {
-			return errCannotReset
-		}
-		return rs.Reset(ctx, name)
-	})
+	a.handleCommand(mux, "reset", func(ctx context.Context, name string) error { return ctl.Reset(ctx, name) })
 }
-
-// errCannotReset says the Controller is not a Resetter.
-var errCannotReset = errors.New("this server cannot reset projections")
 
 // handleCommand registers command verb on mux behind the guard: a request from a browser page
 // of another origin is refused (403), every request while no admin token is set (403, saying
@@ -77,9 +68,6 @@ func (a *api) command(w http.ResponseWriter, r *http.Request, verb string, run c
 	err := run(r.Context(), name)
 	switch {
 	case err == nil:
-	case errors.Is(err, errCannotReset):
-		writeJSON(w, http.StatusServiceUnavailable, ErrorJSON{Error: fmt.Sprintf("%s %q: %v", verb, name, err)})
-		return
 	case errors.Is(err, tracking.ErrUnknownProjection):
 		writeJSON(w, http.StatusNotFound, ErrorJSON{Error: fmt.Sprintf("unknown projection %q", name)})
 		return

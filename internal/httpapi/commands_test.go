@@ -18,13 +18,13 @@ var verbs = []string{"resume", "skip", "reset"}
 
 // commandServer serves the API with a controller that resumes, skips and resets, and the admin
 // token token (none when empty), for a stopped projection "dogs" this replica leads.
-func commandServer(t *testing.T, token string) (*httptest.Server, *resetter) {
+func commandServer(t *testing.T, token string) (*httptest.Server, *controller) {
 	t.Helper()
 	f := &fake{head: 500, statuses: []projection.Status{
 		{Name: "dogs", State: projection.StateStopped, Leader: true, Position: 400, Error: "boom",
 			Failed: &projection.Failure{EventID: "e1", Type: "T", Position: tracking.Position{Commit: 420, Prepare: 420}, Error: "boom"}},
 	}}
-	c := &resetter{controller{f: f}}
+	c := &controller{f: f}
 	srv := httptest.NewServer(httpapi.New(httpapi.Options{Provider: f, Controller: c, Waiter: &tracking.Watermark{}, AdminToken: token}))
 	t.Cleanup(srv.Close)
 	return srv, c

@@ -15,7 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/projector-dev/projector/internal/metrics"
 	"github.com/projector-dev/projector/projection"
 	"github.com/projector-dev/projector/tracking"
 )
@@ -34,21 +33,19 @@ type Provider interface {
 	Connected(ctx context.Context) error
 }
 
-// Controller restarts a projection stopped on a poison event (the daemon's runner).
+// Controller takes the operator's commands to the projections (the daemon's runner). Each
+// returns an error wrapping tracking.ErrUnknownProjection for an unknown name, and
+// ErrUnavailable while the daemon is not running its projections (still connecting, or
+// shutting down).
 type Controller interface {
 	// Resume retries the event the projection is stopped on. Skip goes on past it (writing it to
-	// the dead letters). Both return an error wrapping tracking.ErrUnknownProjection for an unknown
-	// name, projection.ErrNotStopped when the projection is not stopped in this process, and
-	// ErrUnavailable while the daemon is not running its projections yet.
+	// the dead letters). Both return an error wrapping projection.ErrNotStopped when the
+	// projection is not stopped in this process.
 	Resume(ctx context.Context, name string) error
 	Skip(ctx context.Context, name string) error
-}
-
-// Resetter is implemented by a Controller that can rebuild a projection online: Reset empties
-// its view and rewinds it to its start, on the replica that leads it. It returns an error
-// wrapping tracking.ErrUnknownProjection for an unknown name, projection.ErrNotLeader on a
-// standby, and ErrUnavailable while the daemon is not running its projections.
-type Resetter interface {
+	// Reset rebuilds a projection online: it empties its view and rewinds it to its start, on
+	// the replica that leads it; it returns an error wrapping projection.ErrNotLeader on a
+	// standby.
 	Reset(ctx context.Context, name string) error
 }
 
@@ -59,7 +56,7 @@ var ErrUnavailable = errors.New("the daemon is not running its projections")
 // Options configure the handler.
 type Options struct {
 	Provider Provider
-	// Controller takes resume and skip commands; nil answers them 503.
+	// Controller takes the resume, skip and reset commands; nil answers them 503.
 	Controller Controller
 	// AdminToken, when set, is the shared secret the commands require as
 	// "Authorization: Bearer <token>" (compared in constant time); they answer 401 without it.
@@ -199,7 +196,7 @@ func (a *api) list() ListJSON {
 }
 
 func toJSON(s projection.Status, head uint64, haveHead bool, now time.Time) ProjectionJSON {
-	lag := metrics.LagOf(s, head, haveHead, now)
+	lag := s.Lag(head, haveHead, now)
 	p := ProjectionJSON{
 		Name: s.Name, Position: s.Position, LagSeconds: lag.Seconds, State: s.State,
 		Leader: s.Leader, CaughtUp: s.CaughtUp, Tracking: s.Tracking, Failed: s.Failed, Error: s.Error,

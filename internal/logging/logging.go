@@ -7,14 +7,12 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"sync"
 	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/projector-dev/projector/projection"
-	"github.com/projector-dev/projector/tracking"
 )
 
 // New returns a logger writing to w in format ("json" or "console") at level ("debug", "info",
@@ -44,57 +42,23 @@ func New(w io.Writer, format, level string) (*zap.Logger, error) {
 // Observer logs what a runner reports: one line per state change of a projection (retrying,
 // recovered, on standby, leadership acquired or lost, stopped with its poison event, resumed or
 // skipped past it), per fault and per failed event, each with the projection and its position.
+// It keeps no state: every line is made from the report it logs.
 type Observer struct {
 	log *zap.Logger
-	mu  sync.Mutex
-	pos map[string]uint64 // last committed position per projection
-	// poison holds the event a projection stopped on (from EventFailed with policy stop) until it
-	// leaves the stopped state.
-	poison   map[string]failedEvent
-	commands map[string]string // the operator's pending command per projection: resume or skip
-}
-
-type failedEvent struct {
-	e   projection.Event
-	err error
 }
 
 // NewObserver returns an Observer logging to log.
 func NewObserver(log *zap.Logger) *Observer {
-	return &Observer{log: log, pos: map[string]uint64{}, poison: map[string]failedEvent{}, commands: map[string]string{}}
-}
-
-// Commanded records that an operator asked to resume ("resume") or skip ("skip") projection
-// name, so that the line logged when it leaves the stopped state says which; "" withdraws it
-// (the command was refused).
-func (o *Observer) Commanded(name, command string) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if command == "" {
-		delete(o.commands, name)
-		return
-	}
-	o.commands[name] = command
-}
-
-// SetPosition records the position of projection name for the lines logged about it before its
-// first commit (e.g. the position loaded from tracking).
-func (o *Observer) SetPosition(name string, position uint64) {
-	o.mu.Lock()
-	o.pos[name] = position
-	o.mu.Unlock()
-}
-
-func (o *Observer) fields(name string) []zap.Field {
-	o.mu.Lock()
-	p := o.pos[name]
-	o.mu.Unlock()
-	return []zap.Field{zap.String("projection", name), zap.Uint64("position", p)}
+	return &Observer{log: log}
 }
 
 // Projection returns the logger for lines about projection name at position.
 func Projection(log *zap.Logger, name string, position uint64) *zap.Logger {
-	return log.With(zap.String("projection", name), zap.Uint64("position", position))
+	return log.With(projectionFields(name, position)...)
+}
+
+func projectionFields(name string, position uint64) []zap.Field {
+	return []zap.Field{zap.String("projection", name), zap.Uint64("position", position)}
 }
 
 func eventFields(e projection.Event) []zap.Field {
@@ -104,59 +68,55 @@ func eventFields(e projection.Event) []zap.Field {
 	}
 }
 
+// failureFields are the fields of the event a projection stopped on, as eventFields has them.
+func failureFields(f *projection.Failure) []zap.Field {
+	return []zap.Field{
+		zap.String("event_id", f.EventID), zap.String("event_type", f.Type), zap.String("stream", f.Stream),
+		zap.Uint64("revision", f.Revision), zap.Uint64("event_position", f.Position.Commit),
+	}
+}
+
 // BatchCommitted implements projection.Observer; batches are logged at debug level only.
-func (o *Observer) BatchCommitted(name string, events int, d time.Duration, s tracking.State) {
-	o.SetPosition(name, s.Reached())
+func (o *Observer) BatchCommitted(b projection.CommittedBatch) {
 	if ce := o.log.Check(zap.DebugLevel, "batch committed"); ce != nil {
-		ce.Write(zap.String("projection", name), zap.Uint64("position", s.Reached()),
-			zap.Int("events", events), zap.Duration("duration", d), zap.Uint64("checkpoint", s.Checkpoint))
+		ce.Write(zap.String("projection", b.Projection), zap.Uint64("position", b.State.Reached()),
+			zap.Int("events", b.Events), zap.Duration("duration", b.Duration), zap.Uint64("checkpoint", b.State.Checkpoint))
 	}
 }
 
 // EventFailed implements projection.Observer.
-func (o *Observer) EventFailed(name string, e projection.Event, err error, policy string) {
-	if policy == string(projection.PolicyStop) {
-		o.mu.Lock()
-		o.poison[name] = failedEvent{e: e, err: err}
-		o.mu.Unlock()
-	}
-	o.log.Warn("event failed", append(eventFields(e), zap.String("projection", name),
-		zap.Uint64("position", e.Position.Commit), zap.String("policy", policy), zap.Error(err))...)
+func (o *Observer) EventFailed(f projection.FailedEvent) {
+	o.log.Warn("event failed", append(eventFields(f.Event), zap.String("projection", f.Projection),
+		zap.Uint64("position", f.Event.Position.Commit), zap.String("policy", string(f.Policy)), zap.Error(f.Err))...)
 }
 
 // EventDeadLettered implements projection.Observer.
-func (o *Observer) EventDeadLettered(name string, e projection.Event, err error) {
-	o.log.Error("event dead-lettered and skipped", append(eventFields(e), zap.String("projection", name),
-		zap.Uint64("position", e.Position.Commit), zap.Error(err))...)
+func (o *Observer) EventDeadLettered(f projection.FailedEvent) {
+	o.log.Error("event dead-lettered and skipped", append(eventFields(f.Event), zap.String("projection", f.Projection),
+		zap.Uint64("position", f.Event.Position.Commit), zap.Error(f.Err))...)
 }
 
 // Error implements projection.Observer.
-func (o *Observer) Error(name, kind string, err error) {
-	o.log.Warn("projection error", append(o.fields(name), zap.String("kind", kind), zap.Error(err))...)
+func (o *Observer) Error(f projection.Fault) {
+	o.log.Warn("projection error", append(projectionFields(f.Projection, f.Position), zap.String("kind", f.Kind), zap.Error(f.Err))...)
 }
 
 // SubscriptionRestarted implements projection.Observer.
-func (o *Observer) SubscriptionRestarted(name string, err error) {
-	o.log.Warn("subscription restarted", append(o.fields(name), zap.Error(err))...)
+func (o *Observer) SubscriptionRestarted(f projection.Fault) {
+	o.log.Warn("subscription restarted", append(projectionFields(f.Projection, f.Position), zap.Error(f.Err))...)
 }
 
 // StateChanged implements projection.Observer. Each change is one line, whose message says
-// what happened; every line has the projection, its position, and the states from and to.
-func (o *Observer) StateChanged(name string, from, to projection.RunState, err error) {
-	fields := append(o.fields(name), zap.String("from", string(from)), zap.String("to", string(to)))
-	o.mu.Lock()
-	poison, hasPoison := o.poison[name]
-	command := o.commands[name]
+// what happened; every line has the projection, its position, and the states from and to, and
+// a line about a stop on a poison event (entering or leaving it) names the event.
+func (o *Observer) StateChanged(c projection.StateChange) {
+	from, to, err := c.From, c.To, c.Err
+	fields := append(projectionFields(c.Projection, c.Position), zap.String("from", string(from)), zap.String("to", string(to)))
 	leavesStop := from == projection.StateStopped && to != projection.StateStopped
-	if leavesStop || to == projection.StateDone || (to == projection.StateStandby && err != nil) {
-		delete(o.poison, name)
-		delete(o.commands, name)
-	}
-	o.mu.Unlock()
-	if hasPoison && (to == projection.StateStopped || leavesStop) {
-		fields = append(fields, eventFields(poison.e)...)
+	if c.Failed != nil {
+		fields = append(fields, failureFields(c.Failed)...)
 		if to == projection.StateStopped {
-			fields = append(fields, zap.NamedError("event_error", poison.err))
+			fields = append(fields, zap.String("event_error", c.Failed.Error))
 		}
 	}
 	switch {
@@ -166,7 +126,7 @@ func (o *Observer) StateChanged(name string, from, to projection.RunState, err e
 		o.log.Info("projection state changed", fields...)
 	case to == projection.StateStandby && err != nil:
 		o.log.Warn("leadership lost", append(fields, zap.Error(err))...)
-	case leavesStop && command == "skip":
+	case leavesStop && c.Command == projection.CommandSkip:
 		o.log.Info("projection resumed past its poison event (skip)", fields...)
 	case leavesStop:
 		o.log.Info("projection resumed", fields...)
@@ -190,33 +150,33 @@ func Multi(obs ...projection.Observer) projection.Observer { return multi(obs) }
 
 type multi []projection.Observer
 
-func (m multi) BatchCommitted(n string, ev int, d time.Duration, s tracking.State) {
+func (m multi) BatchCommitted(b projection.CommittedBatch) {
 	for _, o := range m {
-		o.BatchCommitted(n, ev, d, s)
+		o.BatchCommitted(b)
 	}
 }
-func (m multi) EventFailed(n string, e projection.Event, err error, p string) {
+func (m multi) EventFailed(f projection.FailedEvent) {
 	for _, o := range m {
-		o.EventFailed(n, e, err, p)
+		o.EventFailed(f)
 	}
 }
-func (m multi) EventDeadLettered(n string, e projection.Event, err error) {
+func (m multi) EventDeadLettered(f projection.FailedEvent) {
 	for _, o := range m {
-		o.EventDeadLettered(n, e, err)
+		o.EventDeadLettered(f)
 	}
 }
-func (m multi) Error(n, k string, err error) {
+func (m multi) Error(f projection.Fault) {
 	for _, o := range m {
-		o.Error(n, k, err)
+		o.Error(f)
 	}
 }
-func (m multi) SubscriptionRestarted(n string, err error) {
+func (m multi) SubscriptionRestarted(f projection.Fault) {
 	for _, o := range m {
-		o.SubscriptionRestarted(n, err)
+		o.SubscriptionRestarted(f)
 	}
 }
-func (m multi) StateChanged(n string, f, t projection.RunState, err error) {
+func (m multi) StateChanged(c projection.StateChange) {
 	for _, o := range m {
-		o.StateChanged(n, f, t, err)
+		o.StateChanged(c)
 	}
 }

@@ -38,15 +38,16 @@ func TestObserverLinesCarryProjectionAndPosition(t *testing.T) {
 	o := logging.NewObserver(log)
 	st := tracking.State{Last: tracking.Position{Commit: 42, Prepare: 42}}
 	for i := 0; i < 100; i++ {
-		o.BatchCommitted("dogs", 10, time.Millisecond, st) // debug: not at info
+		o.BatchCommitted(projection.CommittedBatch{Projection: "dogs", Events: 10, Duration: time.Millisecond, State: st}) // debug: not at info
 	}
-	o.StateChanged("dogs", projection.StateCatchingUp, projection.StateLive, nil)
-	o.Error("dogs", "source", errors.New("unavailable"))
-	o.SubscriptionRestarted("dogs", errors.New("unavailable"))
+	at := st.Reached()
+	o.StateChanged(projection.StateChange{Projection: "dogs", From: projection.StateCatchingUp, To: projection.StateLive, Position: at})
+	o.Error(projection.Fault{Projection: "dogs", Kind: "source", Err: errors.New("unavailable"), Position: at})
+	o.SubscriptionRestarted(projection.Fault{Projection: "dogs", Kind: "subscription", Err: errors.New("unavailable"), Position: at})
 	e := projection.Event{ID: "e1", Type: "T", Stream: "s", Revision: 3, Position: tracking.Position{Commit: 50, Prepare: 50}}
-	o.EventFailed("dogs", e, errors.New("boom"), "stop")
-	o.EventDeadLettered("dogs", e, errors.New("boom"))
-	o.StateChanged("dogs", projection.StateLive, projection.StateStopped, errors.New("boom"))
+	o.EventFailed(projection.FailedEvent{Projection: "dogs", Event: e, Err: errors.New("boom"), Policy: projection.PolicyStop})
+	o.EventDeadLettered(projection.FailedEvent{Projection: "dogs", Event: e, Err: errors.New("boom"), Policy: projection.PolicySkip})
+	o.StateChanged(projection.StateChange{Projection: "dogs", From: projection.StateLive, To: projection.StateStopped, Err: errors.New("boom"), Position: at})
 	ls := lines(t, &b)
 	if len(ls) != 6 {
 		t.Fatalf("got %d lines at info, want 6 (no line per batch): %s", len(ls), b.String())
@@ -64,7 +65,7 @@ func TestObserverLinesCarryProjectionAndPosition(t *testing.T) {
 func TestDebugLogsBatches(t *testing.T) {
 	var b bytes.Buffer
 	log, _ := logging.New(&b, "json", "debug")
-	logging.NewObserver(log).BatchCommitted("dogs", 10, time.Millisecond, tracking.State{Checkpoint: 8})
+	logging.NewObserver(log).BatchCommitted(projection.CommittedBatch{Projection: "dogs", Events: 10, Duration: time.Millisecond, State: tracking.State{Checkpoint: 8}})
 	ls := lines(t, &b)
 	if len(ls) != 1 || ls[0]["events"].(float64) != 10 || ls[0]["position"].(float64) != 7 {
 		t.Errorf("lines = %v", ls)
@@ -96,38 +97,31 @@ func TestStateChangeMessages(t *testing.T) {
 	var b bytes.Buffer
 	log, _ := logging.New(&b, "json", "info")
 	o := logging.NewObserver(log)
-	o.SetPosition("dogs", 40)
 	lost := errors.New("lock connection killed")
-	poison := projection.Event{ID: "e9", Type: "T", Stream: "s", Revision: 2, Position: tracking.Position{Commit: 90, Prepare: 90}}
+	poison := &projection.Failure{EventID: "e9", Type: "T", Stream: "s", Revision: 2, Position: tracking.Position{Commit: 90, Prepare: 90}, Error: "boom"}
+	change := func(from, to projection.RunState, err error, failed *projection.Failure, cmd projection.Command) func() {
+		return func() {
+			o.StateChanged(projection.StateChange{Projection: "dogs", From: from, To: to, Err: err, Failed: failed, Command: cmd, Position: 40})
+		}
+	}
 	steps := []struct {
 		do   func()
 		msg  string
 		want map[string]any
 	}{
-		{func() { o.StateChanged("dogs", projection.StateStarting, projection.StateStandby, nil) }, "projection on standby", nil},
-		{func() { o.StateChanged("dogs", projection.StateStandby, projection.StateStarting, nil) }, "leadership acquired", nil},
-		{func() { o.StateChanged("dogs", projection.StateStarting, projection.StateCatchingUp, nil) }, "projection state changed", nil},
-		{func() {
-			o.StateChanged("dogs", projection.StateCatchingUp, projection.StateRetrying, errors.New("unavailable"))
-		}, "projection retrying",
+		{change(projection.StateStarting, projection.StateStandby, nil, nil, ""), "projection on standby", nil},
+		{change(projection.StateStandby, projection.StateStarting, nil, nil, ""), "leadership acquired", nil},
+		{change(projection.StateStarting, projection.StateCatchingUp, nil, nil, ""), "projection state changed", nil},
+		{change(projection.StateCatchingUp, projection.StateRetrying, errors.New("unavailable"), nil, ""), "projection retrying",
 			map[string]any{"error": "unavailable", "level": "warn"}},
-		{func() { o.StateChanged("dogs", projection.StateRetrying, projection.StateLive, nil) }, "projection recovered", nil},
-		{func() { o.StateChanged("dogs", projection.StateLive, projection.StateStandby, lost) }, "leadership lost",
+		{change(projection.StateRetrying, projection.StateLive, nil, nil, ""), "projection recovered", nil},
+		{change(projection.StateLive, projection.StateStandby, lost, nil, ""), "leadership lost",
 			map[string]any{"error": "lock connection killed"}},
-		{func() {
-			o.EventFailed("dogs", poison, errors.New("boom"), "stop")
-			o.StateChanged("dogs", projection.StateLive, projection.StateStopped, errors.New(`projection "dogs": event e9: boom`))
-		}, "projection stopped", map[string]any{"event_id": "e9", "event_type": "T", "stream": "s", "event_position": float64(90), "event_error": "boom", "level": "error"}},
-		{func() {
-			o.Commanded("dogs", "resume")
-			o.StateChanged("dogs", projection.StateStopped, projection.StateStarting, nil)
-		}, "projection resumed", map[string]any{"event_id": "e9"}},
-		{func() {
-			o.EventFailed("dogs", poison, errors.New("boom"), "stop")
-			o.StateChanged("dogs", projection.StateLive, projection.StateStopped, errors.New("boom"))
-			o.Commanded("dogs", "skip")
-			o.StateChanged("dogs", projection.StateStopped, projection.StateStarting, nil)
-		}, "projection resumed past its poison event (skip)", map[string]any{"event_position": float64(90)}},
+		{change(projection.StateLive, projection.StateStopped, errors.New(`projection "dogs": event e9: boom`), poison, ""),
+			"projection stopped", map[string]any{"event_id": "e9", "event_type": "T", "stream": "s", "event_position": float64(90), "event_error": "boom", "level": "error"}},
+		{change(projection.StateStopped, projection.StateStarting, nil, poison, projection.CommandResume), "projection resumed", map[string]any{"event_id": "e9"}},
+		{change(projection.StateStopped, projection.StateStarting, nil, poison, projection.CommandSkip),
+			"projection resumed past its poison event (skip)", map[string]any{"event_position": float64(90)}},
 	}
 	for _, s := range steps {
 		b.Reset()

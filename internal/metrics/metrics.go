@@ -13,7 +13,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/projector-dev/projector/projection"
-	"github.com/projector-dev/projector/tracking"
 )
 
 // The metric names; dashboards and alerts rely on them.
@@ -124,30 +123,30 @@ func (m *Metrics) Observer() projection.Observer { return observer{m} }
 
 type observer struct{ m *Metrics }
 
-func (o observer) BatchCommitted(name string, events int, d time.Duration, _ tracking.State) {
-	o.m.batches.WithLabelValues(name).Inc()
-	o.m.processed.WithLabelValues(name).Add(float64(events))
-	o.m.batchDuration.WithLabelValues(name).Observe(d.Seconds())
-	o.m.batchEvents.WithLabelValues(name).Observe(float64(events))
+func (o observer) BatchCommitted(b projection.CommittedBatch) {
+	o.m.batches.WithLabelValues(b.Projection).Inc()
+	o.m.processed.WithLabelValues(b.Projection).Add(float64(b.Events))
+	o.m.batchDuration.WithLabelValues(b.Projection).Observe(b.Duration.Seconds())
+	o.m.batchEvents.WithLabelValues(b.Projection).Observe(float64(b.Events))
 }
 
-func (o observer) EventFailed(name string, _ projection.Event, _ error, _ string) {
-	o.m.errors.WithLabelValues(name, "handler").Inc()
+func (o observer) EventFailed(f projection.FailedEvent) {
+	o.m.errors.WithLabelValues(f.Projection, "handler").Inc()
 }
 
-func (o observer) EventDeadLettered(name string, _ projection.Event, _ error) {
-	o.m.deadLettered.WithLabelValues(name).Inc()
+func (o observer) EventDeadLettered(f projection.FailedEvent) {
+	o.m.deadLettered.WithLabelValues(f.Projection).Inc()
 }
 
-func (o observer) Error(name, kind string, _ error) {
-	o.m.errors.WithLabelValues(name, kind).Inc()
+func (o observer) Error(f projection.Fault) {
+	o.m.errors.WithLabelValues(f.Projection, f.Kind).Inc()
 }
 
-func (o observer) SubscriptionRestarted(name string, _ error) {
-	o.m.restarts.WithLabelValues(name).Inc()
+func (o observer) SubscriptionRestarted(f projection.Fault) {
+	o.m.restarts.WithLabelValues(f.Projection).Inc()
 }
 
-func (o observer) StateChanged(string, projection.RunState, projection.RunState, error) {}
+func (o observer) StateChanged(projection.StateChange) {}
 
 // gauges reads the scrape-time gauges from a Source.
 type gauges struct {
@@ -180,7 +179,7 @@ func (g *gauges) Collect(ch chan<- prometheus.Metric) {
 	for _, s := range g.src.Statuses() {
 		l := s.Name
 		ch <- prometheus.MustNewConstMetric(descPosition, prometheus.GaugeValue, float64(s.Position), l)
-		lag := LagOf(s, head, haveHead, now)
+		lag := s.Lag(head, haveHead, now)
 		if haveHead {
 			ch <- prometheus.MustNewConstMetric(descLagPos, prometheus.GaugeValue, float64(lag.Positions), l)
 		}
@@ -191,28 +190,6 @@ func (g *gauges) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descProgress, prometheus.GaugeValue, float64(s.LastProgress.UnixNano())/1e9, l)
 		}
 	}
-}
-
-// Lag is how far a projection is behind.
-type Lag struct {
-	Positions uint64  // head minus position; 0 when caught up with nothing pending
-	Seconds   float64 // age of the oldest event not yet projected; 0 when none is pending
-}
-
-// LagOf computes the lag of the projection whose status is s, given the head position (when
-// haveHead) and the current time. A caught-up projection with nothing pending has no lag,
-// even when the head has moved on through events it filters out.
-func LagOf(s projection.Status, head uint64, haveHead bool, now time.Time) Lag {
-	var l Lag
-	if !s.OldestPending.IsZero() {
-		if age := now.Sub(s.OldestPending).Seconds(); age > 0 {
-			l.Seconds = age
-		}
-	}
-	if haveHead && head > s.Position && !(s.CaughtUp && s.OldestPending.IsZero()) {
-		l.Positions = head - s.Position
-	}
-	return l
 }
 
 func b2f(b bool) float64 {

@@ -78,12 +78,12 @@ func TestObserverCountersAndHistograms(t *testing.T) {
 	m.Declare("dogs")
 	o := m.Observer()
 	st := tracking.State{Last: tracking.Position{Commit: 10, Prepare: 10}}
-	o.BatchCommitted("dogs", 3, 20*time.Millisecond, st)
-	o.BatchCommitted("dogs", 0, 5*time.Millisecond, st)
-	o.EventFailed("dogs", projection.Event{}, errors.New("boom"), "skip")
-	o.EventDeadLettered("dogs", projection.Event{}, errors.New("boom"))
-	o.Error("dogs", "source", errors.New("down"))
-	o.SubscriptionRestarted("dogs", errors.New("down"))
+	o.BatchCommitted(projection.CommittedBatch{Projection: "dogs", Events: 3, Duration: 20 * time.Millisecond, State: st})
+	o.BatchCommitted(projection.CommittedBatch{Projection: "dogs", Events: 0, Duration: 5 * time.Millisecond, State: st})
+	o.EventFailed(projection.FailedEvent{Projection: "dogs", Err: errors.New("boom"), Policy: projection.PolicySkip})
+	o.EventDeadLettered(projection.FailedEvent{Projection: "dogs", Err: errors.New("boom"), Policy: projection.PolicySkip})
+	o.Error(projection.Fault{Projection: "dogs", Kind: "source", Err: errors.New("down")})
+	o.SubscriptionRestarted(projection.Fault{Projection: "dogs", Kind: "subscription", Err: errors.New("down")})
 	m.ObserveWait("dogs", 250*time.Millisecond)
 	got := gather(t, m)
 	for k, want := range map[string]float64{
@@ -186,7 +186,7 @@ func TestHandlerServesTheExpositionFormat(t *testing.T) {
 func TestRegistriesAreSeparate(t *testing.T) {
 	a := metrics.New(&fakeSource{}, nil)
 	b := metrics.New(&fakeSource{}, nil)
-	a.Observer().BatchCommitted("x", 1, time.Millisecond, tracking.State{})
+	a.Observer().BatchCommitted(projection.CommittedBatch{Projection: "x", Events: 1, Duration: time.Millisecond})
 	if _, ok := gather(t, b)["projector_events_processed_total{projection=x}"]; ok {
 		t.Error("b sees a's counter")
 	}

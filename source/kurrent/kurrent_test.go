@@ -325,7 +325,7 @@ type restartCounter struct {
 	count int
 }
 
-func (c *restartCounter) SubscriptionRestarted(string, error) {
+func (c *restartCounter) SubscriptionRestarted(projection.Fault) {
 	c.mu.Lock()
 	c.count++
 	c.mu.Unlock()
@@ -415,12 +415,12 @@ type permanentRecorder struct {
 	reported chan error
 }
 
-func (r *permanentRecorder) Error(_, kind string, err error) {
-	if kind != "source" {
+func (r *permanentRecorder) Error(f projection.Fault) {
+	if f.Kind != "source" {
 		return
 	}
 	select {
-	case r.reported <- err:
+	case r.reported <- f.Err:
 	default:
 	}
 }
@@ -493,22 +493,22 @@ type outageRecorder struct {
 	reports, retrying int
 }
 
-func (o *outageRecorder) Error(string, string, error) {
+func (o *outageRecorder) Error(projection.Fault) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.reports++
 }
 
-func (o *outageRecorder) SubscriptionRestarted(string, error) {
+func (o *outageRecorder) SubscriptionRestarted(projection.Fault) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.reports++
 }
 
-func (o *outageRecorder) StateChanged(_ string, _, to projection.RunState, _ error) {
+func (o *outageRecorder) StateChanged(c projection.StateChange) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if to == projection.StateRetrying {
+	if c.To == projection.StateRetrying {
 		o.retrying++
 	}
 }

@@ -26,22 +26,22 @@ type kinds struct {
 	states map[projection.RunState]int
 }
 
-func (k *kinds) Error(_, kind string, _ error) {
+func (k *kinds) Error(f projection.Fault) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.errs == nil {
 		k.errs = map[string]int{}
 	}
-	k.errs[kind]++
+	k.errs[f.Kind]++
 }
 
-func (k *kinds) StateChanged(_ string, _, to projection.RunState, _ error) {
+func (k *kinds) StateChanged(c projection.StateChange) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.states == nil {
 		k.states = map[projection.RunState]int{}
 	}
-	k.states[to]++
+	k.states[c.To]++
 }
 
 func (k *kinds) errors(kind string) int {
