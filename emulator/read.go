@@ -64,6 +64,9 @@ func (s *Store) serveRead(req *streams.ReadReq, srv readSink) error {
 	if err != nil {
 		return err
 	}
+	if ro.filter != nil {
+		ro.filter.budget = s.opts.FilterBudget
+	}
 	snd := newSender(srv, ro.stringIDs, s.now)
 	switch {
 	case ro.stream != nil && !subscription:
@@ -220,49 +223,42 @@ func (s *Store) readStream(snd *sender, ro *readOptions) error {
 	first := true
 	var last int64
 	for remaining > 0 {
+		var (
+			done     bool
+			stop     error
+			notFound bool
+			atEnd    bool
+		)
 		page = page[:0]
-		s.mu.RLock()
-		st := s.streams[name]
-		if first {
-			if st.tombstoned() || baseOfMeta(s, name).tombstoned() {
-				s.mu.RUnlock()
-				return rpcStreamDeleted(name)
-			}
-			if st.last() < 0 || st.softDeleted() {
-				s.mu.RUnlock()
-				return snd.streamNotFound(name)
-			}
-			if fwdEnd {
-				s.mu.RUnlock()
-				return nil
-			}
-		}
-		last = st.last()
-		minEv := st.minEvent(last)
-		expired := st.expiredBefore(ticksOf(s.now()))
-		done := false
-		if !ro.backwards {
-			n := max(from, minEv)
-			for scanned := 0; n <= last && len(page) < cap(page) && uint64(len(page)) < remaining && scanned < maxScanPerPage; n++ {
-				scanned++
-				if r := st.events[n]; r.created >= expired {
-					page = append(page, s.item(r, ro.resolve))
+		func() {
+			s.mu.RLock()
+			defer s.mu.RUnlock()
+			s.runUnderReadLock()
+			st := s.streams[name]
+			if first {
+				switch {
+				case st.tombstoned() || baseOfMeta(s, name).tombstoned():
+					stop = rpcStreamDeleted(name)
+					return
+				case st.last() < 0 || st.softDeleted():
+					notFound = true
+					return
+				case fwdEnd:
+					atEnd = true
+					return
 				}
 			}
-			from = n
-			done = n > last
-		} else {
-			n := min(from, last)
-			for scanned := 0; n >= minEv && len(page) < cap(page) && uint64(len(page)) < remaining && scanned < maxScanPerPage; n-- {
-				scanned++
-				if r := st.events[n]; r.created >= expired {
-					page = append(page, s.item(r, ro.resolve))
-				}
-			}
-			from = n
-			done = n < minEv
+			last = st.last()
+			page, from, done = s.copyStreamPage(st, ro, page, from, last, remaining)
+		}()
+		switch {
+		case stop != nil:
+			return stop
+		case notFound:
+			return snd.streamNotFound(name)
+		case atEnd:
+			return nil
 		}
-		s.mu.RUnlock()
 		if first && ro.compat >= 1 && !ro.backwards && len(page) == 0 {
 			if next := min(from, last+1); next != start {
 				if err := snd.srv.Send(&streams.ReadResp{Content: &streams.ReadResp_FirstStreamPosition{FirstStreamPosition: uint64(next)}}); err != nil {
@@ -283,6 +279,33 @@ func (s *Store) readStream(snd *sender, ro *readOptions) error {
 		return snd.srv.Send(&streams.ReadResp{Content: &streams.ReadResp_LastStreamPosition{LastStreamPosition: uint64(last)}})
 	}
 	return nil
+}
+
+// copyStreamPage copies the next page of a finite stream read, from event
+// number from (whose last event number is last), honouring $maxCount,
+// $maxAge and $tb. It returns the page, where the next page starts and
+// whether the read is done. Callers hold mu.
+func (s *Store) copyStreamPage(st *stream, ro *readOptions, page []pageItem, from, last int64, remaining uint64) ([]pageItem, int64, bool) {
+	minEv := st.minEvent(last)
+	expired := st.expiredBefore(ticksOf(s.now()))
+	if !ro.backwards {
+		n := max(from, minEv)
+		for scanned := 0; n <= last && len(page) < cap(page) && uint64(len(page)) < remaining && scanned < maxScanPerPage; n++ {
+			scanned++
+			if r := st.events[n]; r.created >= expired {
+				page = append(page, s.item(r, ro.resolve))
+			}
+		}
+		return page, n, n > last
+	}
+	n := min(from, last)
+	for scanned := 0; n >= minEv && len(page) < cap(page) && uint64(len(page)) < remaining && scanned < maxScanPerPage; n-- {
+		scanned++
+		if r := st.events[n]; r.created >= expired {
+			page = append(page, s.item(r, ro.resolve))
+		}
+	}
+	return page, n, n < minEv
 }
 
 // allStart resolves the start of a finite $all read to a log index: the first
@@ -330,32 +353,37 @@ func (s *Store) indexAtOrAfter(p uint64) int {
 func (s *Store) readAll(snd *sender, ro *readOptions) error {
 	remaining := ro.count
 	page := make([]pageItem, 0, min(remaining, readPageSize))
-	s.mu.RLock()
-	idx, err := s.allStart(ro.all, ro.backwards)
-	s.mu.RUnlock()
+	var c allCandidates
+	idx, err := func() (int, error) {
+		s.mu.RLock()
+		defer s.mu.RUnlock()
+		s.runUnderReadLock()
+		return s.allStart(ro.all, ro.backwards)
+	}()
 	if err != nil {
 		return err
 	}
 	for remaining > 0 {
 		page = page[:0]
-		s.mu.RLock()
-		n := len(s.recs)
-		scanned := 0
-		for scanned < maxScanPerPage && len(page) < cap(page) && uint64(len(page)) < remaining &&
-			idx >= 0 && idx < n {
-			r := s.recs[idx]
-			if ro.backwards {
-				idx--
-			} else {
-				idx++
+		want := min(uint64(cap(page)), remaining)
+		var n int
+		if ro.filter == nil {
+			page, idx, n = s.copyAllPage(ro, page, idx, int(want))
+		} else {
+			// Copy up to a scan's worth of visible records, then filter
+			// them with the lock released; resume after the last match kept.
+			c.items, c.next = c.items[:0], c.next[:0]
+			c.items, c.next, idx, n = s.copyAllCandidates(ro, c.items, c.next, idx)
+			var used int
+			page, used, err = s.filterPage(ro.filter, page, c.items, int(want), false)
+			if err != nil {
+				return err
 			}
-			scanned++
-			if visibleInAll(r) && (ro.filter == nil || ro.filter.match(r)) {
-				page = append(page, s.item(r, ro.resolve))
+			if used < len(c.items) {
+				idx = c.next[used-1]
 			}
 		}
 		done := idx < 0 || idx >= n
-		s.mu.RUnlock()
 		if err := snd.events(page); err != nil {
 			return err
 		}
@@ -365,6 +393,60 @@ func (s *Store) readAll(snd *sender, ro *readOptions) error {
 		}
 	}
 	return nil
+}
+
+// allCandidates are records of $all copied under the read lock to be
+// filtered after it is released: items[i] and the log index to resume at
+// after it, next[i].
+type allCandidates struct {
+	items []pageItem
+	next  []int
+}
+
+// copyAllPage copies up to want visible records of an unfiltered finite
+// $all read from log index idx under the read lock. It returns the page,
+// the index to resume at and the log length.
+func (s *Store) copyAllPage(ro *readOptions, page []pageItem, idx, want int) ([]pageItem, int, int) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	s.runUnderReadLock()
+	n := len(s.recs)
+	for scanned := 0; scanned < maxScanPerPage && len(page) < want && idx >= 0 && idx < n; scanned++ {
+		r := s.recs[idx]
+		idx = stepIndex(idx, ro.backwards)
+		if visibleInAll(r) {
+			page = append(page, s.item(r, ro.resolve))
+		}
+	}
+	return page, idx, n
+}
+
+// copyAllCandidates copies the visible records among the next
+// maxScanPerPage of a filtered finite $all read from log index idx under
+// the read lock. It returns them, the index to resume at after each, the
+// index after the scan and the log length.
+func (s *Store) copyAllCandidates(ro *readOptions, items []pageItem, next []int, idx int) ([]pageItem, []int, int, int) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	s.runUnderReadLock()
+	n := len(s.recs)
+	for scanned := 0; scanned < maxScanPerPage && idx >= 0 && idx < n; scanned++ {
+		r := s.recs[idx]
+		idx = stepIndex(idx, ro.backwards)
+		if visibleInAll(r) {
+			items = append(items, s.item(r, ro.resolve))
+			next = append(next, idx)
+		}
+	}
+	return items, next, idx, n
+}
+
+// stepIndex moves a log index one record on in the read's direction.
+func stepIndex(idx int, backwards bool) int {
+	if backwards {
+		return idx - 1
+	}
+	return idx + 1
 }
 
 // item makes the page item of a record, resolving a link if asked. Callers

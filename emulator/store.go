@@ -54,7 +54,8 @@ type Store struct {
 	closed  bool
 	done    chan struct{} // closed by Close
 
-	subs atomic.Int64 // active subscriptions
+	subs  atomic.Int64               // active subscriptions
+	hooks atomic.Pointer[storeHooks] // test hooks; nil in normal use
 
 	types map[string]string // interned event types (writers only)
 }
@@ -73,6 +74,12 @@ type StoreOptions struct {
 	// Logger receives the store's few log lines (reload, torn tail); nil
 	// logs to stderr.
 	Logger *zap.Logger
+	// FilterBudget is the time a read's or subscription's filter may spend
+	// on one page of records; 0 means DefaultFilterBudget.
+	FilterBudget time.Duration
+	// MaxSubscriptions caps the subscriptions served at once; 0 means
+	// DefaultMaxSubscriptions.
+	MaxSubscriptions int
 }
 
 // ExpectedKind is the kind of an optimistic-concurrency check.
