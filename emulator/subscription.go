@@ -61,122 +61,6 @@ func (s *Store) ended(snd *sender, w subscriptionWatch) error {
 	return s.wait(snd, w, nil)
 }
 
-// subscribeStream serves a subscription to one stream: confirmation,
-// catch-up (honouring $maxCount, $maxAge and $tb), caught_up{revision}, then
-// live events. Subscribing from revision r is exclusive. A tombstone is
-// delivered and then ends the subscription with stream-deleted.
-func (s *Store) subscribeStream(snd *sender, ro *readOptions) error {
-	if err := s.acquireSubscription(); err != nil {
-		return err
-	}
-	defer s.releaseSubscription()
-	name := string(ro.stream.GetStreamIdentifier().GetStreamName())
-	registeredLast, w, err := s.registerStreamSubscription(name)
-	if err != nil {
-		return err
-	}
-
-	var c int64
-	switch x := ro.stream.GetRevisionOption().(type) {
-	case *streams.ReadReq_Options_StreamOptions_Start:
-		c = -1
-	case *streams.ReadReq_Options_StreamOptions_End:
-		c = registeredLast
-	case *streams.ReadReq_Options_StreamOptions_Revision:
-		c = int64(min(x.Revision, math.MaxInt64-1))
-	default:
-		return rpcInvalid("'revisionOption' is a required argument")
-	}
-	if err := snd.confirmation(uuid.NewString()); err != nil {
-		return err
-	}
-	cursor := c // highest event number examined
-	lastSent := c
-	live := false
-	page := make([]pageItem, 0, readPageSize)
-	for {
-		if err := s.ended(snd, w); err != nil {
-			return err
-		}
-		var (
-			notify <-chan struct{}
-			tomb   *record
-			last   int64
-		)
-		page, notify, tomb, cursor, last = s.copyStreamSubscriptionPage(name, ro, page[:0], cursor, live)
-		for _, it := range page {
-			if err := snd.event(it); err != nil {
-				return err
-			}
-			lastSent = it.orig().number
-		}
-		if tomb != nil {
-			if err := snd.event(pageItem{ev: tomb}); err != nil {
-				return err
-			}
-			return rpcStreamDeleted(name)
-		}
-		if cursor < last {
-			continue // more to read
-		}
-		if !live {
-			live = true
-			if err := snd.caughtUpRevision(lastSent); err != nil {
-				return err
-			}
-		}
-		if err := s.wait(snd, w, notify); err != nil {
-			return err
-		}
-	}
-}
-
-// registerStreamSubscription checks that a stream may be subscribed to and
-// returns its last event number and what the subscription waits on.
-func (s *Store) registerStreamSubscription(name string) (int64, subscriptionWatch, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	s.runUnderReadLock()
-	st := s.streams[name]
-	if st.tombstoned() || baseOfMeta(s, name).tombstoned() {
-		return 0, subscriptionWatch{}, rpcStreamDeleted(name)
-	}
-	return st.last(), s.watch(), nil
-}
-
-// copyStreamSubscriptionPage copies the next page of a stream subscription
-// after event number cursor under the read lock. During catch-up it honours
-// $maxCount, $maxAge and $tb. It returns the page, the broadcast channel to
-// wait on, the stream's tombstone once the cursor reached it, the new
-// cursor and the stream's last event number.
-func (s *Store) copyStreamSubscriptionPage(name string, ro *readOptions, page []pageItem, cursor int64, live bool) (
-	[]pageItem, <-chan struct{}, *record, int64, int64) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	s.runUnderReadLock()
-	st := s.streams[name]
-	last := st.last()
-	minEv, expired := int64(0), int64(math.MinInt64)
-	if !live && st != nil {
-		minEv, expired = st.minEvent(last), st.expiredBefore(ticksOf(s.now()))
-	}
-	if !live && minEv-1 > cursor {
-		cursor = min(minEv-1, last) // skip what truncation hides
-	}
-	for scanned := 0; cursor < last && len(page) < cap(page) && scanned < maxScanPerPage; scanned++ {
-		cursor++
-		r := st.events[cursor]
-		if live || cursor >= minEv && r.created >= expired {
-			page = append(page, s.item(r, ro.resolve))
-		}
-	}
-	var tomb *record
-	if cursor >= last && st != nil && st.tomb != nil {
-		tomb = st.tomb
-	}
-	return page, s.notify, tomb, cursor, last
-}
-
 // orig is the record a page item stands for in its stream or in $all: the
 // link when there is one, else the event.
 func (it pageItem) orig() *record {
@@ -216,6 +100,7 @@ type allPage struct {
 	atEnd   bool            // the page reached the end of the log
 	end     uint64          // the writer's end offset when it was read
 	startAt uint64          // the position the page started at
+	logLen  int             // the number of records in the log when it was read
 }
 
 // subscribeAll serves a subscription to $all, unfiltered (confirmation,
@@ -342,12 +227,12 @@ func (sub *allSubscription) readPage(page []pageItem) (allPage, error) {
 	if err != nil {
 		return p, err
 	}
-	if used < len(sub.cands.items) {
-		// Stopped at the last match a page takes: the next page resumes
-		// right after it.
+	if !sub.live && len(p.items) >= limit {
+		// The page is full: the next one resumes right after its last
+		// match, as if the scan had stopped there.
 		sub.cursor = sub.cands.next[used-1]
 		sub.scanned = sub.cursor - start
-		p.atEnd = false
+		p.atEnd = sub.cursor >= p.logLen
 	}
 	return p, nil
 }
@@ -360,7 +245,7 @@ func (sub *allSubscription) copyPage(page []pageItem) allPage {
 	defer s.mu.RUnlock()
 	s.runUnderReadLock()
 	n := len(s.recs)
-	p := allPage{notify: s.notify, end: s.end, startAt: s.end}
+	p := allPage{notify: s.notify, end: s.end, startAt: s.end, logLen: n}
 	if sub.cursor < n {
 		p.startAt = s.recs[sub.cursor].pos
 	}
