@@ -24,9 +24,9 @@ func emptyEvent() *streams.AppendReq {
 		Metadata: map[string]string{"type": "", "content-type": "application/octet-stream"}, Data: []byte{}, CustomMetadata: []byte{}})
 }
 
-// appendRaw sends an Append of n events made by ev and returns the error and
-// trailers it ends with.
-func appendRaw(t *testing.T, client streams.StreamsClient, stream string, n int, ev func() *streams.AppendReq) (error, metadata.MD) {
+// appendRaw sends an Append of n events made by ev and returns the trailers
+// and the error it ends with.
+func appendRaw(t *testing.T, client streams.StreamsClient, stream string, n int, ev func() *streams.AppendReq) (metadata.MD, error) {
 	t.Helper()
 	var trailer metadata.MD
 	call, err := client.Append(testCtx(t), grpc.Trailer(&trailer))
@@ -42,7 +42,7 @@ func appendRaw(t *testing.T, client streams.StreamsClient, stream string, n int,
 		}
 	}
 	_, err = call.CloseAndRecv()
-	return err, trailer
+	return trailer, err
 }
 
 func TestAppendSizeCountsEmptyEvents(t *testing.T) {
@@ -50,16 +50,16 @@ func TestAppendSizeCountsEmptyEvents(t *testing.T) {
 	srv := startTest(t, Options{MaxAppendSize: limit})
 	client := streams.NewStreamsClient(rawConn(t, srv))
 	fit := limit / appendEventOverhead // empty events that fit
-	if err, _ := appendRaw(t, client, "empty-"+uuid.NewString(), fit, emptyEvent); err != nil {
+	if _, err := appendRaw(t, client, "empty-"+uuid.NewString(), fit, emptyEvent); err != nil {
 		t.Fatalf("%d empty events (%d bytes counted) under a %d-byte limit: %v", fit, fit*appendEventOverhead, limit, err)
 	}
 	// The reported bypass: 20,000 empty events under a 1,000-byte limit.
-	err, trailer := appendRaw(t, client, "empty-"+uuid.NewString(), 20_000, emptyEvent)
+	trailer, err := appendRaw(t, client, "empty-"+uuid.NewString(), 20_000, emptyEvent)
 	if status.Code(err) != codes.InvalidArgument || first(trailer, "exception") != "maximum-append-size-exceeded" ||
 		first(trailer, "maximum-append-size") != strconv.Itoa(limit) {
 		t.Fatalf("20,000 empty events: %v with trailers %v, want maximum-append-size-exceeded", err, trailer)
 	}
-	if err, _ := appendRaw(t, client, "empty-"+uuid.NewString(), fit+1, emptyEvent); status.Code(err) != codes.InvalidArgument {
+	if _, err := appendRaw(t, client, "empty-"+uuid.NewString(), fit+1, emptyEvent); status.Code(err) != codes.InvalidArgument {
 		t.Fatalf("%d empty events: %v, want InvalidArgument", fit+1, err)
 	}
 
@@ -117,11 +117,11 @@ func TestAppendEventCap(t *testing.T) {
 	srv := startTest(t, Options{MaxAppendEvents: maxEvents})
 	client := streams.NewStreamsClient(rawConn(t, srv))
 	small := func() *streams.AppendReq { return appendEvent(proposed("E", "application/json")) }
-	if err, _ := appendRaw(t, client, "cap-"+uuid.NewString(), maxEvents, small); err != nil {
+	if _, err := appendRaw(t, client, "cap-"+uuid.NewString(), maxEvents, small); err != nil {
 		t.Fatalf("Append of %d events under a cap of %d: %v", maxEvents, maxEvents, err)
 	}
 	stream := "cap-" + uuid.NewString()
-	err, trailer := appendRaw(t, client, stream, maxEvents+1, small)
+	trailer, err := appendRaw(t, client, stream, maxEvents+1, small)
 	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "more than 5 events") ||
 		!strings.Contains(err.Error(), stream) || first(trailer, "exception") != "maximum-append-size-exceeded" ||
 		first(trailer, "maximum-append-events") != "5" {
