@@ -28,8 +28,9 @@ import (
 // not contiguous, and commit == prepare == the record's offset, as for the
 // self-committed records of a real single node.
 //
-// Readers take the read lock only to copy a page of record pointers; records
-// are immutable once written. Subscribers are woken by a broadcast channel
+// Readers take the read lock only to copy a page of record pointers (always
+// released with defer); records are immutable once written, so filters are
+// matched after the lock is released. Subscribers are woken by a broadcast channel
 // that is closed and replaced on each commit, and read the log themselves, so
 // a slow subscriber never holds back appends or other subscribers.
 type Store struct {
