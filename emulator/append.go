@@ -13,36 +13,6 @@ import (
 	"github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v1/streams"
 )
 
-// Size limits of KurrentDB 25.1: one event may take 16 MiB, one append
-// 256 MiB (the chunk size).
-const (
-	DefaultMaxAppendEventSize = 16 << 20
-	DefaultMaxAppendSize      = 256 << 20
-)
-
-// appendLimits are the size limits applied to appends.
-type appendLimits struct {
-	maxEventSize  int // per event, as KurrentDB sizes it on disk
-	maxAppendSize int // per append request
-}
-
-// limitsFrom applies the defaults to the configured limits.
-func limitsFrom(opts Options) appendLimits {
-	l := appendLimits{maxEventSize: opts.MaxAppendEventSize, maxAppendSize: opts.MaxAppendSize}
-	if l.maxEventSize <= 0 {
-		l.maxEventSize = DefaultMaxAppendEventSize
-	}
-	if l.maxAppendSize <= 0 {
-		l.maxAppendSize = DefaultMaxAppendSize
-	}
-	return l
-}
-
-// eventSizeOnDisk is KurrentDB's size of an event for the append limits.
-func eventSizeOnDisk(typ string, data, meta []byte) int {
-	return len(data) + len(meta) + 2*len(typ)
-}
-
 // Append implements Streams.Append: an options message, then the proposed
 // events, then one AppendResp. A wrong expected revision is an OK response;
 // other failures are status errors with KurrentDB's trailers. The whole
@@ -94,12 +64,16 @@ func (s *streamsServer) Append(srv streams.Streams_AppendServer) error {
 			failure = annotate(err, fmt.Sprintf("Append to %q: event %d", stream, i))
 			continue
 		}
+		if i >= s.limits.maxEvents {
+			failure = rpcTooManyEvents(stream, s.limits)
+			continue
+		}
 		size := eventSizeOnDisk(ev.Type, ev.Data, ev.Metadata)
 		if size > s.limits.maxEventSize {
 			failure = rpcEventTooLarge(ev.ID.String(), size, s.limits.maxEventSize)
 			continue
 		}
-		total += size
+		total += appendCost(size)
 		if total > s.limits.maxAppendSize {
 			failure = rpcAppendTooLarge(s.limits.maxAppendSize)
 			continue

@@ -130,7 +130,7 @@ func (s *Server) authStream(secure bool) grpc.StreamServerInterceptor {
 			ss.SetTrailer(accessDeniedTrailer)
 			return errAccessDenied
 		}
-		return handler(srv, &authedStream{ServerStream: ss, ctx: context.WithValue(ctx, principalKey{}, p), p: p})
+		return handler(srv, &authedStream{ServerStream: ss, ctx: context.WithValue(ctx, principalKey{}, p), p: p, info: info})
 	}
 }
 
@@ -138,8 +138,9 @@ func (s *Server) authStream(secure bool) grpc.StreamServerInterceptor {
 // account sends.
 type authedStream struct {
 	grpc.ServerStream
-	ctx context.Context
-	p   *principal
+	ctx  context.Context
+	p    *principal
+	info *grpc.StreamServerInfo
 }
 
 func (a *authedStream) Context() context.Context { return a.ctx }
@@ -149,6 +150,9 @@ func (a *authedStream) RecvMsg(m any) error {
 		return err
 	}
 	if a.p != nil && !a.p.admin && !userMayAccess(m) {
+		// Read the rest of a client stream first, so the client sees the
+		// denial rather than a failed send.
+		drainRequests(a.ServerStream, a.info)
 		a.ServerStream.SetTrailer(accessDeniedTrailer)
 		return errAccessDenied
 	}

@@ -39,12 +39,14 @@ const maxPendingBatches = 1024
 type batchSession struct {
 	pending map[uuid.UUID]*pendingBatch
 	bytes   int // sum of the pending writes' sizes
+	events  int // sum of the pending writes' event counts
 }
 
 // remove forgets a pending write.
 func (bs *batchSession) remove(corr uuid.UUID) {
 	if b := bs.pending[corr]; b != nil {
 		bs.bytes -= b.size
+		bs.events -= len(b.events)
 		delete(bs.pending, corr)
 	}
 }
@@ -111,6 +113,10 @@ func (s *streamsServer) batchStep(bs *batchSession, p *principal, req *streams.B
 		return nil
 	}
 	streamID := &shared.StreamIdentifier{StreamName: []byte(b.stream)}
+	if n := len(req.GetProposedMessages()); len(b.events)+n > s.limits.maxEvents || bs.events+n > s.limits.maxEvents {
+		bs.remove(corr)
+		return fail(streamID, batchTooManyEvents(b.stream, s.limits))
+	}
 	for i, pm := range req.GetProposedMessages() {
 		ev, err := proposedFromV1(pm.GetId(), pm.GetMetadata(), pm.GetCustomMetadata(), pm.GetData())
 		if err != nil {
@@ -122,8 +128,9 @@ func (s *streamsServer) batchStep(bs *batchSession, p *principal, req *streams.B
 			bs.remove(corr)
 			return fail(streamID, batchEventTooLarge(ev.ID.String(), size, s.limits.maxEventSize))
 		}
-		b.size += size
-		bs.bytes += size
+		b.size += appendCost(size)
+		bs.bytes += appendCost(size)
+		bs.events++
 		b.events = append(b.events, ev)
 	}
 	if b.size > s.limits.maxAppendSize || bs.bytes > s.limits.maxAppendSize {
@@ -266,6 +273,14 @@ func batchTimeout() *rpcstatus.Status {
 func batchAppendTooLarge(maxSize int) *rpcstatus.Status {
 	return batchStatus(codes.InvalidArgument, "MaximumAppendSizeExceeded",
 		&shared.MaximumAppendSizeExceeded{MaxAppendSize: uint32(maxSize)})
+}
+
+// batchTooManyEvents reports a write with more events than the emulator's
+// cap, with the detail of an append that is too large.
+func batchTooManyEvents(stream string, l appendLimits) *rpcstatus.Status {
+	st := batchAppendTooLarge(l.maxAppendSize)
+	st.Message = tooManyEventsMessage(stream, l)
+	return st
 }
 
 // batchEventTooLarge reports an event above the size limit. The client

@@ -248,7 +248,9 @@ func TestBatchAppendAuthorizesEachWrite(t *testing.T) {
 }
 
 func TestBatchAppendBoundsPendingWrites(t *testing.T) {
-	srv := startTest(t, Options{MaxAppendSize: 100})
+	// Room for two of the 42-byte events below (each counts its record
+	// overhead too), not three.
+	srv := startTest(t, Options{MaxAppendSize: 2*appendCost(42) + 50})
 	call, err := streams.NewStreamsClient(rawConn(t, srv)).BatchAppend(testCtx(t))
 	if err != nil {
 		t.Fatal(err)

@@ -15,6 +15,13 @@
 // Restart and SetLatency simulate outages in tests, and cmd/kurrentdb-emulator
 // runs the same server as a binary.
 //
+// It guards itself against clients that misbehave, since it runs beside the
+// services under test: server-side filters are matched outside the log's
+// lock within a time budget per page (Options.FilterBudget), an append's
+// size counts a fixed overhead per event and its event count is capped
+// (Options.MaxAppendEvents), and so are concurrent subscriptions
+// (Options.MaxSubscriptions).
+//
 // The emulator is a test and development tool. It keeps the whole log in
 // memory (optionally persisted to a directory), runs a single node, and is
 // never a production event store.

@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -34,22 +35,21 @@ func visibleInAll(r *record) bool {
 
 // eventFilter is a server-side filter of $all on event type or stream name,
 // by prefixes or by a regular expression with .NET semantics (an unanchored
-// search, lookarounds allowed).
+// search, lookarounds allowed). A filter belongs to one reader: it is
+// matched outside the store lock, by the reader's goroutine only.
 type eventFilter struct {
 	byStream bool
 	prefixes []string
 	re       *regexp2.Regexp
-	// cache memoizes regex results per type or stream name; it belongs to
-	// one reader (filters are not shared between goroutines).
+	// cache memoizes regex results per type or stream name.
 	cache map[string]bool
+	// budget is the time the filter may spend on one page of records; 0
+	// means DefaultFilterBudget.
+	budget time.Duration
 }
 
 // maxFilterCache bounds a filter's memo of regex results.
 const maxFilterCache = 4096
-
-// regexTimeout bounds one regex match, so a pathological pattern cannot
-// stall a reader forever.
-const regexTimeout = 2 * time.Second
 
 // newEventFilter compiles a filter. An invalid regex is an error naming it.
 func newEventFilter(byStream bool, regex string, prefixes []string) (*eventFilter, error) {
@@ -59,7 +59,6 @@ func newEventFilter(byStream bool, regex string, prefixes []string) (*eventFilte
 		if err != nil {
 			return nil, fmt.Errorf("invalid filter regex %q: %w", regex, err)
 		}
-		re.MatchTimeout = regexTimeout
 		f.re = re
 		f.cache = make(map[string]bool)
 		return f, nil
@@ -71,33 +70,56 @@ func newEventFilter(byStream bool, regex string, prefixes []string) (*eventFilte
 	return f, nil
 }
 
+// errFilterBudget says a match did not finish before the page's deadline.
+var errFilterBudget = errors.New("filter budget exhausted")
+
 // match applies the filter to a record (without the default $all filter).
-func (f *eventFilter) match(r *record) bool {
+// It fails with errFilterBudget once deadline has passed.
+func (f *eventFilter) match(r *record, deadline time.Time) (bool, error) {
 	s := r.typ
 	if f.byStream {
 		s = r.stream.name
 	}
-	return f.matchString(s)
+	return f.matchString(s, deadline)
 }
 
-func (f *eventFilter) matchString(s string) bool {
+func (f *eventFilter) matchString(s string, deadline time.Time) (bool, error) {
+	left := time.Until(deadline)
+	if left <= 0 {
+		return false, errFilterBudget
+	}
 	if f.re == nil {
 		for _, p := range f.prefixes {
 			if strings.HasPrefix(s, p) {
-				return true
+				return true, nil
 			}
 		}
-		return false
+		return false, nil
 	}
 	if m, ok := f.cache[s]; ok {
-		return m
+		return m, nil
 	}
+	// The timeout of one match is what is left of the page's budget. The
+	// filter is used by one goroutine, so setting it here is safe.
+	f.re.MatchTimeout = left
 	m, err := f.re.MatchString(s)
 	if err != nil {
-		m = false // a timed-out match does not match
+		return false, errFilterBudget // regexp2's only match error is its timeout
 	}
 	if len(f.cache) < maxFilterCache {
 		f.cache[s] = m
 	}
-	return m
+	return m, nil
+}
+
+// describe names the filter in errors: its kind and its regex or prefixes.
+func (f *eventFilter) describe() string {
+	kind := "event-type"
+	if f.byStream {
+		kind = "stream-name"
+	}
+	if f.re != nil {
+		return fmt.Sprintf("%s filter regex %q", kind, f.re.String())
+	}
+	return fmt.Sprintf("%s filter prefixes %q", kind, f.prefixes)
 }

@@ -3,6 +3,7 @@ package emulator
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v1/streams"
 )
@@ -27,6 +28,16 @@ func TestDefaultAllFilter(t *testing.T) {
 			t.Errorf("defaultAllFilter(%q, %q) = %v, want %v", c.stream, c.typ, got, c.want)
 		}
 	}
+}
+
+// matches applies f to s with a generous deadline.
+func matches(t *testing.T, f *eventFilter, s string) bool {
+	t.Helper()
+	m, err := f.matchString(s, time.Now().Add(time.Minute))
+	if err != nil {
+		t.Fatalf("match %q: %v", s, err)
+	}
+	return m
 }
 
 func TestEventFilterDotNetRegexSemantics(t *testing.T) {
@@ -57,7 +68,7 @@ func TestEventFilterDotNetRegexSemantics(t *testing.T) {
 			t.Fatalf("compile %q: %v", c.regex, err)
 		}
 		for i := 0; i < 2; i++ { // the second time from the memo
-			if got := f.matchString(c.in); got != c.want {
+			if got := matches(t, f, c.in); got != c.want {
 				t.Errorf("%q on %q = %v, want %v", c.regex, c.in, got, c.want)
 			}
 		}
@@ -70,7 +81,7 @@ func TestEventFilterPrefixesAndErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	for in, want := range map[string]bool{"order-1": true, "customer-2": true, "orders": false, "$order-": false} {
-		if got := f.matchString(in); got != want {
+		if got := matches(t, f, in); got != want {
 			t.Errorf("prefix filter on %q = %v, want %v", in, got, want)
 		}
 	}
@@ -88,7 +99,7 @@ func TestEventFilterMemoIsBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 0; i < maxFilterCache+100; i++ {
-		f.matchString("s-" + strings.Repeat("x", i%50) + string(rune('a'+i%26)) + strings.Repeat("y", i/50))
+		matches(t, f, "s-"+strings.Repeat("x", i%50)+string(rune('a'+i%26))+strings.Repeat("y", i/50))
 	}
 	if len(f.cache) > maxFilterCache {
 		t.Fatalf("memo holds %d entries, bound is %d", len(f.cache), maxFilterCache)

@@ -36,8 +36,19 @@ type fuzzServer struct {
 
 func newFuzzServer(f *testing.F) *fuzzServer {
 	f.Helper()
+	return newFuzzServerWith(f, Options{})
+}
+
+// newFuzzServerWith starts a fuzz server with opts (plus small limits, a
+// short filter budget and an observed logger) and writes its data: three
+// streams of FuzzEvent, and one event whose type makes a backtracking regex
+// such as ^(a+)+$ catastrophic.
+func newFuzzServerWith(f *testing.F, opts Options) *fuzzServer {
+	f.Helper()
 	core, logs := observer.New(zapcore.ErrorLevel)
-	srv, err := Start(context.Background(), Options{Logger: zap.New(core), MaxAppendEventSize: 4096, MaxAppendSize: 1 << 16})
+	opts.Logger, opts.MaxAppendEventSize, opts.MaxAppendSize = zap.New(core), 4096, 1<<16
+	opts.FilterBudget = 200 * time.Millisecond
+	srv, err := Start(context.Background(), opts)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -45,6 +56,15 @@ func newFuzzServer(f *testing.F) *fuzzServer {
 	fs := &fuzzServer{srv: srv, cc: rawConn(f, srv), logs: logs}
 	// Some data to read, delete and conflict with.
 	c := streams.NewStreamsClient(fs.cc)
+	crafted, err := c.Append(context.Background())
+	if err != nil {
+		f.Fatal(err)
+	}
+	_ = crafted.Send(appendOptions("fuzz-crafted", &streams.AppendReq_Options_Any{Any: &shared.Empty{}}))
+	_ = crafted.Send(appendEvent(proposed(strings.Repeat("a", 28)+"!", "application/octet-stream")))
+	if _, err := crafted.CloseAndRecv(); err != nil {
+		f.Fatal(err)
+	}
 	for _, s := range []string{"fuzz-a", "fuzz-b", "$fuzz-sys"} {
 		call, err := c.Append(context.Background())
 		if err != nil {

@@ -2,17 +2,12 @@ package emulator
 
 import (
 	"context"
-	"math"
-	"sort"
 	"strconv"
 	"strings"
-	"time"
 
-	"github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v1/shared"
 	"github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v1/streams"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // Read serves Streams.Read: finite reads of a stream or of $all, and
@@ -63,6 +58,9 @@ func (s *Store) serveRead(req *streams.ReadReq, srv readSink) error {
 	ro, subscription, err := readOptionsOf(req.GetOptions())
 	if err != nil {
 		return err
+	}
+	if ro.filter != nil {
+		ro.filter.budget = s.opts.FilterBudget
 	}
 	snd := newSender(srv, ro.stringIDs, s.now)
 	switch {
@@ -195,178 +193,6 @@ type pageItem struct {
 	skip bool
 }
 
-// readStream serves a finite stream read. With compatibility ≥ 1 (which the
-// Go client never sets) it also sends, as a real server does, the first
-// stream position when a forward read's first page is empty and starts
-// elsewhere, and the last stream position at the end.
-func (s *Store) readStream(snd *sender, ro *readOptions) error {
-	name := string(ro.stream.GetStreamIdentifier().GetStreamName())
-	var from int64
-	fwdEnd := false
-	switch x := ro.stream.GetRevisionOption().(type) {
-	case *streams.ReadReq_Options_StreamOptions_Start:
-		from = 0
-	case *streams.ReadReq_Options_StreamOptions_End:
-		from = math.MaxInt64
-		fwdEnd = !ro.backwards
-	case *streams.ReadReq_Options_StreamOptions_Revision:
-		from = int64(min(x.Revision, math.MaxInt64))
-	default:
-		return rpcInvalid("'revisionOption' is a required argument")
-	}
-	start := from
-	remaining := ro.count
-	page := make([]pageItem, 0, min(remaining, readPageSize))
-	first := true
-	var last int64
-	for remaining > 0 {
-		page = page[:0]
-		s.mu.RLock()
-		st := s.streams[name]
-		if first {
-			if st.tombstoned() || baseOfMeta(s, name).tombstoned() {
-				s.mu.RUnlock()
-				return rpcStreamDeleted(name)
-			}
-			if st.last() < 0 || st.softDeleted() {
-				s.mu.RUnlock()
-				return snd.streamNotFound(name)
-			}
-			if fwdEnd {
-				s.mu.RUnlock()
-				return nil
-			}
-		}
-		last = st.last()
-		minEv := st.minEvent(last)
-		expired := st.expiredBefore(ticksOf(s.now()))
-		done := false
-		if !ro.backwards {
-			n := max(from, minEv)
-			for scanned := 0; n <= last && len(page) < cap(page) && uint64(len(page)) < remaining && scanned < maxScanPerPage; n++ {
-				scanned++
-				if r := st.events[n]; r.created >= expired {
-					page = append(page, s.item(r, ro.resolve))
-				}
-			}
-			from = n
-			done = n > last
-		} else {
-			n := min(from, last)
-			for scanned := 0; n >= minEv && len(page) < cap(page) && uint64(len(page)) < remaining && scanned < maxScanPerPage; n-- {
-				scanned++
-				if r := st.events[n]; r.created >= expired {
-					page = append(page, s.item(r, ro.resolve))
-				}
-			}
-			from = n
-			done = n < minEv
-		}
-		s.mu.RUnlock()
-		if first && ro.compat >= 1 && !ro.backwards && len(page) == 0 {
-			if next := min(from, last+1); next != start {
-				if err := snd.srv.Send(&streams.ReadResp{Content: &streams.ReadResp_FirstStreamPosition{FirstStreamPosition: uint64(next)}}); err != nil {
-					return err
-				}
-			}
-		}
-		first = false
-		if err := snd.events(page); err != nil {
-			return err
-		}
-		remaining -= uint64(len(page))
-		if done {
-			break
-		}
-	}
-	if ro.compat >= 1 && !first {
-		return snd.srv.Send(&streams.ReadResp{Content: &streams.ReadResp_LastStreamPosition{LastStreamPosition: uint64(last)}})
-	}
-	return nil
-}
-
-// allStart resolves the start of a finite $all read to a log index: the first
-// record to examine going forwards, or the last going backwards. Callers
-// hold mu.
-func (s *Store) allStart(all *streams.ReadReq_Options_AllOptions, backwards bool) (int, error) {
-	n := len(s.recs)
-	switch x := all.GetAllOption().(type) {
-	case *streams.ReadReq_Options_AllOptions_Start:
-		if backwards {
-			return -1, nil
-		}
-		return 0, nil
-	case *streams.ReadReq_Options_AllOptions_End:
-		if backwards {
-			return n - 1, nil
-		}
-		return n, nil
-	case *streams.ReadReq_Options_AllOptions_Position:
-		p := x.Position.GetCommitPosition()
-		if p == math.MaxUint64 {
-			if backwards {
-				return n - 1, nil
-			}
-			return n, nil
-		}
-		i := s.indexAtOrAfter(p) // forwards: inclusive
-		if backwards {
-			return i - 1, nil // backwards: exclusive
-		}
-		return i, nil
-	default:
-		return 0, rpcInvalid("'allOption' is a required argument")
-	}
-}
-
-// indexAtOrAfter is the index of the first record with pos >= p. Callers
-// hold mu.
-func (s *Store) indexAtOrAfter(p uint64) int {
-	return sort.Search(len(s.recs), func(i int) bool { return s.recs[i].pos >= p })
-}
-
-// readAll serves a finite $all read, filtered or not. Every $all read applies
-// the default $all filter; filtered reads emit no checkpoints.
-func (s *Store) readAll(snd *sender, ro *readOptions) error {
-	remaining := ro.count
-	page := make([]pageItem, 0, min(remaining, readPageSize))
-	s.mu.RLock()
-	idx, err := s.allStart(ro.all, ro.backwards)
-	s.mu.RUnlock()
-	if err != nil {
-		return err
-	}
-	for remaining > 0 {
-		page = page[:0]
-		s.mu.RLock()
-		n := len(s.recs)
-		scanned := 0
-		for scanned < maxScanPerPage && len(page) < cap(page) && uint64(len(page)) < remaining &&
-			idx >= 0 && idx < n {
-			r := s.recs[idx]
-			if ro.backwards {
-				idx--
-			} else {
-				idx++
-			}
-			scanned++
-			if visibleInAll(r) && (ro.filter == nil || ro.filter.match(r)) {
-				page = append(page, s.item(r, ro.resolve))
-			}
-		}
-		done := idx < 0 || idx >= n
-		s.mu.RUnlock()
-		if err := snd.events(page); err != nil {
-			return err
-		}
-		remaining -= uint64(len(page))
-		if done {
-			break
-		}
-	}
-	return nil
-}
-
 // item makes the page item of a record, resolving a link if asked. Callers
 // hold mu.
 func (s *Store) item(r *record, resolve bool) pageItem {
@@ -401,93 +227,4 @@ func (s *Store) linkTarget(link *record) *record {
 		return nil
 	}
 	return r
-}
-
-// sender encodes and sends ReadResp messages. Events are encoded by hand
-// (see read_encode.go) into a buffer of their exact size. Nothing passed to
-// SendMsg is touched afterwards: gRPC's codec keeps a small message's bytes
-// (without copying them) until the transport has written them out, after
-// SendMsg returns, and tracing or a stats handler may keep the message
-// itself. So each event gets its own buffer and its own encodedResp.
-type sender struct {
-	srv       readSink
-	now       func() time.Time
-	stringIDs bool
-}
-
-// Reads send the three system metadata keys a real server sends.
-const (
-	mdType        = "type"
-	mdCreated     = "created"
-	mdContentType = "content-type"
-	contentJSON   = "application/json"
-	contentBinary = "application/octet-stream"
-)
-
-func newSender(srv readSink, stringIDs bool, now func() time.Time) *sender {
-	return &sender{srv: srv, stringIDs: stringIDs, now: now}
-}
-
-// event sends one event (with its link, if resolved).
-func (snd *sender) event(it pageItem) error {
-	n := eventRespSize(it, snd.stringIDs)
-	b := appendEventResp(make([]byte, 0, n), it, snd.stringIDs)
-	if len(b) != n {
-		// A size that disagrees with the bytes would make the client fail
-		// with "cannot parse invalid wire-format data"; never send it.
-		return status.Errorf(codes.Internal, "encoding event at position %d: %d bytes, size says %d", it.orig().pos, len(b), n)
-	}
-	return snd.srv.SendMsg(&encodedResp{b: b})
-}
-
-// events sends the events of page in order.
-func (snd *sender) events(page []pageItem) error {
-	for _, it := range page {
-		if err := snd.event(it); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (snd *sender) streamNotFound(name string) error {
-	return snd.srv.Send(&streams.ReadResp{Content: &streams.ReadResp_StreamNotFound_{
-		StreamNotFound: &streams.ReadResp_StreamNotFound{StreamIdentifier: &shared.StreamIdentifier{StreamName: []byte(name)}},
-	}})
-}
-
-func (snd *sender) confirmation(id string) error {
-	return snd.srv.Send(&streams.ReadResp{Content: &streams.ReadResp_Confirmation{
-		Confirmation: &streams.ReadResp_SubscriptionConfirmation{SubscriptionId: id},
-	}})
-}
-
-func (snd *sender) timestamp() *timestamppb.Timestamp {
-	return timestamppb.New(snd.now())
-}
-
-func (snd *sender) checkpoint(pos uint64) error {
-	return snd.srv.Send(&streams.ReadResp{Content: &streams.ReadResp_Checkpoint_{
-		Checkpoint: &streams.ReadResp_Checkpoint{CommitPosition: pos, PreparePosition: pos, Timestamp: snd.timestamp()},
-	}})
-}
-
-// caughtUpRevision sends caught_up for a stream subscription; rev < 0 omits
-// the revision.
-func (snd *sender) caughtUpRevision(rev int64) error {
-	cu := &streams.ReadResp_CaughtUp{Timestamp: snd.timestamp()}
-	if rev >= 0 {
-		cu.StreamRevision = &rev
-	}
-	return snd.srv.Send(&streams.ReadResp{Content: &streams.ReadResp_CaughtUp_{CaughtUp: cu}})
-}
-
-// caughtUpPosition sends caught_up for a $all subscription; has false omits
-// the position.
-func (snd *sender) caughtUpPosition(pos uint64, has bool) error {
-	cu := &streams.ReadResp_CaughtUp{Timestamp: snd.timestamp()}
-	if has {
-		cu.Position = &streams.ReadResp_Position{CommitPosition: pos, PreparePosition: pos}
-	}
-	return snd.srv.Send(&streams.ReadResp{Content: &streams.ReadResp_CaughtUp_{CaughtUp: cu}})
 }

@@ -76,10 +76,26 @@ type Options struct {
 	AdvertiseHost string
 
 	// MaxAppendEventSize and MaxAppendSize limit the size of one event and of
-	// one append, in KurrentDB's accounting (data + metadata + 2×type).
-	// Zero means KurrentDB 25.1's defaults, DefaultMaxAppendEventSize and
-	// DefaultMaxAppendSize.
+	// one append, in KurrentDB's accounting (data + metadata + 2×type); an
+	// append also counts a fixed record overhead per event, so empty events
+	// are not free. Zero means KurrentDB 25.1's defaults,
+	// DefaultMaxAppendEventSize and DefaultMaxAppendSize.
 	MaxAppendEventSize, MaxAppendSize int
+
+	// MaxAppendEvents caps the events of one append request (an Append, one
+	// BatchAppend write, or an AppendSession across its streams). Zero means
+	// DefaultMaxAppendEvents.
+	MaxAppendEvents int
+
+	// MaxSubscriptions caps the subscriptions each log serves at once; one
+	// more fails with ResourceExhausted until one ends. Zero means
+	// DefaultMaxSubscriptions.
+	MaxSubscriptions int
+
+	// FilterBudget is the time a server-side filter may spend matching one
+	// page of records; a read or subscription whose filter outlasts it ends
+	// with ResourceExhausted. Zero means DefaultFilterBudget.
+	FilterBudget time.Duration
 
 	// Now is the clock used to stamp events. Nil means time.Now.
 	Now func() time.Time
@@ -166,7 +182,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 // (the same one unless Options.SeparateStores is set).
 func (s *Server) openStores(secure bool) (plain, sec *Store, err error) {
 	if !secure || !s.opts.SeparateStores {
-		st, err := OpenStore(StoreOptions{DataDir: s.opts.DataDir, Secure: secure, Now: s.opts.Now, Logger: s.log})
+		st, err := OpenStore(s.storeOptions(s.opts.DataDir, secure))
 		if err != nil {
 			return nil, nil, fmt.Errorf("emulator: open log: %w", err)
 		}
@@ -179,17 +195,23 @@ func (s *Server) openStores(secure bool) (plain, sec *Store, err error) {
 		}
 		return filepath.Join(s.opts.DataDir, name)
 	}
-	plain, err = OpenStore(StoreOptions{DataDir: sub("insecure"), Now: s.opts.Now, Logger: s.log})
+	plain, err = OpenStore(s.storeOptions(sub("insecure"), false))
 	if err != nil {
 		return nil, nil, fmt.Errorf("emulator: open insecure log: %w", err)
 	}
-	sec, err = OpenStore(StoreOptions{DataDir: sub("secure"), Secure: true, Now: s.opts.Now, Logger: s.log})
+	sec, err = OpenStore(s.storeOptions(sub("secure"), true))
 	if err != nil {
 		_ = plain.Close()
 		return nil, nil, fmt.Errorf("emulator: open secure log: %w", err)
 	}
 	s.stores = []*Store{plain, sec}
 	return plain, sec, nil
+}
+
+// storeOptions are the options of a store of this server.
+func (s *Server) storeOptions(dataDir string, secure bool) StoreOptions {
+	return StoreOptions{DataDir: dataDir, Secure: secure, Now: s.opts.Now, Logger: s.log,
+		FilterBudget: s.opts.FilterBudget, MaxSubscriptions: s.opts.MaxSubscriptions}
 }
 
 // listen binds ep's address. On a restart the port may still be held by the

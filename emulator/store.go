@@ -28,8 +28,9 @@ import (
 // not contiguous, and commit == prepare == the record's offset, as for the
 // self-committed records of a real single node.
 //
-// Readers take the read lock only to copy a page of record pointers; records
-// are immutable once written. Subscribers are woken by a broadcast channel
+// Readers take the read lock only to copy a page of record pointers (always
+// released with defer); records are immutable once written, so filters are
+// matched after the lock is released. Subscribers are woken by a broadcast channel
 // that is closed and replaced on each commit, and read the log themselves, so
 // a slow subscriber never holds back appends or other subscribers.
 type Store struct {
@@ -54,7 +55,8 @@ type Store struct {
 	closed  bool
 	done    chan struct{} // closed by Close
 
-	subs atomic.Int64 // active subscriptions
+	subs  atomic.Int64               // active subscriptions
+	hooks atomic.Pointer[storeHooks] // test hooks; nil in normal use
 
 	types map[string]string // interned event types (writers only)
 }
@@ -73,6 +75,12 @@ type StoreOptions struct {
 	// Logger receives the store's few log lines (reload, torn tail); nil
 	// logs to stderr.
 	Logger *zap.Logger
+	// FilterBudget is the time a read's or subscription's filter may spend
+	// on one page of records; 0 means DefaultFilterBudget.
+	FilterBudget time.Duration
+	// MaxSubscriptions caps the subscriptions served at once; 0 means
+	// DefaultMaxSubscriptions.
+	MaxSubscriptions int
 }
 
 // ExpectedKind is the kind of an optimistic-concurrency check.

@@ -36,13 +36,17 @@ func (s *Store) wait(snd *sender, w subscriptionWatch, notify <-chan struct{}) e
 	case <-ctx.Done():
 		return status.FromContextError(ctx.Err()).Err()
 	case <-w.drop:
-		s.mu.RLock()
-		err := s.dropErr
-		s.mu.RUnlock()
-		return err
+		return s.droppedWith()
 	case <-w.done:
 		return status.Error(codes.Unavailable, "Server Is Shutting Down")
 	}
+}
+
+// droppedWith is the error of the last DropSubscriptions.
+func (s *Store) droppedWith() error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.dropErr
 }
 
 // ended checks, without blocking, whether the subscription must end.
@@ -55,97 +59,6 @@ func (s *Store) ended(snd *sender, w subscriptionWatch) error {
 		return nil
 	}
 	return s.wait(snd, w, nil)
-}
-
-// subscribeStream serves a subscription to one stream: confirmation,
-// catch-up (honouring $maxCount, $maxAge and $tb), caught_up{revision}, then
-// live events. Subscribing from revision r is exclusive. A tombstone is
-// delivered and then ends the subscription with stream-deleted.
-func (s *Store) subscribeStream(snd *sender, ro *readOptions) error {
-	s.subs.Add(1)
-	defer s.subs.Add(-1)
-	name := string(ro.stream.GetStreamIdentifier().GetStreamName())
-	s.mu.RLock()
-	st := s.streams[name]
-	if st.tombstoned() || baseOfMeta(s, name).tombstoned() {
-		s.mu.RUnlock()
-		return rpcStreamDeleted(name)
-	}
-	registeredLast := st.last()
-	w := s.watch()
-	s.mu.RUnlock()
-
-	var c int64
-	switch x := ro.stream.GetRevisionOption().(type) {
-	case *streams.ReadReq_Options_StreamOptions_Start:
-		c = -1
-	case *streams.ReadReq_Options_StreamOptions_End:
-		c = registeredLast
-	case *streams.ReadReq_Options_StreamOptions_Revision:
-		c = int64(min(x.Revision, math.MaxInt64-1))
-	default:
-		return rpcInvalid("'revisionOption' is a required argument")
-	}
-	if err := snd.confirmation(uuid.NewString()); err != nil {
-		return err
-	}
-	cursor := c // highest event number examined
-	lastSent := c
-	live := false
-	page := make([]pageItem, 0, readPageSize)
-	for {
-		if err := s.ended(snd, w); err != nil {
-			return err
-		}
-		page = page[:0]
-		s.mu.RLock()
-		notify := s.notify
-		st = s.streams[name]
-		last := st.last()
-		minEv, expired := int64(0), int64(math.MinInt64)
-		if !live && st != nil {
-			minEv, expired = st.minEvent(last), st.expiredBefore(ticksOf(s.now()))
-		}
-		if !live && minEv-1 > cursor {
-			cursor = min(minEv-1, last) // skip what truncation hides
-		}
-		for scanned := 0; cursor < last && len(page) < cap(page) && scanned < maxScanPerPage; scanned++ {
-			cursor++
-			r := st.events[cursor]
-			if live || cursor >= minEv && r.created >= expired {
-				page = append(page, s.item(r, ro.resolve))
-			}
-		}
-		var tomb *record
-		if cursor >= last && st != nil && st.tomb != nil {
-			tomb = st.tomb
-		}
-		s.mu.RUnlock()
-		for _, it := range page {
-			if err := snd.event(it); err != nil {
-				return err
-			}
-			lastSent = it.orig().number
-		}
-		if tomb != nil {
-			if err := snd.event(pageItem{ev: tomb}); err != nil {
-				return err
-			}
-			return rpcStreamDeleted(name)
-		}
-		if cursor < last {
-			continue // more to read
-		}
-		if !live {
-			live = true
-			if err := snd.caughtUpRevision(lastSent); err != nil {
-				return err
-			}
-		}
-		if err := s.wait(snd, w, notify); err != nil {
-			return err
-		}
-	}
 }
 
 // orig is the record a page item stands for in its stream or in $all: the
@@ -176,6 +89,18 @@ type allSubscription struct {
 	lastCp  uint64 // last checkpoint sent
 	sentCp  bool
 	scanned int // records considered by the last page
+	// cands holds a filtered page's records between copy and filter.
+	cands allCandidates
+}
+
+// allPage is one page of a $all subscription.
+type allPage struct {
+	items   []pageItem
+	notify  <-chan struct{} // the broadcast channel to wait on
+	atEnd   bool            // the page reached the end of the log
+	end     uint64          // the writer's end offset when it was read
+	startAt uint64          // the position the page started at
+	logLen  int             // the number of records in the log when it was read
 }
 
 // subscribeAll serves a subscription to $all, unfiltered (confirmation,
@@ -191,37 +116,15 @@ type allSubscription struct {
 // Consumers must treat a checkpoint as exclusive (everything strictly before
 // it was considered) and resume from a real event position.
 func (s *Store) subscribeAll(snd *sender, ro *readOptions) error {
-	s.subs.Add(1)
-	defer s.subs.Add(-1)
-	sub := &allSubscription{s: s, snd: snd, ro: ro}
-	s.mu.RLock()
-	n := len(s.recs)
-	sub.regIdx = n
-	w := s.watch()
-	switch x := ro.all.GetAllOption().(type) {
-	case *streams.ReadReq_Options_AllOptions_Start:
-		sub.cursor = 0
-	case *streams.ReadReq_Options_AllOptions_End:
-		sub.cursor = n
-		if n > 0 {
-			sub.c, sub.hasC = s.recs[n-1].pos, true
-		}
-	case *streams.ReadReq_Options_AllOptions_Position:
-		p := x.Position.GetCommitPosition()
-		if p == math.MaxUint64 {
-			sub.cursor = n
-			if n > 0 {
-				sub.c, sub.hasC = s.recs[n-1].pos, true
-			}
-		} else {
-			sub.c, sub.hasC = p, true
-			sub.cursor = s.indexAtOrAfter(p + 1)
-		}
-	default:
-		s.mu.RUnlock()
-		return rpcInvalid("'allOption' is a required argument")
+	if err := s.acquireSubscription(); err != nil {
+		return err
 	}
-	s.mu.RUnlock()
+	defer s.releaseSubscription()
+	sub := &allSubscription{s: s, snd: snd, ro: ro}
+	w, err := sub.register()
+	if err != nil {
+		return err
+	}
 	if sub.hasC {
 		sub.cp, sub.hasCp = sub.c, true
 	}
@@ -233,75 +136,146 @@ func (s *Store) subscribeAll(snd *sender, ro *readOptions) error {
 		if err := s.ended(snd, w); err != nil {
 			return err
 		}
-		var (
-			notify  <-chan struct{}
-			atEnd   bool
-			end     uint64
-			startAt uint64
-			err     error
-		)
-		page, notify, atEnd, end, startAt = sub.readPage(page[:0])
+		p, err := sub.readPage(page[:0])
+		if err != nil {
+			return err
+		}
+		page = p.items
 		if ro.filter == nil || sub.live {
 			err = sub.sendPlain(page)
 		} else {
-			err = sub.sendCatchUpPage(page, atEnd, startAt)
+			err = sub.sendCatchUpPage(page, p.atEnd, p.startAt)
 		}
 		if err != nil {
 			return err
 		}
-		if !atEnd {
+		if !p.atEnd {
 			continue
 		}
 		if !sub.live {
 			sub.live = true
-			if err := sub.goLive(end); err != nil {
+			if err := sub.goLive(p.end); err != nil {
 				return err
 			}
 		}
-		if err := s.wait(snd, w, notify); err != nil {
+		if err := s.wait(snd, w, p.notify); err != nil {
 			return err
 		}
 	}
 }
 
-// readPage copies the next page of $all under the read lock and reports
-// the broadcast channel to wait on, whether the page reached the end of the
-// log, the writer's end offset and the position the page started at.
-// Unfiltered and live pages hold up to readPageSize events. A filtered
-// catch-up page stops after filteredPageMatches matching events or after
-// the search window of considered records. A live filtered page also holds
-// every non-matching record (marked skip), because live checkpoints count
-// every committed record.
-func (sub *allSubscription) readPage(page []pageItem) ([]pageItem, <-chan struct{}, bool, uint64, uint64) {
+// register resolves the subscription's start under the read lock and
+// returns what it waits on.
+func (sub *allSubscription) register() (subscriptionWatch, error) {
+	s := sub.s
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	s.runUnderReadLock()
+	n := len(s.recs)
+	sub.regIdx = n
+	switch x := sub.ro.all.GetAllOption().(type) {
+	case *streams.ReadReq_Options_AllOptions_Start:
+		sub.cursor = 0
+	case *streams.ReadReq_Options_AllOptions_End:
+		sub.startAtEnd(n)
+	case *streams.ReadReq_Options_AllOptions_Position:
+		p := x.Position.GetCommitPosition()
+		if p == math.MaxUint64 {
+			sub.startAtEnd(n)
+		} else {
+			sub.c, sub.hasC = p, true
+			sub.cursor = s.indexAtOrAfter(p + 1)
+		}
+	default:
+		return subscriptionWatch{}, rpcInvalid("'allOption' is a required argument")
+	}
+	return s.watch(), nil
+}
+
+// startAtEnd starts the subscription after the last of n records. Callers
+// hold mu.
+func (sub *allSubscription) startAtEnd(n int) {
+	sub.cursor = n
+	if n > 0 {
+		sub.c, sub.hasC = sub.s.recs[n-1].pos, true
+	}
+}
+
+// readPage reads the next page of $all. Unfiltered and live pages hold up
+// to readPageSize records. A filtered catch-up page stops after
+// filteredPageMatches matching events or after the search window of
+// considered records. A live filtered page also holds every non-matching
+// record (marked skip), because live checkpoints count every committed
+// record. Filters are matched after the read lock is released; a filter
+// that outlasts its budget ends the subscription.
+func (sub *allSubscription) readPage(page []pageItem) (allPage, error) {
+	start := sub.cursor
+	p := sub.copyPage(page)
+	f := sub.ro.filter
+	if f == nil {
+		return p, nil
+	}
+	limit := math.MaxInt
+	if !sub.live {
+		limit = filteredPageMatches
+	}
+	var (
+		used int
+		err  error
+	)
+	p.items, used, err = sub.s.filterPage(f, page, sub.cands.items, limit, sub.live)
+	if err != nil {
+		return p, err
+	}
+	if !sub.live && len(p.items) >= limit {
+		// The page is full: the next one resumes right after its last
+		// match, as if the scan had stopped there.
+		sub.cursor = sub.cands.next[used-1]
+		sub.scanned = sub.cursor - start
+		p.atEnd = sub.cursor >= p.logLen
+	}
+	return p, nil
+}
+
+// copyPage copies the next page under the read lock: into page when
+// unfiltered, else into sub.cands for readPage to filter.
+func (sub *allSubscription) copyPage(page []pageItem) allPage {
 	s, ro := sub.s, sub.ro
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	s.runUnderReadLock()
 	n := len(s.recs)
-	startAt := s.end
+	p := allPage{notify: s.notify, end: s.end, startAt: s.end, logLen: n}
 	if sub.cursor < n {
-		startAt = s.recs[sub.cursor].pos
+		p.startAt = s.recs[sub.cursor].pos
 	}
-	limit := maxScanPerPage
-	if ro.filter != nil && !sub.live {
-		limit = min(int(ro.window), maxScanPerPage)
+	filtered := ro.filter != nil
+	limit, size := maxScanPerPage, readPageSize
+	if filtered && !sub.live {
+		limit, size = min(int(ro.window), maxScanPerPage), maxScanPerPage
 	}
-	scanned, matches := 0, 0
-	for sub.cursor < n && scanned < limit && len(page) < cap(page) {
+	c := &sub.cands
+	c.items, c.next = c.items[:0], c.next[:0]
+	scanned := 0
+	for sub.cursor < n && scanned < limit && len(page)+len(c.items) < size {
 		r := s.recs[sub.cursor]
 		sub.cursor++
 		scanned++
-		if (!sub.hasC || r.pos > sub.c) && visibleInAll(r) && (ro.filter == nil || ro.filter.match(r)) {
+		eligible := (!sub.hasC || r.pos > sub.c) && visibleInAll(r)
+		switch {
+		case eligible && filtered:
+			c.items = append(c.items, s.item(r, ro.resolve))
+			c.next = append(c.next, sub.cursor)
+		case eligible:
 			page = append(page, s.item(r, ro.resolve))
-			matches++
-			if ro.filter != nil && !sub.live && matches >= filteredPageMatches {
-				break
-			}
-		} else if ro.filter != nil && sub.live {
-			page = append(page, pageItem{ev: r, skip: true})
+		case filtered && sub.live:
+			c.items = append(c.items, pageItem{ev: r, skip: true})
+			c.next = append(c.next, sub.cursor)
 		}
 	}
 	sub.scanned = scanned
-	return page, s.notify, sub.cursor >= n, s.end, startAt
+	p.items, p.atEnd = page, sub.cursor >= n
+	return p
 }
 
 // sendPlain sends an unfiltered page, or a live filtered page with its

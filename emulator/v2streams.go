@@ -40,6 +40,7 @@ func (s *v2StreamsServer) AppendSession(srv v2streams.StreamsService_AppendSessi
 		raw     []int64 // expected revision as sent, per append
 		seen    = map[string]bool{}
 		total   int
+		records int
 		failure error
 	)
 	for {
@@ -52,6 +53,13 @@ func (s *v2StreamsServer) AppendSession(srv v2streams.StreamsService_AppendSessi
 		}
 		if failure != nil {
 			continue // read to the end; the error goes out then
+		}
+		records += len(req.GetRecords())
+		if records > s.limits.maxEvents {
+			failure = v2Error(codes.Aborted, "APPEND_TRANSACTION_SIZE_EXCEEDED",
+				fmt.Sprintf("The append session carries more than %d records, the emulator's maximum events per append.", s.limits.maxEvents), nil)
+			appends = nil
+			continue
 		}
 		a, sent, size, err := s.sessionAppend(req, seen)
 		if err != nil {
@@ -135,7 +143,7 @@ func (s *v2StreamsServer) sessionAppend(req *v2streams.AppendRequest, seen map[s
 		if err != nil {
 			return StreamAppend{}, 0, 0, err
 		}
-		size += recSize
+		size += appendCost(recSize)
 		a.Events = append(a.Events, ev)
 	}
 	return a, sent, size, nil

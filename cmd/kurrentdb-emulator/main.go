@@ -52,6 +52,12 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&c.opts.SeparateStores, "separate-stores", false, "give the TLS listener its own log, as two separate servers would have")
 	fs.StringVar(&c.opts.Version, "kurrentdb-version", emulator.DefaultVersion, "KurrentDB version reported to clients (Major.Minor.Patch)")
 	fs.StringVar(&c.opts.AdvertiseHost, "advertise-host", "", "host reported by Gossip (the listener's host when empty)")
+	fs.IntVar(&c.opts.MaxAppendEvents, "max-append-events", emulator.DefaultMaxAppendEvents,
+		"most events one append request may carry (Append, a BatchAppend write, an AppendSession); more fail with InvalidArgument (Aborted for AppendSession)")
+	fs.IntVar(&c.opts.MaxSubscriptions, "max-subscriptions", emulator.DefaultMaxSubscriptions,
+		"most subscriptions served at once per log; one more fails with ResourceExhausted until one ends")
+	fs.DurationVar(&c.opts.FilterBudget, "filter-budget", emulator.DefaultFilterBudget,
+		"time a read's or subscription's server-side filter may spend on one page of records; past it the call ends with ResourceExhausted")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.BoolVar(&c.showVersion, "version", false, "print the build version and the KurrentDB protocol version, then exit")
 	if err := fs.Parse(args); err != nil {
@@ -59,6 +65,14 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q (flags only)", fs.Arg(0))
+	}
+	switch {
+	case c.opts.MaxAppendEvents <= 0:
+		return c, fmt.Errorf("--max-append-events %d: must be at least 1", c.opts.MaxAppendEvents)
+	case c.opts.MaxSubscriptions <= 0:
+		return c, fmt.Errorf("--max-subscriptions %d: must be at least 1", c.opts.MaxSubscriptions)
+	case c.opts.FilterBudget <= 0:
+		return c, fmt.Errorf("--filter-budget %s: must be positive", c.opts.FilterBudget)
 	}
 	return c, nil
 }
