@@ -689,14 +689,20 @@ func (s *Store) commit(w *write) error {
 			return fmt.Errorf("emulator: persist write: %w", err)
 		}
 	}
+	s.publish(w)
+	return nil
+}
+
+// publish applies the written records to the in-memory log and wakes the readers, under the
+// write lock (released on every path, a panic included).
+func (s *Store) publish(w *write) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	for i, r := range w.recs {
 		s.apply(r, w.names[i])
 	}
 	close(s.notify)
 	s.notify = make(chan struct{})
-	s.mu.Unlock()
-	return nil
 }
 
 // applyLoaded applies a record read back from the log file.
