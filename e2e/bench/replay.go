@@ -48,13 +48,13 @@ func CountEvents(events []projection.Event) Counts {
 	return c
 }
 
-// Replay applies events to every projection of cfg as the daemon does, without KurrentDB: the
-// projection's compiled handlers run in a views/postgres store transaction (their statements
-// pipelined in one pgx.Batch), the tracking row advances by compare-and-set with a
-// notification, and the transaction commits, once per batch of batchSize events of the
-// projection's topics (each projection's configured batch size when batchSize ≤ 0). The
-// projections run in parallel, each on one connection of its own. It returns the time from
-// the first batch to the last commit.
+// Replay applies events to every projection of cfg as the daemon does, without KurrentDB: in
+// a views/postgres store transaction the projection's compiled handlers queue their statements
+// (sent in one pgx.Batch), the lease of the projection's advisory lock is checked, the
+// tracking row advances by compare-and-set with a notification, and the transaction commits,
+// once per batch of batchSize events of the projection's topics (each projection's configured
+// batch size when batchSize ≤ 0). The projections run in parallel, each on one connection of
+// its own. It returns the time from the first batch to the last commit.
 func Replay(ctx context.Context, dbURL string, cfg *config.Config, events []projection.Event, batchSize int) (time.Duration, error) {
 	type job struct {
 		p      config.Projection
@@ -95,6 +95,18 @@ func Replay(ctx context.Context, dbURL string, cfg *config.Config, events []proj
 		}
 		jobs = append(jobs, job{p: p, events: own, store: postgres.New(pool, postgres.Options{}), pool: pool})
 	}
+	// Each projection leads through an advisory lock, as in the daemon, so every batch checks
+	// the lease as the daemon's do.
+	leads := make([]context.Context, len(jobs))
+	for i, j := range jobs {
+		elector := postgres.NewElector(j.pool.Config().ConnConfig, postgres.ElectorOptions{})
+		lead, release, err := elector.Acquire(ctx, j.p.Name)
+		if err != nil {
+			return 0, fmt.Errorf("replay: lead %s: %w", j.p.Name, err)
+		}
+		defer release()
+		leads[i] = lead
+	}
 	start := time.Now()
 	errs := make([]error, len(jobs))
 	var wg sync.WaitGroup
@@ -103,7 +115,7 @@ func Replay(ctx context.Context, dbURL string, cfg *config.Config, events []proj
 		if size <= 0 {
 			size = j.p.Batch.Size
 		}
-		wg.Go(func() { errs[i] = replayOne(ctx, j.store, j.p, j.events, size) })
+		wg.Go(func() { errs[i] = replayOne(leads[i], j.store, j.p.Name, j.p.Compiled, j.events, size) })
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
@@ -115,22 +127,22 @@ func Replay(ctx context.Context, dbURL string, cfg *config.Config, events []proj
 	return elapsed, nil
 }
 
-// replayOne applies events to projection p through store in batches of size.
-func replayOne(ctx context.Context, store *postgres.Store, p config.Projection, events []projection.Event, size int) error {
+// replayOne applies events to the projection p named name through store in batches of size.
+func replayOne(ctx context.Context, store *postgres.Store, name string, p projection.Projection[pgx.Tx], events []projection.Event, size int) error {
 	var prev tracking.State
 	for from := 0; from < len(events); from += size {
 		batch := events[from:min(from+size, len(events))]
 		next := tracking.State{Last: batch[len(batch)-1].Position}
-		err := store.Apply(ctx, p.Name, prev, next, func(ctx context.Context, tx pgx.Tx) error {
+		err := store.Apply(ctx, name, prev, next, func(ctx context.Context, tx pgx.Tx) error {
 			for _, e := range batch {
-				if err := p.Compiled.Handle(ctx, tx, e); err != nil {
+				if err := p.Handle(ctx, tx, e); err != nil {
 					return err
 				}
 			}
 			return nil
 		})
 		if err != nil {
-			return fmt.Errorf("replay %s: batch of events %d to %d: %w", p.Name, from, from+len(batch)-1, err)
+			return fmt.Errorf("replay %s: batch of events %d to %d: %w", name, from, from+len(batch)-1, err)
 		}
 		prev = next
 	}

@@ -96,19 +96,19 @@ type Report struct {
 		Registered int64 `json:"registered"`
 		Tricks     int64 `json:"tricks"`
 	} `json:"counts"`
-	Seed            Phase                    `json:"seed"`
-	CatchUp         Phase                    `json:"catch_up"` // handled events
-	CatchUpAll      Phase                    `json:"catch_up_all_events"`
-	Ceiling         Phase                    `json:"ceiling"`
-	Naive           Phase                    `json:"naive"`
-	DaemonCPU       time.Duration            `json:"daemon_cpu_ns"`
-	PeakRSSCatchUp  int64                    `json:"peak_rss_catch_up_bytes"`
-	PeakRSSLive     int64                    `json:"peak_rss_live_bytes"`
-	RSSBound        int64                    `json:"rss_bound_bytes"`
-	ReadYourWrites  map[string]Latency       `json:"read_your_writes"`
-	Appends         Latency                  `json:"append_latency"`
-	Verified        map[string]string        `json:"verified"`
-	CaughtUpAt      map[string]time.Duration `json:"caught_up_ns"`
+	Seed           Phase                    `json:"seed"`
+	CatchUp        Phase                    `json:"catch_up"` // handled events
+	CatchUpAll     Phase                    `json:"catch_up_all_events"`
+	Ceiling        Phase                    `json:"ceiling"`
+	Naive          Phase                    `json:"naive"`
+	DaemonCPU      time.Duration            `json:"daemon_cpu_ns"`
+	PeakRSSCatchUp int64                    `json:"peak_rss_catch_up_bytes"`
+	PeakRSSLive    int64                    `json:"peak_rss_live_bytes"`
+	RSSBound       int64                    `json:"rss_bound_bytes"`
+	ReadYourWrites map[string]Latency       `json:"read_your_writes"`
+	Appends        Latency                  `json:"append_latency"`
+	Verified       map[string]string        `json:"verified"`
+	CaughtUpAt     map[string]time.Duration `json:"caught_up_ns"`
 }
 
 // CPUPerMillion is the daemon's CPU time per million events of n.
