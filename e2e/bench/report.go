@@ -157,7 +157,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(k, v string) { fmt.Fprintf(tw, "%s\t%s\n", k, v) }
 	m := r.Machine
-	row("machine", fmt.Sprintf("%d CPUs, %s memory, %s, %s, PostgreSQL %s", m.NProc, mib(m.MemTotal), m.GoVersion, m.OS, m.PostgreSQL))
+	row("machine", fmt.Sprintf("%d CPUs, %.1f GiB memory, %s, %s, PostgreSQL %s", m.NProc, float64(m.MemTotal)/(1<<30), m.GoVersion, m.OS, m.PostgreSQL))
 	row("load average", fmt.Sprintf("%s at start, %s at end", m.LoadStart, m.LoadEnd))
 	row("projections", fmt.Sprintf("%s (%s)", strings.Join(r.Projections, ", "), strings.Join(r.Config, ", ")))
 	c := r.Counts

@@ -53,7 +53,7 @@ func TestReportTableShowsTheRatesAndRatios(t *testing.T) {
 	}
 	out := b.String()
 	for _, want := range []string{
-		"2 CPUs, 4096.0 MiB memory, go1.26",
+		"2 CPUs, 4.0 GiB memory, go1.26",
 		"1.00 0.50 0.25 at start, 2.00 1.00 0.50 at end",
 		"daemon catch-up              9,000 events/s (900 events in 0.10s)",
 		"PostgreSQL ceiling (replay)  18,000 events/s",
