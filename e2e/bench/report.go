@@ -119,11 +119,28 @@ func (r *Report) CPUPerMillion(n int64) float64 {
 	return r.DaemonCPU.Seconds() * 1e6 / float64(n)
 }
 
-func ratio(a, b float64) string {
+// ratio is a/b, 0 when b is 0.
+func ratio(a, b float64) float64 {
 	if b == 0 {
-		return "-"
+		return 0
 	}
-	return fmt.Sprintf("%.2f", a/b)
+	return a / b
+}
+
+// Ratios are the report's rates compared.
+type Ratios struct {
+	DaemonOverCeiling float64 `json:"daemon_over_ceiling"`
+	CeilingOverNaive  float64 `json:"ceiling_over_naive"`
+	DaemonOverNaive   float64 `json:"daemon_over_naive"`
+}
+
+// Ratios compares the rates of the daemon, the ceiling and the naive baseline.
+func (r *Report) Ratios() Ratios {
+	return Ratios{
+		DaemonOverCeiling: ratio(r.CatchUp.Rate(), r.Ceiling.Rate()),
+		CeilingOverNaive:  ratio(r.Ceiling.Rate(), r.Naive.Rate()),
+		DaemonOverNaive:   ratio(r.CatchUp.Rate(), r.Naive.Rate()),
+	}
 }
 
 func rate(p Phase) string {
@@ -167,9 +184,10 @@ func (r *Report) WriteTable(w io.Writer) error {
 	row("daemon catch-up, all events", rate(r.CatchUpAll))
 	row("PostgreSQL ceiling (replay)", rate(r.Ceiling))
 	row("one transaction per event", rate(r.Naive))
-	row("daemon / ceiling", ratio(r.CatchUp.Rate(), r.Ceiling.Rate()))
-	row("ceiling / one tx per event", ratio(r.Ceiling.Rate(), r.Naive.Rate()))
-	row("daemon / one tx per event", ratio(r.CatchUp.Rate(), r.Naive.Rate()))
+	q := r.Ratios()
+	row("daemon / ceiling", fmt.Sprintf("%.2f", q.DaemonOverCeiling))
+	row("ceiling / one tx per event", fmt.Sprintf("%.2f", q.CeilingOverNaive))
+	row("daemon / one tx per event", fmt.Sprintf("%.2f", q.DaemonOverNaive))
 	row("daemon CPU (catch-up run)", fmt.Sprintf("%.2fs: %.2fs per 1M events of the log, %.2fs per 1M of the topics", r.DaemonCPU.Seconds(), r.CPUPerMillion(c.Events), r.CPUPerMillion(c.Handled)))
 	row("daemon peak RSS", fmt.Sprintf("%s catch-up, %s live (bound %s)", mib(r.PeakRSSCatchUp), mib(r.PeakRSSLive), mib(r.RSSBound)))
 	for _, name := range r.Projections {
@@ -185,9 +203,15 @@ func (r *Report) WriteTable(w io.Writer) error {
 	return tw.Flush()
 }
 
-// WriteJSON writes the report as indented JSON to path.
+// WriteJSON writes the report as indented JSON to path, with its ratios and the daemon's CPU
+// seconds per million events.
 func (r *Report) WriteJSON(path string) error {
-	b, err := json.MarshalIndent(r, "", "  ")
+	b, err := json.MarshalIndent(struct {
+		*Report
+		Ratios              Ratios  `json:"ratios"`
+		CPUPerMillionEvents float64 `json:"daemon_cpu_seconds_per_million_events"`
+		CPUPerMillionTopics float64 `json:"daemon_cpu_seconds_per_million_events_of_the_topics"`
+	}{r, r.Ratios(), r.CPUPerMillion(r.Counts.Events), r.CPUPerMillion(r.Counts.Handled)}, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode the report: %w", err)
 	}

@@ -86,11 +86,13 @@ func TestReportJSONHasTheRates(t *testing.T) {
 			Rate   float64 `json:"events_per_second"`
 		} `json:"catch_up"`
 		Machine Machine `json:"machine"`
+		Ratios  Ratios  `json:"ratios"`
+		CPU     float64 `json:"daemon_cpu_seconds_per_million_events"`
 	}
 	if err := json.Unmarshal(b, &got); err != nil {
 		t.Fatal(err)
 	}
-	if got.CatchUp.Events != 900 || got.CatchUp.Rate != 9000 || got.Machine.NProc != 2 {
+	if got.CatchUp.Events != 900 || got.CatchUp.Rate != 9000 || got.Machine.NProc != 2 || got.Ratios.DaemonOverCeiling != 0.5 || got.Ratios.CeilingOverNaive != 180 || got.CPU != 500 {
 		t.Errorf("JSON %s", b)
 	}
 }
