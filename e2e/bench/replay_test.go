@@ -54,7 +54,7 @@ func TestReplayBuildsTheViewsVerifyChecks(t *testing.T) {
 		if _, err := Replay(ctx, url, cfg, events, batch); err != nil {
 			t.Fatalf("batch %d: %v", batch, err)
 		}
-		got, err := Verify(ctx, url, TrainingSchoolChecks, CountEvents(events))
+		got, err := Verify(ctx, url, TrainingSchoolChecks(), CountEvents(events))
 		if err != nil {
 			t.Fatalf("batch %d: %v", batch, err)
 		}
@@ -79,7 +79,7 @@ func TestReplayBuildsTheViewsVerifyChecks(t *testing.T) {
 			t.Fatal(err)
 		}
 		pool.Close()
-		_, err = Verify(ctx, url, TrainingSchoolChecks, CountEvents(events))
+		_, err = Verify(ctx, url, TrainingSchoolChecks(), CountEvents(events))
 		if err == nil || !strings.Contains(err.Error(), "SELECT count(*) FROM dog_tricks: ") || !strings.Contains(err.Error(), ", want ") {
 			t.Errorf("batch %d: Verify of a wrong view: %v", batch, err)
 		}
@@ -88,7 +88,7 @@ func TestReplayBuildsTheViewsVerifyChecks(t *testing.T) {
 
 func TestVerifyFailsWhenNoCheckApplies(t *testing.T) {
 	url := pgtest.NewDatabase(t, "projector_bench_test_")
-	_, err := Verify(context.Background(), url, TrainingSchoolChecks, Counts{})
+	_, err := Verify(context.Background(), url, TrainingSchoolChecks(), Counts{})
 	if err == nil || !strings.Contains(err.Error(), "nothing verifies the view") {
 		t.Errorf("Verify on an empty database: %v", err)
 	}

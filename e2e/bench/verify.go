@@ -18,14 +18,17 @@ type Check struct {
 	Want  func(Counts) int64
 }
 
-// TrainingSchoolChecks are the checks of the training school's views: the dogs and dog_tricks
-// tables of examples/training_school.yaml and the dog_counts table of examples/dog_counts.yaml.
-var TrainingSchoolChecks = []Check{
-	{"dogs", "SELECT count(*) FROM dogs", func(c Counts) int64 { return c.Registered }},
-	{"dogs", "SELECT coalesce(sum(tricks), 0) FROM dogs", func(c Counts) int64 { return c.Tricks }},
-	{"dog_tricks", "SELECT count(*) FROM dog_tricks", func(c Counts) int64 { return c.Tricks }},
-	{"dog_counts", "SELECT coalesce(sum(n), 0) FROM dog_counts WHERE name = 'dogs'", func(c Counts) int64 { return c.Registered }},
-	{"dog_counts", "SELECT coalesce(sum(n), 0) FROM dog_counts WHERE name = 'tricks'", func(c Counts) int64 { return c.Tricks }},
+// TrainingSchoolChecks returns the checks of the training school's views: the dogs and
+// dog_tricks tables of examples/training_school.yaml and the dog_counts table of
+// examples/dog_counts.yaml.
+func TrainingSchoolChecks() []Check {
+	return []Check{
+		{"dogs", "SELECT count(*) FROM dogs", func(c Counts) int64 { return c.Registered }},
+		{"dogs", "SELECT coalesce(sum(tricks), 0) FROM dogs", func(c Counts) int64 { return c.Tricks }},
+		{"dog_tricks", "SELECT count(*) FROM dog_tricks", func(c Counts) int64 { return c.Tricks }},
+		{"dog_counts", "SELECT coalesce(sum(n), 0) FROM dog_counts WHERE name = 'dogs'", func(c Counts) int64 { return c.Registered }},
+		{"dog_counts", "SELECT coalesce(sum(n), 0) FROM dog_counts WHERE name = 'tricks'", func(c Counts) int64 { return c.Tricks }},
+	}
 }
 
 // Verify runs every check of checks whose table exists in the database at dbURL against want,

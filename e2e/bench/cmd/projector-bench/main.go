@@ -86,7 +86,7 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 		return f, errors.New("-config: no projections file")
 	}
 	f.opts.MaxRSS = f.maxRSS << 20
-	f.opts.Checks = bench.TrainingSchoolChecks
+	f.opts.Checks = bench.TrainingSchoolChecks()
 	return f, nil
 }
 
