@@ -7,7 +7,7 @@ STATICCHECK_VERSION ?= v0.8.2
 CLIENT_VERSION ?= v1.4.2
 TEST_FLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: all build test lint fmt vet staticcheck tidy fidelity fidelity-node bench demo clean deploy-check
+.PHONY: all build test lint fmt vet staticcheck tidy fidelity fidelity-node bench bench-e2e demo clean deploy-check
 
 all: build
 
@@ -48,6 +48,9 @@ deploy-check: ## Helm chart lint/template + strict validation, promtool rule tes
 
 bench: ## Benchmarks (throughput and memory)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2x ./...
+
+bench-e2e: build ## End-to-end benchmark of bin/ on 1,000,000 events (PostgreSQL as for make test; BENCH_E2E_FLAGS='-events 50000 -json bench.json')
+	./scripts/with-postgres.sh $(GO) run ./e2e/bench/cmd/projector-bench -bin bin $(BENCH_E2E_FLAGS)
 
 clean:
 	rm -rf bin

@@ -88,10 +88,10 @@ func TestDocsGoOptions(t *testing.T) {
 func TestDocsMakeTargets(t *testing.T) {
 	t.Parallel()
 	targets := map[string]bool{}
-	for _, m := range regexp.MustCompile(`(?m)^([a-z][a-z-]*):`).FindAllStringSubmatch(readDoc(t, "Makefile"), -1) {
+	for _, m := range regexp.MustCompile(`(?m)^([a-z][a-z0-9-]*):`).FindAllStringSubmatch(readDoc(t, "Makefile"), -1) {
 		targets[m[1]] = true
 	}
-	use := regexp.MustCompile("(?m)(?:^|`)make ([a-z][a-z-]*)")
+	use := regexp.MustCompile("(?m)(?:^|`)make ([a-z][a-z0-9-]*)")
 	var n int
 	for _, page := range allDocs(t) {
 		for _, m := range use.FindAllStringSubmatch(page.text, -1) {

@@ -1,0 +1,119 @@
+// Command projector-bench is Projector's end-to-end benchmark (make bench-e2e): the real
+// daemon and KurrentDB emulator binaries, a fresh PostgreSQL database on the test server
+// (PROJECTOR_TEST_DATABASE_URL, by default 127.0.0.1:5432), a seeded training-school log, and
+// one table of figures at the end. Run it from the module's root:
+//
+//	go run ./e2e/bench/cmd/projector-bench -events 50000 -json bench.json
+//
+// It exits 1 when a step fails, a view is wrong or the daemon's peak RSS exceeds -max-rss, and
+// 2 on bad flags.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/projector-dev/projector/e2e/bench"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// flags is the parsed command line.
+type flags struct {
+	opts     bench.Options
+	configs  string
+	maxRSS   int64 // MiB
+	jsonFile string
+}
+
+// parseFlags reads the command line; the defaults of every option are here.
+func parseFlags(args []string, stderr io.Writer) (flags, error) {
+	var f flags
+	fs := flag.NewFlagSet("projector-bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.IntVar(&f.opts.Workload.Events, "events", 1_000_000, "events in the seeded log")
+	fs.Float64Var(&f.opts.Workload.OtherShare, "other-share", 0.1, "share of the events of types the training school's projections ignore (invoices)")
+	fs.IntVar(&f.opts.Workload.MaxTricks, "max-tricks", 8, "most tricks of one dog (dog i has i mod (max-tricks+1)); one append per dog")
+	fs.IntVar(&f.opts.Workload.InvoiceLines, "invoice-lines", 99, "lines per invoice (one append per invoice)")
+	fs.IntVar(&f.opts.Appenders, "appenders", 8, "concurrent appenders while seeding")
+	fs.StringVar(&f.configs, "config", "examples/training_school.yaml,examples/dog_counts.yaml", "projections files, comma-separated, run together by one daemon")
+	fs.StringVar(&f.opts.BinDir, "bin", "", "directory of prebuilt projector and kurrentdb-emulator binaries (make build's bin); built afresh when empty")
+	fs.IntVar(&f.opts.NaiveEvents, "naive-events", 20_000, "events of the one-transaction-per-event sample")
+	fs.IntVar(&f.opts.Rounds, "rounds", 300, "read-your-writes rounds (append, then wait)")
+	fs.Int64Var(&f.maxRSS, "max-rss", 100, "bound on the daemon's peak RSS in MiB; exceeding it fails the run")
+	fs.DurationVar(&f.opts.CatchUpTime, "catch-up-timeout", 30*time.Minute, "how long the daemon may take to catch up")
+	fs.StringVar(&f.jsonFile, "json", "", "also write the figures as JSON to this file")
+	if err := fs.Parse(args); err != nil {
+		return f, err
+	}
+	if fs.NArg() > 0 {
+		return f, fmt.Errorf("unexpected argument %q (flags only)", fs.Arg(0))
+	}
+	switch {
+	case f.opts.Appenders < 1:
+		return f, fmt.Errorf("-appenders %d: want at least 1", f.opts.Appenders)
+	case f.opts.NaiveEvents < 1:
+		return f, fmt.Errorf("-naive-events %d: want at least 1", f.opts.NaiveEvents)
+	case f.opts.Rounds < 1:
+		return f, fmt.Errorf("-rounds %d: want at least 1", f.opts.Rounds)
+	case f.maxRSS < 1:
+		return f, fmt.Errorf("-max-rss %d: want at least 1 (MiB)", f.maxRSS)
+	case f.opts.CatchUpTime <= 0:
+		return f, fmt.Errorf("-catch-up-timeout %v: want a positive duration", f.opts.CatchUpTime)
+	}
+	if err := f.opts.Workload.Validate(); err != nil {
+		return f, fmt.Errorf("workload flags: %w", err)
+	}
+	for _, c := range strings.Split(f.configs, ",") {
+		if c = strings.TrimSpace(c); c != "" {
+			f.opts.Configs = append(f.opts.Configs, c)
+		}
+	}
+	if len(f.opts.Configs) == 0 {
+		return f, errors.New("-config: no projections file")
+	}
+	f.opts.MaxRSS = f.maxRSS << 20
+	f.opts.Checks = bench.TrainingSchoolChecks()
+	return f, nil
+}
+
+// run is main with its inputs and outputs explicit; it returns the exit status.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	f, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "projector-bench:", err)
+		return 2
+	}
+	f.opts.Log = stderr
+	r, err := bench.Run(ctx, f.opts)
+	if r != nil && (err == nil || errors.Is(err, bench.ErrRSSExceeded)) {
+		fmt.Fprintln(stdout)
+		if werr := r.WriteTable(stdout); werr != nil {
+			err = errors.Join(err, werr)
+		}
+		if f.jsonFile != "" {
+			err = errors.Join(err, r.WriteJSON(f.jsonFile))
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "projector-bench:", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaults(t *testing.T) {
+	f, err := parseFlags(nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := f.opts
+	if o.Workload.Events != 1_000_000 || o.NaiveEvents != 20_000 || o.Rounds != 300 || o.MaxRSS != 100<<20 || o.BinDir != "" {
+		t.Errorf("defaults %+v", o)
+	}
+	if strings.Join(o.Configs, " ") != "examples/training_school.yaml examples/dog_counts.yaml" {
+		t.Errorf("configs %q", o.Configs)
+	}
+	if len(o.Checks) == 0 {
+		t.Error("no view checks")
+	}
+}
+
+func TestFlags(t *testing.T) {
+	f, err := parseFlags([]string{"-events", "50000", "-config", " a.yaml, ,b.yaml ", "-max-rss", "64", "-bin", "bin", "-catch-up-timeout", "1m"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.opts.Workload.Events != 50000 || strings.Join(f.opts.Configs, " ") != "a.yaml b.yaml" || f.opts.MaxRSS != 64<<20 || f.opts.BinDir != "bin" || f.opts.CatchUpTime != time.Minute {
+		t.Errorf("parsed %+v", f.opts)
+	}
+}
+
+func TestBadFlagsExit2NamingTheFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-events", "1"}, "events: 1"},
+		{[]string{"-other-share", "1.5"}, "other share: 1.5"},
+		{[]string{"-appenders", "0"}, "-appenders 0"},
+		{[]string{"-rounds", "0"}, "-rounds 0"},
+		{[]string{"-max-rss", "0"}, "-max-rss 0"},
+		{[]string{"-naive-events", "0"}, "-naive-events 0"},
+		{[]string{"-config", " , "}, "-config: no projections file"},
+		{[]string{"extra"}, `unexpected argument "extra"`},
+		{[]string{"-nope"}, "flag provided but not defined: -nope"},
+	} {
+		var stderr bytes.Buffer
+		if code := run(context.Background(), tc.args, io.Discard, &stderr); code != 2 || !strings.Contains(stderr.String(), tc.want) {
+			t.Errorf("%v: exit %d, %q; want 2 and %q", tc.args, code, stderr.String(), tc.want)
+		}
+	}
+}
