@@ -1,6 +1,8 @@
 // Package declarative implements projections written as SQL instead of Go: for each event type,
 // one or more SQL statements that use named parameters (@stream_id, @data, ...) bound from the
-// event. Event content only ever reaches PostgreSQL as bind parameters.
+// event; or batch SQL, statements run once per batch over the relation events, which holds the
+// batch's events (see EventColumns). Event content only ever reaches PostgreSQL as bind
+// parameters.
 //
 // A Projection implements projection.Projection[pgx.Tx] for the views/postgres store. Check
 // prepares every statement against PostgreSQL, so that mistakes are reported before a single
@@ -27,12 +29,17 @@ type Handler struct {
 	SQL   string // one or more statements, separated by semicolons
 }
 
-// Spec describes a declarative projection.
+// Spec describes a declarative projection: either Handlers, or Topics and Batch.
 type Spec struct {
 	Name     string    // tracking key
 	Schema   string    // idempotent DDL for the projection's tables, run by Migrate
 	Reset    string    // SQL that empties the projection's tables, run by ResetView
 	Handlers []Handler // in the order they were declared
+	// Topics are the event types of a projection with batch SQL.
+	Topics []string
+	// Batch is SQL run once per batch, statements in order, over the relation events (see
+	// EventColumns); it takes no parameters.
+	Batch string
 }
 
 // Projection is a compiled declarative projection. It is safe for concurrent use.
@@ -40,6 +47,8 @@ type Projection struct {
 	spec     Spec
 	topics   []string
 	handlers map[string]*compiled
+	batch    []Statement     // the batch SQL's statements, rewritten to read events; nil without
+	topicSet map[string]bool // the topics of batch SQL
 }
 
 type compiled struct {
@@ -66,6 +75,9 @@ func (e *HandlerError) Unwrap() error { return e.Err }
 func New(spec Spec) (*Projection, error) {
 	if spec.Name == "" {
 		return nil, errors.New("declarative projection: empty name")
+	}
+	if strings.TrimSpace(spec.Batch) != "" || len(spec.Topics) > 0 {
+		return newBatch(spec)
 	}
 	if len(spec.Handlers) == 0 {
 		return nil, fmt.Errorf("declarative projection %q: no handlers", spec.Name)
@@ -119,7 +131,13 @@ func (p *Projection) Statements(topic string) []Statement {
 // with the event's fields bound to the named parameters. On the views/postgres store's
 // transaction the statements are queued and sent with the rest of the batch in one round trip.
 // Events of other types are ignored.
+//
+// A projection with batch SQL runs it over e alone; the Runner runs such a projection a batch at
+// a time through Runnable instead.
 func (p *Projection) Handle(ctx context.Context, tx pgx.Tx, e projection.Event) error {
+	if p.batch != nil {
+		return p.handleBatch(ctx, tx, []projection.Event{e})
+	}
 	c, ok := p.handlers[e.Type]
 	if !ok {
 		return nil
@@ -235,14 +253,18 @@ type Conn interface {
 
 // CheckError is a statement PostgreSQL could not prepare.
 type CheckError struct {
-	Topic     string // the handler's topic; empty for the schema
-	Statement int    // 1-based statement number within the handler
-	Line      int    // line of the handler's SQL the statement starts on
+	Topic     string // the handler's topic; empty for the schema and the batch SQL
+	Batch     bool   // the statement is one of the batch SQL
+	Statement int    // 1-based statement number within the handler (or batch SQL)
+	Line      int    // line of the handler's (or batch) SQL the statement starts on
 	Err       error
 }
 
 // Error implements error.
 func (e *CheckError) Error() string {
+	if e.Batch {
+		return fmt.Sprintf("batch: statement %d (line %d of the SQL): %v", e.Statement, e.Line, pgMessage(e.Err))
+	}
 	if e.Topic == "" {
 		return fmt.Sprintf("schema: %v", pgMessage(e.Err))
 	}
@@ -288,20 +310,35 @@ func (p *Projection) Check(ctx context.Context, db Conn) error {
 		}
 	}
 	var errs []error
-	for _, topic := range p.topics {
-		for i, s := range p.handlers[topic].stmts {
-			// A savepoint per statement, so one failure does not hide the next.
-			sp, err := tx.Begin(ctx)
-			if err != nil {
-				return fmt.Errorf("savepoint: %w", err)
+	prepare := func(ce *CheckError, s Statement) error {
+		// A savepoint per statement, so one failure does not hide the next.
+		sp, err := tx.Begin(ctx)
+		if err != nil {
+			return fmt.Errorf("savepoint: %w", err)
+		}
+		_, err = sp.Prepare(ctx, "", s.SQL)
+		_ = sp.Rollback(ctx)
+		if err != nil {
+			if isConnErr(err) {
+				return err
 			}
-			_, err = sp.Prepare(ctx, "", s.SQL)
-			_ = sp.Rollback(ctx)
-			if err != nil {
-				if isConnErr(err) {
-					return err
-				}
-				errs = append(errs, &CheckError{Topic: topic, Statement: i + 1, Line: s.Line, Err: err})
+			ce.Line, ce.Err = s.Line, err
+			errs = append(errs, ce)
+		}
+		return nil
+	}
+	for i, s := range p.batch {
+		if err := prepare(&CheckError{Batch: true, Statement: i + 1}, s); err != nil {
+			return err
+		}
+	}
+	for _, topic := range p.topics {
+		if p.batch != nil {
+			break
+		}
+		for i, s := range p.handlers[topic].stmts {
+			if err := prepare(&CheckError{Topic: topic, Statement: i + 1}, s); err != nil {
+				return err
 			}
 		}
 	}
