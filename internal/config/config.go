@@ -298,8 +298,11 @@ func (c *Config) SQLErrors(pr *Projection, err error) error {
 		msg := ce.Error()
 		switch {
 		case ce.Batch:
-			e.Key, e.Line = "batch.sql", pr.batchLine+ce.Line-1
-			msg = "PostgreSQL cannot prepare " + strings.TrimPrefix(msg, "batch: ")
+			e.Key, e.Line = "batch.sql", pr.batchLine+max(ce.Line, 1)-1
+			msg = strings.TrimPrefix(msg, "batch: ")
+			if ce.Statement > 0 {
+				msg = "PostgreSQL cannot prepare " + msg
+			}
 		case ce.Topic == "":
 			e.Key, e.Line = "schema", pr.schemaLine
 			msg = strings.TrimPrefix(msg, "schema: ")

@@ -1,6 +1,6 @@
 // Batch SQL: statements run once per batch over the relation events, which holds the batch's
-// events. The events reach PostgreSQL as one array per column, bound as parameters, and every
-// statement reads them through a common table expression prepended to it.
+// events. The events reach PostgreSQL as one array per column, bound as parameters, loaded into
+// the session's temporary table events (emptied at every commit), which the statements read.
 
 package declarative
 
@@ -52,9 +52,6 @@ func newBatch(spec Spec) (*Projection, error) {
 	if err != nil {
 		return nil, &BatchError{Err: err}
 	}
-	for i := range stmts {
-		stmts[i].SQL = withEvents(stmts[i].SQL)
-	}
 	p.batch = stmts
 	return p, nil
 }
@@ -75,85 +72,46 @@ func eventColumns() string {
 	return strings.Join(names, ", ")
 }
 
-// eventsCTE is the common table expression that defines events from the bound arrays: $k is
-// the array of the k-th parameter of Params (jsonb columns travel as text and are cast).
-var eventsCTE = func() string {
+// eventsTable creates, if it is missing, the temporary table events of the session: the batch
+// is loaded into it, and it is emptied at every commit. Being in pg_temp, which PostgreSQL
+// searches first unless search_path names it later, it shadows any other relation events.
+var eventsTable = func() string {
+	cols := EventColumns()
+	defs := make([]string, len(cols))
+	for i, c := range cols {
+		defs[i] = c.Name + " " + c.Type
+	}
+	return fmt.Sprintf("CREATE TEMP TABLE IF NOT EXISTS events (%s) ON COMMIT DELETE ROWS", strings.Join(defs, ", "))
+}()
+
+// loadEvents fills pg_temp.events from the bound arrays: $k is the array of the k-th parameter
+// of Params (jsonb columns travel as text and are cast). It empties the table first, for a
+// second batch in the same transaction.
+var loadEvents = func() []string {
 	var sel, arrays, names []string
 	sel = append(sel, "u.seq")
 	for i, p := range params {
 		typ := p.Type
 		if typ == "jsonb" {
 			typ = "text"
-			sel = append(sel, fmt.Sprintf("u.%s::jsonb AS %s", p.Name, p.Name))
+			sel = append(sel, "u."+p.Name+"::jsonb")
 		} else {
 			sel = append(sel, "u."+p.Name)
 		}
 		arrays = append(arrays, fmt.Sprintf("$%d::%s[]", i+1, typ))
 		names = append(names, p.Name)
 	}
-	return fmt.Sprintf("events AS (SELECT %s FROM unnest(%s) WITH ORDINALITY AS u(%s, seq))",
-		strings.Join(sel, ", "), strings.Join(arrays, ", "), strings.Join(names, ", "))
+	return []string{"DELETE FROM pg_temp.events", fmt.Sprintf("INSERT INTO pg_temp.events SELECT %s FROM unnest(%s) WITH ORDINALITY AS u(%s, seq)",
+		strings.Join(sel, ", "), strings.Join(arrays, ", "), strings.Join(names, ", "))}
 }()
 
-// withEvents rewrites a statement of batch SQL to read events from the bound arrays: the
-// events CTE is prepended, or joined to the statement's own WITH list.
-func withEvents(stmt string) string {
-	rest, recursive, ok := leadingWith(stmt)
-	switch {
-	case ok && recursive:
-		return "WITH RECURSIVE " + eventsCTE + ", " + rest
-	case ok:
-		return "WITH " + eventsCTE + ", " + rest
+// createEvents creates pg_temp.events in tx if it is missing, and checks that it is the
+// relation the name events reaches.
+func createEvents(ctx context.Context, tx pgx.Tx) error {
+	if _, err := tx.Exec(ctx, eventsTable); err != nil {
+		return fmt.Errorf("create the temporary table events: %w", err)
 	}
-	return "WITH " + eventsCTE + "\n" + stmt
-}
-
-// leadingWith reports whether stmt starts (after whitespace and comments) with the keyword
-// WITH, optionally followed by RECURSIVE, and returns the text after them.
-func leadingWith(stmt string) (rest string, recursive, ok bool) {
-	rest, ok = keyword(stmt, "with")
-	if !ok {
-		return stmt, false, false
-	}
-	if r, rec := keyword(rest, "recursive"); rec {
-		return r, true, true
-	}
-	return rest, false, true
-}
-
-// keyword reports whether s starts, after whitespace and comments, with the keyword kw (in any
-// case) and returns the text after it.
-func keyword(s, kw string) (string, bool) {
-	i := skipSpace(s)
-	if len(s)-i < len(kw) || !strings.EqualFold(s[i:i+len(kw)], kw) {
-		return s, false
-	}
-	if j := i + len(kw); j < len(s) && isIdent(s[j]) {
-		return s, false
-	}
-	return s[i+len(kw):], true
-}
-
-// skipSpace returns the index of the first character of s that is not whitespace or in a
-// comment.
-func skipSpace(s string) int {
-	for i := 0; i < len(s); {
-		switch {
-		case isSpace(s[i]):
-			i++
-		case strings.HasPrefix(s[i:], "--"):
-			j := strings.IndexByte(s[i:], '\n')
-			if j < 0 {
-				return len(s)
-			}
-			i += j
-		case strings.HasPrefix(s[i:], "/*"):
-			i = scanBlockComment(s, i)
-		default:
-			return i
-		}
-	}
-	return len(s)
+	return nil
 }
 
 // batchArgs returns the arrays bound to the events CTE for events, in the order of Params. An
@@ -223,11 +181,24 @@ func (p *Projection) handleBatch(ctx context.Context, tx pgx.Tx, events []projec
 	if err != nil {
 		return err
 	}
+	// The table must exist before the statements that read it are prepared: a round trip of
+	// its own, then the load and the statements in one.
+	if err := createEvents(ctx, tx); err != nil {
+		return fmt.Errorf("%s: %w", describeBatch(mine), err)
+	}
 	b := &pgx.Batch{}
+	b.Queue(loadEvents[0])
+	b.Queue(loadEvents[1], args...)
 	for _, s := range p.batch {
-		b.Queue(s.SQL, args...)
+		b.Queue(s.SQL)
 	}
 	br := tx.SendBatch(ctx, b)
+	for i := range loadEvents {
+		if _, err := br.Exec(); err != nil {
+			_ = br.Close()
+			return fmt.Errorf("%s: load the temporary table events (step %d): %w", describeBatch(mine), i+1, err)
+		}
+	}
 	for i, s := range p.batch {
 		if _, err := br.Exec(); err != nil {
 			_ = br.Close()
@@ -264,4 +235,24 @@ func (p *Projection) Runnable() projection.Projection[pgx.Tx] {
 		return batchProjection{p}
 	}
 	return p
+}
+
+// checkEvents creates pg_temp.events in tx, and fails with a *CheckError when another
+// relation events comes before it in the search_path (batch SQL would read that one).
+func checkEvents(ctx context.Context, tx pgx.Tx) error {
+	if err := createEvents(ctx, tx); err != nil {
+		if isConnErr(err) {
+			return err
+		}
+		return &CheckError{Batch: true, Err: err}
+	}
+	var shadowed string
+	err := tx.QueryRow(ctx, `SELECT coalesce((SELECT to_regclass('events')::text WHERE to_regclass('events') <> to_regclass('pg_temp.events')), '')`).Scan(&shadowed)
+	switch {
+	case err != nil:
+		return fmt.Errorf("look up the relation events: %w", err)
+	case shadowed != "":
+		return &CheckError{Batch: true, Err: fmt.Errorf("the name events reaches the relation %s, not the batch's events: put pg_temp first in the search_path (or leave it out, which puts it first)", shadowed)}
+	}
+	return nil
 }

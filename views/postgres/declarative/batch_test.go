@@ -187,3 +187,40 @@ func TestNewRejectsBadBatchSpecs(t *testing.T) {
 		t.Errorf("<@data in batch SQL: %v", err)
 	}
 }
+
+// The batch's events shadow a table called events; Check refuses a search_path in which that
+// table would come first.
+func TestBatchEventsShadowATableOfThatName(t *testing.T) {
+	ctx := context.Background()
+	c := testDB(t)
+	s := declarative.Spec{Name: "n", Schema: "CREATE TABLE IF NOT EXISTS n (id text);", Topics: []string{"Named"},
+		Batch: "INSERT INTO n SELECT stream_id FROM events"}
+	p, err := declarative.New(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Exec(ctx, "CREATE TABLE events (stream_id text); INSERT INTO events VALUES ('from the table')"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Check(ctx, c); err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	if err := p.Migrate(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if err := applyBatch(t, c, p, named("from the batch", "Fido", 100)); err != nil {
+		t.Fatal(err)
+	}
+	var got string
+	if err := c.QueryRow(ctx, "SELECT string_agg(id, ',') FROM n").Scan(&got); err != nil || got != "from the batch" {
+		t.Errorf("the batch SQL read %q (%v), want the batch's event", got, err)
+	}
+	if _, err := c.Exec(ctx, "SET search_path = public, pg_temp"); err != nil {
+		t.Fatal(err)
+	}
+	err = p.Check(ctx, c)
+	var ce *declarative.CheckError
+	if !errors.As(err, &ce) || !ce.Batch || !strings.Contains(err.Error(), "the name events reaches the relation events, not the batch's events: put pg_temp first in the search_path") {
+		t.Errorf("Check with pg_temp last = %v", err)
+	}
+}

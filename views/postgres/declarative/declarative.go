@@ -255,13 +255,16 @@ type Conn interface {
 type CheckError struct {
 	Topic     string // the handler's topic; empty for the schema and the batch SQL
 	Batch     bool   // the statement is one of the batch SQL
-	Statement int    // 1-based statement number within the handler (or batch SQL)
+	Statement int    // 1-based statement number within the handler (or batch SQL); 0: none
 	Line      int    // line of the handler's (or batch) SQL the statement starts on
 	Err       error
 }
 
 // Error implements error.
 func (e *CheckError) Error() string {
+	if e.Batch && e.Statement == 0 {
+		return fmt.Sprintf("batch: %v", pgMessage(e.Err))
+	}
 	if e.Batch {
 		return fmt.Sprintf("batch: statement %d (line %d of the SQL): %v", e.Statement, e.Line, pgMessage(e.Err))
 	}
@@ -326,6 +329,11 @@ func (p *Projection) Check(ctx context.Context, db Conn) error {
 			errs = append(errs, ce)
 		}
 		return nil
+	}
+	if p.batch != nil {
+		if err := checkEvents(ctx, tx); err != nil {
+			return err
+		}
 	}
 	for i, s := range p.batch {
 		if err := prepare(&CheckError{Batch: true, Statement: i + 1}, s); err != nil {
