@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/projector-dev/projector/internal/config"
-	"github.com/projector-dev/projector/views/postgres/declarative"
 	"github.com/projector-dev/projector/projection"
+	"github.com/projector-dev/projector/views/postgres/declarative"
 )
 
 func TestLoadTheExamples(t *testing.T) {
