@@ -23,7 +23,8 @@ type span struct {
 }
 
 // commit applies s, applying the error policy to handler failures. A failing batch is re-run
-// flushing after every event to find the culprit when the store queues statements; the events
+// flushing after every event to find the culprit when the store queues statements, or bisected
+// (see bisect) for a BatchProjection; the events
 // before the culprit are then committed once, and the policy decides about the culprit. Every
 // successful transaction is reported and published at once, so a failure after a partial
 // commit loses nothing (the next session reloads).
@@ -44,7 +45,19 @@ func (w *worker[Tx]) commit(ctx, lead context.Context, s span) result {
 			}
 			return res
 		}
-		if !t.isolate && w.flushes && len(t.batch) > 1 {
+		if _, batched := w.p.(BatchProjection[Tx]); batched && len(t.batch) > 1 {
+			var (
+				end  *result
+				tail transaction
+			)
+			if tail, he, end = w.bisect(ctx, lead, t, he); end != nil {
+				return *end
+			}
+			t = tail
+			if he == nil {
+				continue // the failure went away once the events before it committed
+			}
+		} else if !t.isolate && w.flushes && len(t.batch) > 1 {
 			t.isolate = true // the error may surface at a later event than the one that queued it
 			continue
 		}
@@ -90,4 +103,38 @@ func (w *worker[Tx]) commit(ctx, lead context.Context, s span) result {
 		})
 		return result{out: outcomeStopped, err: ferr}
 	}
+}
+
+// bisect narrows the failure he of t, a batch projection's span whose batch failed as a whole,
+// to one event. Each attempt is a transaction of its own: it tries the first half of the events
+// known to fail, commits it (once) when it succeeds and goes on with the rest, and otherwise
+// narrows to that half, until one event fails on its own. It returns the span from that event
+// on, with the event's own error (index 0). A nil error means the failure went away once the
+// events before it committed: the span holds what is left to commit. A non-nil result ends
+// the commit: a store failure, or everything committed.
+func (w *worker[Tx]) bisect(ctx, lead context.Context, t transaction, he *handlerError) (transaction, *handlerError, *result) {
+	n := len(t.batch) // t.batch[:n] fails
+	fresh := true     // he is the error of t.batch[:n] as tracking now stands
+	for n > 1 || !fresh {
+		k := max(n/2, 1)
+		part := t
+		if k < len(t.batch) {
+			part.next, part.batch, part.partial = tracking.State{Last: t.batch[k-1].Position}, t.batch[:k], true
+		}
+		res, phe := w.try(ctx, lead, part)
+		switch {
+		case phe != nil:
+			n, he, fresh = k, phe, true
+			continue
+		case res.out != outcomeOK || k == len(t.batch):
+			return t, nil, &res
+		}
+		t.prev, t.batch, t.skip = part.next, t.batch[k:], nil
+		n, fresh = n-k, false
+		if n == 0 {
+			return t, nil, nil
+		}
+	}
+	he.index = 0
+	return t, he, nil
 }

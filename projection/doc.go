@@ -15,6 +15,7 @@
 //	                DeadLetterer, Rewinder, errors
 //	observer.go     Observer, RunState, Status, Failure
 //	dispatch.go     Dispatch: a Projection routing events to one handler per type
+//	batch.go        BatchProjection (one call per batch), Batch: one built from a function
 //
 // The Runner, in the order an event travels through it (source → pump → batcher → commit →
 // tracking), one worker goroutine per projection:
@@ -26,7 +27,8 @@
 //	                each message to the batcher
 //	batcher.go      events and server checkpoints pending; when to commit them
 //	probe.go        an idle live projection's probe past events it ignores
-//	commit.go       commit a span: isolate a failing event, apply the error policy to it
+//	commit.go       commit a span: isolate a failing event (bisecting a batch projection's
+//	                batch), apply the error policy to it
 //	transaction.go  one store transaction: handlers or a dead letter, the tracking advance,
 //	                then status, Observer and watermark (what Wait watches)
 //	control.go      Resume and Skip of a stopped projection

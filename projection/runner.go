@@ -28,8 +28,8 @@ import (
 //   - Source and store faults are retried forever with capped, jittered exponential backoff,
 //     from the committed position, and reported once per fault (see Observer).
 //   - A handler error is traced to its event (re-running the batch event by event when the
-//     store queues statements); the events before it commit once, and the error policy decides
-//     about the event. A stopped projection waits, keeping its lease, for Resume, Skip or Reset.
+//     store queues statements, bisecting the batch of a BatchProjection); the events before it
+//     commit once, and the error policy decides about the event. A stopped projection waits, keeping its lease, for Resume, Skip or Reset.
 //   - When Run's context ends, the batch in flight gets Options.DrainTimeout to commit.
 type Runner[Tx any] struct {
 	source Source

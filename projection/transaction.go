@@ -1,4 +1,5 @@
-// One store transaction of a commit: run the handlers (or dead-letter a skipped event),
+// One store transaction of a commit: run the handlers, or a batch projection's batch handler
+// (or dead-letter a skipped event),
 // advance tracking, classify what failed, and publish what committed.
 
 package projection
@@ -71,6 +72,7 @@ func (w *worker[Tx]) apply(ctx context.Context, t transaction) error {
 	return w.r.store.Apply(ctx, w.name, t.prev, t.next, func(ctx context.Context, tx Tx) error {
 		flusher, _ := any(tx).(Flusher)
 		w.flushes = flusher != nil
+		bp, batched := w.p.(BatchProjection[Tx])
 		for i, e := range t.batch {
 			if i == 0 && t.skip != nil {
 				dl, ok := any(w.r.store).(DeadLetterer[Tx])
@@ -86,6 +88,13 @@ func (w *worker[Tx]) apply(ctx context.Context, t transaction) error {
 					}
 				}
 				continue
+			}
+			if batched {
+				// The rest of the batch, at once: a failure is bisected by commit.
+				if err := w.handleBatch(ctx, tx, bp, t.batch[i:]); err != nil {
+					return &handlerError{index: -1, err: err}
+				}
+				break
 			}
 			if err := w.handle(ctx, tx, e); err != nil {
 				return &handlerError{index: i, err: err}
@@ -130,6 +139,16 @@ func (w *worker[Tx]) committed(t transaction, d time.Duration) {
 	obs.BatchCommitted(CommittedBatch{Projection: w.name, Events: events, Duration: d, State: t.next})
 	w.recovered()
 	w.r.wm.Set(w.name, t.next) // last, so waiters see status and reports up to date
+}
+
+// handleBatch calls the batch projection's handler, turning a panic into an error as handle does.
+func (w *worker[Tx]) handleBatch(ctx context.Context, tx Tx, bp BatchProjection[Tx], events []Event) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("batch handler panicked: %v", r)
+		}
+	}()
+	return bp.HandleBatch(ctx, tx, events)
 }
 
 // handle calls the projection's handler, turning a panic into an error so that a poison event

@@ -129,7 +129,7 @@ func (a *app) demo(ctx context.Context, exit bool) error {
 		go func() {
 			runDone <- daemon.Run(runCtx, d, daemon.Config[pgx.Tx]{
 				Source: src, Header: src, Store: store, Waiter: store,
-				Projections: []daemon.Projection[pgx.Tx]{{Projection: cfg.Projections[0].Compiled, Options: cfg.Projections[0].Options}},
+				Projections: []daemon.Projection[pgx.Tx]{{Projection: cfg.Projections[0].Compiled.Runnable(), Options: cfg.Projections[0].Options}},
 			})
 		}()
 	}

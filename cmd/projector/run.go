@@ -122,7 +122,7 @@ func (a *app) run(ctx context.Context, doMigrate bool) error {
 	kurrentErr.Store(&none)
 	var projections []daemon.Projection[pgx.Tx]
 	for _, p := range cfg.Projections {
-		projections = append(projections, daemon.Projection[pgx.Tx]{Projection: p.Compiled, Options: p.Options, Reset: p.Compiled.ResetView})
+		projections = append(projections, daemon.Projection[pgx.Tx]{Projection: p.Compiled.Runnable(), Options: p.Options, Reset: p.Compiled.ResetView})
 	}
 	return daemon.Run(ctx, d, daemon.Config[pgx.Tx]{
 		Source: src, Header: src, Store: store, Waiter: store, Leader: postgres.NewElector(pool.Config().ConnConfig, postgres.ElectorOptions{}),

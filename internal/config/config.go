@@ -37,11 +37,17 @@ type Projection struct {
 	Schema   string
 	Reset    string
 	Handlers []declarative.Handler // in file order
-	// Compiled is the declarative projection built from the handlers.
+	// Topics and Batch are, instead of Handlers, the event types and the SQL of a projection
+	// that runs once per batch (see declarative.Spec).
+	Topics []string
+	Batch  string
+	// Compiled is the declarative projection built from the handlers, or the batch SQL. Run
+	// Compiled.Runnable().
 	Compiled *declarative.Projection
 
 	handlerLines map[string]int // topic → line of the first line of its SQL text
 	schemaLine   int
+	batchLine    int // line of the first line of the batch SQL text
 }
 
 // Error is one problem in a configuration file.
@@ -290,10 +296,17 @@ func (c *Config) SQLErrors(pr *Projection, err error) error {
 	for _, ce := range ces {
 		e := &Error{File: c.File, Projection: pr.Name}
 		msg := ce.Error()
-		if ce.Topic == "" {
+		switch {
+		case ce.Batch:
+			e.Key, e.Line = "batch.sql", pr.batchLine+max(ce.Line, 1)-1
+			msg = strings.TrimPrefix(msg, "batch: ")
+			if ce.Statement > 0 {
+				msg = "PostgreSQL cannot prepare " + msg
+			}
+		case ce.Topic == "":
 			e.Key, e.Line = "schema", pr.schemaLine
 			msg = strings.TrimPrefix(msg, "schema: ")
-		} else {
+		default:
 			e.Key = fmt.Sprintf("handlers.%q", ce.Topic)
 			e.Line = pr.handlerLines[ce.Topic] + ce.Line - 1
 			msg = strings.TrimPrefix(msg, fmt.Sprintf("handler %q: ", ce.Topic))

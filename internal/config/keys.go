@@ -32,6 +32,8 @@ type entry struct {
 	pr       *Projection
 	label    string
 	handlers *yaml.Node // the handlers mapping, checked once every key is read
+	topics   *yaml.Node // the topics list, if given
+	batch    *yaml.Node // the batch.sql text, if given
 }
 
 func fixed(s string) func(projection.ProjectionOptions) string {
@@ -71,6 +73,37 @@ func Keys() []Key {
 		}},
 		{Path: "reset", Default: fixed("empty"), parse: func(p *parser, e *entry, v *yaml.Node) { e.pr.Reset = p.str(v, e.label, "reset") }},
 		{Path: "handlers", Default: fixed("required"), parse: func(_ *parser, e *entry, v *yaml.Node) { e.handlers = v }},
+		{Path: "topics", Default: fixed("none"), parse: parseTopics},
+		{Path: "batch.sql", Default: fixed("empty"), parse: func(p *parser, e *entry, v *yaml.Node) {
+			e.pr.Batch, e.pr.batchLine, e.batch = p.str(v, e.label, "batch.sql"), textLine(v), v
+		}},
+	}
+}
+
+// parseTopics reads the topics of a projection with batch SQL: a list of distinct, non-empty
+// event types.
+func parseTopics(p *parser, e *entry, v *yaml.Node) {
+	e.topics = v
+	if v.Kind != yaml.SequenceNode {
+		p.add(v.Line, e.label, "topics", "must be a list of event types")
+		return
+	}
+	if len(v.Content) == 0 {
+		p.add(v.Line, e.label, "topics", "empty; list the event types the batch SQL reads")
+		return
+	}
+	seen := map[string]bool{}
+	for i, t := range v.Content {
+		key := fmt.Sprintf("topics[%d]", i)
+		switch {
+		case t.Kind != yaml.ScalarNode || t.Value == "":
+			p.add(t.Line, e.label, key, "must be a non-empty event type")
+		case seen[t.Value]:
+			p.add(t.Line, e.label, key, fmt.Sprintf("event type %q given twice", t.Value))
+		default:
+			seen[t.Value] = true
+			e.pr.Topics = append(e.pr.Topics, t.Value)
+		}
 	}
 }
 
@@ -128,7 +161,13 @@ func (p *parser) keyTree(e *entry, keys []Key) map[string]func(k, v *yaml.Node) 
 		if children[parent] == nil {
 			kids := map[string]func(k, v *yaml.Node){}
 			children[parent] = kids
-			top[parent] = func(_, v *yaml.Node) { p.mapping(v, e.label, parent+".", kids) }
+			top[parent] = func(_, v *yaml.Node) {
+				if sql, ok := kids["sql"]; ok && v.Kind == yaml.ScalarNode {
+					sql(nil, v) // batch: TEXT is short for batch: {sql: TEXT}
+					return
+				}
+				p.mapping(v, e.label, parent+".", kids)
+			}
 		}
 		children[parent][child] = func(_, v *yaml.Node) { parse(p, e, v) }
 	}

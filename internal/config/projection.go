@@ -23,12 +23,27 @@ func (p *parser) projection(i int, n *yaml.Node) *Projection {
 	e := &entry{pr: pr, label: p.projectionName(i, n, pr)}
 	p.mapping(n, e.label, "", p.keyTree(e, Keys()))
 	pr.Options = pr.Options.WithDefaults()
-	p.handlers(n, e.handlers, e.label, pr)
+	batched := e.topics != nil || e.batch != nil
+	if batched {
+		p.batch(n, e)
+	} else {
+		p.handlers(n, e.handlers, e.label, pr)
+	}
 	if pr.Name == "" {
 		if !hasKey(n, "name") {
 			p.add(n.Line, e.label, "name", "missing; every projection needs a name (its tracking key)")
 		}
 		return nil
+	}
+	if batched {
+		if len(pr.Topics) > 0 && len(pr.Topics) == len(e.topics.Content) && pr.Batch != "" {
+			c, err := declarative.New(declarative.Spec{Name: pr.Name, Schema: pr.Schema, Reset: pr.Reset, Topics: pr.Topics, Batch: pr.Batch})
+			if err != nil {
+				p.add(n.Line, e.label, "batch.sql", err.Error())
+			}
+			pr.Compiled = c
+		}
+		return pr
 	}
 	if len(pr.Handlers) > 0 && len(pr.Handlers)*2 == len(e.handlers.Content) {
 		c, err := declarative.New(declarative.Spec{Name: pr.Name, Schema: pr.Schema, Reset: pr.Reset, Handlers: pr.Handlers})
@@ -69,7 +84,7 @@ func (p *parser) projectionName(i int, n *yaml.Node, pr *Projection) string {
 func (p *parser) handlers(n, handlers *yaml.Node, label string, pr *Projection) {
 	switch {
 	case handlers == nil:
-		p.add(n.Line, label, "handlers", "missing; map each event type to the SQL it runs")
+		p.add(n.Line, label, "handlers", "missing; map each event type to the SQL it runs (or list topics and give batch.sql)")
 	case handlers.Kind != yaml.MappingNode:
 		p.add(handlers.Line, label, "handlers", "must be a mapping from event type to SQL")
 	case len(handlers.Content) == 0:
@@ -107,5 +122,38 @@ func (p *parser) handlers(n, handlers *yaml.Node, label string, pr *Projection) 
 			}
 			pr.Handlers = append(pr.Handlers, declarative.Handler{Topic: k.Value, SQL: sql})
 		}
+	}
+}
+
+// batch checks the batch form of projection n: topics and batch.sql, both, and no handlers;
+// the batch SQL must parse, and takes no parameters.
+func (p *parser) batch(n *yaml.Node, e *entry) {
+	pr := e.pr
+	if e.handlers != nil {
+		p.add(e.handlers.Line, e.label, "handlers", "give either handlers, or topics and batch.sql; not both")
+	}
+	if e.topics == nil {
+		p.add(n.Line, e.label, "topics", "missing; batch.sql runs over the events of the event types listed here")
+	}
+	if e.batch == nil {
+		p.add(n.Line, e.label, "batch.sql", "missing; topics need the SQL that runs once per batch over their events")
+		return
+	}
+	if strings.TrimSpace(pr.Batch) == "" {
+		if e.batch.Kind == yaml.ScalarNode {
+			p.add(e.batch.Line, e.label, "batch.sql", "empty SQL")
+		}
+		pr.Batch = ""
+		return
+	}
+	if _, err := declarative.ParseBatch(pr.Batch); err != nil {
+		line := pr.batchLine
+		var se *declarative.SQLError
+		if errors.As(err, &se) {
+			line += se.Line - 1
+			err = errors.New(se.Msg)
+		}
+		p.add(line, e.label, "batch.sql", err.Error())
+		pr.Batch = ""
 	}
 }

@@ -1,6 +1,8 @@
 // Package declarative implements projections written as SQL instead of Go: for each event type,
 // one or more SQL statements that use named parameters (@stream_id, @data, ...) bound from the
-// event. Event content only ever reaches PostgreSQL as bind parameters.
+// event; or batch SQL, statements run once per batch over the relation events, which holds the
+// batch's events (see EventColumns). Event content only ever reaches PostgreSQL as bind
+// parameters.
 //
 // A Projection implements projection.Projection[pgx.Tx] for the views/postgres store. Check
 // prepares every statement against PostgreSQL, so that mistakes are reported before a single
@@ -15,7 +17,6 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/projector-dev/projector/projection"
 	"github.com/projector-dev/projector/tracking"
@@ -27,12 +28,17 @@ type Handler struct {
 	SQL   string // one or more statements, separated by semicolons
 }
 
-// Spec describes a declarative projection.
+// Spec describes a declarative projection: either Handlers, or Topics and Batch.
 type Spec struct {
 	Name     string    // tracking key
 	Schema   string    // idempotent DDL for the projection's tables, run by Migrate
 	Reset    string    // SQL that empties the projection's tables, run by ResetView
 	Handlers []Handler // in the order they were declared
+	// Topics are the event types of a projection with batch SQL.
+	Topics []string
+	// Batch is SQL run once per batch, statements in order, over the relation events (see
+	// EventColumns); it takes no parameters.
+	Batch string
 }
 
 // Projection is a compiled declarative projection. It is safe for concurrent use.
@@ -40,6 +46,8 @@ type Projection struct {
 	spec     Spec
 	topics   []string
 	handlers map[string]*compiled
+	batch    []Statement     // the batch SQL's statements, rewritten to read events; nil without
+	topicSet map[string]bool // the topics of batch SQL
 }
 
 type compiled struct {
@@ -66,6 +74,9 @@ func (e *HandlerError) Unwrap() error { return e.Err }
 func New(spec Spec) (*Projection, error) {
 	if spec.Name == "" {
 		return nil, errors.New("declarative projection: empty name")
+	}
+	if strings.TrimSpace(spec.Batch) != "" || len(spec.Topics) > 0 {
+		return newBatch(spec)
 	}
 	if len(spec.Handlers) == 0 {
 		return nil, fmt.Errorf("declarative projection %q: no handlers", spec.Name)
@@ -119,7 +130,13 @@ func (p *Projection) Statements(topic string) []Statement {
 // with the event's fields bound to the named parameters. On the views/postgres store's
 // transaction the statements are queued and sent with the rest of the batch in one round trip.
 // Events of other types are ignored.
+//
+// A projection with batch SQL runs it over e alone; the Runner runs such a projection a batch at
+// a time through Runnable instead.
 func (p *Projection) Handle(ctx context.Context, tx pgx.Tx, e projection.Event) error {
+	if p.batch != nil {
+		return p.handleBatch(ctx, tx, []projection.Event{e})
+	}
 	c, ok := p.handlers[e.Type]
 	if !ok {
 		return nil
@@ -231,86 +248,6 @@ func bind(s Statement, vals map[string]any) []any {
 // *pgxpool.Pool and pgx.Tx all satisfy it.
 type Conn interface {
 	Begin(ctx context.Context) (pgx.Tx, error)
-}
-
-// CheckError is a statement PostgreSQL could not prepare.
-type CheckError struct {
-	Topic     string // the handler's topic; empty for the schema
-	Statement int    // 1-based statement number within the handler
-	Line      int    // line of the handler's SQL the statement starts on
-	Err       error
-}
-
-// Error implements error.
-func (e *CheckError) Error() string {
-	if e.Topic == "" {
-		return fmt.Sprintf("schema: %v", pgMessage(e.Err))
-	}
-	return fmt.Sprintf("handler %q: statement %d (line %d of the SQL): %v", e.Topic, e.Statement, e.Line, pgMessage(e.Err))
-}
-
-// Unwrap returns the underlying error.
-func (e *CheckError) Unwrap() error { return e.Err }
-
-func pgMessage(err error) string {
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		msg := pe.Message
-		if pe.Hint != "" {
-			msg += " (hint: " + pe.Hint + ")"
-		}
-		return msg + " [SQLSTATE " + pe.Code + "]"
-	}
-	return err.Error()
-}
-
-// Check prepares every statement of every handler against PostgreSQL, inside a transaction that
-// first applies the schema and is then rolled back, so it changes nothing and works before
-// Migrate has run. It returns every statement that cannot be prepared, each as a *CheckError,
-// joined. A failure to reach PostgreSQL is returned as it is.
-func (p *Projection) Check(ctx context.Context, db Conn) error {
-	tx, err := db.Begin(ctx)
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	defer func() { _ = tx.Rollback(ctx) }()
-	if strings.TrimSpace(p.spec.Schema) != "" {
-		// The rolled-back schema must not race a replica's Migrate either: DDL on the same
-		// names from two transactions fails with a unique violation in the system catalogs.
-		if err := lockSchemas(ctx, tx); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, p.spec.Schema); err != nil {
-			if isConnErr(err) {
-				return err
-			}
-			return &CheckError{Err: err}
-		}
-	}
-	var errs []error
-	for _, topic := range p.topics {
-		for i, s := range p.handlers[topic].stmts {
-			// A savepoint per statement, so one failure does not hide the next.
-			sp, err := tx.Begin(ctx)
-			if err != nil {
-				return fmt.Errorf("savepoint: %w", err)
-			}
-			_, err = sp.Prepare(ctx, "", s.SQL)
-			_ = sp.Rollback(ctx)
-			if err != nil {
-				if isConnErr(err) {
-					return err
-				}
-				errs = append(errs, &CheckError{Topic: topic, Statement: i + 1, Line: s.Line, Err: err})
-			}
-		}
-	}
-	return errors.Join(errs...)
-}
-
-func isConnErr(err error) bool {
-	var pe *pgconn.PgError
-	return !errors.As(err, &pe)
 }
 
 // Migrate applies the projection's schema in a transaction of its own, under an advisory lock

@@ -67,7 +67,19 @@ func (e *SQLError) Error() string { return fmt.Sprintf("line %d of the SQL: %s",
 // parameter; a parameter name right after an operator that ends in @ (tags <@data) is an error,
 // as it reads as that operator and a column. Unknown parameter names and text without any
 // statement are errors.
-func Parse(sql string) ([]Statement, error) {
+func Parse(sql string) ([]Statement, error) { return parse(sql, false) }
+
+// ParseBatch splits batch SQL into statements at top-level semicolons, as Parse does. Batch SQL
+// takes no parameters: a named (@data) or positional ($1) parameter is an error that points to
+// the events relation, which holds the batch's events.
+func ParseBatch(sql string) ([]Statement, error) { return parse(sql, true) }
+
+// batchParamMsg is the error for a parameter in batch SQL.
+func batchParamMsg(param string) string {
+	return fmt.Sprintf("%s: batch SQL takes no parameters; read the batch's events from the events relation instead (one row per event, with the columns %s)", param, eventColumns())
+}
+
+func parse(sql string, batch bool) ([]Statement, error) {
 	var (
 		stmts       []Statement
 		cur         strings.Builder
@@ -131,6 +143,13 @@ func Parse(sql string) ([]Statement, error) {
 				continue
 			}
 			if i+1 < n && sql[i+1] >= '0' && sql[i+1] <= '9' {
+				if batch {
+					j := i + 1
+					for j < n && sql[j] >= '0' && sql[j] <= '9' {
+						j++
+					}
+					return nil, &SQLError{Line: line, Msg: batchParamMsg(sql[i:j])}
+				}
 				return nil, &SQLError{Line: line, Msg: "positional parameters ($1, ...) are not allowed; use the named parameters " + names()}
 			}
 			cur.WriteByte(c)
@@ -144,7 +163,7 @@ func Parse(sql string) ([]Statement, error) {
 			typ, ok := paramType(strings.ToLower(name))
 			if op := sql[operatorStart(sql, tokenEnd, i) : i+1]; op != "@" && atOperators[op] {
 				// An operator that ends in @ (a <@ b), applied to a column.
-				if ok {
+				if ok && !batch {
 					return nil, &SQLError{Line: line, Msg: fmt.Sprintf(
 						"%s%s is ambiguous: PostgreSQL reads the operator %s followed by a column %s; write `%s @%s` for the parameter @%s, or `%s\"%s\"` for the column",
 						op, name, op, name, op, name, strings.ToLower(name), op, strings.ToLower(name))}
@@ -155,6 +174,9 @@ func Parse(sql string) ([]Statement, error) {
 			}
 			// Any other @name is a parameter, even right after an operator (a=@data): PostgreSQL
 			// would read such an operator and @ as one operator that does not exist.
+			if batch {
+				return nil, &SQLError{Line: line, Msg: batchParamMsg("@" + name)}
+			}
 			if !ok {
 				if len(unknown) == 0 {
 					unknownLine = line
