@@ -3,6 +3,7 @@
 package projection_test
 
 import (
+	"context"
 	"slices"
 	"testing"
 	"time"
@@ -47,4 +48,41 @@ func eventBatches(batches []int) []int {
 		}
 	}
 	return out
+}
+
+// A live burst that arrives while a batch commits fills the next batch meanwhile: it is
+// committed in one batch once the first commits (two, should the pump be handing over the
+// last event just as the batcher finds its buffer empty), not event by event.
+func TestRunnerFillsTheNextLiveBatchWhileOneCommits(t *testing.T) {
+	log := projectiontest.NewLog()
+	store := memory.New()
+	rec := &recorder{}
+	entered, release := make(chan struct{}, 1), make(chan struct{})
+	p := projection.New[*memory.Tx]("c").On(topicA, func(_ context.Context, tx *memory.Tx, e projection.Event) error {
+		if e.Stream == "gate" {
+			entered <- struct{}{}
+			<-release
+		}
+		tx.Add("c/total", 1)
+		return nil
+	})
+	r := projection.NewRunner(log, store, fastOptions(rec))
+	if err := r.Add(p, projection.ProjectionOptions{BatchSize: 100}); err != nil {
+		t.Fatal(err)
+	}
+	start(t, r)
+	eventually(t, "the projection is live", func() bool { return status(r, "c").State == projection.StateLive })
+	log.Append("gate", topicA, nil)
+	<-entered // its batch is committing
+	burst := appendEvents(log, 20)
+	eventually(t, "the pump has read the burst", func() bool { return log.Delivered() == 21 })
+	close(release)
+	wait(t, r, "c", burst[len(burst)-1].Position.Commit)
+	got := eventBatches(rec.snapshot().batches)
+	if len(got) < 2 || got[0] != 1 || len(got) > 3 || sumOf(got) != 21 {
+		t.Errorf("batches of events = %v, want the gate's batch of 1, then the burst of 20 in one (or two)", got)
+	}
+	if total := store.Int("c/total"); total != 21 {
+		t.Errorf("total = %d, want 21", total)
+	}
 }
