@@ -110,8 +110,8 @@ func (b *batcher[Tx]) event(e Event) result {
 	}
 	b.batch = append(b.batch, e)
 	if len(b.batch) == 1 {
-		if !b.caughtUp {
-			b.batchTimer.Reset(w.opts.BatchInterval) // live, consume commits once nothing more is ready
+		if !b.caughtUp { // once live, consume commits the batch as soon as nothing more is ready
+			b.batchTimer.Reset(w.opts.BatchInterval)
 		}
 		w.mu.Lock()
 		w.st.OldestPending = e.Created

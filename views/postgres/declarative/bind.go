@@ -101,7 +101,6 @@ func newPlan(stmts []Statement) (plan, error) {
 	index := map[string]int{}
 	for _, s := range stmts {
 		args := make([]int, len(s.Args))
-		same := true
 		for i, name := range s.Args {
 			j, ok := index[name]
 			if !ok {
@@ -114,14 +113,28 @@ func newPlan(stmts []Statement) (plan, error) {
 				p.fields = append(p.fields, f)
 			}
 			args[i] = j
-			same = same && j == i
-		}
-		if same && len(args) == len(p.fields) {
-			args = nil // the values themselves, shared: the statements never change them
 		}
 		p.placeholders = append(p.placeholders, args)
 	}
+	for s, args := range p.placeholders {
+		if isIdentity(args, len(p.fields)) {
+			p.placeholders[s] = nil // the values themselves, shared: the statements never change them
+		}
+	}
 	return p, nil
+}
+
+// isIdentity reports whether args is 0, 1, ..., n-1.
+func isIdentity(args []int, n int) bool {
+	if len(args) != n {
+		return false
+	}
+	for i, j := range args {
+		if i != j {
+			return false
+		}
+	}
+	return true
 }
 
 // values returns the values of the handler's parameters for e, in the order of p.fields.

@@ -55,3 +55,35 @@ UPDATE seen SET constant = 7;`}},
 		t.Errorf("row = %+v, want the fields of %+v", got, e)
 	}
 }
+
+// A statement binds only its own parameters when a later statement of the handler uses more.
+func TestHandleBindsAParameterFirstUsedByALaterStatement(t *testing.T) {
+	ctx := context.Background()
+	c := testDB(t)
+	p, err := declarative.New(declarative.Spec{
+		Name:   "later",
+		Schema: `CREATE TABLE later (stream text PRIMARY KEY, revision bigint, type text);`,
+		Handlers: []declarative.Handler{{Topic: "Later", SQL: `
+INSERT INTO later (stream) VALUES (@stream_id);
+UPDATE later SET revision = @revision WHERE stream = @stream_id;
+UPDATE later SET type = @event_type WHERE stream = @stream_id AND revision = @revision;`}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Migrate(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	e := event("Later", 4, 100, `{}`)
+	if err := apply(t, c, p, e); err != nil {
+		t.Fatal(err)
+	}
+	var stream, typ string
+	var rev int64
+	if err := c.QueryRow(ctx, `SELECT stream, revision, type FROM later`).Scan(&stream, &rev, &typ); err != nil {
+		t.Fatal(err)
+	}
+	if stream != e.Stream || rev != 4 || typ != "Later" {
+		t.Errorf("row = %s, %d, %s; want %s, 4, Later", stream, rev, typ, e.Stream)
+	}
+}
