@@ -1,5 +1,6 @@
 // The batcher: events and server checkpoints pending on top of the committed state, and when
-// to commit them (batch full, batch interval, checkpoint throttle, caught up, shutdown).
+// to commit them (batch full, batch interval while catching up, nothing more ready while live,
+// checkpoint throttle, caught up, shutdown).
 
 package projection
 
@@ -27,7 +28,7 @@ type batcher[Tx any] struct {
 	checkpoint uint64         // highest server checkpoint seen (exclusive)
 	caughtUp   bool
 	lastCommit time.Time
-	batchTimer *time.Timer // runs while the batch is not empty
+	batchTimer *time.Timer // runs while the batch is not empty and the subscription catches up
 	cpTimer    *time.Timer // runs while cpArmed: a checkpoint waits for CheckpointEvery
 	cpArmed    bool
 	probeTimer *time.Timer // runs while live with a source that probes (see Prober)
@@ -109,7 +110,9 @@ func (b *batcher[Tx]) event(e Event) result {
 	}
 	b.batch = append(b.batch, e)
 	if len(b.batch) == 1 {
-		b.batchTimer.Reset(w.opts.BatchInterval)
+		if !b.caughtUp { // once live, consume commits the batch as soon as nothing more is ready
+			b.batchTimer.Reset(w.opts.BatchInterval)
+		}
 		w.mu.Lock()
 		w.st.OldestPending = e.Created
 		w.caughtUp = false

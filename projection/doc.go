@@ -24,7 +24,7 @@
 //	worker.go       a worker's state, the Status it publishes, fault reporting, outcomes
 //	lease.go        the lease loop: standby, acquire, lead, back off, stopped until a command
 //	session.go      one session: load tracking, subscribe, pump the subscription, dispatch
-//	                each message to the batcher
+//	                each message to the batcher, commit a live batch once nothing more is ready
 //	batcher.go      events and server checkpoints pending; when to commit them
 //	probe.go        an idle live projection's probe past events it ignores
 //	commit.go       commit a span: isolate a failing event (bisecting a batch projection's

@@ -115,8 +115,11 @@ type ProjectionOptions struct {
 	// BatchSize is the largest number of events committed in one transaction (default
 	// DefaultBatchSize; the projections file's batch.size).
 	BatchSize int
-	// BatchInterval is the longest time an event waits for its batch to fill (default
-	// DefaultBatchInterval; batch.interval).
+	// BatchInterval is the longest time an event waits for its batch to fill while the
+	// projection catches up (default DefaultBatchInterval; batch.interval). Once the
+	// subscription has caught up, batching is natural: a batch is committed as soon as the
+	// subscription has nothing more ready, so a live event waits only for the commit in flight,
+	// never for BatchInterval.
 	BatchInterval time.Duration
 	// Start applies when the projection has no tracking row yet (default DefaultStart;
 	// start).

@@ -16,8 +16,10 @@ import (
 // own subscription, tracking position, batching and error policy, so one stopped projection
 // never stalls the others.
 //
-// Per projection the runner delivers events in log order, in batches of up to BatchSize events
-// or BatchInterval, flushed at once when the subscription catches up. Each batch is one store
+// Per projection the runner delivers events in log order, in batches of up to BatchSize events.
+// While catching up a batch fills for up to BatchInterval, and is flushed at once when the
+// subscription catches up; once live, a batch is committed as soon as the subscription has
+// nothing more ready (the next batch fills while one commits). Each batch is one store
 // transaction: the handlers, then the tracking advance by compare-and-set, then the commit.
 // After the commit the in-process watermark moves and Wait callers wake.
 //

@@ -1,5 +1,6 @@
 // One session of a leading worker: load tracking (or record the start), subscribe, pump the
-// subscription's messages and hand each to the batcher, until something ends it.
+// subscription's messages into a buffer and hand each to the batcher, committing a live batch
+// once that buffer is empty, until something ends it.
 
 package projection
 
@@ -82,6 +83,11 @@ type received struct {
 // consume reads sub (under work), batches, and commits, until ctx or the lease ends or something
 // fails. When ctx ends it commits what it has (under the lease, which outlives ctx by the drain
 // timeout).
+//
+// Batching is natural once live: the pump reads the subscription ahead into a buffer while a
+// batch commits, and a live batch is committed as soon as that buffer is empty, so a live event
+// waits only for the commit in flight, and a burst fills the next batch while one commits.
+// While catching up, a batch waits up to BatchInterval to fill to BatchSize.
 func (w *worker[Tx]) consume(ctx, lead, work context.Context, sub Subscription, state tracking.State, bo *backoff.Backoff) result {
 	w.live = false
 	msgs, stop := pump(work, sub, max(64, w.opts.BatchSize)) // the next batch arrives while one commits
@@ -130,6 +136,9 @@ func (w *worker[Tx]) consume(ctx, lead, work context.Context, sub Subscription, 
 				res = b.caughtUpNow()
 			default:
 				return w.failed(ctx, lead, kindSource, fmt.Errorf("projection %q: subscription: unknown message kind %d", w.name, m.Kind))
+			}
+			if res.out == outcomeOK && b.caughtUp && len(b.batch) > 0 && len(msgs) == 0 {
+				res = b.flush() // live, and nothing more is ready: the event waits for no timer
 			}
 		}
 		if res.out != outcomeOK {

@@ -30,6 +30,15 @@ const (
 // poisonValue is a deposit value the ledger's SQL cannot cast to bigint: a poison event.
 const poisonValue = "not-a-number"
 
+// retriesKey is the on_error.retries entry for n retries: none for 0, which the projections
+// file refuses (a policy without retries leaves the key out).
+func retriesKey(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", retries: %d", n)
+}
+
 // ledgerConfig is a projections file with the ledger projection (every deposit exactly once
 // in ledger_applied, and running totals per stream in ledger_totals, so a doubled event shows
 // in both) under the given error policy, and, with tally, a second projection over the same
@@ -39,7 +48,7 @@ func ledgerConfig(policy string, retries, batch int, tally bool) string {
 	fmt.Fprintf(&b, `projections:
   - name: ledger
     batch: {size: %d, interval: 10ms}
-    on_error: {policy: %s, retries: %d, backoff: 50ms}
+    on_error: {policy: %s%s, backoff: 50ms}
     schema: |
       CREATE TABLE IF NOT EXISTS ledger_applied (stream text NOT NULL, revision bigint NOT NULL, value bigint NOT NULL);
       CREATE TABLE IF NOT EXISTS ledger_totals (stream text PRIMARY KEY, n bigint NOT NULL, total bigint NOT NULL);
@@ -48,7 +57,7 @@ func ledgerConfig(policy string, retries, batch int, tally bool) string {
         INSERT INTO ledger_applied VALUES (@stream_id, @revision, (@data->>'value')::bigint);
         INSERT INTO ledger_totals VALUES (@stream_id, 1, (@data->>'value')::bigint)
         ON CONFLICT (stream) DO UPDATE SET n = ledger_totals.n + 1, total = ledger_totals.total + excluded.total;
-`, batch, policy, retries, typeDeposit)
+`, batch, policy, retriesKey(retries), typeDeposit)
 	if tally {
 		fmt.Fprintf(&b, `  - name: tally
     batch: {size: %d, interval: 10ms}

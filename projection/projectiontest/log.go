@@ -36,6 +36,7 @@ type Log struct {
 	failSubs  []error
 	probes    int
 	heads     int
+	delivered int
 }
 
 var (
@@ -118,6 +119,14 @@ func (l *Log) Probes() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.probes
+}
+
+// Delivered returns how many events the log's subscriptions have delivered (returned from
+// Next), in all.
+func (l *Log) Delivered() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.delivered
 }
 
 // Heads returns how many times Head was called.
@@ -219,6 +228,7 @@ func (s *subscription) Next(ctx context.Context) (projection.Message, error) {
 				s.pending = append(s.pending, projection.Message{Kind: projection.CheckpointMessage, Checkpoint: s.nextPosition(), Time: time.Now()})
 			}
 			if s.topics[e.Type] && !s.from.Done(e.Position.Commit) {
+				l.delivered++
 				l.mu.Unlock()
 				return projection.Message{Kind: projection.EventMessage, Event: e}, nil
 			}

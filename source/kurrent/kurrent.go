@@ -355,6 +355,7 @@ type subscription struct {
 	cancel context.CancelFunc
 	from   tracking.State
 	out    chan item
+	conv   converter // used by pump
 	done   chan struct{}
 	once   sync.Once
 	wg     sync.WaitGroup
@@ -377,7 +378,7 @@ func (w *subscription) pump() {
 			if e == nil || w.from.Done(e.Position.Commit) {
 				continue
 			}
-			it.m = projection.Message{Kind: projection.EventMessage, Event: convert(e)}
+			it.m = projection.Message{Kind: projection.EventMessage, Event: w.conv.event(e)}
 		case ev.CheckPointReached != nil:
 			it.m = projection.Message{Kind: projection.CheckpointMessage, Checkpoint: ev.CheckPointReached.Commit, Time: time.Now().UTC()}
 		case ev.CaughtUp != nil:
@@ -393,20 +394,6 @@ func (w *subscription) pump() {
 		if it.err != nil {
 			return
 		}
-	}
-}
-
-func convert(e *kurrentdb.RecordedEvent) projection.Event {
-	return projection.Event{
-		ID:          e.EventID.String(),
-		Type:        e.EventType,
-		Stream:      e.StreamID,
-		Revision:    e.EventNumber,
-		Position:    tracking.Position{Commit: e.Position.Commit, Prepare: e.Position.Prepare},
-		Data:        e.Data,
-		Metadata:    e.UserMetadata,
-		ContentType: e.ContentType,
-		Created:     e.CreatedDate.UTC(),
 	}
 }
 

@@ -78,3 +78,37 @@ func mustPoolConfig(b *testing.B, s string) *pgxpool.Config {
 	}
 	return cfg
 }
+
+// queueTx is a transaction that queues statements, as the views/postgres store's does, and
+// keeps only their count: BenchmarkHandleQueued measures the per-event binding alone.
+type queueTx struct {
+	pgx.Tx
+	statements, args int
+}
+
+func (q *queueTx) Queue(_ string, args ...any) {
+	q.statements, q.args = q.statements+1, q.args+len(args)
+}
+
+// BenchmarkHandleQueued measures Handle on a queueing transaction: the per-event cost of
+// binding the event's fields to the training-school statements, without PostgreSQL. One op is
+// one event (a trick: two statements).
+func BenchmarkHandleQueued(b *testing.B) {
+	p, err := declarative.New(spec)
+	if err != nil {
+		b.Fatal(err)
+	}
+	e := event("__main__:Dog.TrickAdded", 1, 100, `{"trick":"roll over"}`)
+	e.Position = projection.Position{Commit: 1 << 40, Prepare: 1 << 40}
+	tx := &queueTx{}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := p.Handle(ctx, tx, e); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if tx.statements != 2*b.N || tx.args != 5*b.N {
+		b.Fatalf("queued %d statements with %d arguments for %d events, want 2 and 5 per event", tx.statements, tx.args, b.N)
+	}
+}

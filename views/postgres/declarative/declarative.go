@@ -11,7 +11,6 @@ package declarative
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -19,7 +18,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/projector-dev/projector/projection"
-	"github.com/projector-dev/projector/tracking"
 )
 
 // Handler is the SQL run for one event type.
@@ -51,10 +49,9 @@ type Projection struct {
 }
 
 type compiled struct {
-	topic   string
-	stmts   []Statement
-	useData bool
-	useMeta bool
+	topic string
+	stmts []Statement
+	plan  plan
 }
 
 // HandlerError is an error in the SQL of one handler.
@@ -93,14 +90,12 @@ func New(spec Spec) (*Projection, error) {
 			errs = append(errs, &HandlerError{Topic: h.Topic, Err: err})
 			continue
 		}
-		c := &compiled{topic: h.Topic, stmts: stmts}
-		for _, s := range stmts {
-			for _, a := range s.Args {
-				c.useData = c.useData || a == "data"
-				c.useMeta = c.useMeta || a == "metadata"
-			}
+		pl, err := newPlan(stmts)
+		if err != nil {
+			errs = append(errs, &HandlerError{Topic: h.Topic, Err: err})
+			continue
 		}
-		p.handlers[h.Topic] = c
+		p.handlers[h.Topic] = &compiled{topic: h.Topic, stmts: stmts, plan: pl}
 		p.topics = append(p.topics, h.Topic)
 	}
 	if len(errs) > 0 {
@@ -141,27 +136,27 @@ func (p *Projection) Handle(ctx context.Context, tx pgx.Tx, e projection.Event) 
 	if !ok {
 		return nil
 	}
-	vals, err := values(c, e)
+	vals, err := c.plan.values(&e)
 	if err != nil {
 		return err
 	}
 	if q, ok := tx.(queuer); ok {
 		// The views/postgres store pipelines queued statements: one round trip per batch.
-		for _, s := range c.stmts {
-			q.Queue(s.SQL, bind(s, vals)...)
+		for i, s := range c.stmts {
+			q.Queue(s.SQL, c.plan.args(i, vals)...)
 		}
 		return nil
 	}
 	if len(c.stmts) == 1 {
 		s := c.stmts[0]
-		if _, err := tx.Exec(ctx, s.SQL, bind(s, vals)...); err != nil {
+		if _, err := tx.Exec(ctx, s.SQL, c.plan.args(0, vals)...); err != nil {
 			return stmtError(e, s, 1, err)
 		}
 		return nil
 	}
 	b := &pgx.Batch{}
-	for _, s := range c.stmts {
-		b.Queue(s.SQL, bind(s, vals)...)
+	for i, s := range c.stmts {
+		b.Queue(s.SQL, c.plan.args(i, vals)...)
 	}
 	br := tx.SendBatch(ctx, b)
 	for i, s := range c.stmts {
@@ -189,59 +184,6 @@ func stmtError(e projection.Event, s Statement, n int, err error) error {
 // describe names an event in errors.
 func describe(e projection.Event) string {
 	return fmt.Sprintf("event %s (type %q, stream %q revision %d, position %s)", e.ID, e.Type, e.Stream, e.Revision, e.Position)
-}
-
-func values(c *compiled, e projection.Event) (map[string]any, error) {
-	for _, v := range []uint64{e.Revision, e.Position.Commit, e.Position.Prepare} {
-		if v > tracking.MaxStorablePosition {
-			return nil, fmt.Errorf("%s: value %d does not fit a bigint parameter", describe(e), v)
-		}
-	}
-	vals := map[string]any{
-		"stream_id":        e.Stream,
-		"event_type":       e.Type,
-		"event_id":         e.ID,
-		"revision":         int64(e.Revision),
-		"commit_position":  int64(e.Position.Commit),
-		"prepare_position": int64(e.Position.Prepare),
-		"created":          e.Created,
-		"content_type":     e.ContentType,
-	}
-	var err error
-	if c.useData {
-		if vals["data"], err = jsonValue(e.Data); err != nil {
-			return nil, fmt.Errorf("%s: data is not JSON (the handler uses @data): %w", describe(e), err)
-		}
-	}
-	if c.useMeta {
-		if vals["metadata"], err = jsonValue(e.Metadata); err != nil {
-			return nil, fmt.Errorf("%s: metadata is not JSON (the handler uses @metadata): %w", describe(e), err)
-		}
-	}
-	return vals, nil
-}
-
-// jsonValue returns b as a jsonb parameter: nil (SQL NULL) when empty, the text when it is JSON.
-func jsonValue(b []byte) (any, error) {
-	if len(strings.TrimSpace(string(b))) == 0 {
-		return nil, nil
-	}
-	if !json.Valid(b) {
-		var v any
-		if err := json.Unmarshal(b, &v); err != nil {
-			return nil, err
-		}
-		return nil, errors.New("invalid JSON")
-	}
-	return string(b), nil
-}
-
-func bind(s Statement, vals map[string]any) []any {
-	args := make([]any, len(s.Args))
-	for i, a := range s.Args {
-		args[i] = vals[a]
-	}
-	return args
 }
 
 // Conn is what Check, Migrate and ResetView need of a PostgreSQL connection: *pgx.Conn,
