@@ -13,6 +13,7 @@ import (
 
 	"github.com/projector-dev/projector/internal/config"
 	"github.com/projector-dev/projector/internal/daemon"
+	"github.com/projector-dev/projector/internal/deadletters"
 	"github.com/projector-dev/projector/internal/redact"
 	"github.com/projector-dev/projector/projection"
 	"github.com/projector-dev/projector/source/kurrent"
@@ -78,7 +79,8 @@ func (a *app) run(ctx context.Context, doMigrate bool) error {
 	if err != nil {
 		return err
 	}
-	d, err := daemon.Start(log, a.settings.HTTPAddr, names, daemon.Options{AdminToken: token, MaxWaits: maxWaits})
+	deadLetters := deadletters.New()
+	d, err := daemon.Start(log, a.settings.HTTPAddr, names, daemon.Options{AdminToken: token, MaxWaits: maxWaits, DeadLetters: deadLetters})
 	if err != nil {
 		return err
 	}
@@ -121,11 +123,16 @@ func (a *app) run(ctx context.Context, doMigrate bool) error {
 	var none error
 	kurrentErr.Store(&none)
 	var projections []daemon.Projection[pgx.Tx]
+	handlers := make([]projection.Projection[pgx.Tx], 0, len(cfg.Projections))
 	for _, p := range cfg.Projections {
 		projections = append(projections, daemon.Projection[pgx.Tx]{Projection: p.Compiled, Options: p.Options, Reset: p.Compiled.ResetView})
+		handlers = append(handlers, p.Compiled)
 	}
+	// Dead letters are replayed under the lease the runner holds for their projection.
+	leases := deadletters.NewLeases(postgres.NewElector(pool.Config().ConnConfig, postgres.ElectorOptions{}))
+	deadLetters.Connect(store, handlers, leases)
 	return daemon.Run(ctx, d, daemon.Config[pgx.Tx]{
-		Source: src, Header: src, Store: store, Waiter: store, Leader: postgres.NewElector(pool.Config().ConnConfig, postgres.ElectorOptions{}),
+		Source: src, Header: src, Store: store, Waiter: store, Leader: leases,
 		Projections: projections,
 		Checks: []func(context.Context) error{func(ctx context.Context) error {
 			if err := pool.Ping(ctx); err != nil {
