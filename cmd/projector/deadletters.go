@@ -69,8 +69,12 @@ func (c *deadLetterClient) listCommand() *cobra.Command {
 			if len(args) == 1 {
 				path += "?projection=" + url.QueryEscape(args[0])
 			}
+			token, err := c.a.settings.Admin()
+			if err != nil {
+				return err
+			}
 			var list httpapi.DeadLettersJSON
-			if err := c.do(cmd.Context(), "list dead letters", http.MethodGet, path, "", "", &list); err != nil {
+			if err := c.do(cmd.Context(), "list dead letters", http.MethodGet, path, "", token, &list); err != nil {
 				return err
 			}
 			if asJSON {
@@ -90,26 +94,33 @@ func (c *deadLetterClient) listCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the API's JSON")
+	c.a.adminTokenFlags(cmd, "the daemon's admin token: with it --json includes the events' data")
 	return cmd
 }
 
 func (c *deadLetterClient) showCommand() *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "show ID",
-		Short: "Print dead letter ID as JSON: its event (data and metadata included) and error",
+		Short: "Print dead letter ID as JSON: its event and error (the event's data and metadata with the admin token)",
 		Args:  exactArgs(1, "ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := parseID(args[0])
 			if err != nil {
 				return err
 			}
+			token, err := c.a.settings.Admin()
+			if err != nil {
+				return err
+			}
 			var d httpapi.DeadLetterJSON
-			if err := c.do(cmd.Context(), fmt.Sprintf("show dead letter %d", id), http.MethodGet, fmt.Sprintf("/v1/dead-letters/%d", id), "", "", &d); err != nil {
+			if err := c.do(cmd.Context(), fmt.Sprintf("show dead letter %d", id), http.MethodGet, fmt.Sprintf("/v1/dead-letters/%d", id), "", token, &d); err != nil {
 				return err
 			}
 			return writeIndented(c.a.stdout, d)
 		},
 	}
+	c.a.adminTokenFlags(cmd, "the daemon's admin token: with it the event's data and metadata are shown")
+	return cmd
 }
 
 func (c *deadLetterClient) replayCommand() *cobra.Command {

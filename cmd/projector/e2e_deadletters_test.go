@@ -116,6 +116,11 @@ func TestDeadLetterReplayAfterTheHandlerIsFixed(t *testing.T) {
 	if code != 0 || json.Unmarshal([]byte(out), &shown) != nil || shown.ID != bad3 || !strings.Contains(shown.Data, "bad-3") {
 		t.Errorf("dead-letters show %d: %d\n%s", bad3, code, out)
 	}
+	code, out, _ = runProjector(t, testbin.Env("PROJECTOR_HTTP_ADDR="+addr), "dead-letters", "show", fmt.Sprint(bad3))
+	shown = httpapi.DeadLetterJSON{}
+	if code != 0 || json.Unmarshal([]byte(out), &shown) != nil || !shown.DataWithheld || shown.Data != "" || shown.EventID == "" {
+		t.Errorf("dead-letters show %d without the token: %d\n%s, want the data withheld", bad3, code, out)
+	}
 	if g := deadLetterGauge(); g != `projector_dead_letters{projection="names"} 3` {
 		t.Errorf("gauge with 3 dead letters: %q", g)
 	}

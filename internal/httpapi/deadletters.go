@@ -1,5 +1,6 @@
-// Dead letters: GET /v1/dead-letters[?projection=], GET /v1/dead-letters/{id}, and the
-// commands POST /v1/projections/{name}/dead-letters/replay and .../dead-letters/purge.
+// Dead letters: GET /v1/dead-letters[?projection=], GET /v1/dead-letters/{id} (the events'
+// data and metadata only for a request with the admin token), and the commands
+// POST /v1/projections/{name}/dead-letters/replay and .../dead-letters/purge.
 
 package httpapi
 
@@ -63,10 +64,24 @@ type DeadLetterJSON struct {
 	Data       string `json:"data,omitempty"`
 	DataBase64 string `json:"data_base64,omitempty"`
 	// Metadata is the event's metadata when it is UTF-8 text; MetadataBase64 otherwise.
-	Metadata       string    `json:"metadata,omitempty"`
-	MetadataBase64 string    `json:"metadata_base64,omitempty"`
-	Error          string    `json:"error"`
-	FailedAt       time.Time `json:"failed_at"`
+	Metadata       string `json:"metadata,omitempty"`
+	MetadataBase64 string `json:"metadata_base64,omitempty"`
+	// DataWithheld says the event's data and metadata were left out: the read endpoints show
+	// them only to a request that carries the admin token.
+	DataWithheld bool      `json:"data_withheld,omitempty"`
+	Error        string    `json:"error"`
+	FailedAt     time.Time `json:"failed_at"`
+}
+
+// withhold leaves out the event's data and metadata.
+func (d *DeadLetterJSON) withhold() {
+	d.Data, d.DataBase64, d.Metadata, d.MetadataBase64 = "", "", "", ""
+	d.DataWithheld = true
+}
+
+// showsData tells whether r may see the events' data: it carries the admin token.
+func (a *api) showsData(r *http.Request) bool {
+	return a.tokenSum != nil && a.unauthorized(r) == ""
 }
 
 // NewDeadLetterJSON returns the API's form of dead letter id of projectionName: event e, which
@@ -150,6 +165,11 @@ func (a *api) listDeadLetters(w http.ResponseWriter, r *http.Request) {
 	if list == nil {
 		list = []DeadLetterJSON{}
 	}
+	if !a.showsData(r) {
+		for i := range list {
+			list[i].withhold()
+		}
+	}
 	writeJSON(w, http.StatusOK, DeadLettersJSON{DeadLetters: list})
 }
 
@@ -167,6 +187,9 @@ func (a *api) getDeadLetter(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		a.deadLetterError(w, r, fmt.Sprintf("dead letter %d", id), err)
 		return
+	}
+	if !a.showsData(r) {
+		d.withhold()
 	}
 	writeJSON(w, http.StatusOK, d)
 }

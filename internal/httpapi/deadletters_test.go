@@ -115,21 +115,53 @@ func postBody(t *testing.T, url, token, body string) (int, string) {
 	return resp.StatusCode, b.String()
 }
 
-func TestDeadLettersListAndShow(t *testing.T) {
-	srv, _ := deadLetterServer(t, "")
-	var list httpapi.DeadLettersJSON
-	if code, body := get(t, srv.URL+"/v1/dead-letters?projection=dogs", &list); code != http.StatusOK || len(list.DeadLetters) != 2 {
-		t.Fatalf("list = %d %s", code, body)
+// getWithToken GETs url with token as a bearer token (none when empty) into into.
+func getWithToken(t *testing.T, url, token string, into any) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if d := list.DeadLetters[0]; d.Data != `{"trick":"roll"}` || d.Position != 100 || d.EventType != "TrickAdded" || d.Error != "boom" {
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(into); err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	return resp.StatusCode
+}
+
+func TestDeadLettersListAndShow(t *testing.T) {
+	srv, _ := deadLetterServer(t, "tok")
+	var list httpapi.DeadLettersJSON
+	if code := getWithToken(t, srv.URL+"/v1/dead-letters?projection=dogs", "tok", &list); code != http.StatusOK || len(list.DeadLetters) != 2 {
+		t.Fatalf("list = %d %+v", code, list)
+	}
+	if d := list.DeadLetters[0]; d.Data != `{"trick":"roll"}` || d.DataWithheld || d.Position != 100 || d.EventType != "TrickAdded" || d.Error != "boom" {
 		t.Errorf("first dead letter = %+v", d)
 	}
 	if d := list.DeadLetters[1]; d.Data != "" || d.DataBase64 != "/wA=" {
 		t.Errorf("binary data = %q / %q, want base64", d.Data, d.DataBase64)
 	}
 	var one httpapi.DeadLetterJSON
-	if code, body := get(t, srv.URL+"/v1/dead-letters/2", &one); code != http.StatusOK || one.EventID != "e2" {
-		t.Errorf("show 2 = %d %s", code, body)
+	if code := getWithToken(t, srv.URL+"/v1/dead-letters/2", "tok", &one); code != http.StatusOK || one.EventID != "e2" || one.DataBase64 != "/wA=" {
+		t.Errorf("show 2 = %d %+v", code, one)
+	}
+	// Without the admin token (or with a wrong one) the events' data is withheld.
+	for _, tok := range []string{"", "wrong"} {
+		list, one = httpapi.DeadLettersJSON{}, httpapi.DeadLetterJSON{}
+		getWithToken(t, srv.URL+"/v1/dead-letters", tok, &list)
+		getWithToken(t, srv.URL+"/v1/dead-letters/1", tok, &one)
+		for _, d := range append(list.DeadLetters, one) {
+			if !d.DataWithheld || d.Data != "" || d.DataBase64 != "" || d.EventID == "" {
+				t.Errorf("with token %q: %+v, want the data withheld and the rest shown", tok, d)
+			}
+		}
 	}
 	for url, want := range map[string]int{
 		"/v1/dead-letters/9":               http.StatusNotFound,
