@@ -30,8 +30,10 @@ single event is consumed), connects to PostgreSQL and KurrentDB (retrying with b
 are unreachable), applies the migrations and schemas (unless --no-migrate), prepares every handler
 statement, then projects until SIGTERM or SIGINT, when it finishes or rolls back the batch in
 flight (within --drain-timeout, then it rolls it back) and exits 0. HTTP on PROJECTOR_HTTP_ADDR
-serves /metrics, /healthz, /readyz, /v1/projections, /v1/projections/{name}/wait and the
-commands (POST /v1/projections/{name}/resume, .../skip, .../reset) from the start. The commands
+serves the status page at /, /metrics, /healthz, /readyz, /v1/projections,
+/v1/projections/{name}/wait, /v1/history, /v1/dead-letters and the commands (POST
+/v1/projections/{name}/resume, .../skip, .../reset, .../dead-letters/replay,
+.../dead-letters/purge) from the start. The commands
 need an admin token (--admin-token, --admin-token-file): with one they require it as a bearer
 token and refuse requests from browser pages of another origin; without one they are disabled
 (403), and the start log says so.`,
