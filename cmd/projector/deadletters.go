@@ -281,4 +281,3 @@ func oneLine(s string, n int) string {
 	}
 	return s
 }
-
