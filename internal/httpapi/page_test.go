@@ -37,11 +37,13 @@ func TestStatusPage(t *testing.T) {
 	}}
 	l := &letters{all: []httpapi.DeadLetterJSON{httpapi.NewDeadLetterJSON(7, "dogs",
 		projection.Event{ID: "dead-1", Type: "school:Dog.Named", Stream: "dog-7", Position: tracking.Position{Commit: 300}}, "bad name", time.Now())}}
-	h := httpapi.NewHistory(f, httpapi.HistoryOptions{})
+	clock := time.Now()
+	h := httpapi.NewHistory(f, httpapi.HistoryOptions{Now: func() time.Time { return clock }})
 	h.Sample()
 	f.mu.Lock()
-	f.statuses[1].Position = 400
+	f.statuses[1].Position = 400 // 300 positions in 5 s: 500 more to the head take 8 s
 	f.mu.Unlock()
+	clock = clock.Add(5 * time.Second)
 	h.Sample()
 	srv := httptest.NewServer(httpapi.New(httpapi.Options{Provider: f, Waiter: &tracking.Watermark{}, DeadLetters: l, History: h}))
 	defer srv.Close()
@@ -64,7 +66,8 @@ func TestStatusPage(t *testing.T) {
 	}
 	for _, want := range []string{`data-name="dogs"`, `data-name="cats"`, "stopped", "0f1e-77", "school:Dog.TrickAdded", "dog-42", ">420<",
 		"&lt;script&gt;alert(1)&lt;/script&gt;", "Dead letters (1)", "dead-letters/replay", "bad name", "dog-7",
-		`data-command="resume"`, `data-command="reset"`, `<meta http-equiv="refresh" content="5">`, `<polyline points="0.0,`} {
+		`data-command="resume"`, `data-command="reset"`, `<meta http-equiv="refresh" content="5">`, `<polyline points="0.0,`,
+		"<dt>ETA</dt><dd>8s</dd>"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("the page lacks %q", want)
 		}
