@@ -138,14 +138,14 @@ func (a *app) demo(ctx context.Context, exit bool) error {
 		return <-runDone
 	}
 
-	fmt.Fprintf(out, "Projector demo\n  KurrentDB emulator: %s\n  view:               %s\n  HTTP:               %s\n\n", em.URI(), view, base)
+	fmt.Fprintf(out, "Projector demo\n  KurrentDB emulator: %s\n  view:               %s\n  HTTP:               %s\n  status page:        %s/\n\n", em.URI(), view, base, base)
 	if err := a.walkthrough(ctx, trainingschool.NewSchool(client), base, count); err != nil {
 		return errors.Join(err, stop())
 	}
 	if exit {
 		return stop()
 	}
-	fmt.Fprintf(out, "\nserving %s/metrics, %s/v1/projections and the wait API; Ctrl-C to stop\n", base, base)
+	fmt.Fprintf(out, "\nstatus page: open %s/ in a browser\nserving %s/metrics, %s/v1/projections and the wait API; Ctrl-C to stop\n", base, base, base)
 	fmt.Fprintf(out, "admin token (random, for this run): %s\nrebuild the view with it:\n  %s\n", token, resetExample(base, token))
 	<-ctx.Done()
 	return stop()

@@ -195,6 +195,7 @@ func TestUnreachableAtStartIsRetried(t *testing.T) {
 func TestDemo(t *testing.T) {
 	t.Parallel()
 	want := []string{
+		"status page:        http://127.0.0.1:",
 		"wrote   Dog.Registered (Fido), Dog.TrickAdded (roll over), Dog.TrickAdded (play dead)",
 		"→ 200, reached",
 		"counts  dogs=1 tricks=2",

@@ -13,6 +13,7 @@ import (
 
 	"github.com/projector-dev/projector/internal/config"
 	"github.com/projector-dev/projector/internal/daemon"
+	"github.com/projector-dev/projector/internal/deadletters"
 	"github.com/projector-dev/projector/internal/redact"
 	"github.com/projector-dev/projector/projection"
 	"github.com/projector-dev/projector/source/kurrent"
@@ -29,8 +30,10 @@ single event is consumed), connects to PostgreSQL and KurrentDB (retrying with b
 are unreachable), applies the migrations and schemas (unless --no-migrate), prepares every handler
 statement, then projects until SIGTERM or SIGINT, when it finishes or rolls back the batch in
 flight (within --drain-timeout, then it rolls it back) and exits 0. HTTP on PROJECTOR_HTTP_ADDR
-serves /metrics, /healthz, /readyz, /v1/projections, /v1/projections/{name}/wait and the
-commands (POST /v1/projections/{name}/resume, .../skip, .../reset) from the start. The commands
+serves the status page at /, /metrics, /healthz, /readyz, /v1/projections,
+/v1/projections/{name}/wait, /v1/history, /v1/dead-letters and the commands (POST
+/v1/projections/{name}/resume, .../skip, .../reset, .../dead-letters/replay,
+.../dead-letters/purge) from the start. The commands
 need an admin token (--admin-token, --admin-token-file): with one they require it as a bearer
 token and refuse requests from browser pages of another origin; without one they are disabled
 (403), and the start log says so.`,
@@ -78,7 +81,8 @@ func (a *app) run(ctx context.Context, doMigrate bool) error {
 	if err != nil {
 		return err
 	}
-	d, err := daemon.Start(log, a.settings.HTTPAddr, names, daemon.Options{AdminToken: token, MaxWaits: maxWaits})
+	deadLetters := deadletters.New()
+	d, err := daemon.Start(log, a.settings.HTTPAddr, names, daemon.Options{AdminToken: token, MaxWaits: maxWaits, DeadLetters: deadLetters})
 	if err != nil {
 		return err
 	}
@@ -121,11 +125,16 @@ func (a *app) run(ctx context.Context, doMigrate bool) error {
 	var none error
 	kurrentErr.Store(&none)
 	var projections []daemon.Projection[pgx.Tx]
+	handlers := make([]projection.Projection[pgx.Tx], 0, len(cfg.Projections))
 	for _, p := range cfg.Projections {
 		projections = append(projections, daemon.Projection[pgx.Tx]{Projection: p.Compiled.Runnable(), Options: p.Options, Reset: p.Compiled.ResetView})
+		handlers = append(handlers, p.Compiled)
 	}
+	// Dead letters are replayed under the lease the runner holds for their projection.
+	leases := deadletters.NewLeases(postgres.NewElector(pool.Config().ConnConfig, postgres.ElectorOptions{}))
+	deadLetters.Connect(store, handlers, leases)
 	return daemon.Run(ctx, d, daemon.Config[pgx.Tx]{
-		Source: src, Header: src, Store: store, Waiter: store, Leader: postgres.NewElector(pool.Config().ConnConfig, postgres.ElectorOptions{}),
+		Source: src, Header: src, Store: store, Waiter: store, Leader: leases,
 		Projections: projections,
 		Checks: []func(context.Context) error{func(ctx context.Context) error {
 			if err := pool.Ping(ctx); err != nil {

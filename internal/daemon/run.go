@@ -26,6 +26,7 @@ type Daemon struct {
 	m      *metrics.Metrics
 	srv    *Server
 	runner *current
+	hist   *historySampler
 }
 
 // Options are the daemon's HTTP settings beyond its address.
@@ -38,6 +39,8 @@ type Options struct {
 	MaxWaits int
 	// Server tunes the HTTP server's timeouts and limits (zero fields take the defaults).
 	Server ServerOptions
+	// DeadLetters serves the dead-letter endpoints and counts the dead letters; nil for none.
+	DeadLetters DeadLetterStore
 }
 
 // commandsDisabled is the line Start logs when the daemon has no admin token.
@@ -58,9 +61,11 @@ func Start(log *zap.Logger, addr string, names []string, o Options) (*Daemon, er
 	for _, n := range names {
 		d.m.Declare(n)
 	}
-	h := httpapi.New(httpapi.Options{Provider: d.prov, Waiter: d.runner, Controller: d.runner, Metrics: d.m.Handler(), ObserveWait: d.m.ObserveWait, AdminToken: o.AdminToken, MaxWaits: o.MaxWaits})
-	srv, err := Listen(addr, h, o.Server, o.MaxWaits)
+	api := httpapi.Options{Provider: d.prov, Waiter: d.runner, Controller: d.runner, Metrics: d.m.Handler(), ObserveWait: d.m.ObserveWait, AdminToken: o.AdminToken, MaxWaits: o.MaxWaits}
+	d.operatorSurface(o, &api)
+	srv, err := Listen(addr, httpapi.New(api), o.Server, o.MaxWaits)
 	if err != nil {
+		d.stopHistory()
 		return nil, err
 	}
 	d.srv = srv
@@ -80,7 +85,10 @@ func (d *Daemon) AddCheck(check func(ctx context.Context) error) { d.prov.AddChe
 func (d *Daemon) Addr() string { return d.srv.Addr() }
 
 // Shutdown stops the HTTP server, letting requests in flight finish until ctx ends.
-func (d *Daemon) Shutdown(ctx context.Context) error { return d.srv.Shutdown(ctx) }
+func (d *Daemon) Shutdown(ctx context.Context) error {
+	d.stopHistory()
+	return d.srv.Shutdown(ctx)
+}
 
 // Projection is a projection with the options it runs with.
 type Projection[Tx any] struct {

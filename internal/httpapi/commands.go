@@ -22,16 +22,17 @@ type commandFunc func(ctx context.Context, name string) error
 // none can skip the checks that guard them.
 func (a *api) registerCommands(mux *http.ServeMux) {
 	ctl := a.o.Controller
-	a.handleCommand(mux, "resume", func(ctx context.Context, name string) error { return ctl.Resume(ctx, name) })
-	a.handleCommand(mux, "skip", func(ctx context.Context, name string) error { return ctl.Skip(ctx, name) })
-	a.handleCommand(mux, "reset", func(ctx context.Context, name string) error { return ctl.Reset(ctx, name) })
+	a.handleCommand(mux, "resume", a.statusCommand("resume", func(ctx context.Context, name string) error { return ctl.Resume(ctx, name) }))
+	a.handleCommand(mux, "skip", a.statusCommand("skip", func(ctx context.Context, name string) error { return ctl.Skip(ctx, name) }))
+	a.handleCommand(mux, "reset", a.statusCommand("reset", func(ctx context.Context, name string) error { return ctl.Reset(ctx, name) }))
+	a.registerDeadLetterCommands(mux)
 }
 
-// handleCommand registers command verb on mux behind the guard: a request from a browser page
-// of another origin is refused (403), every request while no admin token is set (403, saying
-// how to set one), and a request without the admin token as a bearer token (401); only then
-// does run see it.
-func (a *api) handleCommand(mux *http.ServeMux, verb string, run commandFunc) {
+// handleCommand registers command verb on mux, as POST /v1/projections/{name}/<verb>, behind
+// the guard: a request from a browser page of another origin is refused (403), every request
+// while no admin token is set (403, saying how to set one), and a request without the admin
+// token as a bearer token (401); only then does serve see it.
+func (a *api) handleCommand(mux *http.ServeMux, verb string, serve http.HandlerFunc) {
 	mux.HandleFunc("POST /v1/projections/{name}/"+verb, func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("name")
 		if err := a.origins.Check(r); err != nil {
@@ -47,8 +48,14 @@ func (a *api) handleCommand(mux *http.ServeMux, verb string, run commandFunc) {
 			writeJSON(w, http.StatusUnauthorized, ErrorJSON{Error: fmt.Sprintf("%s %q: %s", verb, name, msg)})
 			return
 		}
-		a.command(w, r, verb, run)
+		serve(w, r)
 	})
+}
+
+// statusCommand serves an authorized command that run carries out, answering with the
+// projection's status (see command).
+func (a *api) statusCommand(verb string, run commandFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) { a.command(w, r, verb, run) }
 }
 
 // command runs an authorized command: 200 with the projection's status after the command, 404

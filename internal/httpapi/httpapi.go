@@ -1,6 +1,7 @@
-// Package httpapi serves Projector's HTTP interface: /metrics, /healthz, /readyz,
-// /v1/projections, /v1/projections/{name}/wait, and the operator's commands
-// POST /v1/projections/{name}/resume, .../skip and .../reset. The commands are closed by
+// Package httpapi serves Projector's HTTP interface: the status page at /, /metrics,
+// /healthz, /readyz, /v1/projections, /v1/projections/{name}/wait, /v1/history,
+// /v1/dead-letters, and the operator's commands POST /v1/projections/{name}/resume, .../skip,
+// .../reset, .../dead-letters/replay and .../dead-letters/purge. The commands are closed by
 // default: without an admin token they are refused; with one they require it as a bearer
 // token, and requests from browser pages of another origin are refused. The read endpoints
 // stay open.
@@ -80,6 +81,10 @@ type Options struct {
 	Stall time.Duration
 	// Now returns the current time (default time.Now).
 	Now func() time.Time
+	// DeadLetters lists, shows, replays and purges the dead letters; nil answers them 503.
+	DeadLetters DeadLetters
+	// History feeds the status page's charts (GET /v1/history); nil for none.
+	History *History
 }
 
 type api struct {
@@ -123,6 +128,9 @@ func New(o Options) http.Handler {
 	mux.HandleFunc("GET /v1/projections", a.projections)
 	mux.HandleFunc("GET /v1/projections/{name}", a.projection)
 	mux.HandleFunc("GET /v1/projections/{name}/wait", a.wait)
+	mux.HandleFunc("GET /v1/history", a.history)
+	a.registerDeadLetterRoutes(mux)
+	a.registerPage(mux)
 	a.registerCommands(mux)
 	return mux
 }

@@ -32,6 +32,7 @@ const (
 	SubscriptionRestarts = "projector_subscription_restarts_total"
 	LastProgress         = "projector_last_progress_timestamp_seconds"
 	WaitDuration         = "projector_wait_duration_seconds"
+	DeadLetters          = "projector_dead_letters"
 )
 
 // Source gives the scrape-time state of the daemon's projections.

@@ -7,7 +7,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/projector-dev/projector/projection"
-	"github.com/projector-dev/projector/tracking"
 )
 
 // DeadLetterRecord is one event a projection skipped under the skip error policy, as
@@ -41,29 +40,13 @@ func ListDeadLetters(ctx context.Context, q Querier, projectionName string, limi
 	if limit > 0 {
 		lim = int64(limit)
 	}
-	rows, err := q.Query(ctx, `SELECT id, projection, event_id, event_type, stream, revision, commit_position, prepare_position,
-			content_type, data, metadata, created, error, failed_at
+	rows, err := q.Query(ctx, `SELECT `+deadLetterColumns+`
 		FROM projector_dead_letters WHERE projection = $1
 		ORDER BY commit_position, prepare_position, id LIMIT $2`, projectionName, lim)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: list dead letters of %q: %w", projectionName, err)
 	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (DeadLetterRecord, error) {
-		var r DeadLetterRecord
-		var revision, commit, prepare int64
-		err := row.Scan(&r.ID, &r.Projection, &r.Event.ID, &r.Event.Type, &r.Event.Stream, &revision, &commit, &prepare,
-			&r.Event.ContentType, &r.Event.Data, &r.Event.Metadata, &r.Event.Created, &r.Error, &r.FailedAt)
-		if err != nil {
-			return r, err
-		}
-		if revision < 0 || commit < 0 || prepare < 0 {
-			return r, fmt.Errorf("dead letter %d: negative revision or position (%d, %d, %d)", r.ID, revision, commit, prepare)
-		}
-		r.Event.Revision = uint64(revision)
-		r.Event.Position = tracking.Position{Commit: uint64(commit), Prepare: uint64(prepare)}
-		r.Event.Created = r.Event.Created.UTC()
-		return r, nil
-	})
+	out, err := pgx.CollectRows(rows, scanDeadLetter)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: list dead letters of %q: %w", projectionName, err)
 	}

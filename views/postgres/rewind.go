@@ -43,7 +43,7 @@ func (s *Store) Rewind(ctx context.Context, projectionName string, to tracking.S
 	}
 	defer func() { _ = ptx.Rollback(context.WithoutCancel(ctx)) }()
 	if l, ok := LeaseFromContext(ctx); !ok || l.Projection() != projectionName {
-		if err := s.lockLeadership(ctx, ptx, projectionName); err != nil {
+		if err := s.lockLeadership(ctx, ptx, "rewind", projectionName); err != nil {
 			return from, err
 		}
 	}
@@ -93,18 +93,18 @@ func (s *Store) Rewind(ctx context.Context, projectionName string, to tracking.S
 }
 
 // lockLeadership takes projectionName's leadership lock for the transaction tx, or fails with
-// an error wrapping ErrLeaderActive when a process holds it.
-func (s *Store) lockLeadership(ctx context.Context, tx pgx.Tx, projectionName string) error {
+// an error wrapping ErrLeaderActive when a process holds it; what names the operation.
+func (s *Store) lockLeadership(ctx context.Context, tx pgx.Tx, what, projectionName string) error {
 	key, namespace, err := leaderKey(ctx, tx, s.opts.Namespace, projectionName)
 	if err != nil {
-		return fmt.Errorf("postgres: rewind %q: leadership lock: %w", projectionName, err)
+		return fmt.Errorf("postgres: %s %q: leadership lock: %w", what, projectionName, err)
 	}
 	var free bool
 	if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, key).Scan(&free); err != nil {
-		return fmt.Errorf("postgres: rewind %q: take the leadership lock %d: %w", projectionName, key, err)
+		return fmt.Errorf("postgres: %s %q: take the leadership lock %d: %w", what, projectionName, key, err)
 	}
 	if !free {
-		return fmt.Errorf("postgres: rewind %q: another session holds its leadership lock %d (namespace %q): %w", projectionName, key, namespace, ErrLeaderActive)
+		return fmt.Errorf("postgres: %s %q: another session holds its leadership lock %d (namespace %q): %w", what, projectionName, key, namespace, ErrLeaderActive)
 	}
 	return nil
 }
