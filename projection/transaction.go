@@ -38,6 +38,7 @@ func (w *worker[Tx]) try(ctx, lead context.Context, t transaction) (res result, 
 	}
 	start := time.Now()
 	err := w.apply(lead, t)
+	w.transactionEnded(t, start, err, lead.Err() != nil)
 	if err == nil {
 		w.committed(t, time.Since(start))
 		return result{}, nil

@@ -15,6 +15,7 @@ import (
 	"github.com/projector-dev/projector/internal/daemon"
 	"github.com/projector-dev/projector/internal/deadletters"
 	"github.com/projector-dev/projector/internal/redact"
+	"github.com/projector-dev/projector/internal/tracing"
 	"github.com/projector-dev/projector/projection"
 	"github.com/projector-dev/projector/source/kurrent"
 	"github.com/projector-dev/projector/views/postgres"
@@ -81,8 +82,13 @@ func (a *app) run(ctx context.Context, doMigrate bool) error {
 	if err != nil {
 		return err
 	}
+	spans, err := tracing.FromEnv(ctx, func(k string) string { v, _ := a.lookup(k); return v }, a.stdout)
+	if err != nil {
+		return err
+	}
+	defer shutdownTracing(ctx, log, spans)
 	deadLetters := deadletters.New()
-	d, err := daemon.Start(log, a.settings.HTTPAddr, names, daemon.Options{AdminToken: token, MaxWaits: maxWaits, DeadLetters: deadLetters})
+	d, err := daemon.Start(log, a.settings.HTTPAddr, names, daemon.Options{AdminToken: token, MaxWaits: maxWaits, DeadLetters: deadLetters, Tracing: spans})
 	if err != nil {
 		return err
 	}
@@ -151,6 +157,16 @@ func shutdownDaemon(ctx context.Context, d *daemon.Daemon) {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	_ = d.Shutdown(sctx)
+}
+
+// shutdownTracing exports the spans tracing still holds, giving it five seconds even when ctx
+// has ended.
+func shutdownTracing(ctx context.Context, log *zap.Logger, t *tracing.Tracing) {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := t.Shutdown(sctx); err != nil {
+		log.Warn("cannot export the last spans", zap.Error(err))
+	}
 }
 
 // dialKurrent makes the KurrentDB source the settings describe. It connects lazily, and

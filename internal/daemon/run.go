@@ -13,6 +13,7 @@ import (
 	"github.com/projector-dev/projector/internal/httpapi"
 	"github.com/projector-dev/projector/internal/logging"
 	"github.com/projector-dev/projector/internal/metrics"
+	"github.com/projector-dev/projector/internal/tracing"
 	"github.com/projector-dev/projector/projection"
 	"github.com/projector-dev/projector/tracking"
 )
@@ -27,6 +28,7 @@ type Daemon struct {
 	srv    *Server
 	runner *current
 	hist   *historySampler
+	trace  *tracing.Tracing
 }
 
 // Options are the daemon's HTTP settings beyond its address.
@@ -41,6 +43,9 @@ type Options struct {
 	Server ServerOptions
 	// DeadLetters serves the dead-letter endpoints and counts the dead letters; nil for none.
 	DeadLetters DeadLetterStore
+	// Tracing makes the spans of the batches and the wait requests; nil means tracing.Off.
+	// The caller shuts it down once Run has returned.
+	Tracing *tracing.Tracing
 }
 
 // commandsDisabled is the line Start logs when the daemon has no admin token.
@@ -53,7 +58,10 @@ func Start(log *zap.Logger, addr string, names []string, o Options) (*Daemon, er
 	if log == nil {
 		log = zap.NewNop()
 	}
-	d := &Daemon{log: log, runner: newCurrent(log)}
+	if o.Tracing == nil {
+		o.Tracing = tracing.Off()
+	}
+	d := &Daemon{log: log, runner: newCurrent(log), trace: o.Tracing}
 	d.prov = &Provider{names: names, runner: d.runner}
 	d.prov.AddCheck(d.runner.connected)
 	d.prov.AddCheck(d.runner.shuttingDown)
@@ -61,7 +69,7 @@ func Start(log *zap.Logger, addr string, names []string, o Options) (*Daemon, er
 	for _, n := range names {
 		d.m.Declare(n)
 	}
-	api := httpapi.Options{Provider: d.prov, Waiter: d.runner, Controller: d.runner, Metrics: d.m.Handler(), ObserveWait: d.m.ObserveWait, AdminToken: o.AdminToken, MaxWaits: o.MaxWaits}
+	api := httpapi.Options{Provider: d.prov, Waiter: d.runner, Controller: d.runner, Metrics: d.m.Handler(), ObserveWait: d.m.ObserveWait, AdminToken: o.AdminToken, MaxWaits: o.MaxWaits, Tracing: o.Tracing}
 	d.operatorSurface(o, &api)
 	srv, err := Listen(addr, httpapi.New(api), o.Server, o.MaxWaits)
 	if err != nil {
@@ -134,7 +142,11 @@ func Run[Tx any](ctx context.Context, d *Daemon, c Config[Tx]) error {
 		d.prov.AddCheck(chk)
 	}
 	opts := c.RunnerOptions
-	opts.Observer = logging.Multi(d.m.Observer(), logging.NewObserver(d.log), d.runner.settle)
+	observers := []projection.Observer{d.m.Observer(), logging.NewObserver(d.log), d.runner.settle}
+	if spans := d.trace.Observer(); spans != nil {
+		observers = append(observers, spans)
+	}
+	opts.Observer = logging.Multi(observers...)
 	opts.Leader = c.Leader
 	runner := projection.NewRunner(c.Source, c.Store, opts)
 	resets := make(map[string]func(context.Context, Tx) error, len(c.Projections))

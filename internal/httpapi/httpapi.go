@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/projector-dev/projector/internal/tracing"
 	"github.com/projector-dev/projector/projection"
 	"github.com/projector-dev/projector/tracking"
 )
@@ -85,6 +86,9 @@ type Options struct {
 	DeadLetters DeadLetters
 	// History feeds the status page's charts (GET /v1/history); nil for none.
 	History *History
+	// Tracing makes a span per wait request, continuing the caller's W3C trace context; nil
+	// means tracing.Off.
+	Tracing *tracing.Tracing
 }
 
 type api struct {
@@ -111,6 +115,9 @@ func New(o Options) http.Handler {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Tracing == nil {
+		o.Tracing = tracing.Off()
+	}
 	a := &api{o: o, origins: http.NewCrossOriginProtection()}
 	a.setToken(o.AdminToken)
 	if o.MaxWaits > 0 {
@@ -132,7 +139,7 @@ func New(o Options) http.Handler {
 	a.registerDeadLetterRoutes(mux)
 	a.registerPage(mux)
 	a.registerCommands(mux)
-	return mux
+	return o.Tracing.Handler(mux)
 }
 
 // ProjectionJSON is one projection in /v1/projections.

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/projector-dev/projector/internal/tracing"
 	"github.com/projector-dev/projector/tracking"
 )
 
@@ -58,7 +59,9 @@ func (a *api) wait(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	ctx, span := a.o.Tracing.StartWait(r.Context(), name, pos, timeout)
 	if !a.startWait() {
+		span.End(tracing.WaitRefused, tracking.State{}, nil)
 		w.Header().Set("Retry-After", strconv.Itoa(waitRetryAfter))
 		writeJSON(w, http.StatusServiceUnavailable, ErrorJSON{Error: fmt.Sprintf("wait for %q refused: %d waits are in progress, the most this server takes at once; retry after %ds", name, a.o.MaxWaits, waitRetryAfter)})
 		return
@@ -67,21 +70,26 @@ func (a *api) wait(w http.ResponseWriter, r *http.Request) {
 	// The server's write timeout is shorter than the longest wait: extend it for this answer.
 	// (A ResponseWriter that cannot, such as a test recorder, has no deadline to extend.)
 	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(timeout + waitWriteSlack))
-	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	s, err := a.o.Waiter.Wait(ctx, name, pos)
+	outcome := tracing.WaitFailed
+	defer func() { span.End(outcome, s, err) }()
 	if a.o.ObserveWait != nil {
 		a.o.ObserveWait(name, time.Since(start))
 	}
 	body := WaitJSON{Projection: name, Requested: pos, Position: s.Reached(), Done: err == nil && s.Done(pos)}
 	switch {
 	case err == nil:
+		outcome = tracing.WaitDone
 		writeJSON(w, http.StatusOK, body)
 	case errors.Is(err, context.DeadlineExceeded) && r.Context().Err() == nil:
+		outcome = tracing.WaitTimeout
 		body.Error = fmt.Sprintf("timed out after %s", timeout)
 		writeJSON(w, http.StatusGatewayTimeout, body)
 	case r.Context().Err() != nil:
 		// The client went away; nobody reads the answer.
+		outcome = tracing.WaitCancelled
 	case errors.Is(err, tracking.ErrUnknownProjection):
 		writeJSON(w, http.StatusNotFound, ErrorJSON{Error: err.Error()})
 	default:

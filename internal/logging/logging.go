@@ -180,3 +180,12 @@ func (m multi) StateChanged(c projection.StateChange) {
 		o.StateChanged(c)
 	}
 }
+
+// TransactionEnded implements projection.TransactionObserver for the observers that do.
+func (m multi) TransactionEnded(t projection.EndedTransaction) {
+	for _, o := range m {
+		if to, ok := o.(projection.TransactionObserver); ok {
+			to.TransactionEnded(t)
+		}
+	}
+}
