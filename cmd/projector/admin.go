@@ -192,7 +192,7 @@ timeout passes first, 2 on bad arguments.`,
 }
 
 func (a *app) statusCommand() *cobra.Command {
-	var asJSON bool
+	var asJSON, watch bool
 	var server string
 	cmd := &cobra.Command{
 		Use:   "status",
@@ -200,10 +200,16 @@ func (a *app) statusCommand() *cobra.Command {
 		Long: `Prints each configured projection's position (from PostgreSQL), the head of $all, the lag and
 the run state. State, leadership and the head come from the daemon's HTTP API when it answers
 (--server, by default the local PROJECTOR_HTTP_ADDR); otherwise the head is read from KurrentDB
-when KURRENTDB_URI is set and the state is "unknown".`,
+when KURRENTDB_URI is set and the state is "unknown". With --watch it redraws the table every
+second until Ctrl-C, with the events per second, the ETA and a progress bar (position / head) of
+each projection catching up; when stdout is not a terminal it prints a line per projection and
+second instead.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
+			if watch && asJSON {
+				return usageError{errors.New("--watch and --json cannot be combined: --watch draws a table")}
+			}
 			log, cfg, err := a.loggerAndConfig()
 			if err != nil {
 				return err
@@ -215,6 +221,9 @@ when KURRENTDB_URI is set and the state is "unknown".`,
 			defer closeDB()
 			if server == "" {
 				server = localURL(a.settings.HTTPAddr)
+			}
+			if watch {
+				return a.watchStatus(ctx, log, cfg, store, server)
 			}
 			live := fetchDaemon(ctx, server)
 			out, err := a.statusReport(ctx, log, cfg, store, live)
@@ -230,6 +239,7 @@ when KURRENTDB_URI is set and the state is "unknown".`,
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of a table")
+	cmd.Flags().BoolVar(&watch, "watch", false, "redraw every second until Ctrl-C, with events/s, ETA and progress bars")
 	cmd.Flags().StringVar(&server, "server", "", "URL of a running daemon's HTTP API (default: the local PROJECTOR_HTTP_ADDR)")
 	return cmd
 }

@@ -4,7 +4,7 @@
 //
 //	projector run      --config projections.yaml   # the daemon
 //	projector migrate  --config projections.yaml   # Projector's tables and each projection's schema
-//	projector status   --config projections.yaml [--json]
+//	projector status   --config projections.yaml [--json | --watch]
 //	projector reset    --config projections.yaml NAME
 //	projector wait     --config projections.yaml NAME POSITION [--timeout 30s]
 //	projector resume   NAME [--server URL] [--admin-token T]  # retry the event a stopped projection halted on
