@@ -13,12 +13,12 @@ import (
 )
 
 // Env returns the test process's environment without the variables Projector reads
-// (PROJECTOR_*, KURRENTDB_*, DATABASE_URL), followed by extra ("KEY=value" each).
+// (PROJECTOR_*, KURRENTDB_*, DATABASE_URL, OTEL_*), followed by extra ("KEY=value" each).
 func Env(extra ...string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, "PROJECTOR_") || strings.HasPrefix(k, "KURRENTDB_") || k == "DATABASE_URL" {
+		if strings.HasPrefix(k, "PROJECTOR_") || strings.HasPrefix(k, "KURRENTDB_") || strings.HasPrefix(k, "OTEL_") || k == "DATABASE_URL" {
 			continue
 		}
 		env = append(env, kv)
