@@ -11,16 +11,32 @@ import (
 	"github.com/projector-dev/projector/views/memory"
 )
 
-// transactions is a TransactionObserver that keeps the transactions it is told of.
+// transactions is a TransactionObserver that keeps the transactions it is told of, and the
+// ends not paired with the start before them.
 type transactions struct {
 	projection.NopObserver
-	mu    sync.Mutex
-	ended []projection.EndedTransaction
+	mu       sync.Mutex
+	open     *projection.Transaction
+	ended    []projection.EndedTransaction
+	unpaired int
+}
+
+func (r *transactions) TransactionStarted(t projection.Transaction) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.open != nil {
+		r.unpaired++
+	}
+	r.open = &t
 }
 
 func (r *transactions) TransactionEnded(t projection.EndedTransaction) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.open == nil || *r.open != t.Transaction {
+		r.unpaired++
+	}
+	r.open = nil
 	r.ended = append(r.ended, t)
 }
 
@@ -85,6 +101,11 @@ func TestRunnerReportsEveryTransaction(t *testing.T) {
 			t.Errorf("outcome %q", tx.Outcome)
 		}
 	}
+	rec.mu.Lock()
+	if rec.unpaired != 0 {
+		t.Errorf("%d transactions started and ended out of pairs", rec.unpaired)
+	}
+	rec.mu.Unlock()
 	if failed != 2 || rolledBack == 0 {
 		t.Errorf("%d failed and %d rolled-back transactions, want 2 and at least 1", failed, rolledBack)
 	}

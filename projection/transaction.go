@@ -36,9 +36,10 @@ func (w *worker[Tx]) try(ctx, lead context.Context, t transaction) (res result, 
 	if err := lead.Err(); err != nil {
 		return w.failed(ctx, lead, kindLeadership, context.Cause(lead)), nil
 	}
+	started := w.transactionStarted(t)
 	start := time.Now()
 	err := w.apply(lead, t)
-	w.transactionEnded(t, start, err, lead.Err() != nil)
+	w.transactionEnded(started, err, lead.Err() != nil)
 	if err == nil {
 		w.committed(t, time.Since(start))
 		return result{}, nil

@@ -181,6 +181,15 @@ func (m multi) StateChanged(c projection.StateChange) {
 	}
 }
 
+// TransactionStarted implements projection.TransactionObserver for the observers that do.
+func (m multi) TransactionStarted(t projection.Transaction) {
+	for _, o := range m {
+		if to, ok := o.(projection.TransactionObserver); ok {
+			to.TransactionStarted(t)
+		}
+	}
+}
+
 // TransactionEnded implements projection.TransactionObserver for the observers that do.
 func (m multi) TransactionEnded(t projection.EndedTransaction) {
 	for _, o := range m {

@@ -39,37 +39,59 @@ const (
 type batchObserver struct {
 	projection.NopObserver
 	t *Tracing
+
+	mu   sync.Mutex
+	open map[string]trace.Span // the span of each projection's transaction in progress
 }
 
-// TransactionEnded implements projection.TransactionObserver: a span from the transaction's
-// start to its end, and, for a committed one, its place among the batches that release waits.
-func (o *batchObserver) TransactionEnded(e projection.EndedTransaction) {
+// TransactionStarted implements projection.TransactionObserver: it starts the transaction's
+// span and counts it among the batches that may release waits, before its commit can be seen.
+func (o *batchObserver) TransactionStarted(s projection.Transaction) {
 	attrs := []attribute.KeyValue{
-		AttrProjection.String(e.Projection),
-		AttrBatchEvents.Int(e.Events),
-		AttrBatchPosition.Int64(int64(e.State.Reached())),
-		AttrBatchOutcome.String(string(e.Outcome)),
+		AttrProjection.String(s.Projection),
+		AttrBatchEvents.Int(s.Events),
+		AttrBatchPosition.Int64(int64(s.State.Reached())),
 	}
-	if e.Events > 0 {
-		attrs = append(attrs, AttrBatchFirst.Int64(int64(e.First.Commit)), AttrBatchLast.Int64(int64(e.Last.Commit)))
+	if s.Events > 0 {
+		attrs = append(attrs, AttrBatchFirst.Int64(int64(s.First.Commit)), AttrBatchLast.Int64(int64(s.Last.Commit)))
 	}
-	_, span := o.t.tracer.Start(context.Background(), SpanBatch, trace.WithTimestamp(e.Start),
+	_, span := o.t.tracer.Start(context.Background(), SpanBatch, trace.WithTimestamp(s.Start),
 		trace.WithSpanKind(trace.SpanKindInternal), trace.WithAttributes(attrs...))
+	o.mu.Lock()
+	if prev := o.open[s.Projection]; prev != nil { // not ended: end it rather than leak it
+		prev.End()
+	}
+	o.open[s.Projection] = span
+	o.mu.Unlock()
+	o.t.releases.add(s.Projection, s.State, span.SpanContext())
+}
+
+// TransactionEnded implements projection.TransactionObserver: it ends the transaction's span
+// with its outcome (and error), and forgets a transaction that did not commit.
+func (o *batchObserver) TransactionEnded(e projection.EndedTransaction) {
+	o.mu.Lock()
+	span := o.open[e.Projection]
+	delete(o.open, e.Projection)
+	o.mu.Unlock()
+	if span == nil {
+		return
+	}
+	span.SetAttributes(AttrBatchOutcome.String(string(e.Outcome)))
 	if e.Err != nil {
 		span.RecordError(e.Err)
 		span.SetStatus(codes.Error, string(e.Outcome))
 	}
 	span.End(trace.WithTimestamp(e.Start.Add(e.Duration)))
-	if e.Outcome == projection.OutcomeCommitted {
-		o.t.releases.add(e.Projection, e.State, span.SpanContext())
+	if e.Outcome != projection.OutcomeCommitted {
+		o.t.releases.remove(e.Projection, span.SpanContext())
 	}
 }
 
 // releasesKept is how many committed batches are kept per projection for the waits' links.
 const releasesKept = 256
 
-// releases keeps, per projection, the last committed batches: the tracking state each
-// committed and its span, so that a wait links to the batch that released it.
+// releases keeps, per projection, the last batches committed or committing: the tracking state
+// each commits and its span, so that a wait links to the batch that released it.
 type releases struct {
 	mu sync.Mutex
 	by map[string][]release
@@ -95,6 +117,19 @@ func (r *releases) add(name string, st tracking.State, sc trace.SpanContext) {
 		rs = append(rs[:0], rs[1:]...)
 	}
 	r.by[name] = append(rs, release{state: st, span: sc})
+}
+
+// remove forgets the batch of name whose span is sc (it did not commit).
+func (r *releases) remove(name string, sc trace.SpanContext) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rs := r.by[name]
+	for i := len(rs) - 1; i >= 0; i-- {
+		if rs[i].span.Equal(sc) {
+			r.by[name] = append(rs[:i], rs[i+1:]...)
+			return
+		}
+	}
 }
 
 // first returns the span of the first batch of name kept whose state has processed

@@ -28,6 +28,8 @@ const (
 	EnvProtocol       = "OTEL_EXPORTER_OTLP_PROTOCOL"
 	EnvTracesProtocol = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
 	EnvServiceName    = "OTEL_SERVICE_NAME"
+	// EnvResourceAttributes is read by the SDK's resource, as EnvServiceName is.
+	EnvResourceAttributes = "OTEL_RESOURCE_ATTRIBUTES"
 )
 
 // The values tracing knows.
@@ -79,7 +81,7 @@ func FromEnv(ctx context.Context, getenv func(string) string, console io.Writer)
 		resource.WithTelemetrySDK(), resource.WithFromEnv())
 	if err != nil {
 		_ = exp.Shutdown(ctx)
-		return nil, fmt.Errorf("tracing: resource from %s and OTEL_RESOURCE_ATTRIBUTES: %w", EnvServiceName, err)
+		return nil, fmt.Errorf("tracing: resource from %s and %s: %w", EnvServiceName, EnvResourceAttributes, err)
 	}
 	return New(sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))), nil
 }

@@ -76,8 +76,9 @@ func TestConsoleExporterFromEnv(t *testing.T) {
 	if !ok {
 		t.Fatalf("Observer() = %T, not a projection.TransactionObserver", tr.Observer())
 	}
-	obs.TransactionEnded(projection.EndedTransaction{Projection: "dogs", Events: 1, Start: time.Now(), Outcome: projection.OutcomeCommitted,
-		State: tracking.State{Last: tracking.Position{Commit: 7, Prepare: 7}}})
+	tx := projection.Transaction{Projection: "dogs", Events: 1, Start: time.Now(), State: tracking.State{Last: tracking.Position{Commit: 7, Prepare: 7}}}
+	obs.TransactionStarted(tx)
+	obs.TransactionEnded(projection.EndedTransaction{Transaction: tx, Duration: time.Millisecond, Outcome: projection.OutcomeCommitted})
 	if err := tr.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}

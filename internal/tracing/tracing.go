@@ -67,7 +67,7 @@ func (t *Tracing) Observer() projection.Observer {
 	if !t.enabled {
 		return nil
 	}
-	return &batchObserver{t: t}
+	return &batchObserver{t: t, open: map[string]trace.Span{}}
 }
 
 // Handler returns h continuing the W3C trace context (traceparent, tracestate, baggage) of
