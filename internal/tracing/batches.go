@@ -95,6 +95,9 @@ const releasesKept = 256
 type releases struct {
 	mu sync.Mutex
 	by map[string][]release
+	// dropped tells, per projection, that older batches were forgotten: the first batch kept
+	// may not be the first that reached a position.
+	dropped map[string]bool
 }
 
 type release struct {
@@ -102,7 +105,9 @@ type release struct {
 	span  trace.SpanContext
 }
 
-func newReleases() *releases { return &releases{by: map[string][]release{}} }
+func newReleases() *releases {
+	return &releases{by: map[string][]release{}, dropped: map[string]bool{}}
+}
 
 // add records a committed batch of name. A state behind the last one (a reset rewound the
 // projection) forgets the batches before it.
@@ -111,10 +116,10 @@ func (r *releases) add(name string, st tracking.State, sc trace.SpanContext) {
 	defer r.mu.Unlock()
 	rs := r.by[name]
 	if n := len(rs); n > 0 && st.Reached() < rs[n-1].state.Reached() {
-		rs = rs[:0]
+		rs, r.dropped[name] = rs[:0], false
 	}
 	if len(rs) == releasesKept {
-		rs = append(rs[:0], rs[1:]...)
+		rs, r.dropped[name] = append(rs[:0], rs[1:]...), true
 	}
 	r.by[name] = append(rs, release{state: st, span: sc})
 }
@@ -132,13 +137,16 @@ func (r *releases) remove(name string, sc trace.SpanContext) {
 	}
 }
 
-// first returns the span of the first batch of name kept whose state has processed
-// position; ok is false when none has.
+// first returns the span of the first batch of name whose state has processed position; ok is
+// false when no batch kept has, or when that batch may have been forgotten.
 func (r *releases) first(name string, position uint64) (trace.SpanContext, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, rel := range r.by[name] {
+	for i, rel := range r.by[name] {
 		if rel.state.Done(position) {
+			if i == 0 && r.dropped[name] {
+				return trace.SpanContext{}, false
+			}
 			return rel.span, true
 		}
 	}
