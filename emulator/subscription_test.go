@@ -11,6 +11,8 @@ import (
 	"github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v1/streams"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/projector-dev/projector/internal/poll"
 )
 
 // subMsg is one subscription message in a compact, comparable form.
@@ -493,13 +495,12 @@ func TestSubscriptionCancelReleasesResources(t *testing.T) {
 	for _, s := range subs {
 		_ = s.Close()
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for f.store.ActiveSubscriptions() != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("ActiveSubscriptions = %d five seconds after Close, want 0", f.store.ActiveSubscriptions())
+	poll.UntilNil(t, 5*time.Second, "every closed subscription has ended", func() error {
+		if n := f.store.ActiveSubscriptions(); n != 0 {
+			return fmt.Errorf("ActiveSubscriptions = %d after Close, want 0", n)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func TestSlowSubscriberDoesNotBlockAppends(t *testing.T) {
