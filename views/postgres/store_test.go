@@ -292,11 +292,7 @@ func TestCloseEndsPendingWaits(t *testing.T) {
 		_, err := store.Wait(context.Background(), "p", 10)
 		done <- err
 	}()
-	for deadline := time.Now().Add(5 * time.Second); store.Waiting("p") != 1; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the waiter did not block within 5s")
-		}
-	}
+	poll.Until(t, 5*time.Second, "the waiter blocks", func() bool { return store.Waiting("p") == 1 })
 	_ = store.Close()
 	select {
 	case err := <-done:
