@@ -33,13 +33,18 @@ const poisonValue = "not-a-number"
 // ledgerConfig is a projections file with the ledger projection (every deposit exactly once
 // in ledger_applied, and running totals per stream in ledger_totals, so a doubled event shows
 // in both) under the given error policy, and, with tally, a second projection over the same
-// events that has no poison (it ignores the value).
+// events that has no poison (it ignores the value). retries 0 leaves on_error.retries out (the
+// projections file refuses 0; only the retry policy uses it).
 func ledgerConfig(policy string, retries, batch int, tally bool) string {
+	retriesKey := ""
+	if retries > 0 {
+		retriesKey = fmt.Sprintf("retries: %d, ", retries)
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, `projections:
   - name: ledger
     batch: {size: %d, interval: 10ms}
-    on_error: {policy: %s, retries: %d, backoff: 50ms}
+    on_error: {policy: %s, %sbackoff: 50ms}
     schema: |
       CREATE TABLE IF NOT EXISTS ledger_applied (stream text NOT NULL, revision bigint NOT NULL, value bigint NOT NULL);
       CREATE TABLE IF NOT EXISTS ledger_totals (stream text PRIMARY KEY, n bigint NOT NULL, total bigint NOT NULL);
@@ -48,7 +53,7 @@ func ledgerConfig(policy string, retries, batch int, tally bool) string {
         INSERT INTO ledger_applied VALUES (@stream_id, @revision, (@data->>'value')::bigint);
         INSERT INTO ledger_totals VALUES (@stream_id, 1, (@data->>'value')::bigint)
         ON CONFLICT (stream) DO UPDATE SET n = ledger_totals.n + 1, total = ledger_totals.total + excluded.total;
-`, batch, policy, retries, typeDeposit)
+`, batch, policy, retriesKey, typeDeposit)
 	if tally {
 		fmt.Fprintf(&b, `  - name: tally
     batch: {size: %d, interval: 10ms}
