@@ -12,6 +12,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/kurrent-io/KurrentDB-Client-Go/kurrentdb"
+
+	"github.com/projector-dev/projector/internal/poll"
 )
 
 // nextLive waits for the subscription's next event that is not a
@@ -128,17 +130,11 @@ func TestRestartKeepsDataAndPorts(t *testing.T) {
 
 	// The client reconnects on its own; the data is unchanged.
 	var events []*kurrentdb.ResolvedEvent
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	poll.UntilNil(t, 10*time.Second, "a read after the restart succeeds", func() error {
+		var err error
 		events, err = readAllOf(t, c, stream)
-		if err == nil || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatalf("read after restart: %v", err)
-	}
+		return err
+	})
 	if len(events) != 3 || events[2].Event.Position.Commit != before.CommitPosition {
 		t.Fatalf("after restart: %d events, last at %d; want 3 ending at %d", len(events), events[len(events)-1].Event.Position.Commit, before.CommitPosition)
 	}

@@ -2,6 +2,7 @@ package emulator
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v1/shared"
 	"github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v1/streams"
+
+	"github.com/projector-dev/projector/internal/poll"
 )
 
 func TestSubscriptionCap(t *testing.T) {
@@ -43,13 +46,12 @@ func TestSubscriptionCap(t *testing.T) {
 
 	// A freed slot is reused.
 	cancelFirst()
-	deadline := time.Now().Add(5 * time.Second)
-	for f.store.ActiveSubscriptions() != 1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("ActiveSubscriptions = %d five seconds after a cancel, want 1", f.store.ActiveSubscriptions())
+	poll.UntilNil(t, 5*time.Second, "the cancelled subscription has ended", func() error {
+		if n := f.store.ActiveSubscriptions(); n != 1 {
+			return fmt.Errorf("ActiveSubscriptions = %d after a cancel, want 1", n)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 	rdSubscribe(t, ctx, f, subReq())
 	// Stream subscriptions share the cap.
 	stream := rdAllReq(0, nil)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/projector-dev/projector/internal/poll"
 	"github.com/projector-dev/projector/tracking"
 )
 
@@ -73,7 +74,7 @@ func TestWatermarkWakesWaitersAndNeverMovesBack(t *testing.T) {
 			results[i], errs[i] = w.Wait(cctx, "p", uint64(100*(i+1)))
 		})
 	}
-	waitFor(t, func() bool { return w.Waiting("p") == 4 })
+	poll.Until(t, 5*time.Second, "4 waiters wait", func() bool { return w.Waiting("p") == 4 })
 	w.Set("p", tracking.State{Last: tracking.Position{Commit: 200, Prepare: 200}})
 	w.Set("p", tracking.State{Last: tracking.Position{Commit: 100, Prepare: 100}}) // ignored
 	w.Set("p", tracking.State{Last: tracking.Position{Commit: 200, Prepare: 200}, Checkpoint: 401})
@@ -94,15 +95,5 @@ func TestWatermarkWakesWaitersAndNeverMovesBack(t *testing.T) {
 	w.Reset("p")
 	if _, ok, _ := w.Load(ctx, "p"); ok {
 		t.Error("Reset kept the state")
-	}
-}
-
-// waitFor fails t unless cond holds within 5s.
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 5s")
-		}
 	}
 }

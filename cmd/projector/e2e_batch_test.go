@@ -46,7 +46,7 @@ func TestSIGKILLAndRestartBatchProjections(t *testing.T) {
 	t.Parallel()
 	dbURL, pool, uri, client := startBackends(t)
 	cfgFile := writeFile(t, "projections.yaml", bothBatchProjections(t))
-	addr := freeAddr(t)
+	addr := testbin.FreeAddr(t)
 	env := testbin.Env("KURRENTDB_URI="+uri, "DATABASE_URL="+dbURL, "PROJECTOR_HTTP_ADDR="+addr, "PROJECTOR_CONFIG="+cfgFile)
 
 	const dogs, tricks = 150, 9
@@ -69,7 +69,7 @@ func TestSIGKILLAndRestartBatchProjections(t *testing.T) {
 		d := start(t, projectorBin, env, "run")
 		healthy(t, d, addr)
 		poll.Until(t, 60*time.Second, fmt.Sprintf("%d events are projected", threshold), func() bool { return projected() >= threshold })
-		if code := d.stop(syscall.SIGKILL); code != -1 {
+		if code := d.Signal(syscall.SIGKILL, exitTimeout); code != -1 {
 			t.Fatalf("kill %d: exit code %d, want -1 (killed)", kill, code)
 		}
 	}
@@ -85,7 +85,7 @@ func TestSIGKILLAndRestartBatchProjections(t *testing.T) {
 	if got := viewDigest(t, pool); !strings.HasPrefix(got, want) {
 		t.Fatalf("after two kills: %s, want %s", got, want)
 	}
-	if code := d.stop(syscall.SIGTERM); code != 0 {
+	if code := d.Signal(syscall.SIGTERM, exitTimeout); code != 0 {
 		t.Errorf("exit code = %d", code)
 	}
 }

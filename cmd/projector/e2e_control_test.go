@@ -106,7 +106,7 @@ func TestResumeAndSkip(t *testing.T) {
 	good = append(good, "dog-6")
 	last := register("dog-6")
 
-	addr := freeAddr(t)
+	addr := testbin.FreeAddr(t)
 	const token = "e2e-admin-token-4f1c"
 	noToken := testbin.Env("KURRENTDB_URI="+uri, "DATABASE_URL="+dbURL, "PROJECTOR_HTTP_ADDR="+addr, "PROJECTOR_CONFIG="+writeFile(t, "p.yaml", cfg))
 	env := append(append([]string(nil), noToken...), "PROJECTOR_ADMIN_TOKEN="+token)
@@ -119,7 +119,7 @@ func TestResumeAndSkip(t *testing.T) {
 		poll.Until(t, 30*time.Second, fmt.Sprintf("names is stopped on the event at %d (stop %d)", pos, times), func() bool {
 			p = httpapi.ProjectionJSON{}
 			getJSON(t, base, &p)
-			return p.State == "stopped" && p.Failed != nil && p.Failed.Position.Commit == pos && len(logLines(d.output(), "projection stopped")) == times
+			return p.State == "stopped" && p.Failed != nil && p.Failed.Position.Commit == pos && len(logLines(d.Output(), "projection stopped")) == times
 		})
 		return p
 	}
@@ -161,8 +161,8 @@ func TestResumeAndSkip(t *testing.T) {
 		!strings.Contains(errOut, "PROJECTOR_ADMIN_TOKEN: set together with PROJECTOR_ADMIN_TOKEN_FILE") {
 		t.Errorf("CLI resume with a token and a token file: %d %s", code, errOut)
 	}
-	if n := strings.Count(d.output(), "/reset are disabled"); n != 0 || !strings.Contains(d.output(), `"commands":"enabled: they require the admin token"`) || strings.Contains(d.output(), token) {
-		t.Errorf("the daemon with an admin token said %d times that the commands are disabled, or not that they are enabled, or showed the token:\n%s", n, d.output())
+	if n := strings.Count(d.Output(), "/reset are disabled"); n != 0 || !strings.Contains(d.Output(), `"commands":"enabled: they require the admin token"`) || strings.Contains(d.Output(), token) {
+		t.Errorf("the daemon with an admin token said %d times that the commands are disabled, or not that they are enabled, or showed the token:\n%s", n, d.Output())
 	}
 	stoppedAt(bad1, 1) // still stopped on bad-1: nothing was skipped
 
@@ -176,7 +176,7 @@ func TestResumeAndSkip(t *testing.T) {
 	if code, _, errOut := runProjector(t, env, "resume", "nothing"); code != 1 || !strings.Contains(errOut, "has no such projection") {
 		t.Errorf("CLI resume of an unknown projection: %d %s", code, errOut)
 	}
-	if code, _, errOut := runProjector(t, env, "resume", "names", "--server", "http://"+freeAddr(t)); code != 1 || !strings.Contains(errOut, "cannot reach the projector daemon at") {
+	if code, _, errOut := runProjector(t, env, "resume", "names", "--server", "http://"+testbin.FreeAddr(t)); code != 1 || !strings.Contains(errOut, "cannot reach the projector daemon at") {
 		t.Errorf("CLI resume without a daemon: %d %s", code, errOut)
 	}
 
@@ -239,7 +239,7 @@ func TestResumeAndSkip(t *testing.T) {
 	}
 
 	// One log line per change, with the poison event on the stops.
-	logs := d.output()
+	logs := d.Output()
 	stops := logLines(logs, "projection stopped")
 	for i, want := range []uint64{bad1, bad1, worse2, worse3} {
 		if l := stops[i]; l["projection"] != "names" || l["event_position"] != float64(want) || l["event_type"] != trainingschool.TopicDogRegistered ||
@@ -254,7 +254,7 @@ func TestResumeAndSkip(t *testing.T) {
 			t.Errorf("%d %q lines, want %d", n, msg, want)
 		}
 	}
-	if code := d.stop(syscall.SIGTERM); code != 0 {
+	if code := d.Signal(syscall.SIGTERM, exitTimeout); code != 0 {
 		t.Errorf("exit code %d", code)
 	}
 }
@@ -326,12 +326,12 @@ func TestDrainOnSIGTERM(t *testing.T) {
 		}
 		return n > 0
 	}
-	stopMidBatch := func(d *proc) (uint64, time.Duration) {
+	stopMidBatch := func(d *testbin.Proc) (uint64, time.Duration) {
 		t.Helper()
 		poll.Until(t, 60*time.Second, "a batch is in flight after a commit", func() bool { return tracked() > 0 && inFlight() })
 		before := tracked()
 		sent := time.Now()
-		if code := d.stop(syscall.SIGTERM); code != 0 {
+		if code := d.Signal(syscall.SIGTERM, exitTimeout); code != 0 {
 			t.Errorf("exit code %d on SIGTERM, want 0", code)
 		}
 		return before, time.Since(sent)
@@ -341,7 +341,7 @@ func TestDrainOnSIGTERM(t *testing.T) {
 	}
 
 	// Drain timeout (from the environment) longer than the batch: it commits.
-	addr := freeAddr(t)
+	addr := testbin.FreeAddr(t)
 	d := start(t, projectorBin, env(addr, "PROJECTOR_DRAIN_TIMEOUT=20s"), "run")
 	healthy(t, d, addr)
 	// Without an admin token every command is refused, from the CLI and over HTTP, token or not.
@@ -358,16 +358,16 @@ func TestDrainOnSIGTERM(t *testing.T) {
 	if after <= before {
 		t.Errorf("the batch in flight was not committed on SIGTERM with a 20s drain timeout: tracking %d before, %d after", before, after)
 	}
-	if n := strings.Count(d.output(), "/reset are disabled: set PROJECTOR_ADMIN_TOKEN or PROJECTOR_ADMIN_TOKEN_FILE"); n != 1 {
+	if n := strings.Count(d.Output(), "/reset are disabled: set PROJECTOR_ADMIN_TOKEN or PROJECTOR_ADMIN_TOKEN_FILE"); n != 1 {
 		t.Errorf("the daemon without an admin token said %d times that the commands are disabled, want once", n)
 	}
-	if !strings.Contains(d.output(), `"drain_timeout":20`) {
-		t.Errorf("the shutdown line does not give the drain timeout:\n%s", d.output())
+	if !strings.Contains(d.Output(), `"drain_timeout":20`) {
+		t.Errorf("the shutdown line does not give the drain timeout:\n%s", d.Output())
 	}
 	t.Logf("drained: exit 0 %v after SIGTERM, tracking %d -> %d", took, before, after)
 
 	// Drain timeout (a flag, over the environment) shorter than the batch: it is rolled back.
-	addr = freeAddr(t)
+	addr = testbin.FreeAddr(t)
 	d = start(t, projectorBin, env(addr, "PROJECTOR_DRAIN_TIMEOUT=20s"), "run", "--drain-timeout", "200ms")
 	healthy(t, d, addr)
 	before, took = stopMidBatch(d)
@@ -375,13 +375,13 @@ func TestDrainOnSIGTERM(t *testing.T) {
 	if took > 2200*time.Millisecond {
 		t.Errorf("exit %v after SIGTERM with a 200ms drain timeout and a 3s batch in flight: not rolled back at the timeout", took)
 	}
-	if !strings.Contains(d.output(), "rolled back after the drain timeout") {
-		t.Errorf("no log line about the rolled-back batch:\n%s", d.output())
+	if !strings.Contains(d.Output(), "rolled back after the drain timeout") {
+		t.Errorf("no log line about the rolled-back batch:\n%s", d.Output())
 	}
 	t.Logf("rolled back: exit 0 %v after SIGTERM, tracking %d -> %d", took, before, after)
 
 	// A bad drain timeout is refused at start, naming the variable.
-	if code, _, errOut := runProjector(t, env(freeAddr(t), "PROJECTOR_DRAIN_TIMEOUT=30"), "run"); code != 2 || !strings.Contains(errOut, `PROJECTOR_DRAIN_TIMEOUT: "30" is not a duration`) {
+	if code, _, errOut := runProjector(t, env(testbin.FreeAddr(t), "PROJECTOR_DRAIN_TIMEOUT=30"), "run"); code != 2 || !strings.Contains(errOut, `PROJECTOR_DRAIN_TIMEOUT: "30" is not a duration`) {
 		t.Errorf("bad drain timeout: exit %d %s", code, errOut)
 	}
 }

@@ -54,13 +54,13 @@ func TestDeadLetterReplayAfterTheHandlerIsFixed(t *testing.T) {
 		}
 		last = pos
 	}
-	addr := freeAddr(t)
+	addr := testbin.FreeAddr(t)
 	const token = "e2e-dead-letter-token"
 	env := func(broken bool) []string {
 		return testbin.Env("KURRENTDB_URI="+uri, "DATABASE_URL="+dbURL, "PROJECTOR_HTTP_ADDR="+addr,
 			"PROJECTOR_CONFIG="+writeFile(t, "p.yaml", deadLetterConfig(broken)), "PROJECTOR_ADMIN_TOKEN="+token)
 	}
-	caughtUp := func(d *proc) {
+	caughtUp := func(d *testbin.Proc) {
 		t.Helper()
 		healthy(t, d, addr)
 		poll.Until(t, 30*time.Second, "names has projected every event", func() bool {
@@ -151,7 +151,7 @@ func TestDeadLetterReplayAfterTheHandlerIsFixed(t *testing.T) {
 		t.Errorf("purge %d: %d %s%s", bad5, code, out, errOut)
 	}
 	before := tracked()
-	if c := d.stop(syscall.SIGTERM); c != 0 {
+	if c := d.Signal(syscall.SIGTERM, exitTimeout); c != 0 {
 		t.Fatalf("daemon exit %d", c)
 	}
 
@@ -185,7 +185,7 @@ func TestDeadLetterReplayAfterTheHandlerIsFixed(t *testing.T) {
 	if g := deadLetterGauge(); g != `projector_dead_letters{projection="names"} 0` {
 		t.Errorf("gauge after the replay: %q", g)
 	}
-	if c := d.stop(syscall.SIGTERM); c != 0 {
+	if c := d.Signal(syscall.SIGTERM, exitTimeout); c != 0 {
 		t.Errorf("daemon exit %d", c)
 	}
 }

@@ -26,7 +26,7 @@ func TestStandbyWaitAndTakeover(t *testing.T) {
 	last := appendDogs(t, client, 0, 20, 3)
 	cfgFile := writeFile(t, "projections.yaml", bothProjections(t))
 
-	addrA, addrB := freeAddr(t), freeAddr(t)
+	addrA, addrB := testbin.FreeAddr(t), testbin.FreeAddr(t)
 	env := func(addr string) []string {
 		return testbin.Env("KURRENTDB_URI="+uri, "DATABASE_URL="+dbURL, "PROJECTOR_HTTP_ADDR="+addr, "PROJECTOR_CONFIG="+cfgFile, "PROJECTOR_ADMIN_TOKEN="+e2eToken)
 	}
@@ -67,7 +67,7 @@ func TestStandbyWaitAndTakeover(t *testing.T) {
 	}
 
 	// The leader dies; the standby takes over and projects what follows.
-	if code := a.stop(syscall.SIGKILL); code != -1 {
+	if code := a.Signal(syscall.SIGKILL, exitTimeout); code != -1 {
 		t.Fatalf("exit code %d", code)
 	}
 	pos, err = appendOne(client, "dog-00002", 3, "fetch")
@@ -82,7 +82,7 @@ func TestStandbyWaitAndTakeover(t *testing.T) {
 	if got := viewDigest(t, pool); !strings.HasPrefix(got, "dogs=20,tricks=62 dogs=20 tricks=62 rows=62") {
 		t.Errorf("views = %s", got)
 	}
-	if code := b.stop(syscall.SIGTERM); code != 0 {
+	if code := b.Signal(syscall.SIGTERM, exitTimeout); code != 0 {
 		t.Errorf("exit code %d", code)
 	}
 }
@@ -126,7 +126,7 @@ func TestPoisonEvents(t *testing.T) {
 	}
 	last := appendDogs(t, client, 2, 2, 0)
 
-	addr := freeAddr(t)
+	addr := testbin.FreeAddr(t)
 	d := start(t, projectorBin, testbin.Env("KURRENTDB_URI="+uri, "DATABASE_URL="+dbURL, "PROJECTOR_HTTP_ADDR="+addr,
 		"PROJECTOR_CONFIG="+writeFile(t, "p.yaml", cfg)), "run")
 	healthy(t, d, addr)
@@ -173,10 +173,10 @@ func TestPoisonEvents(t *testing.T) {
 	if v := metricValue(t, addr, `projector_errors_total{kind="handler",projection="stopper"}`); v < 1 {
 		t.Errorf("handler errors = %v", v)
 	}
-	if !strings.Contains(d.output(), fmt.Sprintf(`"event_id":"%s"`, bad)) {
+	if !strings.Contains(d.Output(), fmt.Sprintf(`"event_id":"%s"`, bad)) {
 		t.Errorf("the log does not name the poison event")
 	}
-	if code := d.stop(syscall.SIGTERM); code != 0 {
+	if code := d.Signal(syscall.SIGTERM, exitTimeout); code != 0 {
 		t.Errorf("exit code %d", code)
 	}
 }

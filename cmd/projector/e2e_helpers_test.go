@@ -11,8 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -49,95 +47,22 @@ func newDatabase(t *testing.T) (string, *pgxpool.Pool) {
 func startBackends(t *testing.T) (dbURL string, pool *pgxpool.Pool, uri string, client *kurrentdb.Client) {
 	t.Helper()
 	dbURL, pool = newDatabase(t)
-	uri, _ = startEmulator(t, freeAddr(t))
+	uri, _ = startEmulator(t, testbin.FreeAddr(t))
 	return dbURL, pool, uri, kurrentClient(t, uri)
 }
 
-func freeAddr(t *testing.T) string {
+// exitTimeout bounds how long a stopped binary may take to exit.
+const exitTimeout = 30 * time.Second
+
+// start runs bin with args in env, named after them in failures.
+func start(t *testing.T, bin string, env []string, args ...string) *testbin.Proc {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// proc is a started binary with its output captured.
-type proc struct {
-	t    *testing.T
-	cmd  *exec.Cmd
-	mu   sync.Mutex
-	out  bytes.Buffer
-	done chan struct{}
-	err  error
-}
-
-type lockedWriter struct{ p *proc }
-
-func (w lockedWriter) Write(b []byte) (int, error) {
-	w.p.mu.Lock()
-	defer w.p.mu.Unlock()
-	return w.p.out.Write(b)
-}
-
-func (p *proc) output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.String()
-}
-
-func start(t *testing.T, bin string, env []string, args ...string) *proc {
-	t.Helper()
-	p := &proc{t: t, cmd: exec.Command(bin, args...), done: make(chan struct{})}
-	p.cmd.Env = env
-	p.cmd.Stdout = lockedWriter{p}
-	p.cmd.Stderr = lockedWriter{p}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-		if t.Failed() {
-			t.Logf("output of %s %s:\n%s", filepath.Base(bin), strings.Join(args, " "), p.output())
-		}
-	})
-	return p
-}
-
-// stop sends sig and returns the exit code.
-func (p *proc) stop(sig syscall.Signal) int {
-	p.t.Helper()
-	_ = p.cmd.Process.Signal(sig)
-	select {
-	case <-p.done:
-	case <-time.After(30 * time.Second):
-		p.t.Fatalf("%s did not exit on %v", p.cmd.Path, sig)
-	}
-	return p.cmd.ProcessState.ExitCode()
-}
-
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
+	return testbin.Start(t, filepath.Base(bin)+" "+strings.Join(args, " "), bin, env, args...)
 }
 
 // startEmulator starts the kurrentdb-emulator binary on addr (with extra flags) and returns its
 // connection string.
-func startEmulator(t *testing.T, addr string, extra ...string) (string, *proc) {
+func startEmulator(t *testing.T, addr string, extra ...string) (string, *testbin.Proc) {
 	t.Helper()
 	p := start(t, emulatorBin, testbin.Env(), append([]string{"--listen", addr, "--log-level", "warn"}, extra...)...)
 	uri := "kurrentdb://" + addr + "?tls=false"
@@ -218,11 +143,11 @@ func writeFile(t *testing.T, name, content string) string {
 }
 
 // healthy waits until the daemon at addr answers /healthz.
-func healthy(t *testing.T, p *proc, addr string) {
+func healthy(t *testing.T, p *testbin.Proc, addr string) {
 	t.Helper()
 	poll.Until(t, 20*time.Second, "the daemon answers /healthz", func() bool {
-		if p.exited() {
-			t.Fatalf("projector exited: %v\n%s", p.err, p.output())
+		if p.Exited() {
+			t.Fatalf("projector exited: %v\n%s", p.Err(), p.Output())
 		}
 		resp, err := http.Get("http://" + addr + "/healthz")
 		if err != nil {

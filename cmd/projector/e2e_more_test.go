@@ -26,7 +26,7 @@ func TestSIGKILLAndRestart(t *testing.T) {
 		t.Fatal("could not set the batch size")
 	}
 	cfgFile := writeFile(t, "projections.yaml", cfg)
-	addr := freeAddr(t)
+	addr := testbin.FreeAddr(t)
 	env := testbin.Env("KURRENTDB_URI="+uri, "DATABASE_URL="+dbURL, "PROJECTOR_HTTP_ADDR="+addr, "PROJECTOR_CONFIG="+cfgFile)
 
 	const dogs, tricks = 150, 9
@@ -49,7 +49,7 @@ func TestSIGKILLAndRestart(t *testing.T) {
 		d := start(t, projectorBin, env, "run")
 		healthy(t, d, addr)
 		poll.Until(t, 60*time.Second, fmt.Sprintf("%d events are projected", threshold), func() bool { return projected() >= threshold })
-		if code := d.stop(syscall.SIGKILL); code != -1 {
+		if code := d.Signal(syscall.SIGKILL, exitTimeout); code != -1 {
 			t.Fatalf("kill %d: exit code %d, want -1 (killed)", kill, code)
 		}
 	}
@@ -65,7 +65,7 @@ func TestSIGKILLAndRestart(t *testing.T) {
 	if got := viewDigest(t, pool); !strings.HasPrefix(got, want) {
 		t.Fatalf("after two kills: %s, want %s", got, want)
 	}
-	if code := d.stop(syscall.SIGTERM); code != 0 {
+	if code := d.Signal(syscall.SIGTERM, exitTimeout); code != 0 {
 		t.Errorf("exit code = %d", code)
 	}
 }
@@ -146,30 +146,30 @@ func TestUnreachableAtStartIsRetried(t *testing.T) {
 	cfgFile := writeFile(t, "projections.yaml", bothProjections(t))
 
 	// PostgreSQL unreachable: retried, logged, and SIGTERM still stops it cleanly.
-	addr := freeAddr(t)
-	noDB := "postgres://postgres@" + freeAddr(t) + "/x?connect_timeout=1"
-	d := start(t, projectorBin, testbin.Env("KURRENTDB_URI=kurrentdb://"+freeAddr(t)+"?tls=false", "DATABASE_URL="+noDB,
+	addr := testbin.FreeAddr(t)
+	noDB := "postgres://postgres@" + testbin.FreeAddr(t) + "/x?connect_timeout=1"
+	d := start(t, projectorBin, testbin.Env("KURRENTDB_URI=kurrentdb://"+testbin.FreeAddr(t)+"?tls=false", "DATABASE_URL="+noDB,
 		"PROJECTOR_HTTP_ADDR="+addr, "PROJECTOR_CONFIG="+cfgFile), "run")
 	healthy(t, d, addr)
 	poll.Until(t, 20*time.Second, "two failed PostgreSQL connection attempts are logged", func() bool {
-		return strings.Count(d.output(), "connect to PostgreSQL: failed; retrying") >= 2
+		return strings.Count(d.Output(), "connect to PostgreSQL: failed; retrying") >= 2
 	})
 	if code, body := httpGet(t, "http://"+addr+"/readyz"); code != 503 || !strings.Contains(string(body), "not connected") {
 		t.Errorf("/readyz while PostgreSQL is down: %d %s", code, body)
 	}
-	if code := d.stop(syscall.SIGTERM); code != 0 {
+	if code := d.Signal(syscall.SIGTERM, exitTimeout); code != 0 {
 		t.Errorf("exit code %d", code)
 	}
 
 	// KurrentDB unreachable, then started.
-	kAddr := freeAddr(t)
-	addr = freeAddr(t)
+	kAddr := testbin.FreeAddr(t)
+	addr = testbin.FreeAddr(t)
 	d = start(t, projectorBin, testbin.Env("KURRENTDB_URI=kurrentdb://"+kAddr+"?tls=false", "DATABASE_URL="+dbURL,
 		"PROJECTOR_HTTP_ADDR="+addr, "PROJECTOR_CONFIG="+cfgFile), "run")
 	healthy(t, d, addr)
 	time.Sleep(2 * time.Second)
-	if d.exited() {
-		t.Fatalf("exited while KurrentDB is down: %s", d.output())
+	if d.Exited() {
+		t.Fatalf("exited while KurrentDB is down: %s", d.Output())
 	}
 	if code, body := httpGet(t, "http://"+addr+"/readyz"); code != 503 || !strings.Contains(string(body), "KurrentDB") {
 		t.Errorf("/readyz while KurrentDB is down: %d %s", code, body)
@@ -185,7 +185,7 @@ func TestUnreachableAtStartIsRetried(t *testing.T) {
 		code, _ := httpGet(t, "http://"+addr+"/readyz")
 		return code == http.StatusOK
 	})
-	if code := d.stop(syscall.SIGTERM); code != 0 {
+	if code := d.Signal(syscall.SIGTERM, exitTimeout); code != 0 {
 		t.Errorf("exit code %d", code)
 	}
 }
@@ -238,17 +238,17 @@ func TestDemo(t *testing.T) {
 		}
 	})
 	t.Run("serves until interrupted", func(t *testing.T) {
-		addr := freeAddr(t)
+		addr := testbin.FreeAddr(t)
 		d := start(t, projectorBin, testbin.Env("PROJECTOR_HTTP_ADDR="+addr), "demo")
-		poll.Until(t, 30*time.Second, "the demo serves", func() bool { return strings.Contains(d.output(), "Ctrl-C to stop") })
+		poll.Until(t, 30*time.Second, "the demo serves", func() bool { return strings.Contains(d.Output(), "Ctrl-C to stop") })
 		if v := metricValue(t, addr, `projector_events_processed_total{projection="dog_counts"}`); v != 4 {
 			t.Errorf("events processed = %v, want 4", v)
 		}
 		// The demo's daemon takes commands with the random token it prints, in the command
 		// it prints: a reset rebuilds the view from the four events.
-		m := regexp.MustCompile(`admin token \(random, for this run\): ([0-9a-f]{64})\nrebuild the view with it:\n  curl -X POST -H 'Authorization: Bearer ([0-9a-f]{64})' (http://\S+/v1/projections/dog_counts/reset)\n`).FindStringSubmatch(d.output())
+		m := regexp.MustCompile(`admin token \(random, for this run\): ([0-9a-f]{64})\nrebuild the view with it:\n  curl -X POST -H 'Authorization: Bearer ([0-9a-f]{64})' (http://\S+/v1/projections/dog_counts/reset)\n`).FindStringSubmatch(d.Output())
 		if m == nil || m[1] != m[2] {
-			t.Fatalf("the demo does not print its admin token and a command using it:\n%s", d.output())
+			t.Fatalf("the demo does not print its admin token and a command using it:\n%s", d.Output())
 		}
 		if code, body := postJSON(t, m[3], "", nil); code != 401 {
 			t.Errorf("reset without the demo's token = %d %s", code, body)
@@ -259,7 +259,7 @@ func TestDemo(t *testing.T) {
 		poll.Until(t, 30*time.Second, "the view is rebuilt", func() bool {
 			return metricValue(t, addr, `projector_events_processed_total{projection="dog_counts"}`) == 8
 		})
-		if code := d.stop(syscall.SIGINT); code != 0 {
+		if code := d.Signal(syscall.SIGINT, exitTimeout); code != 0 {
 			t.Errorf("exit code %d", code)
 		}
 	})
@@ -318,20 +318,20 @@ func TestMigrate(t *testing.T) {
 func TestKurrentDBOutage(t *testing.T) {
 	t.Parallel()
 	dbURL, pool := newDatabase(t)
-	kAddr, data := freeAddr(t), t.TempDir()
+	kAddr, data := testbin.FreeAddr(t), t.TempDir()
 	uri, em := startEmulator(t, kAddr, "--data", data)
 	last := appendDogs(t, kurrentClient(t, uri), 0, 5, 2)
-	addr := freeAddr(t)
+	addr := testbin.FreeAddr(t)
 	d := start(t, projectorBin, testbin.Env("KURRENTDB_URI="+uri, "DATABASE_URL="+dbURL, "PROJECTOR_HTTP_ADDR="+addr,
 		"PROJECTOR_CONFIG="+writeFile(t, "p.yaml", bothProjections(t))), "run")
 	healthy(t, d, addr)
 	waitHTTP(t, addr, "dogs", last)
 
-	if code := em.stop(syscall.SIGTERM); code != 0 {
+	if code := em.Signal(syscall.SIGTERM, exitTimeout); code != 0 {
 		t.Fatalf("emulator exit code %d", code)
 	}
 	poll.Until(t, 30*time.Second, "the daemon reports the outage", func() bool {
-		return len(logLines(d.output(), "projection retrying")) >= 2
+		return len(logLines(d.Output(), "projection retrying")) >= 2
 	})
 	// Stay down well beyond the official client's discovery attempts (about a second), after
 	// which a client closes itself for good: only a replaced client reaches the server again.
@@ -346,7 +346,7 @@ func TestKurrentDBOutage(t *testing.T) {
 	if got := viewDigest(t, pool); !strings.HasPrefix(got, "dogs=10,tricks=20 dogs=10 tricks=20 rows=20") {
 		t.Errorf("views = %s", got)
 	}
-	if code := d.stop(syscall.SIGTERM); code != 0 {
+	if code := d.Signal(syscall.SIGTERM, exitTimeout); code != 0 {
 		t.Errorf("exit code %d", code)
 	}
 }

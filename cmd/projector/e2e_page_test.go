@@ -74,7 +74,7 @@ func TestStatusPageInABrowser(t *testing.T) {
     handlers:
       "__main__:Dog.Registered": INSERT INTO good_names VALUES (@data->>'name')
 `
-	addr := freeAddr(t)
+	addr := testbin.FreeAddr(t)
 	const token = "e2e-page-token-77a"
 	env := testbin.Env("KURRENTDB_URI="+uri, "DATABASE_URL="+dbURL, "PROJECTOR_HTTP_ADDR="+addr,
 		"PROJECTOR_CONFIG="+writeFile(t, "p.yaml", cfg), "PROJECTOR_ADMIN_TOKEN="+token)

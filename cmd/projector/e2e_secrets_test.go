@@ -21,13 +21,13 @@ const (
 // secretEnv is an environment with the planted secrets in DATABASE_URL, KURRENTDB_URI (both
 // pointing at closed ports) and PROJECTOR_ADMIN_TOKEN, and extra after them.
 func secretEnv(t *testing.T, extra ...string) []string {
-	closed := freeAddr(t)
+	closed := testbin.FreeAddr(t)
 	return testbin.Env(append([]string{
 		"DATABASE_URL=postgres://app:" + plantedDBPassword + "@" + closed + "/app?connect_timeout=2",
 		"KURRENTDB_URI=kurrentdb://admin:" + plantedKurrentPassword + "@" + closed + "?tls=false",
 		"PROJECTOR_ADMIN_TOKEN=" + plantedToken,
 		"PROJECTOR_CONFIG=../../examples/training_school.yaml",
-		"PROJECTOR_HTTP_ADDR=" + freeAddr(t),
+		"PROJECTOR_HTTP_ADDR=" + testbin.FreeAddr(t),
 	}, extra...)...)
 }
 
@@ -105,13 +105,13 @@ func TestLogsShowNoSecret(t *testing.T) {
 	env := secretEnv(t)
 	d := start(t, projectorBin, env, "run")
 	poll.Until(t, 30*time.Second, "PostgreSQL connection failures are logged", func() bool {
-		return strings.Count(d.output(), "connect to PostgreSQL: failed; retrying") >= 2
+		return strings.Count(d.Output(), "connect to PostgreSQL: failed; retrying") >= 2
 	})
-	if code := d.stop(syscall.SIGTERM); code != 0 {
+	if code := d.Signal(syscall.SIGTERM, exitTimeout); code != 0 {
 		t.Errorf("exit %d on SIGTERM", code)
 	}
-	if l := leaked(d.output()); len(l) > 0 {
-		t.Errorf("the logs show %v:\n%s", l, d.output())
+	if l := leaked(d.Output()); len(l) > 0 {
+		t.Errorf("the logs show %v:\n%s", l, d.Output())
 	}
 
 	dbURL, _ := newDatabase(t)
@@ -122,15 +122,15 @@ func TestLogsShowNoSecret(t *testing.T) {
 	u.User = url.UserPassword(u.User.Username(), plantedDBPassword) // trust auth ignores it
 	d = start(t, projectorBin, append(secretEnv(t), "DATABASE_URL="+u.String()), "run")
 	poll.Until(t, 60*time.Second, "KurrentDB connection failures are logged", func() bool {
-		return strings.Count(d.output(), "connect to KurrentDB: failed; retrying") >= 2
+		return strings.Count(d.Output(), "connect to KurrentDB: failed; retrying") >= 2
 	})
-	if code := d.stop(syscall.SIGTERM); code != 0 {
+	if code := d.Signal(syscall.SIGTERM, exitTimeout); code != 0 {
 		t.Errorf("exit %d on SIGTERM", code)
 	}
-	if l := leaked(d.output()); len(l) > 0 {
-		t.Errorf("the logs show %v:\n%s", l, d.output())
+	if l := leaked(d.Output()); len(l) > 0 {
+		t.Errorf("the logs show %v:\n%s", l, d.Output())
 	}
-	if !strings.Contains(d.output(), `"commands":"enabled: they require the admin token"`) {
-		t.Errorf("the start does not say that the commands are enabled:\n%s", d.output())
+	if !strings.Contains(d.Output(), `"commands":"enabled: they require the admin token"`) {
+		t.Errorf("the start does not say that the commands are enabled:\n%s", d.Output())
 	}
 }

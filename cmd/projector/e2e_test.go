@@ -121,7 +121,7 @@ func TestDeclarativeProjectionEndToEnd(t *testing.T) {
 	last := appendDogs(t, client, 0, dogs, tricks)
 
 	cfgFile := writeFile(t, "projections.yaml", bothProjections(t))
-	addr := freeAddr(t)
+	addr := testbin.FreeAddr(t)
 	env := testbin.Env("KURRENTDB_URI="+uri, "DATABASE_URL="+dbURL, "PROJECTOR_HTTP_ADDR="+addr, "PROJECTOR_CONFIG="+cfgFile, "PROJECTOR_ADMIN_TOKEN="+e2eToken)
 	d := start(t, projectorBin, env, "run")
 	healthy(t, d, addr)
@@ -255,10 +255,10 @@ func TestDeclarativeProjectionEndToEnd(t *testing.T) {
 
 	// SIGTERM: graceful, exit 0.
 	before := viewDigest(t, pool)
-	if code := d.stop(syscall.SIGTERM); code != 0 {
+	if code := d.Signal(syscall.SIGTERM, exitTimeout); code != 0 {
 		t.Fatalf("exit code after SIGTERM = %d", code)
 	}
-	if !strings.Contains(d.output(), `"msg":"stopped"`) {
+	if !strings.Contains(d.Output(), `"msg":"stopped"`) {
 		t.Errorf("no stopped line in the log")
 	}
 	// status without the daemon: positions from PostgreSQL, state unknown.
@@ -283,7 +283,7 @@ func TestDeclarativeProjectionEndToEnd(t *testing.T) {
 	if after := viewDigest(t, pool); after != before {
 		t.Errorf("rebuilt view differs:\n before %s\n after  %s", before, after)
 	}
-	if code := d2.stop(syscall.SIGTERM); code != 0 {
+	if code := d2.Signal(syscall.SIGTERM, exitTimeout); code != 0 {
 		t.Errorf("exit code = %d", code)
 	}
 }

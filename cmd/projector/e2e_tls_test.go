@@ -53,7 +53,7 @@ func TestSecureKurrentDB(t *testing.T) {
 	t.Parallel()
 	dbURL, pool := newDatabase(t)
 	certFile, keyFile := selfSigned(t)
-	plain, secure := freeAddr(t), freeAddr(t)
+	plain, secure := testbin.FreeAddr(t), testbin.FreeAddr(t)
 	start(t, emulatorBin, testbin.Env(), "--listen", plain, "--tls-listen", secure, "--tls-cert", certFile, "--tls-key", keyFile, "--log-level", "warn")
 	poll.Until(t, 20*time.Second, "the emulator listens", func() bool {
 		c, err := net.DialTimeout("tcp", secure, time.Second)
@@ -64,7 +64,7 @@ func TestSecureKurrentDB(t *testing.T) {
 	})
 	last := appendDogs(t, kurrentClient(t, "kurrentdb://"+plain+"?tls=false"), 0, 5, 2)
 
-	addr := freeAddr(t)
+	addr := testbin.FreeAddr(t)
 	cfgFile := writeFile(t, "projections.yaml", bothProjections(t))
 	d := start(t, projectorBin, testbin.Env("KURRENTDB_URI=kurrentdb://admin:changeit@"+secure+"?tls=true",
 		"KURRENTDB_ROOT_CERTIFICATES="+certFile, "DATABASE_URL="+dbURL, "PROJECTOR_HTTP_ADDR="+addr, "PROJECTOR_CONFIG="+cfgFile), "run")
@@ -74,7 +74,7 @@ func TestSecureKurrentDB(t *testing.T) {
 	if got := viewDigest(t, pool); !strings.HasPrefix(got, "dogs=5,tricks=10 dogs=5 tricks=10") {
 		t.Errorf("views = %s", got)
 	}
-	if code := d.stop(syscall.SIGTERM); code != 0 {
+	if code := d.Signal(syscall.SIGTERM, exitTimeout); code != 0 {
 		t.Errorf("exit code %d", code)
 	}
 

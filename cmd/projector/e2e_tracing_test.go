@@ -63,7 +63,7 @@ func TestTracingConsoleExporter(t *testing.T) {
     handlers:
       "__main__:Dog.Registered": INSERT INTO names VALUES (@data->>'name')
 `)
-	addr := freeAddr(t)
+	addr := testbin.FreeAddr(t)
 	d := start(t, projectorBin, testbin.Env("KURRENTDB_URI="+uri, "DATABASE_URL="+dbURL, "PROJECTOR_HTTP_ADDR="+addr,
 		"PROJECTOR_CONFIG="+cfg, "OTEL_TRACES_EXPORTER=console", "OTEL_SERVICE_NAME=projector-e2e"), "run")
 	healthy(t, d, addr)
@@ -81,12 +81,12 @@ func TestTracingConsoleExporter(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("wait for %d: %d", last, resp.StatusCode)
 	}
-	if code := d.stop(syscall.SIGTERM); code != 0 {
+	if code := d.Signal(syscall.SIGTERM, exitTimeout); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
 
 	var batches, waits []exportedSpan
-	sc := bufio.NewScanner(strings.NewReader(d.output()))
+	sc := bufio.NewScanner(strings.NewReader(d.Output()))
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
 		var s exportedSpan

@@ -53,7 +53,7 @@ func TestStatusWatch(t *testing.T) {
         INSERT INTO seen VALUES (@commit_position);
         SELECT pg_sleep(0.02);
 `)
-	addr := freeAddr(t)
+	addr := testbin.FreeAddr(t)
 	env := testbin.Env("KURRENTDB_URI="+uri, "DATABASE_URL="+dbURL, "PROJECTOR_HTTP_ADDR="+addr, "PROJECTOR_CONFIG="+cfg)
 	d := start(t, projectorBin, env, "run")
 	healthy(t, d, addr)
@@ -95,7 +95,7 @@ func TestStatusWatch(t *testing.T) {
 	}
 	var line []string
 	poll.Until(t, 30*time.Second, "status --watch prints a catching-up line with events/s and an ETA", func() bool {
-		for _, m := range watchLine.FindAllStringSubmatch(lines.output(), -1) {
+		for _, m := range watchLine.FindAllStringSubmatch(lines.Output(), -1) {
 			if m[1] != "0" && m[2] != "-" {
 				line = m
 				return true
@@ -125,11 +125,11 @@ func TestStatusWatch(t *testing.T) {
 	if !strings.HasSuffix(out, ansiShowCursor) {
 		t.Errorf("the terminal output does not end by showing the cursor: %q", out[max(len(out)-40, 0):])
 	}
-	if code := lines.stop(syscall.SIGINT); code != 0 {
+	if code := lines.Signal(syscall.SIGINT, exitTimeout); code != 0 {
 		t.Errorf("status --watch into a pipe after SIGINT: exit %d", code)
 	}
-	if strings.Contains(lines.output(), "\x1b[") {
-		t.Errorf("the output into a pipe has escape codes:\n%q", lines.output())
+	if strings.Contains(lines.Output(), "\x1b[") {
+		t.Errorf("the output into a pipe has escape codes:\n%q", lines.Output())
 	}
 }
 

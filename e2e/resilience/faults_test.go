@@ -111,6 +111,8 @@ func TestEmulatorRestartedOnItsData(t *testing.T) {
 		c, _ := tracked(t, db.pool, "ledger")
 		n, _ := wr.progress()
 		t.Logf("restart %d: emulator killed with %d events in the ledger (position %d), %d deposits written", i+1, at, c, n)
+		// Deliberate: the emulator stays down for a while (it has already exited), so the
+		// writer and the projector meet refused connections before it is back.
 		time.Sleep(500 * time.Millisecond)
 		emu = startEmulatorBinary(t, addr, data)
 	}
@@ -161,6 +163,9 @@ func TestPostgresConnectionsCutAndBlackholed(t *testing.T) {
 	wr := newWriter(client, standard())
 	finished := startWriter(t, wr)
 	cut := cutThenBlackhole(t, db, proxy)
+	// Deliberate: a grace period for commits already past the proxy when it paused (nothing
+	// observable says they have landed), then 2.5s more of the black hole, in which the
+	// ledger must not move: 3s of fault in all.
 	time.Sleep(500 * time.Millisecond)
 	held := applied(t, db.pool, "ledger_applied")
 	time.Sleep(2500 * time.Millisecond)
@@ -174,7 +179,7 @@ func TestPostgresConnectionsCutAndBlackholed(t *testing.T) {
 	proxy.SetRefusing(true)
 	down := applied(t, db.pool, "ledger_applied")
 	cut = proxy.CutAll()
-	time.Sleep(3 * time.Second)
+	time.Sleep(3 * time.Second) // deliberate: PostgreSQL stays unreachable for 3s
 	proxy.SetRefusing(false)
 	t.Logf("PostgreSQL down for 3s (%d connections cut, new ones refused) with %d events in the ledger", cut, down)
 	finish(t, db, wr, finished)
@@ -195,11 +200,11 @@ func TestKurrentDBConnectionsCutAndBlackholed(t *testing.T) {
 	wr := newWriter(client, standard())
 	finished := startWriter(t, wr)
 	cut := cutThenBlackhole(t, db, proxy)
-	time.Sleep(3 * time.Second)
+	time.Sleep(3 * time.Second) // deliberate: KurrentDB stays black-holed for 3s
 	proxy.Resume()
 	atApplied(t, db.pool, 16000)
 	proxy.SetLatency(300 * time.Millisecond)
-	time.Sleep(2 * time.Second)
+	time.Sleep(2 * time.Second) // deliberate: the latency stays on for 2s
 	proxy.SetLatency(0)
 	t.Logf("cut %d connections, black-holed KurrentDB for 3s, then slowed it by 300ms for 2s", cut)
 	finish(t, db, wr, finished)

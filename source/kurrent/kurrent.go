@@ -14,7 +14,6 @@ package kurrent
 
 import (
 	"context"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -25,7 +24,6 @@ import (
 	"time"
 
 	"github.com/kurrent-io/KurrentDB-Client-Go/kurrentdb"
-	"github.com/projector-dev/projector/internal/redact"
 	"github.com/projector-dev/projector/projection"
 	"github.com/projector-dev/projector/tracking"
 	"google.golang.org/grpc/codes"
@@ -130,56 +128,6 @@ func (s *Source) check(c *kurrentdb.Client, err error) {
 	if nerr == nil {
 		_ = c.Close()
 	}
-}
-
-// ClientOptions tune NewClient.
-type ClientOptions struct {
-	// RootCertificates, when not empty, is PEM text of the CAs that sign the server's
-	// certificate (as KURRENTDB_ROOT_CERTIFICATES holds it).
-	RootCertificates string
-	// Logger receives the client's own logs; nil discards them (the runner reports failures
-	// through its Observer).
-	Logger kurrentdb.LoggingFunc
-}
-
-// NewClient connects to the KurrentDB named by uri (a kurrentdb://, kdb://, esdb:// or
-// +discover connection string).
-func NewClient(uri string, opts ClientOptions) (*kurrentdb.Client, error) {
-	cfg, err := clientConfig(uri, opts)
-	if err != nil {
-		return nil, err
-	}
-	return newClient(cfg)
-}
-
-func clientConfig(uri string, opts ClientOptions) (*kurrentdb.Configuration, error) {
-	cfg, err := kurrentdb.ParseConnectionString(uri)
-	if err != nil {
-		// The parser's errors quote the connection string, password and all.
-		return nil, fmt.Errorf("kurrent: connection string: %w", redact.Error(err, uri))
-	}
-	if strings.TrimSpace(opts.RootCertificates) != "" {
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM([]byte(opts.RootCertificates)) {
-			return nil, errors.New("kurrent: root certificates: no PEM certificate found")
-		}
-		cfg.RootCAs = pool
-	}
-	cfg.Logger = opts.Logger
-	if cfg.Logger == nil {
-		cfg.Logger = kurrentdb.NoopLogging()
-	}
-	return cfg, nil
-}
-
-// newClient makes a client on a copy of cfg.
-func newClient(cfg *kurrentdb.Configuration) (*kurrentdb.Client, error) {
-	c := *cfg
-	client, err := kurrentdb.NewClient(&c)
-	if err != nil {
-		return nil, fmt.Errorf("kurrent: client: %w", err)
-	}
-	return client, nil
 }
 
 // TopicFilter returns the server-side event-type regex matching exactly the given topics: an
@@ -339,83 +287,4 @@ func orEmpty(err error) error {
 		return errors.New("empty read result")
 	}
 	return err
-}
-
-type item struct {
-	m   projection.Message
-	err error
-}
-
-// subscription adapts a client subscription (whose Recv takes no context) to
-// projection.Subscription: one goroutine receives, Next selects on its output and ctx.
-type subscription struct {
-	src    *Source
-	client *kurrentdb.Client
-	sub    *kurrentdb.Subscription
-	cancel context.CancelFunc
-	from   tracking.State
-	out    chan item
-	conv   converter // used by pump
-	done   chan struct{}
-	once   sync.Once
-	wg     sync.WaitGroup
-}
-
-func (w *subscription) pump() {
-	for {
-		ev := w.sub.Recv()
-		var it item
-		switch {
-		case ev.SubscriptionDropped != nil:
-			err := ev.SubscriptionDropped.Error
-			if err == nil {
-				err = io.EOF
-			}
-			w.src.check(w.client, err)
-			it.err = fmt.Errorf("kurrent: subscription dropped: %w", Classify(err))
-		case ev.EventAppeared != nil:
-			e := ev.EventAppeared.OriginalEvent()
-			if e == nil || w.from.Done(e.Position.Commit) {
-				continue
-			}
-			it.m = projection.Message{Kind: projection.EventMessage, Event: w.conv.event(e)}
-		case ev.CheckPointReached != nil:
-			it.m = projection.Message{Kind: projection.CheckpointMessage, Checkpoint: ev.CheckPointReached.Commit, Time: time.Now().UTC()}
-		case ev.CaughtUp != nil:
-			it.m = projection.Message{Kind: projection.CaughtUpMessage, Time: ev.CaughtUp.Date}
-		default:
-			continue // fell behind, or something newer than this client
-		}
-		select {
-		case w.out <- it:
-		case <-w.done:
-			return
-		}
-		if it.err != nil {
-			return
-		}
-	}
-}
-
-// Next implements projection.Subscription.
-func (w *subscription) Next(ctx context.Context) (projection.Message, error) {
-	select {
-	case it := <-w.out:
-		return it.m, it.err
-	case <-w.done:
-		return projection.Message{}, errors.New("kurrent: subscription closed")
-	case <-ctx.Done():
-		return projection.Message{}, ctx.Err()
-	}
-}
-
-// Close implements projection.Subscription; it waits for the receiving goroutine to end.
-func (w *subscription) Close() error {
-	w.once.Do(func() {
-		close(w.done)
-		_ = w.sub.Close()
-		w.cancel()
-		w.wg.Wait()
-	})
-	return nil
 }

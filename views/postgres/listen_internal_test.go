@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/projector-dev/projector/internal/poll"
 	"github.com/projector-dev/projector/tracking"
 	"github.com/projector-dev/projector/views/postgres/pgtest"
 )
@@ -50,18 +51,6 @@ func countedStore(t *testing.T) (reader *Store, writer *Store, reads *trackingRe
 	return reader, writer, reads
 }
 
-// eventually fails t unless cond holds within 10s.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within 10s: %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // settled reports whether n waiters wait on projection with its state known, no read in
 // flight and the LISTEN connection up: from then on only notifications change the state.
 func settled(s *Store, projection string, n int) bool {
@@ -97,13 +86,13 @@ func TestCommitsCostNoTrackingReadsHoweverManyWait(t *testing.T) {
 				results <- err
 			}
 			go wait()
-			eventually(t, "the first waiter settled", func() bool { return settled(reader, "p", 1) })
+			poll.Until(t, 10*time.Second, "the first waiter settled", func() bool { return settled(reader, "p", 1) })
 			// The others join a state the LISTEN connection keeps current: no read.
 			setup := reads.n.Load()
 			for range n - 1 {
 				go wait()
 			}
-			eventually(t, fmt.Sprintf("%d waiters settled", n), func() bool { return settled(reader, "p", n) })
+			poll.Until(t, 10*time.Second, fmt.Sprintf("%d waiters settled", n), func() bool { return settled(reader, "p", n) })
 			if got := reads.n.Load() - setup; got != 0 {
 				t.Errorf("%d more waiters cost %d tracking reads; want 0", n-1, got)
 			}
@@ -117,7 +106,7 @@ func TestCommitsCostNoTrackingReadsHoweverManyWait(t *testing.T) {
 				}
 				prev = next
 			}
-			eventually(t, "the last notification applied", func() bool {
+			poll.Until(t, 10*time.Second, "the last notification applied", func() bool {
 				reader.listener.mu.Lock()
 				defer reader.listener.mu.Unlock()
 				return reader.listener.hubs["p"].state == prev
@@ -131,7 +120,7 @@ func TestCommitsCostNoTrackingReadsHoweverManyWait(t *testing.T) {
 			if _, err := writer.Pool().Exec(ctx, `SELECT pg_notify($1, 'not a tracking state')`, reader.opts.Channel); err != nil {
 				t.Fatal(err)
 			}
-			eventually(t, "the read after a malformed payload", func() bool { return reads.n.Load() > before && settled(reader, "p", n) })
+			poll.Until(t, 10*time.Second, "the read after a malformed payload", func() bool { return reads.n.Load() > before && settled(reader, "p", n) })
 			if got := reads.n.Load() - before; got != 1 {
 				t.Errorf("a malformed payload with %d waiters cost %d tracking reads; want 1", n, got)
 			}
@@ -141,7 +130,7 @@ func TestCommitsCostNoTrackingReadsHoweverManyWait(t *testing.T) {
 			if _, err := writer.Pool().Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = $1`, `LISTEN "`+reader.opts.Channel+`"`); err != nil {
 				t.Fatal(err)
 			}
-			eventually(t, "the read after the LISTEN connection is back", func() bool { return reads.n.Load() > before && settled(reader, "p", n) })
+			poll.Until(t, 10*time.Second, "the read after the LISTEN connection is back", func() bool { return reads.n.Load() > before && settled(reader, "p", n) })
 			if got := reads.n.Load() - before; got != 1 {
 				t.Errorf("a new LISTEN connection with %d waiters cost %d tracking reads; want 1", n, got)
 			}
@@ -200,7 +189,7 @@ func TestWaitsFollowRewindsAndIgnoreOtherSchemas(t *testing.T) {
 	if s, err := reader.Wait(ctx, "p", 100); err != nil || s != at(100) {
 		t.Fatalf("Wait(100) = %v, %v", s, err)
 	}
-	eventually(t, "the reader listening", func() bool {
+	poll.Until(t, 10*time.Second, "the reader listening", func() bool {
 		reader.mu.Lock()
 		l := reader.listener
 		reader.mu.Unlock()
@@ -211,7 +200,7 @@ func TestWaitsFollowRewindsAndIgnoreOtherSchemas(t *testing.T) {
 	if err := writer.Reset(ctx, "p"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the reset's notification", func() bool { s, known := hubState(reader, "p"); return known && s == tracking.State{} })
+	poll.Until(t, 10*time.Second, "the reset's notification", func() bool { s, known := hubState(reader, "p"); return known && s == tracking.State{} })
 
 	// Another deployment, in its own schema, on the same channel.
 	other := New(pgtest.Pool(t, pgtest.NewSchema(t)), Options{Channel: reader.opts.Channel})
@@ -226,7 +215,7 @@ func TestWaitsFollowRewindsAndIgnoreOtherSchemas(t *testing.T) {
 		}
 		done <- err
 	}()
-	eventually(t, "the waiter blocked", func() bool { return reader.Waiting("p") == 1 })
+	poll.Until(t, 10*time.Second, "the waiter blocked", func() bool { return reader.Waiting("p") == 1 })
 	if err := other.Apply(ctx, "p", tracking.State{}, at(500), nothing); err != nil {
 		t.Fatal(err)
 	}
@@ -234,7 +223,7 @@ func TestWaitsFollowRewindsAndIgnoreOtherSchemas(t *testing.T) {
 	if err := writer.Apply(ctx, "p", tracking.State{}, at(50), nothing); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the notification of 50", func() bool { s, _ := hubState(reader, "p"); return s == at(50) })
+	poll.Until(t, 10*time.Second, "the notification of 50", func() bool { s, _ := hubState(reader, "p"); return s == at(50) })
 	if n := reader.Waiting("p"); n != 1 {
 		t.Fatalf("the wait for 100 ended at 50 (%d waiting)", n)
 	}

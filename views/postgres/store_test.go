@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/projector-dev/projector/internal/poll"
 	"github.com/projector-dev/projector/migrations"
 	"github.com/projector-dev/projector/projection"
 	"github.com/projector-dev/projector/tracking"
@@ -241,17 +242,17 @@ func TestWaitAcrossStoresSharesOneListenConnection(t *testing.T) {
 		}()
 	}
 	// Once all waiters are blocked, exactly one LISTEN connection serves them.
-	deadline := time.Now().Add(5 * time.Second)
+	// The wait's own error is dropped: the checks after it say what is wrong.
 	var listening int
-	for time.Now().Before(deadline) {
+	_ = poll.Wait(5*time.Second, func() error {
 		if err := writer.Pool().QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE query = $1`, `LISTEN "`+channel+`"`).Scan(&listening); err != nil {
 			t.Fatal(err)
 		}
 		if listening > 0 && reader.Waiting("p") == waiters {
-			break
+			return nil
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return errors.New("not all waiters blocked on a LISTEN connection")
+	})
 	if n := reader.Waiting("p"); n != waiters {
 		t.Fatalf("%d waiters blocked, want %d", n, waiters)
 	}
@@ -291,11 +292,7 @@ func TestCloseEndsPendingWaits(t *testing.T) {
 		_, err := store.Wait(context.Background(), "p", 10)
 		done <- err
 	}()
-	for deadline := time.Now().Add(5 * time.Second); store.Waiting("p") != 1; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the waiter did not block within 5s")
-		}
-	}
+	poll.Until(t, 5*time.Second, "the waiter blocks", func() bool { return store.Waiting("p") == 1 })
 	_ = store.Close()
 	select {
 	case err := <-done:

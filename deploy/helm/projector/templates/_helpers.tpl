@@ -160,6 +160,8 @@ or the one the chart creates. */}}
   value: {{ .Values.log.format | quote }}
 - name: PROJECTOR_DRAIN_TIMEOUT
   value: {{ printf "%ds" (int .Values.drainTimeoutSeconds) | quote }}
+- name: PROJECTOR_MAX_WAITS
+  value: {{ int .Values.maxWaits | quote }}
 {{- with .Values.extraEnv }}
 {{ toYaml . }}
 {{- end }}
