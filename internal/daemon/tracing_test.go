@@ -141,8 +141,10 @@ func TestTracingBatchSpans(t *testing.T) {
 				continue
 			}
 			first, last := uint64(a["projector.batch.first_position"].(int64)), uint64(a["projector.batch.last_position"].(int64))
-			if a["projector.batch.position"].(int64) != int64(last) {
-				t.Errorf("batch position %v, last event at %d", a["projector.batch.position"], last)
+			// The position committed is the last event's, or past it when a server checkpoint
+			// was committed with the batch.
+			if a["projector.batch.position"].(int64) < int64(last) {
+				t.Errorf("batch position %v, before its last event at %d", a["projector.batch.position"], last)
 			}
 			var in int64
 			for _, e := range events {
