@@ -59,6 +59,9 @@ type Store struct {
 	schemaMu   sync.Mutex
 	schema     string
 	schemaRead bool
+	// guards are the version checks of versioned projections, by tracking name (see Guard).
+	guardMu sync.Mutex
+	guards  map[string]guardOf
 }
 
 var (
@@ -153,17 +156,18 @@ func (s *Store) Apply(ctx context.Context, projectionName string, prev, next tra
 	if err != nil {
 		return s.classify(nil, projectionName, err)
 	}
-	ptx, err := s.pool.Begin(ctx)
+	g, guarded := s.guardFor(projectionName)
+	ptx, err := s.pool.BeginTx(ctx, g.txOptions())
 	if err != nil {
 		return fmt.Errorf("postgres: begin batch of %q: %w", projectionName, err)
 	}
 	defer func() { _ = ptx.Rollback(context.WithoutCancel(ctx)) }()
 	tx := &Tx{Tx: ptx}
 	if err := fn(ctx, tx); err != nil {
-		return s.classify(ptx, projectionName, err)
+		return s.classify(ptx, projectionName, s.versionMoved(ctx, projectionName, g, guarded, err))
 	}
 	if err := tx.Flush(ctx); err != nil {
-		return s.classify(ptx, projectionName, err)
+		return s.classify(ptx, projectionName, s.versionMoved(ctx, projectionName, g, guarded, err))
 	}
 	if err := VerifyLeadership(ctx, ptx); err != nil {
 		if errors.Is(err, ErrLeadershipLost) || errors.Is(err, ErrLeaseReleased) {
@@ -172,6 +176,9 @@ func (s *Store) Apply(ctx context.Context, projectionName string, prev, next tra
 		return fmt.Errorf("postgres: batch of %q: %w", projectionName, err)
 	}
 	var b pgx.Batch
+	if guarded {
+		b.Queue(`SELECT projector_check_version($1, $2, $3)`, g.base, g.version, string(g.state))
+	}
 	if prev == (tracking.State{}) {
 		b.Queue(`INSERT INTO projector_tracking AS t (projection, commit_position, prepare_position, checkpoint_position, updated_at)
 			VALUES ($1, $2, $3, $4, now())
@@ -186,7 +193,16 @@ func (s *Store) Apply(ctx context.Context, projectionName string, prev, next tra
 	}
 	b.Queue(`SELECT pg_notify($1, $2)`, s.opts.Channel, encodeNotification(schema, projectionName, next))
 	br := ptx.SendBatch(ctx, &b)
-	tag, err := br.Exec()
+	var tag pgconn.CommandTag
+	if guarded {
+		if _, err = br.Exec(); isVersionChanged(err) {
+			_ = br.Close()
+			return fmt.Errorf("postgres: batch of %q not committed: %w: %w: %w", projectionName, ErrVersionChanged, projection.ErrLeadershipLost, err)
+		}
+	}
+	if err == nil {
+		tag, err = br.Exec()
+	}
 	if err == nil {
 		_, err = br.Exec()
 	}
