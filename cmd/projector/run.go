@@ -14,6 +14,7 @@ import (
 	"github.com/projector-dev/projector/internal/config"
 	"github.com/projector-dev/projector/internal/daemon"
 	"github.com/projector-dev/projector/internal/redact"
+	"github.com/projector-dev/projector/internal/versioning"
 	"github.com/projector-dev/projector/projection"
 	"github.com/projector-dev/projector/source/kurrent"
 	"github.com/projector-dev/projector/views/postgres"
@@ -106,6 +107,10 @@ func (a *app) run(ctx context.Context, doMigrate bool) error {
 			return err
 		}
 	}
+	entries, err := versioning.Plan(ctx, store, cfg, log)
+	if err != nil {
+		return err
+	}
 	var kurrentErr atomic.Pointer[error]
 	pending := errors.New("KurrentDB: connecting")
 	kurrentErr.Store(&pending)
@@ -120,21 +125,51 @@ func (a *app) run(ctx context.Context, doMigrate bool) error {
 	defer func() { _ = src.Close() }()
 	var none error
 	kurrentErr.Store(&none)
-	var projections []daemon.Projection[pgx.Tx]
-	for _, p := range cfg.Projections {
-		projections = append(projections, daemon.Projection[pgx.Tx]{Projection: p.Compiled, Options: p.Options, Reset: p.Compiled.ResetView})
-	}
-	return daemon.Run(ctx, d, daemon.Config[pgx.Tx]{
-		Source: src, Header: src, Store: store, Waiter: store, Leader: postgres.NewElector(pool.Config().ConnConfig, postgres.ElectorOptions{}),
-		Projections: projections,
-		Checks: []func(context.Context) error{func(ctx context.Context) error {
-			if err := pool.Ping(ctx); err != nil {
-				return fmt.Errorf("PostgreSQL: %w", err)
+	checks := []func(context.Context) error{func(ctx context.Context) error {
+		if err := pool.Ping(ctx); err != nil {
+			return fmt.Errorf("PostgreSQL: %w", err)
+		}
+		return nil
+	}}
+	// Each generation runs the projections' current versions; a swap, a rollback or a rebuild
+	// ends it, and the next one runs the versions as they are then.
+	for first := true; ; first = false {
+		if !first {
+			if entries, err = versioning.Plan(ctx, store, cfg, log); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return err
 			}
-			return nil
-		}},
-		RunnerOptions: projection.Options{DrainTimeout: drain},
-	})
+		}
+		gen, projections, err := versioning.New(ctx, store, entries, src, log)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		gctx, cancel := context.WithCancel(ctx)
+		watched := make(chan struct{})
+		go func() {
+			defer close(watched)
+			gen.Watch(gctx)
+		}()
+		err = daemon.Run(ctx, d, daemon.Config[pgx.Tx]{
+			Source: src, Header: src, Store: store, Waiter: store, Leader: postgres.NewElector(pool.Config().ConnConfig, postgres.ElectorOptions{}),
+			Projections:   projections,
+			Checks:        checks,
+			RunnerOptions: projection.Options{DrainTimeout: drain},
+			Running:       gen.Running,
+			Restart:       gen.Restart(),
+		})
+		cancel()
+		<-watched
+		if err != nil || ctx.Err() != nil {
+			return err
+		}
+		checks = nil // added once
+	}
 }
 
 // shutdownDaemon stops d's HTTP server, giving it five seconds even when ctx has ended.

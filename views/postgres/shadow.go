@@ -201,3 +201,12 @@ func (s *Store) Dependents(ctx context.Context, rels []Relation) ([]string, erro
 	}
 	return deps, nil
 }
+
+// SchemaExists reports whether schema exists.
+func (s *Store) SchemaExists(ctx context.Context, schema string) (bool, error) {
+	var ok bool
+	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)`, schema).Scan(&ok); err != nil {
+		return false, fmt.Errorf("postgres: find schema %s: %w", schema, err)
+	}
+	return ok, nil
+}

@@ -96,7 +96,7 @@ func tokens(sql string) []token {
 
 // closing returns the index of the quote q that closes a quoted text starting at i (a doubled
 // quote is part of the text; a backslash escapes the next character, which only matters for
-// E'' strings and does no harm elsewhere for the purpose of finding the end), or len(rs).
+// E” strings and does no harm elsewhere for the purpose of finding the end), or len(rs).
 func closing(rs []rune, i int, q rune) int {
 	for i < len(rs) {
 		if rs[i] == q {
@@ -135,7 +135,9 @@ func findRunes(rs []rune, i int, sub []rune) int {
 
 func isIdentStart(c rune) bool { return c == '_' || unicode.IsLetter(c) }
 
-func isIdentPart(c rune) bool { return c == '_' || c == '$' || unicode.IsLetter(c) || unicode.IsDigit(c) }
+func isIdentPart(c rune) bool {
+	return c == '_' || c == '$' || unicode.IsLetter(c) || unicode.IsDigit(c)
+}
 
 // Normalize returns SQL text with comments removed and whitespace reduced to single spaces
 // between tokens (none inside string constants or quoted identifiers, which stay as written),

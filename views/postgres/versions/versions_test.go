@@ -38,10 +38,12 @@ func TestFingerprintIgnoresLayoutCommentsAndHandlerOrder(t *testing.T) {
 func TestFingerprintChangesWithContent(t *testing.T) {
 	base := dogs()
 	cases := map[string]func(d *Definition){
-		"schema":                 func(d *Definition) { d.Schema = strings.Replace(d.Schema, "name text", "name text, tricks int", 1) },
-		"reset":                  func(d *Definition) { d.Reset = "DELETE FROM dogs" },
-		`handlers."Dog.Renamed"`: func(d *Definition) { d.Handlers[1].SQL = "UPDATE dogs SET name = upper(@data->>'name') WHERE id = @stream_id" },
-		"version":                func(d *Definition) { d.Version = "2" },
+		"schema": func(d *Definition) { d.Schema = strings.Replace(d.Schema, "name text", "name text, tricks int", 1) },
+		"reset":  func(d *Definition) { d.Reset = "DELETE FROM dogs" },
+		`handlers."Dog.Renamed"`: func(d *Definition) {
+			d.Handlers[1].SQL = "UPDATE dogs SET name = upper(@data->>'name') WHERE id = @stream_id"
+		},
+		"version": func(d *Definition) { d.Version = "2" },
 		// A string constant keeps its spaces: they are data.
 		`handlers."Dog.Registered"`: func(d *Definition) {
 			d.Handlers[0].SQL = "INSERT INTO dogs (id, name) VALUES (@stream_id, @data->>'name ')"

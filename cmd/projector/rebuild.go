@@ -1,0 +1,87 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+
+	"github.com/projector-dev/projector/internal/versioning"
+	"github.com/projector-dev/projector/views/postgres"
+)
+
+func (a *app) rebuildCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "rebuild NAME",
+		Short: "Rebuild a projection's serving definition in a shadow schema, then swap it in",
+		Long: `Records a new build of the projection's serving definition. The daemon replica that leads it
+builds it in a shadow schema from the projection's start while the serving tables stay live,
+and swaps the built tables in once they have caught up (the serving ones go to an archive
+schema, for projector rollback). Running daemons pick the build up within a second; without
+one, it starts with the next daemon. It refuses (exit 2) a definition that names schemas
+explicitly, or live tables that views or foreign keys of other relations depend on.`,
+		Args: exactArgs(1, "NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			log, cfg, err := a.loggerAndConfig()
+			if err != nil {
+				return err
+			}
+			p, err := findProjection(cfg, args[0])
+			if err != nil {
+				return err
+			}
+			_, store, closeDB, err := a.openStore(ctx, log, false)
+			if err != nil {
+				return err
+			}
+			defer closeDB()
+			id, err := versioning.Rebuild(ctx, store, cfg.File, p)
+			if err != nil {
+				return err
+			}
+			log.Info("rebuild recorded", zap.String("projection", p.Name), zap.String("version", id))
+			fmt.Fprintf(a.stdout, "rebuilding %s as version %s in schema %s; the daemon swaps it in once it has caught up\n",
+				p.Name, id, postgres.ShadowSchema(p.Name, id))
+			return nil
+		},
+	}
+}
+
+func (a *app) rollbackCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "rollback NAME",
+		Short: "Swap the previous version of a projection back in",
+		Long: `Swaps the most recently archived version of the projection (the one a rebuild's swap replaced)
+back in for the serving version, in one transaction, as the swap did: readers see the serving
+tables up to its commit and the previous version's after it. The version swapped back catches
+up from its own position; the version it replaces is archived, so a second rollback swaps it
+back again. Running daemons serve the restored version within a second, from its stored
+definition, even while their projections file holds the newer one.`,
+		Args: exactArgs(1, "NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			log, cfg, err := a.loggerAndConfig()
+			if err != nil {
+				return err
+			}
+			p, err := findProjection(cfg, args[0])
+			if err != nil {
+				return err
+			}
+			_, store, closeDB, err := a.openStore(ctx, log, false)
+			if err != nil {
+				return err
+			}
+			defer closeDB()
+			v, done, err := versioning.Rollback(ctx, store, p.Name)
+			if err != nil {
+				return err
+			}
+			log.Info("rolled back", zap.String("projection", p.Name), zap.String("version", v.ID), zap.Duration("readers_blocked", done.Blocked))
+			fmt.Fprintf(a.stdout, "rolled %s back to version %s (at position %d; it catches up from there); readers waited at most %s\n",
+				p.Name, v.ID, done.State.Reached(), done.Blocked)
+			return nil
+		},
+	}
+}

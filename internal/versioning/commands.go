@@ -1,0 +1,97 @@
+package versioning
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/projector-dev/projector/internal/config"
+	"github.com/projector-dev/projector/views/postgres"
+)
+
+// Rollback swaps the most recently archived version of projection name (one whose tables are
+// kept in its archive schema) back in for the serving version, which is archived in turn. The
+// version swapped back catches up from its own position. Running daemons see the change and
+// restart the projection with the version now serving.
+func Rollback(ctx context.Context, store *postgres.Store, name string) (postgres.Version, postgres.Swapped, error) {
+	vs, err := store.Versions(ctx, name)
+	if err != nil {
+		return postgres.Version{}, postgres.Swapped{}, err
+	}
+	var serving, back *postgres.Version
+	for i := range vs {
+		v := &vs[i]
+		switch {
+		case v.State == postgres.Serving:
+			serving = v
+		case v.State == postgres.Archived && (back == nil || v.SwappedAt.After(back.SwappedAt)):
+			ok, err := store.SchemaExists(ctx, postgres.ArchiveSchema(name, v.ID))
+			if err != nil {
+				return postgres.Version{}, postgres.Swapped{}, err
+			}
+			if ok {
+				back = v
+			}
+		}
+	}
+	switch {
+	case serving == nil:
+		return postgres.Version{}, postgres.Swapped{}, fmt.Errorf("rollback %q: no version serves it (has a daemon run it since version 0004 of the migrations?)", name)
+	case back == nil:
+		return postgres.Version{}, postgres.Swapped{}, fmt.Errorf("rollback %q: no earlier version keeps its tables (a version adopted with on_change: continue keeps none)", name)
+	}
+	rels, err := store.RelationsOf(ctx, serving.Definition)
+	if err != nil {
+		return postgres.Version{}, postgres.Swapped{}, err
+	}
+	done, err := store.Swap(ctx, postgres.Swap{Projection: name, In: back.ID, InSchema: postgres.ArchiveSchema(name, back.ID), Out: serving.ID, OutRelations: rels})
+	if err != nil {
+		return postgres.Version{}, postgres.Swapped{}, fmt.Errorf("rollback %q: %w", name, err)
+	}
+	return *back, done, nil
+}
+
+// Rebuild records a new build of the serving definition of p's projection (version
+// <fingerprint>~N), abandoning any other build: the daemon that leads it builds it in a shadow
+// schema and swaps it in, as it does a changed definition. It returns the new version.
+func Rebuild(ctx context.Context, store *postgres.Store, file string, p *config.Projection) (string, error) {
+	vs, err := store.Versions(ctx, p.Name)
+	if err != nil {
+		return "", err
+	}
+	var serving *postgres.Version
+	for i := range vs {
+		if vs[i].State == postgres.Serving {
+			serving = &vs[i]
+		}
+	}
+	if serving == nil {
+		return "", fmt.Errorf("rebuild %q: no version serves it yet: start the daemon first", p.Name)
+	}
+	if problem, err := Buildable(ctx, store, file, p, serving.Definition, serving.Definition); err != nil || problem != nil {
+		if problem != nil {
+			return "", &config.ValidationError{Errors: []*config.Error{problem}}
+		}
+		return "", err
+	}
+	base := postgres.BaseFingerprint(serving.ID)
+	n := 0
+	for _, v := range vs {
+		if _, suffix, ok := strings.Cut(v.ID, "~"); ok && postgres.BaseFingerprint(v.ID) == base {
+			if k, err := strconv.Atoi(suffix); err == nil && k > n {
+				n = k
+			}
+		}
+		if v.State == postgres.Building {
+			if err := store.DropVersion(ctx, p.Name, v.ID); err != nil {
+				return "", err
+			}
+		}
+	}
+	id := fmt.Sprintf("%s~%d", base, n+1)
+	if err := store.RecordVersion(ctx, serving.Definition, id, postgres.Building); err != nil {
+		return "", err
+	}
+	return id, nil
+}
