@@ -203,3 +203,122 @@ func writeFileAt(t *testing.T, path, content string) {
 		t.Fatal(err)
 	}
 }
+
+// The on_change policies other than rebuild, and a definition that cannot be rebuilt: fail
+// refuses to start (exit 2) naming the projection and what changed; a schema-qualified
+// definition is refused with an error naming the name; continue adopts the new definition
+// from the current position, its schema SQL bringing the live table to it.
+func TestOnChangeFailContinueAndQualifiedNames(t *testing.T) {
+	t.Parallel()
+	dbURL, pool, uri, client := startBackends(t)
+	last := appendDogs(t, client, 0, 20, 3)
+	v1 := fmt.Sprintf(petsV1, 1000)
+	cfgFile := writeFile(t, "projections.yaml", v1)
+	addr := freeAddr(t)
+	env := testbin.Env("KURRENTDB_URI="+uri, "DATABASE_URL="+dbURL, "PROJECTOR_HTTP_ADDR="+addr, "PROJECTOR_CONFIG="+cfgFile)
+	d := start(t, projectorBin, env, "run")
+	healthy(t, d, addr)
+	waitHTTP(t, addr, "pets", last)
+	if code := d.stop(syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+
+	writeFileAt(t, cfgFile, fmt.Sprintf(petsV2, 1000, "fail", ""))
+	code, _, stderr := runProjector(t, env, "run")
+	if code != 2 || !strings.Contains(stderr, `projection "pets": on_change: the definition differs from the serving version `+fingerprint(t, v1)) ||
+		!strings.Contains(stderr, `changed: schema, handlers."__main__:Dog.TrickAdded"`) {
+		t.Fatalf("on_change fail: exit %d: %s", code, stderr)
+	}
+
+	writeFileAt(t, cfgFile, fmt.Sprintf(petsV2, 1000, "rebuild", "public."))
+	code, _, stderr = runProjector(t, env, "run")
+	if code != 2 || !strings.Contains(stderr, `projection "pets" cannot be rebuilt in a shadow schema`) ||
+		!strings.Contains(stderr, `handlers."__main__:Dog.TrickAdded" names public.pets`) {
+		t.Fatalf("schema-qualified: exit %d: %s", code, stderr)
+	}
+	var versions int
+	if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM projector_versions`).Scan(&versions); err != nil || versions != 1 {
+		t.Fatalf("refused starts recorded versions: %d, %v", versions, err)
+	}
+
+	v2 := strings.Replace(fmt.Sprintf(petsV2, 1000, "continue", ""), "last_trick text);", "last_trick text);\n      ALTER TABLE pets ADD COLUMN IF NOT EXISTS last_trick text;", 1)
+	writeFileAt(t, cfgFile, v2)
+	d = start(t, projectorBin, env, "run")
+	healthy(t, d, addr)
+	more := appendDogs(t, client, 20, 5, 3)
+	waitHTTP(t, addr, "pets", more)
+	var rows, filled int
+	if err := pool.QueryRow(context.Background(), `SELECT count(*), count(last_trick) FROM pets`).Scan(&rows, &filled); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 25 || filled != 5 {
+		t.Fatalf("continue: %d rows, %d with last_trick; want 25 and only the 5 new ones", rows, filled)
+	}
+	if s := versionState(t, pool, fingerprint(t, v2)); s != "serving" {
+		t.Fatalf("continued version: %q", s)
+	}
+	if s := versionState(t, pool, fingerprint(t, v1)); s != "archived" {
+		t.Fatalf("previous version: %q", s)
+	}
+	if code := d.stop(syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+}
+
+// A daemon killed while it builds a new version resumes the build from the shadow's own
+// tracking when it restarts, and the swapped-in version has every event exactly once.
+func TestBuildResumesAfterSIGKILL(t *testing.T) {
+	t.Parallel()
+	dbURL, pool, uri, client := startBackends(t)
+	const dogs, tricks = 400, 3
+	last := appendDogs(t, client, 0, dogs, tricks)
+	cfgFile := writeFile(t, "projections.yaml", fmt.Sprintf(petsV1, 1000))
+	addr := freeAddr(t)
+	env := testbin.Env("KURRENTDB_URI="+uri, "DATABASE_URL="+dbURL, "PROJECTOR_HTTP_ADDR="+addr, "PROJECTOR_CONFIG="+cfgFile)
+	d := start(t, projectorBin, env, "run")
+	healthy(t, d, addr)
+	waitHTTP(t, addr, "pets", last)
+	if code := d.stop(syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+
+	// One event per batch, so the build takes a while.
+	v2 := fmt.Sprintf(petsV2, 1, "rebuild", "")
+	id2 := fingerprint(t, v2)
+	writeFileAt(t, cfgFile, v2)
+	d = start(t, projectorBin, env, "run")
+	shadowPosition := func() int64 {
+		var c int64
+		_ = pool.QueryRow(context.Background(), `SELECT commit_position FROM projector_tracking WHERE projection = $1`, postgres.VersionTracking("pets", id2)).Scan(&c)
+		return c
+	}
+	poll.Until(t, 30*time.Second, "the build is under way", func() bool { return shadowPosition() > 0 })
+	if code := d.stop(syscall.SIGKILL); code != -1 {
+		t.Fatalf("SIGKILL: exit %d", code)
+	}
+	killedAt := shadowPosition()
+	if s := versionState(t, pool, id2); s != "building" {
+		t.Fatalf("the killed build is %q, want building", s)
+	}
+	if uint64(killedAt) >= last {
+		t.Fatalf("the build was over (at %d of %d) before the kill: make it longer", killedAt, last)
+	}
+
+	d = start(t, projectorBin, env, "run")
+	healthy(t, d, addr)
+	poll.Until(t, 60*time.Second, "the new version serves", func() bool { return versionState(t, pool, id2) == "serving" })
+	waitHTTP(t, addr, "pets", last)
+	var rows, total, filled int
+	if err := pool.QueryRow(context.Background(), `SELECT count(*), sum(tricks), count(last_trick) FROM pets`).Scan(&rows, &total, &filled); err != nil {
+		t.Fatal(err)
+	}
+	if rows != dogs || total != dogs*tricks || filled != dogs {
+		t.Fatalf("after the resumed build: %d rows, %d tricks, %d with last_trick; want %d, %d, %d", rows, total, filled, dogs, dogs*tricks, dogs)
+	}
+	if strings.Contains(d.output(), "definition changed: building") {
+		t.Fatal("the restarted daemon started the build over instead of resuming it")
+	}
+	if code := d.stop(syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+}

@@ -93,6 +93,9 @@ func (a *app) run(ctx context.Context, doMigrate bool) error {
 		return err
 	}
 	defer closeDB()
+	if err := versioning.Precheck(ctx, store, cfg); err != nil {
+		return err
+	}
 	if err := checkSQL(ctx, pool, cfg); err != nil {
 		return err
 	}

@@ -125,6 +125,13 @@ func plan(ctx context.Context, store *postgres.Store, file string, p *config.Pro
 		return e, &config.Error{File: file, Line: p.Line, Projection: p.Name, Key: "on_change",
 			Msg: fmt.Sprintf("the definition differs from the serving version %s (changed: %s), and on_change is fail: not starting; restore the serving definition, or deploy the change with on_change: rebuild (a rebuild in a shadow schema) or continue (from the current position)", serving.ID, changed)}, nil
 	case config.OnChangeContinue:
+		if p.Compiled != nil {
+			// Its schema SQL brings the live tables to it (ALTER TABLE ... ADD COLUMN IF NOT
+			// EXISTS and the like); migrations left it out while it was not serving.
+			if err := p.Compiled.Migrate(ctx, store.Pool()); err != nil {
+				return e, nil, err
+			}
+		}
 		if err := store.RecordVersion(ctx, def, fp, postgres.Serving); err != nil {
 			return e, nil, err
 		}
@@ -172,4 +179,35 @@ func Buildable(ctx context.Context, store *postgres.Store, file string, p *confi
 			Msg: fmt.Sprintf("cannot rebuild in a shadow schema: %s depend on its live tables and would not move with them at the swap; drop them (and create them again after the swap), or make them part of the projection's schema", strings.Join(deps, ", "))}, nil
 	}
 	return nil, nil
+}
+
+// Precheck returns a configuration error for each projection of cfg whose definition would
+// have to be rebuilt (it differs from the serving version, under on_change: rebuild) but names
+// schemas explicitly: checked before its statements are prepared, whose errors would hide
+// the reason. Without stored versions (before the migrations), there is nothing to check.
+func Precheck(ctx context.Context, store *postgres.Store, cfg *config.Config) error {
+	var problems []*config.Error
+	for i := range cfg.Projections {
+		p := &cfg.Projections[i]
+		if p.OnChange != config.OnChangeRebuild {
+			continue
+		}
+		vs, err := store.Versions(ctx, p.Name)
+		if err != nil {
+			return nil
+		}
+		def := p.Definition()
+		for _, v := range vs {
+			if v.State != postgres.Serving || postgres.BaseFingerprint(v.ID) == def.Fingerprint() {
+				continue
+			}
+			if err := def.CheckUnqualified(); err != nil {
+				problems = append(problems, &config.Error{File: cfg.File, Line: p.Line, Projection: p.Name, Msg: err.Error()})
+			}
+		}
+	}
+	if len(problems) > 0 {
+		return &config.ValidationError{Errors: problems}
+	}
+	return nil
 }
