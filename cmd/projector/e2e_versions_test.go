@@ -322,3 +322,45 @@ func TestBuildResumesAfterSIGKILL(t *testing.T) {
 		t.Fatalf("exit %d", code)
 	}
 }
+
+// POST /v1/projections/{name}/rebuild (behind the admin token) and projector rebuild build the
+// serving definition again in a shadow and swap it in, with the data unchanged; a rollback
+// with nothing archived is refused with 409.
+func TestRebuildCommands(t *testing.T) {
+	t.Parallel()
+	dbURL, pool, uri, client := startBackends(t)
+	last := appendDogs(t, client, 0, 50, 3)
+	v1 := fmt.Sprintf(petsV1, 1000)
+	id := fingerprint(t, v1)
+	cfgFile := writeFile(t, "projections.yaml", v1)
+	addr := freeAddr(t)
+	env := testbin.Env("KURRENTDB_URI="+uri, "DATABASE_URL="+dbURL, "PROJECTOR_HTTP_ADDR="+addr, "PROJECTOR_CONFIG="+cfgFile, "PROJECTOR_ADMIN_TOKEN="+e2eToken)
+	d := start(t, projectorBin, env, "run")
+	healthy(t, d, addr)
+	waitHTTP(t, addr, "pets", last)
+	url := "http://" + addr + "/v1/projections/pets/"
+	if code, body := postJSON(t, url+"rollback", e2eToken, nil); code != 409 || !strings.Contains(body, "no earlier version keeps its tables") {
+		t.Fatalf("rollback with nothing archived: %d %s", code, body)
+	}
+	if code, body := postJSON(t, url+"rebuild", "", nil); code != 401 {
+		t.Fatalf("rebuild without the token: %d %s", code, body)
+	}
+	if code, body := postJSON(t, url+"rebuild", e2eToken, nil); code != 200 {
+		t.Fatalf("rebuild: %d %s", code, body)
+	}
+	poll.Until(t, 30*time.Second, "the rebuilt version serves", func() bool { return versionState(t, pool, id+"~1") == "serving" })
+	code, stdout, stderr := runProjector(t, env, "rebuild", "pets")
+	if code != 0 || !strings.Contains(stdout, "rebuilding pets as version "+id+"~2") {
+		t.Fatalf("projector rebuild: exit %d: %s %s", code, stdout, stderr)
+	}
+	poll.Until(t, 30*time.Second, "the second rebuild serves", func() bool { return versionState(t, pool, id+"~2") == "serving" })
+	more := appendDogs(t, client, 50, 5, 3)
+	waitHTTP(t, addr, "pets", more)
+	var rows, total int
+	if err := pool.QueryRow(context.Background(), `SELECT count(*), sum(tricks) FROM pets`).Scan(&rows, &total); err != nil || rows != 55 || total != 165 {
+		t.Fatalf("after two rebuilds: %d rows, %d tricks (%v); want 55 and 165", rows, total, err)
+	}
+	if code := d.stop(syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+}

@@ -1,11 +1,15 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"sync"
 
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
+	"github.com/projector-dev/projector/internal/config"
+	"github.com/projector-dev/projector/internal/httpapi"
 	"github.com/projector-dev/projector/internal/versioning"
 	"github.com/projector-dev/projector/views/postgres"
 )
@@ -84,4 +88,45 @@ definition, even while their projections file holds the newer one.`,
 			return nil
 		},
 	}
+}
+
+// versionCommands takes the daemon's rebuild and rollback commands once the store is open;
+// until then they answer 503, as the other commands do.
+type versionCommands struct {
+	config *config.Config
+	mu     sync.Mutex
+	store  *postgres.Store
+}
+
+func (v *versionCommands) set(store *postgres.Store) {
+	v.mu.Lock()
+	v.store = store
+	v.mu.Unlock()
+}
+
+func (v *versionCommands) commands(verb, name string) (versioning.Commands, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.store == nil {
+		return versioning.Commands{}, fmt.Errorf("%s %q: still connecting to PostgreSQL: %w", verb, name, httpapi.ErrUnavailable)
+	}
+	return versioning.Commands{Store: v.store, Config: v.config}, nil
+}
+
+// Rebuild implements httpapi.Versioner.
+func (v *versionCommands) Rebuild(ctx context.Context, name string) error {
+	c, err := v.commands("rebuild", name)
+	if err != nil {
+		return err
+	}
+	return c.Rebuild(ctx, name)
+}
+
+// Rollback implements httpapi.Versioner.
+func (v *versionCommands) Rollback(ctx context.Context, name string) error {
+	c, err := v.commands("rollback", name)
+	if err != nil {
+		return err
+	}
+	return c.Rollback(ctx, name)
 }

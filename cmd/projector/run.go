@@ -79,7 +79,8 @@ func (a *app) run(ctx context.Context, doMigrate bool) error {
 	if err != nil {
 		return err
 	}
-	d, err := daemon.Start(log, a.settings.HTTPAddr, names, daemon.Options{AdminToken: token, MaxWaits: maxWaits})
+	commands := &versionCommands{config: cfg}
+	d, err := daemon.Start(log, a.settings.HTTPAddr, names, daemon.Options{AdminToken: token, MaxWaits: maxWaits, Versions: commands})
 	if err != nil {
 		return err
 	}
@@ -93,6 +94,7 @@ func (a *app) run(ctx context.Context, doMigrate bool) error {
 		return err
 	}
 	defer closeDB()
+	commands.set(store)
 	if err := versioning.Precheck(ctx, store, cfg); err != nil {
 		return err
 	}

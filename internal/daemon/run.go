@@ -38,6 +38,9 @@ type Options struct {
 	MaxWaits int
 	// Server tunes the HTTP server's timeouts and limits (zero fields take the defaults).
 	Server ServerOptions
+	// Versions takes the rebuild and rollback commands; nil when the projections are not
+	// versioned (the commands then answer 503).
+	Versions httpapi.Versioner
 }
 
 // commandsDisabled is the line Start logs when the daemon has no admin token.
@@ -51,6 +54,7 @@ func Start(log *zap.Logger, addr string, names []string, o Options) (*Daemon, er
 		log = zap.NewNop()
 	}
 	d := &Daemon{log: log, runner: newCurrent(log)}
+	d.runner.versions = o.Versions
 	d.prov = &Provider{names: names, runner: d.runner}
 	d.prov.AddCheck(d.runner.connected)
 	d.prov.AddCheck(d.runner.shuttingDown)

@@ -25,6 +25,8 @@ func (a *api) registerCommands(mux *http.ServeMux) {
 	a.handleCommand(mux, "resume", func(ctx context.Context, name string) error { return ctl.Resume(ctx, name) })
 	a.handleCommand(mux, "skip", func(ctx context.Context, name string) error { return ctl.Skip(ctx, name) })
 	a.handleCommand(mux, "reset", func(ctx context.Context, name string) error { return ctl.Reset(ctx, name) })
+	a.handleCommand(mux, "rebuild", a.versionCommand("rebuild", Versioner.Rebuild))
+	a.handleCommand(mux, "rollback", a.versionCommand("rollback", Versioner.Rollback))
 }
 
 // handleCommand registers command verb on mux behind the guard: a request from a browser page
@@ -80,6 +82,9 @@ func (a *api) command(w http.ResponseWriter, r *http.Request, verb string, run c
 		return
 	case errors.Is(err, projection.ErrNotLeader):
 		writeJSON(w, http.StatusConflict, ErrorJSON{Error: fmt.Sprintf("%s %q: this replica does not lead the projection; send the command to the replica that leads it (%v)", verb, name, err)})
+		return
+	case errors.Is(err, ErrRefused):
+		writeJSON(w, http.StatusConflict, ErrorJSON{Error: err.Error()})
 		return
 	case errors.Is(err, ErrUnavailable):
 		writeJSON(w, http.StatusServiceUnavailable, ErrorJSON{Error: err.Error()})

@@ -2,13 +2,20 @@ package versioning
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 
 	"github.com/projector-dev/projector/internal/config"
+	"github.com/projector-dev/projector/internal/httpapi"
+	"github.com/projector-dev/projector/tracking"
 	"github.com/projector-dev/projector/views/postgres"
 )
+
+// errNothingToRollBack is wrapped by Rollback's error when there is no version to roll back
+// to.
+var errNothingToRollBack = errors.New("nothing to roll back to")
 
 // Rollback swaps the most recently archived version of projection name (one whose tables are
 // kept in its archive schema) back in for the serving version, which is archived in turn. The
@@ -37,9 +44,9 @@ func Rollback(ctx context.Context, store *postgres.Store, name string) (postgres
 	}
 	switch {
 	case serving == nil:
-		return postgres.Version{}, postgres.Swapped{}, fmt.Errorf("rollback %q: no version serves it (has a daemon run it since version 0004 of the migrations?)", name)
+		return postgres.Version{}, postgres.Swapped{}, fmt.Errorf("rollback %q: no version serves it yet (start the daemon first): %w", name, errNothingToRollBack)
 	case back == nil:
-		return postgres.Version{}, postgres.Swapped{}, fmt.Errorf("rollback %q: no earlier version keeps its tables (a version adopted with on_change: continue keeps none)", name)
+		return postgres.Version{}, postgres.Swapped{}, fmt.Errorf("rollback %q: no earlier version keeps its tables (a version adopted with on_change: continue keeps none): %w", name, errNothingToRollBack)
 	}
 	rels, err := store.RelationsOf(ctx, serving.Definition)
 	if err != nil {
@@ -94,4 +101,51 @@ func Rebuild(ctx context.Context, store *postgres.Store, file string, p *config.
 		return "", err
 	}
 	return id, nil
+}
+
+// Commands takes the HTTP API's rebuild and rollback commands (an httpapi.Versioner) for the
+// projections of a projections file.
+type Commands struct {
+	Store  *postgres.Store
+	Config *config.Config
+}
+
+var _ httpapi.Versioner = Commands{}
+
+// Rebuild implements httpapi.Versioner (see the function Rebuild).
+func (c Commands) Rebuild(ctx context.Context, name string) error {
+	p, err := c.find(name)
+	if err != nil {
+		return err
+	}
+	if _, err := Rebuild(ctx, c.Store, c.Config.File, p); err != nil {
+		if config.IsValidation(err) {
+			return fmt.Errorf("%w: %w", httpapi.ErrRefused, err)
+		}
+		return err
+	}
+	return nil
+}
+
+// Rollback implements httpapi.Versioner (see the function Rollback).
+func (c Commands) Rollback(ctx context.Context, name string) error {
+	if _, err := c.find(name); err != nil {
+		return err
+	}
+	if _, _, err := Rollback(ctx, c.Store, name); err != nil {
+		if errors.Is(err, errNothingToRollBack) {
+			return fmt.Errorf("%w: %w", httpapi.ErrRefused, err)
+		}
+		return err
+	}
+	return nil
+}
+
+func (c Commands) find(name string) (*config.Projection, error) {
+	for i := range c.Config.Projections {
+		if c.Config.Projections[i].Name == name {
+			return &c.Config.Projections[i], nil
+		}
+	}
+	return nil, fmt.Errorf("%q: %w", name, tracking.ErrUnknownProjection)
 }
