@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/projector-dev/projector/internal/config"
+	"github.com/projector-dev/projector/internal/httpapi"
 	"github.com/projector-dev/projector/internal/poll"
 	"github.com/projector-dev/projector/internal/testbin"
 	"github.com/projector-dev/projector/views/postgres"
@@ -270,7 +271,7 @@ func TestOnChangeFailContinueAndQualifiedNames(t *testing.T) {
 func TestBuildResumesAfterSIGKILL(t *testing.T) {
 	t.Parallel()
 	dbURL, pool, uri, client := startBackends(t)
-	const dogs, tricks = 400, 3
+	const dogs, tricks = 600, 3
 	last := appendDogs(t, client, 0, dogs, tricks)
 	cfgFile := writeFile(t, "projections.yaml", fmt.Sprintf(petsV1, 1000))
 	addr := freeAddr(t)
@@ -293,6 +294,21 @@ func TestBuildResumesAfterSIGKILL(t *testing.T) {
 		return c
 	}
 	poll.Until(t, 30*time.Second, "the build is under way", func() bool { return shadowPosition() > 0 })
+	// Its progress shows in /v1/projections, on the projection it will serve, and in status.
+	poll.Until(t, 10*time.Second, "/v1/projections reports the build", func() bool {
+		var l httpapi.ListJSON
+		getJSON(t, "http://"+addr+"/v1/projections", &l)
+		for _, p := range l.Projections {
+			if r := p.Rebuild; p.Name == "pets" && r != nil && r.Version == id2 && r.Position > 0 && r.ServingPosition >= last && r.EventsPerSecond > 0 {
+				return true
+			}
+		}
+		return false
+	})
+	code, stdout, _ := runProjector(t, env, "status")
+	if code != 0 || !strings.Contains(stdout, "pets: building version "+id2+" in schema "+postgres.ShadowSchema("pets", id2)) {
+		t.Fatalf("status during the build: exit %d:\n%s", code, stdout)
+	}
 	if code := d.stop(syscall.SIGKILL); code != -1 {
 		t.Fatalf("SIGKILL: exit %d", code)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
@@ -129,4 +130,37 @@ func (v *versionCommands) Rollback(ctx context.Context, name string) error {
 		return err
 	}
 	return c.Rollback(ctx, name)
+}
+
+// storedRebuild returns the version of projection name building, as PostgreSQL records it
+// (nil when none builds): its position against the serving position serving, without the
+// speed, which only the daemon that builds it knows.
+func storedRebuild(ctx context.Context, store *postgres.Store, name string, serving uint64) (*httpapi.RebuildJSON, error) {
+	vs, err := store.Versions(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range vs {
+		if v.State != postgres.Building {
+			continue
+		}
+		st, _, err := store.Load(ctx, postgres.VersionTracking(name, v.ID))
+		if err != nil {
+			return nil, err
+		}
+		return &httpapi.RebuildJSON{Version: v.ID, ShadowSchema: postgres.ShadowSchema(name, v.ID), Position: st.Reached(), ServingPosition: serving}, nil
+	}
+	return nil, nil
+}
+
+// describeRebuild says how far a version building has got, for projector status.
+func describeRebuild(r httpapi.RebuildJSON) string {
+	s := fmt.Sprintf("building version %s in schema %s: at position %d of the serving version's %d", r.Version, r.ShadowSchema, r.Position, r.ServingPosition)
+	if r.EventsPerSecond > 0 {
+		s += fmt.Sprintf(", %.0f events/s", r.EventsPerSecond)
+	}
+	if r.ETASeconds != nil {
+		s += fmt.Sprintf(", about %s to go", (time.Duration(*r.ETASeconds) * time.Second).Round(time.Second))
+	}
+	return s
 }

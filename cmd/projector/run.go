@@ -154,6 +154,7 @@ func (a *app) run(ctx context.Context, doMigrate bool) error {
 			}
 			return err
 		}
+		d.SetRebuilds(gen.Rebuilds)
 		gctx, cancel := context.WithCancel(ctx)
 		watched := make(chan struct{})
 		go func() {
@@ -164,7 +165,7 @@ func (a *app) run(ctx context.Context, doMigrate bool) error {
 			Source: src, Header: src, Store: store, Waiter: store, Leader: postgres.NewElector(pool.Config().ConnConfig, postgres.ElectorOptions{}),
 			Projections:   projections,
 			Checks:        checks,
-			RunnerOptions: projection.Options{DrainTimeout: drain},
+			RunnerOptions: projection.Options{DrainTimeout: drain, Observer: gen},
 			Running:       gen.Running,
 			Restart:       gen.Restart(),
 		})

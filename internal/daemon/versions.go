@@ -35,3 +35,21 @@ func (c *current) version(ctx context.Context, verb, name string, run func(httpa
 	c.log.Info(verb+" recorded: the daemons restart the projection with its versions", zap.String("projection", name))
 	return nil
 }
+
+// SetRebuilds sets what reports the versions building, for /v1/projections.
+func (d *Daemon) SetRebuilds(f func() map[string]httpapi.RebuildJSON) {
+	d.prov.mu.Lock()
+	d.prov.rebuilds = f
+	d.prov.mu.Unlock()
+}
+
+// Rebuilds implements httpapi.RebuildReporter.
+func (p *Provider) Rebuilds() map[string]httpapi.RebuildJSON {
+	p.mu.Lock()
+	f := p.rebuilds
+	p.mu.Unlock()
+	if f == nil {
+		return nil
+	}
+	return f()
+}

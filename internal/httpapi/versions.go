@@ -33,3 +33,26 @@ func (a *api) versionCommand(verb string, run func(v Versioner, ctx context.Cont
 		return run(v, ctx, name)
 	}
 }
+
+// RebuildJSON is the progress of a new version of a projection building in its shadow schema,
+// on the projection's entry of /v1/projections (on the replica that builds it).
+type RebuildJSON struct {
+	Version      string `json:"version"`
+	ShadowSchema string `json:"shadow_schema"`
+	// Position is the new version's position; ServingPosition the serving version's, which it
+	// must reach before the swap.
+	Position        uint64  `json:"position"`
+	ServingPosition uint64  `json:"serving_position"`
+	Head            *uint64 `json:"head,omitempty"`
+	// EventsPerSecond and PositionsPerSecond are the build's speed; ETASeconds the time until
+	// it reaches the serving position at that speed, absent when unknown.
+	EventsPerSecond    float64  `json:"events_per_second"`
+	PositionsPerSecond float64  `json:"positions_per_second"`
+	ETASeconds         *float64 `json:"eta_seconds,omitempty"`
+}
+
+// RebuildReporter is implemented by a Provider that reports the versions building, by the
+// name of the projection they will serve.
+type RebuildReporter interface {
+	Rebuilds() map[string]RebuildJSON
+}

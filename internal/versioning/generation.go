@@ -24,6 +24,8 @@ import (
 // versions no longer match what it runs: after its own swap, or another replica's, or a
 // rollback or rebuild command.
 type Generation struct {
+	projection.NopObserver // and BatchCommitted, counting the events of each build
+
 	store   *postgres.Store
 	entries []Entry
 	header  projection.Header // for the head in progress reports; nil for none
@@ -192,7 +194,7 @@ func (g *Generation) build(ctx context.Context, e *Entry) {
 		snap := p.Snapshot()
 		g.log.Info("building a new version", zap.String("projection", e.Name), zap.String("version", e.BuildingID),
 			zap.Uint64("position", snap.Position), zap.Uint64("serving_position", snap.ServingPosition), zap.Uint64("head", snap.Head),
-			zap.Float64("positions_per_second", snap.Rate), zap.Duration("eta", snap.ETA))
+			zap.Float64("events_per_second", snap.EventsPerSecond), zap.Duration("eta", snap.ETA))
 	}
 	if !shadow.CaughtUp || shadow.Position < serving.Reached() {
 		return
@@ -217,18 +219,4 @@ func (g *Generation) build(ctx context.Context, e *Entry) {
 		zap.String("previous_version", e.ServingID), zap.String("archive_schema", postgres.ArchiveSchema(e.Name, e.ServingID)),
 		zap.Uint64("position", done.State.Reached()), zap.Duration("readers_blocked", done.Blocked))
 	g.stop("new version serving", zap.String("projection", e.Name))
-}
-
-// Building returns the progress of the versions building that this process leads, by
-// projection name.
-func (g *Generation) Building() map[string]ProgressSnapshot {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	out := map[string]ProgressSnapshot{}
-	for name, p := range g.progress {
-		if s := p.Snapshot(); !s.Updated.IsZero() {
-			out[name] = s
-		}
-	}
-	return out
 }

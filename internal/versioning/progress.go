@@ -13,20 +13,33 @@ type Progress struct {
 
 	mu        sync.Mutex
 	snap      ProgressSnapshot
-	started   time.Time // of the rate's window
+	started   time.Time // of the rates' window: the first update
 	startPos  uint64
+	events    int // applied by the build since started
 	lastPrint time.Time
 }
 
 // ProgressSnapshot is the progress of a build at one moment.
 type ProgressSnapshot struct {
-	Version         string        `json:"version"`
-	Position        uint64        `json:"position"`         // the shadow's position
-	ServingPosition uint64        `json:"serving_position"` // the serving version's, which the shadow must reach
-	Head            uint64        `json:"head,omitempty"`   // the head of $all (0 when unknown)
-	Rate            float64       `json:"positions_per_second"`
-	ETA             time.Duration `json:"eta_ns,omitempty"` // until the serving position, at Rate; 0 when unknown
-	Updated         time.Time     `json:"updated"`
+	Version         string
+	Position        uint64 // the shadow's position
+	ServingPosition uint64 // the serving version's, which the shadow must reach
+	Head            uint64 // the head of $all (0 when unknown)
+	// PositionsPerSecond and EventsPerSecond are the build's speed since this process began
+	// leading it.
+	PositionsPerSecond float64
+	EventsPerSecond    float64
+	// ETA is the time until the shadow reaches the serving position at that speed; 0 when
+	// unknown.
+	ETA     time.Duration
+	Updated time.Time
+}
+
+// applied counts n events the build applied.
+func (p *Progress) applied(n int) {
+	p.mu.Lock()
+	p.events += n
+	p.mu.Unlock()
 }
 
 // update records the shadow's position, the serving version's and the head at now.
@@ -34,14 +47,15 @@ func (p *Progress) update(pos, serving, head uint64, now time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.started.IsZero() || pos < p.startPos {
-		p.started, p.startPos = now, pos
+		p.started, p.startPos, p.events = now, pos, 0
 	}
 	s := ProgressSnapshot{Version: p.Version, Position: pos, ServingPosition: serving, Head: head, Updated: now}
 	if el := now.Sub(p.started).Seconds(); el > 0 {
-		s.Rate = float64(pos-p.startPos) / el
+		s.PositionsPerSecond = float64(pos-p.startPos) / el
+		s.EventsPerSecond = float64(p.events) / el
 	}
-	if s.Rate > 0 && serving > pos {
-		s.ETA = time.Duration(float64(serving-pos) / s.Rate * float64(time.Second))
+	if s.PositionsPerSecond > 0 && serving > pos {
+		s.ETA = time.Duration(float64(serving-pos) / s.PositionsPerSecond * float64(time.Second))
 	}
 	p.snap = s
 }
