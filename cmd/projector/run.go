@@ -31,10 +31,15 @@ are unreachable), applies the migrations and schemas (unless --no-migrate), prep
 statement, then projects until SIGTERM or SIGINT, when it finishes or rolls back the batch in
 flight (within --drain-timeout, then it rolls it back) and exits 0. HTTP on PROJECTOR_HTTP_ADDR
 serves /metrics, /healthz, /readyz, /v1/projections, /v1/projections/{name}/wait and the
-commands (POST /v1/projections/{name}/resume, .../skip, .../reset) from the start. The commands
+commands (POST /v1/projections/{name}/resume, .../skip, .../reset, .../rebuild, .../rollback) from the start. The commands
 need an admin token (--admin-token, --admin-token-file): with one they require it as a bearer
 token and refuse requests from browser pages of another origin; without one they are disabled
-(403), and the start log says so.`,
+(403), and the start log says so.
+
+A projection whose definition differs from the version serving its tables follows its on_change
+key: rebuild (the default) builds the new version in a shadow schema while the serving version
+stays live and swaps it in once it has caught up; fail exits 2; continue adopts it from the
+current position.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.run(cmd.Context(), !noMigrate)

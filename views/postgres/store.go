@@ -3,8 +3,11 @@
 // pgx.Batch), the projection's tracking row advances by compare-and-set, and a NOTIFY tells
 // waiters in other processes; Wait LISTENs for those notifications.
 //
-// Projector's own tables (projector_tracking, projector_dead_letters, projector_migrations)
-// live in the first schema of the connection's search_path; Migrate creates them.
+// Projector's own tables (projector_tracking, projector_dead_letters, projector_versions,
+// projector_migrations) live in the first schema of the connection's search_path; Migrate
+// creates them. Versions of a projection (versions.go), their shadow schemas (shadow.go) and
+// the swap of one version's tables for another's (swap.go) are how a changed projection is
+// rebuilt while readers keep the serving version.
 package postgres
 
 import (
@@ -142,6 +145,13 @@ func (s *Store) Migrate(ctx context.Context) error {
 // before it advances tracking, and refuses to commit with an error wrapping
 // projection.ErrLeadershipLost otherwise; every statement, the commit included, runs under ctx,
 // so a lease that ends aborts the batch.
+//
+// Versions: for a projection the store Guards (see Guard), the transaction checks, next to the
+// leadership check, that the version it runs is still in the state it runs it as, and refuses
+// to commit with an error wrapping ErrVersionChanged and projection.ErrLeadershipLost
+// otherwise; a failure of its statements after another version was swapped in is reported the
+// same way, never as the event's fault. A building version's transaction resolves unqualified
+// names in its shadow schema first.
 //
 // Transient failures: when fn fails because the connection failed (killed backend, server
 // restart, network error, serialization failure or deadlock), the error wraps
