@@ -380,3 +380,43 @@ func TestRebuildCommands(t *testing.T) {
 		t.Fatalf("exit %d", code)
 	}
 }
+
+// Two replicas, one with the old projections file and one with the new: the new one builds and
+// swaps; the old one then runs the serving (new) version from its stored definition, so when
+// it is left alone, the events it projects fill the new column.
+func TestReplicaWithAnOlderFileRunsTheServingVersion(t *testing.T) {
+	t.Parallel()
+	dbURL, pool, uri, client := startBackends(t)
+	last := appendDogs(t, client, 0, 100, 3)
+	v1, v2 := fmt.Sprintf(petsV1, 1000), fmt.Sprintf(petsV2, 1000, "rebuild", "")
+	oldAddr, newAddr := freeAddr(t), freeAddr(t)
+	envOf := func(addr, yaml string) []string {
+		return testbin.Env("KURRENTDB_URI="+uri, "DATABASE_URL="+dbURL, "PROJECTOR_HTTP_ADDR="+addr, "PROJECTOR_CONFIG="+writeFile(t, "projections.yaml", yaml))
+	}
+	old := start(t, projectorBin, envOf(oldAddr, v1), "run")
+	healthy(t, old, oldAddr)
+	waitHTTP(t, oldAddr, "pets", last)
+
+	upgraded := start(t, projectorBin, envOf(newAddr, v2), "run")
+	healthy(t, upgraded, newAddr)
+	id2 := fingerprint(t, v2)
+	poll.Until(t, 60*time.Second, "the new version serves", func() bool { return versionState(t, pool, id2) == "serving" })
+	poll.Until(t, 20*time.Second, "the old replica runs the serving version", func() bool {
+		return strings.Contains(old.output(), "running the serving version as stored")
+	})
+	if code := upgraded.stop(syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	more := appendDogs(t, client, 100, 20, 3)
+	waitHTTP(t, oldAddr, "pets", more)
+	var rows, filled int
+	if err := pool.QueryRow(context.Background(), `SELECT count(*), count(last_trick) FROM pets`).Scan(&rows, &filled); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 120 || filled != 120 {
+		t.Fatalf("after the old replica alone projected 20 more dogs: %d rows, %d with last_trick; want 120 and 120", rows, filled)
+	}
+	if code := old.stop(syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+}

@@ -176,7 +176,7 @@ func Buildable(ctx context.Context, store *postgres.Store, file string, p *confi
 	}
 	if len(deps) > 0 {
 		return &config.Error{File: file, Line: p.Line, Projection: p.Name,
-			Msg: fmt.Sprintf("cannot rebuild in a shadow schema: %s depend on its live tables and would not move with them at the swap; drop them (and create them again after the swap), or make them part of the projection's schema", strings.Join(deps, ", "))}, nil
+			Msg: fmt.Sprintf("cannot rebuild in a shadow schema: other relations depend on its live tables and would not move with them at the swap (%s); drop them (and create them again after the swap), or make them part of the projection's schema", strings.Join(deps, ", "))}, nil
 	}
 	return nil, nil
 }
