@@ -28,7 +28,9 @@ func (a *app) migrateCommand() *cobra.Command {
 		Short: "Create Projector's tables and each projection's schema",
 		Long: `Applies Projector's own migrations (tracking and dead-letter tables) and the schema of every
 projection in the projections file, then prepares every handler statement to check it. It is
-idempotent and safe to run from several replicas at once. An unreachable PostgreSQL is retried.`,
+idempotent and safe to run from several replicas at once. An unreachable PostgreSQL is retried.
+A projection whose definition differs from the version serving its tables keeps its tables as
+they are: the daemon deals with the change at start (see its on_change key).`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
