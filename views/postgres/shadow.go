@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/projector-dev/projector/views/postgres/versions"
@@ -59,7 +60,9 @@ func relations(ctx context.Context, q interface {
 // It satisfies declarative.Conn, for checking a new definition's statements.
 type ScratchConn struct{ Pool *pgxpool.Pool }
 
-// Begin begins a transaction in a new scratch schema.
+// Begin begins a transaction in a new scratch schema. When the user may not create schemas
+// in the database, the transaction has the connection's own search_path, as without a
+// ScratchConn.
 func (c ScratchConn) Begin(ctx context.Context) (pgx.Tx, error) {
 	tx, err := c.Pool.Begin(ctx)
 	if err != nil {
@@ -68,7 +71,24 @@ func (c ScratchConn) Begin(ctx context.Context) (pgx.Tx, error) {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	schema := pgx.Identifier{"projector_scratch_" + hex.EncodeToString(b[:])}.Sanitize()
-	if _, err := tx.Exec(ctx, `CREATE SCHEMA `+schema); err != nil {
+	sp, err := tx.Begin(ctx)
+	if err != nil {
+		_ = tx.Rollback(ctx)
+		return nil, fmt.Errorf("create a scratch schema: %w", err)
+	}
+	if _, err := sp.Exec(ctx, `CREATE SCHEMA `+schema); err != nil {
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == "42501" { // insufficient_privilege
+			if err := sp.Rollback(ctx); err != nil {
+				_ = tx.Rollback(ctx)
+				return nil, fmt.Errorf("create a scratch schema: %w", err)
+			}
+			return tx, nil
+		}
+		_ = tx.Rollback(ctx)
+		return nil, fmt.Errorf("create a scratch schema: %w", err)
+	}
+	if err := sp.Commit(ctx); err != nil {
 		_ = tx.Rollback(ctx)
 		return nil, fmt.Errorf("create a scratch schema: %w", err)
 	}

@@ -219,3 +219,46 @@ func TestDependentsNamesViewsAndForeignKeys(t *testing.T) {
 		t.Fatalf("Dependents = %q, want %q", deps, want)
 	}
 }
+
+// A ScratchConn's transactions create tables in a schema of their own, which disappears with
+// them; a user who may not create schemas gets the connection's own search_path instead.
+func TestScratchConn(t *testing.T) {
+	ctx := context.Background()
+	store, pool := versionedStore(t)
+	exec(t, pool, `CREATE TABLE dogs (id text PRIMARY KEY)`)
+	tx, err := postgres.ScratchConn{Pool: pool}.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS dogs (id text PRIMARY KEY, tricks int); INSERT INTO dogs VALUES ('a', 1)`); err != nil {
+		t.Fatalf("the new shape in the scratch schema: %v", err)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, pool, `SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'projector_scratch_%'`); n != 0 {
+		t.Fatalf("%d scratch schemas left", n)
+	}
+	role := pool.Config().ConnConfig.Database + "_user" // unique, as the database is
+	exec(t, pool, `CREATE ROLE `+role+` LOGIN; GRANT USAGE, CREATE ON SCHEMA public TO `+role)
+	t.Cleanup(func() {
+		_, _ = store.Pool().Exec(context.Background(), `DROP OWNED BY `+role+`; DROP ROLE `+role)
+	})
+	cfg := pool.Config().Copy()
+	cfg.ConnConfig.User = role
+	limited, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer limited.Close()
+	exec(t, pool, `REVOKE CREATE ON DATABASE `+pgx.Identifier{pool.Config().ConnConfig.Database}.Sanitize()+` FROM PUBLIC`)
+	tx, err = postgres.ScratchConn{Pool: limited}.Begin(ctx)
+	if err != nil {
+		t.Fatalf("without the right to create schemas: %v", err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	var schema string
+	if err := tx.QueryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil || schema != "public" {
+		t.Fatalf("current schema without a scratch schema: %q, %v", schema, err)
+	}
+}
