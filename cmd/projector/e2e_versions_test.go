@@ -277,4 +277,3 @@ func TestBuildResumesAfterSIGKILL(t *testing.T) {
 		t.Fatalf("exit %d", code)
 	}
 }
-
