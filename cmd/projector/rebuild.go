@@ -16,7 +16,8 @@ import (
 )
 
 func (a *app) rebuildCommand() *cobra.Command {
-	return &cobra.Command{
+	var cancel bool
+	cmd := &cobra.Command{
 		Use:   "rebuild NAME",
 		Short: "Rebuild a projection's serving definition in a shadow schema, then swap it in",
 		Long: `Records a new build of the projection's serving definition. The daemon replica that leads it
@@ -24,7 +25,9 @@ builds it in a shadow schema from the projection's start while the serving table
 and swaps the built tables in once they have caught up (the serving ones go to an archive
 schema, for projector rollback). Running daemons pick the build up within a second; without
 one, it starts with the next daemon. It refuses (exit 2) a definition that names schemas
-explicitly, or live tables that views or foreign keys of other relations depend on.`,
+explicitly, or live tables that views or foreign keys of other relations depend on. With
+--cancel, it abandons the version building instead (a changed definition whose build fails, say):
+its shadow schema is dropped and the daemons stop building it.`,
 		Args: exactArgs(1, "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -41,6 +44,19 @@ explicitly, or live tables that views or foreign keys of other relations depend 
 				return err
 			}
 			defer closeDB()
+			if cancel {
+				id, err := versioning.Cancel(ctx, store, p.Name)
+				switch {
+				case err != nil:
+					return err
+				case id == "":
+					fmt.Fprintf(a.stdout, "no version of %s is building\n", p.Name)
+				default:
+					log.Info("build abandoned", zap.String("projection", p.Name), zap.String("version", id))
+					fmt.Fprintf(a.stdout, "abandoned version %s of %s\n", id, p.Name)
+				}
+				return nil
+			}
 			id, err := versioning.Rebuild(ctx, store, cfg.File, p)
 			if err != nil {
 				return err
@@ -51,6 +67,8 @@ explicitly, or live tables that views or foreign keys of other relations depend 
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&cancel, "cancel", false, "abandon the version building instead")
+	return cmd
 }
 
 func (a *app) rollbackCommand() *cobra.Command {

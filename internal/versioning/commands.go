@@ -149,3 +149,20 @@ func (c Commands) find(name string) (*config.Projection, error) {
 	}
 	return nil, fmt.Errorf("%q: %w", name, tracking.ErrUnknownProjection)
 }
+
+// Cancel abandons the version of projection name that is building, if any: its shadow schema,
+// tracking row and stored version are dropped, and running daemons stop building it. It
+// returns the version abandoned ("" when none was building). A daemon whose projections file
+// holds that definition builds it again when it starts.
+func Cancel(ctx context.Context, store *postgres.Store, name string) (string, error) {
+	vs, err := store.Versions(ctx, name)
+	if err != nil {
+		return "", err
+	}
+	for _, v := range vs {
+		if v.State == postgres.Building {
+			return v.ID, store.DropVersion(ctx, name, v.ID)
+		}
+	}
+	return "", nil
+}

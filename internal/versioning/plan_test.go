@@ -105,6 +105,23 @@ func TestPlanFollowsOnChange(t *testing.T) {
 			t.Fatalf("plan again: %+v, %v", es, err)
 		}
 	}
+	// Cancelled, the build is gone, shadow schema and all.
+	if err := store.PrepareShadow(ctx, *es[0].Building, id2); err != nil {
+		t.Fatal(err)
+	}
+	if id, err := versioning.Cancel(ctx, store, "dogs"); err != nil || id != id2 {
+		t.Fatalf("Cancel = %q, %v; want %s", id, err, id2)
+	}
+	if ok, err := store.SchemaExists(ctx, postgres.ShadowSchema("dogs", id2)); err != nil || ok {
+		t.Fatalf("the shadow schema is left (%v)", err)
+	}
+	es, err = versioning.Plan(ctx, store, v1, log)
+	if err != nil || es[0].Building != nil || len(states(t, store)) != 1 {
+		t.Fatalf("plan after the cancel: %+v, %v, versions %v", es, err, states(t, store))
+	}
+	if id, err := versioning.Cancel(ctx, store, "dogs"); err != nil || id != "" {
+		t.Fatalf("Cancel with nothing building = %q, %v", id, err)
+	}
 }
 
 // A schema-qualified definition and live tables others depend on are refused before anything
