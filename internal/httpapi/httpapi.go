@@ -262,6 +262,9 @@ func (a *api) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	now := a.o.Now()
 	for _, s := range a.o.Provider.Statuses() {
+		if isVersionBuild(s.Name) {
+			continue
+		}
 		if reason := notReady(s, now, a.o.Stall); reason != "" {
 			reasons = append(reasons, fmt.Sprintf("projection %s: %s", s.Name, reason))
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Versioner takes the commands on a projection's versions. The daemon's Controller implements
@@ -56,3 +57,8 @@ type RebuildJSON struct {
 type RebuildReporter interface {
 	Rebuilds() map[string]RebuildJSON
 }
+
+// isVersionBuild reports whether name is the tracking name of a version building (NAME@VERSION:
+// a projection's own name has no @). A build never makes the replica unready: the serving
+// version answers the reads, and a build that stops shows in /v1/projections and the status.
+func isVersionBuild(name string) bool { return strings.Contains(name, "@") }

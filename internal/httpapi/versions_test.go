@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/projector-dev/projector/internal/httpapi"
+	"github.com/projector-dev/projector/projection"
 	"github.com/projector-dev/projector/tracking"
 )
 
@@ -37,5 +38,34 @@ func TestVersionCommandsAnswers(t *testing.T) {
 		if code, got, e := send(t, plain.URL+"/v1/projections/dogs/"+verb, auth); code != http.StatusServiceUnavailable || !strings.Contains(e.Error, "no versioned projections") {
 			t.Errorf("%s without a Versioner = %s, want 503", verb, got)
 		}
+	}
+}
+
+// A version building that stops does not make the replica unready: the serving version answers
+// the reads.
+func TestReadyzIgnoresVersionsBuilding(t *testing.T) {
+	f := &fake{head: 500, statuses: []projection.Status{
+		{Name: "dogs", State: projection.StateLive, Leader: true, Position: 500, CaughtUp: true},
+		{Name: "dogs@63848c7acf8b0330", State: projection.StateStopped, Leader: true, Position: 400, Error: "boom",
+			Failed: &projection.Failure{EventID: "e1", Type: "T", Error: "boom"}},
+	}}
+	srv := httptest.NewServer(httpapi.New(httpapi.Options{Provider: f}))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/readyz with a stopped build = %d, want 200", resp.StatusCode)
+	}
+	f.statuses[0].State, f.statuses[0].Error = projection.StateStopped, "boom"
+	resp, err = http.Get(srv.URL + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz with the serving version stopped = %d, want 503", resp.StatusCode)
 	}
 }
