@@ -28,7 +28,9 @@ func (a *app) migrateCommand() *cobra.Command {
 		Short: "Create Projector's tables and each projection's schema",
 		Long: `Applies Projector's own migrations (tracking and dead-letter tables) and the schema of every
 projection in the projections file, then prepares every handler statement to check it. It is
-idempotent and safe to run from several replicas at once. An unreachable PostgreSQL is retried.`,
+idempotent and safe to run from several replicas at once. An unreachable PostgreSQL is retried.
+A projection whose definition differs from the version serving its tables keeps its tables as
+they are: the daemon deals with the change at start (see its on_change key).`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -269,6 +271,7 @@ func (a *app) statusReport(ctx context.Context, log *zap.Logger, cfg *config.Con
 			return out, err
 		}
 		s := projection.Status{Name: p.Name, State: "unknown", Tracking: st, Position: st.Reached()}
+		var rebuild *httpapi.RebuildJSON
 		if !ok {
 			s.State = "not_started"
 		}
@@ -276,6 +279,7 @@ func (a *app) statusReport(ctx context.Context, log *zap.Logger, cfg *config.Con
 			for _, lp := range live.Projections {
 				if lp.Name == p.Name {
 					s.State, s.Leader, s.CaughtUp, s.Failed, s.Error = lp.State, lp.Leader, lp.CaughtUp, lp.Failed, lp.Error
+					rebuild = lp.Rebuild
 					if lp.LastProgress != nil {
 						s.LastProgress = *lp.LastProgress
 					}
@@ -283,7 +287,12 @@ func (a *app) statusReport(ctx context.Context, log *zap.Logger, cfg *config.Con
 			}
 		}
 		j := httpapi.ProjectionJSON{Name: s.Name, Position: s.Position, State: s.State, Leader: s.Leader,
-			CaughtUp: s.CaughtUp, Tracking: st, Failed: s.Failed, Error: s.Error}
+			CaughtUp: s.CaughtUp, Tracking: st, Failed: s.Failed, Error: s.Error, Rebuild: rebuild}
+		if j.Rebuild == nil {
+			if j.Rebuild, err = storedRebuild(ctx, store, p.Name, s.Position); err != nil {
+				return out, err
+			}
+		}
 		if haveHead {
 			lag := s.Lag(head, true, time.Now())
 			h, l := head, lag.Positions
@@ -308,6 +317,11 @@ func (a *app) printStatus(out httpapi.ListJSON, live bool) error {
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	for _, p := range out.Projections {
+		if r := p.Rebuild; r != nil {
+			fmt.Fprintf(a.stdout, "\n%s: %s\n", p.Name, describeRebuild(*r))
+		}
 	}
 	for _, p := range out.Projections {
 		if line := problem(p); line != "" {

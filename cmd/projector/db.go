@@ -80,6 +80,17 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, store *postgres.Store, cfg
 		return nil
 	}
 	for _, p := range cfg.Projections {
+		serving, err := servingVersion(ctx, store, p.Name)
+		if err != nil {
+			return err
+		}
+		if serving != nil && postgres.BaseFingerprint(serving.ID) != p.Definition().Fingerprint() {
+			// The live tables are the serving version's: the daemon builds the file's
+			// version in a shadow schema (or adopts or refuses it, per on_change).
+			log.Info("schema not applied: the definition differs from the serving version's", zap.String("projection", p.Name),
+				zap.String("serving_version", serving.ID), zap.String("file_version", p.Definition().Fingerprint()))
+			continue
+		}
 		if err := p.Compiled.Migrate(ctx, pool); err != nil {
 			return err
 		}
@@ -88,13 +99,28 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, store *postgres.Store, cfg
 	return nil
 }
 
+// servingVersion returns the version serving projection name, nil when there is none.
+func servingVersion(ctx context.Context, store *postgres.Store, name string) (*postgres.Version, error) {
+	vs, err := store.Versions(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	for i := range vs {
+		if vs[i].State == postgres.Serving {
+			return &vs[i], nil
+		}
+	}
+	return nil, nil
+}
+
 // checkSQL prepares every handler statement of cfg against PostgreSQL; problems come back as a
 // *config.ValidationError naming file, line, projection and key.
 func checkSQL(ctx context.Context, pool *pgxpool.Pool, cfg *config.Config) error {
 	var all config.ValidationError
 	for i := range cfg.Projections {
 		p := &cfg.Projections[i]
-		err := cfg.SQLErrors(p, p.Compiled.Check(ctx, pool))
+		// In a scratch schema: the live tables may be those of an older version.
+		err := cfg.SQLErrors(p, p.Compiled.Check(ctx, postgres.ScratchConn{Pool: pool}))
 		if err == nil {
 			continue
 		}

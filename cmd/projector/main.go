@@ -9,6 +9,8 @@
 //	projector wait     --config projections.yaml NAME POSITION [--timeout 30s]
 //	projector resume   NAME [--server URL] [--admin-token T]  # retry the event a stopped projection halted on
 //	projector skip     NAME [--server URL] [--admin-token T]  # go on past it, into the dead letters
+//	projector rebuild  --config projections.yaml NAME  # rebuild in a shadow schema, then swap in
+//	projector rollback --config projections.yaml NAME  # swap the previous version back in
 //	projector demo     [--exit]
 //	projector version
 //
@@ -122,7 +124,8 @@ PROJECTOR_DRAIN_TIMEOUT, PROJECTOR_ADMIN_TOKEN and PROJECTOR_ADMIN_TOKEN_FILE. F
 	a.envFlag(f, "log-format", "json or console")
 	root.AddCommand(
 		a.runCommand(), a.migrateCommand(), a.statusCommand(), a.resetCommand(), a.waitCommand(),
-		a.controlCommand("resume"), a.controlCommand("skip"), a.deadLettersCommand(), a.demoCommand(), a.versionCommand(),
+		a.controlCommand("resume"), a.controlCommand("skip"), a.rebuildCommand(), a.rollbackCommand(), a.deadLettersCommand(),
+		a.demoCommand(), a.versionCommand(),
 	)
 	return root
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/projector-dev/projector/internal/deadletters"
 	"github.com/projector-dev/projector/internal/redact"
 	"github.com/projector-dev/projector/internal/tracing"
+	"github.com/projector-dev/projector/internal/versioning"
 	"github.com/projector-dev/projector/projection"
 	"github.com/projector-dev/projector/source/kurrent"
 	"github.com/projector-dev/projector/views/postgres"
@@ -33,11 +34,16 @@ statement, then projects until SIGTERM or SIGINT, when it finishes or rolls back
 flight (within --drain-timeout, then it rolls it back) and exits 0. HTTP on PROJECTOR_HTTP_ADDR
 serves the status page at /, /metrics, /healthz, /readyz, /v1/projections,
 /v1/projections/{name}/wait, /v1/history, /v1/dead-letters and the commands (POST
-/v1/projections/{name}/resume, .../skip, .../reset, .../dead-letters/replay,
-.../dead-letters/purge) from the start. The commands
+/v1/projections/{name}/resume, .../skip, .../reset, .../rebuild, .../rollback,
+.../dead-letters/replay, .../dead-letters/purge) from the start. The commands
 need an admin token (--admin-token, --admin-token-file): with one they require it as a bearer
 token and refuse requests from browser pages of another origin; without one they are disabled
-(403), and the start log says so.`,
+(403), and the start log says so.
+
+A projection whose definition differs from the version serving its tables follows its on_change
+key: rebuild (the default) builds the new version in a shadow schema while the serving version
+stays live and swaps it in once it has caught up; fail exits 2; continue adopts it from the
+current position.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.run(cmd.Context(), !noMigrate)
@@ -87,8 +93,9 @@ func (a *app) run(ctx context.Context, doMigrate bool) error {
 		return err
 	}
 	defer shutdownTracing(ctx, log, spans)
+	commands := &versionCommands{config: cfg}
 	deadLetters := deadletters.New()
-	d, err := daemon.Start(log, a.settings.HTTPAddr, names, daemon.Options{AdminToken: token, MaxWaits: maxWaits, DeadLetters: deadLetters, Tracing: spans})
+	d, err := daemon.Start(log, a.settings.HTTPAddr, names, daemon.Options{AdminToken: token, MaxWaits: maxWaits, Versions: commands, DeadLetters: deadLetters, Tracing: spans})
 	if err != nil {
 		return err
 	}
@@ -102,6 +109,10 @@ func (a *app) run(ctx context.Context, doMigrate bool) error {
 		return err
 	}
 	defer closeDB()
+	commands.set(store)
+	if err := versioning.Precheck(ctx, store, cfg); err != nil {
+		return err
+	}
 	if err := checkSQL(ctx, pool, cfg); err != nil {
 		return err
 	}
@@ -115,6 +126,10 @@ func (a *app) run(ctx context.Context, doMigrate bool) error {
 			}
 			return err
 		}
+	}
+	entries, err := versioning.Plan(ctx, store, cfg, log)
+	if err != nil {
+		return err
 	}
 	var kurrentErr atomic.Pointer[error]
 	pending := errors.New("KurrentDB: connecting")
@@ -130,26 +145,56 @@ func (a *app) run(ctx context.Context, doMigrate bool) error {
 	defer func() { _ = src.Close() }()
 	var none error
 	kurrentErr.Store(&none)
-	var projections []daemon.Projection[pgx.Tx]
-	handlers := make([]projection.Projection[pgx.Tx], 0, len(cfg.Projections))
-	for _, p := range cfg.Projections {
-		projections = append(projections, daemon.Projection[pgx.Tx]{Projection: p.Compiled.Runnable(), Options: p.Options, Reset: p.Compiled.ResetView})
-		handlers = append(handlers, p.Compiled)
-	}
-	// Dead letters are replayed under the lease the runner holds for their projection.
-	leases := deadletters.NewLeases(postgres.NewElector(pool.Config().ConnConfig, postgres.ElectorOptions{}))
-	deadLetters.Connect(store, handlers, leases)
-	return daemon.Run(ctx, d, daemon.Config[pgx.Tx]{
-		Source: src, Header: src, Store: store, Waiter: store, Leader: leases,
-		Projections: projections,
-		Checks: []func(context.Context) error{func(ctx context.Context) error {
-			if err := pool.Ping(ctx); err != nil {
-				return fmt.Errorf("PostgreSQL: %w", err)
+	checks := []func(context.Context) error{func(ctx context.Context) error {
+		if err := pool.Ping(ctx); err != nil {
+			return fmt.Errorf("PostgreSQL: %w", err)
+		}
+		return nil
+	}}
+	// Each generation runs the projections' current versions; a swap, a rollback or a rebuild
+	// ends it, and the next one runs the versions as they are then.
+	for first := true; ; first = false {
+		if !first {
+			if entries, err = versioning.Plan(ctx, store, cfg, log); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return err
 			}
-			return nil
-		}},
-		RunnerOptions: projection.Options{DrainTimeout: drain},
-	})
+		}
+		gen, projections, err := versioning.New(ctx, store, entries, src, log)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		d.SetRebuilds(gen.Rebuilds)
+		gctx, cancel := context.WithCancel(ctx)
+		watched := make(chan struct{})
+		go func() {
+			defer close(watched)
+			gen.Watch(gctx)
+		}()
+		// Dead letters are replayed under the lease the runner holds for their projection,
+		// through the handlers of the version serving it.
+		leases := deadletters.NewLeases(postgres.NewElector(pool.Config().ConnConfig, postgres.ElectorOptions{}))
+		deadLetters.Connect(store, gen.Handlers(), leases)
+		err = daemon.Run(ctx, d, daemon.Config[pgx.Tx]{
+			Source: src, Header: src, Store: store, Waiter: store, Leader: leases,
+			Projections:   projections,
+			Checks:        checks,
+			RunnerOptions: projection.Options{DrainTimeout: drain, Observer: gen},
+			Running:       gen.Running,
+			Restart:       gen.Restart(),
+		})
+		cancel()
+		<-watched
+		if err != nil || ctx.Err() != nil {
+			return err
+		}
+		checks = nil // added once
+	}
 }
 
 // shutdownDaemon stops d's HTTP server, giving it five seconds even when ctx has ended.

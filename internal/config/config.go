@@ -33,9 +33,13 @@ type Projection struct {
 	// Options are what the projection runs with: the batch, on_error and start keys the file
 	// gives, and the projection package's defaults (projection.ProjectionOptions.WithDefaults)
 	// for the rest.
-	Options  projection.ProjectionOptions
-	Schema   string
-	Reset    string
+	Options projection.ProjectionOptions
+	Schema  string
+	Reset   string
+	// Version is the explicit version key: changing it rebuilds an unchanged definition.
+	Version string
+	// OnChange is what the daemon does when the definition differs from the serving version's.
+	OnChange OnChange
 	Handlers []declarative.Handler // in file order
 	// Topics and Batch are, instead of Handlers, the event types and the SQL of a projection
 	// that runs once per batch (see declarative.Spec).

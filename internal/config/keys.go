@@ -72,6 +72,8 @@ func Keys() []Key {
 			e.pr.Schema, e.pr.schemaLine = p.str(v, e.label, "schema"), textLine(v)
 		}},
 		{Path: "reset", Default: fixed("empty"), parse: func(p *parser, e *entry, v *yaml.Node) { e.pr.Reset = p.str(v, e.label, "reset") }},
+		{Path: "version", Default: fixed("empty"), parse: func(p *parser, e *entry, v *yaml.Node) { e.pr.Version = p.str(v, e.label, "version") }},
+		{Path: "on_change", Default: fixed(string(OnChangeRebuild)), parse: parseOnChange},
 		{Path: "handlers", Default: fixed("required"), parse: func(_ *parser, e *entry, v *yaml.Node) { e.handlers = v }},
 		{Path: "topics", Default: fixed("none"), parse: parseTopics},
 		{Path: "batch.sql", Default: fixed("empty"), parse: func(p *parser, e *entry, v *yaml.Node) {

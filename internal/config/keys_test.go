@@ -27,6 +27,8 @@ func TestKnownKeysAreAccepted(t *testing.T) {
 		"start":            {"end", func(p config.Projection) any { return p.Options.Start.Kind }, projection.StartEnd},
 		"schema":           {"CREATE TABLE t (n int)", func(p config.Projection) any { return p.Schema }, "CREATE TABLE t (n int)"},
 		"reset":            {"TRUNCATE t", func(p config.Projection) any { return p.Reset }, "TRUNCATE t"},
+		"version":          {"2", func(p config.Projection) any { return p.Version }, "2"},
+		"on_change":        {"fail", func(p config.Projection) any { return p.OnChange }, config.OnChangeFail},
 	}
 	keys := config.KnownKeys()
 	for _, key := range keys {

@@ -23,6 +23,9 @@ func (p *parser) projection(i int, n *yaml.Node) *Projection {
 	e := &entry{pr: pr, label: p.projectionName(i, n, pr)}
 	p.mapping(n, e.label, "", p.keyTree(e, Keys()))
 	pr.Options = pr.Options.WithDefaults()
+	if pr.OnChange == "" {
+		pr.OnChange = OnChangeRebuild
+	}
 	batched := e.topics != nil || e.batch != nil
 	if batched {
 		p.batch(n, e)

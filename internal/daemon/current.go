@@ -38,6 +38,8 @@ type current struct {
 	ready    chan struct{}   // closed once r is set
 	running  bool            // r takes commands: set up, and its Run has not returned
 	stopping bool            // shutting down: commands are refused and /readyz fails
+
+	versions httpapi.Versioner // takes rebuild and rollback; nil when the projections are not versioned
 }
 
 func newCurrent(log *zap.Logger) *current {

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/projector-dev/projector/internal/backoff"
+	"github.com/projector-dev/projector/internal/httpapi"
 	"github.com/projector-dev/projector/projection"
 )
 
@@ -108,6 +109,8 @@ type Provider struct {
 	mu     sync.Mutex
 	head   *HeadPoller
 	checks []func(ctx context.Context) error
+	// rebuilds reports the versions building; nil for none.
+	rebuilds func() map[string]httpapi.RebuildJSON
 }
 
 // NewProvider returns a provider for the projections named names, which it reports as

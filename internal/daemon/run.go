@@ -46,6 +46,9 @@ type Options struct {
 	// Tracing makes the spans of the batches and the wait requests; nil means tracing.Off.
 	// The caller shuts it down once Run has returned.
 	Tracing *tracing.Tracing
+	// Versions takes the rebuild and rollback commands; nil when the projections are not
+	// versioned (the commands then answer 503).
+	Versions httpapi.Versioner
 }
 
 // commandsDisabled is the line Start logs when the daemon has no admin token.
@@ -62,6 +65,7 @@ func Start(log *zap.Logger, addr string, names []string, o Options) (*Daemon, er
 		o.Tracing = tracing.Off()
 	}
 	d := &Daemon{log: log, runner: newCurrent(log), trace: o.Tracing}
+	d.runner.versions = o.Versions
 	d.prov = &Provider{names: names, runner: d.runner}
 	d.prov.AddCheck(d.runner.connected)
 	d.prov.AddCheck(d.runner.shuttingDown)
@@ -127,6 +131,10 @@ type Config[Tx any] struct {
 	RunnerOptions projection.Options
 	// Running, when set, is called with the runner once it is set up, before it runs.
 	Running func(r *projection.Runner[Tx])
+	// Restart, when set, ends this Run like the end of ctx does, but without shutting the
+	// daemon down: /readyz and the commands keep working, and the caller runs Run again (with
+	// the projections' new versions).
+	Restart <-chan struct{}
 }
 
 // Run runs the projections of c until ctx ends, reporting to d's metrics, logs and HTTP API,
@@ -145,6 +153,9 @@ func Run[Tx any](ctx context.Context, d *Daemon, c Config[Tx]) error {
 	observers := []projection.Observer{d.m.Observer(), logging.NewObserver(d.log), d.runner.settle}
 	if spans := d.trace.Observer(); spans != nil {
 		observers = append(observers, spans)
+	}
+	if c.RunnerOptions.Observer != nil {
+		observers = append(observers, c.RunnerOptions.Observer)
 	}
 	opts.Observer = logging.Multi(observers...)
 	opts.Leader = c.Leader
@@ -167,11 +178,13 @@ func Run[Tx any](ctx context.Context, d *Daemon, c Config[Tx]) error {
 	d.runner.start(bound[Tx]{Runner: runner, resets: resets, standby: standby}, w)
 	drain := opts.DrainTimeout
 
+	runCtx, cancelRun := context.WithCancel(ctx)
+	defer cancelRun()
 	var wg sync.WaitGroup
 	if h := d.prov.headPoller(); h != nil {
-		wg.Go(func() { h.Run(ctx) })
+		wg.Go(func() { h.Run(runCtx) })
 	}
-	wg.Go(func() { standby.run(ctx, time.Second) })
+	wg.Go(func() { standby.run(runCtx, time.Second) })
 	ran := make(chan struct{})
 	wg.Go(func() {
 		select {
@@ -184,12 +197,26 @@ func Run[Tx any](ctx context.Context, d *Daemon, c Config[Tx]) error {
 		}
 	})
 	d.log.Info("running", zap.Int("projections", len(c.Projections)))
-	runErr := runner.Run(ctx)
+	if c.Restart != nil {
+		wg.Go(func() {
+			select {
+			case <-c.Restart:
+				cancelRun()
+			case <-runCtx.Done():
+			}
+		})
+	}
+	runErr := runner.Run(runCtx)
+	cancelRun()
 	close(ran)
 	d.runner.ended()
 	wg.Wait()
 	if runErr != nil && !errors.Is(runErr, context.Canceled) {
 		return fmt.Errorf("runner: %w", runErr)
+	}
+	if ctx.Err() == nil {
+		d.log.Info("projections stopped for a restart")
+		return nil
 	}
 	d.log.Info("stopped")
 	return nil

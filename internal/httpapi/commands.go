@@ -25,6 +25,8 @@ func (a *api) registerCommands(mux *http.ServeMux) {
 	a.handleCommand(mux, "resume", a.statusCommand("resume", func(ctx context.Context, name string) error { return ctl.Resume(ctx, name) }))
 	a.handleCommand(mux, "skip", a.statusCommand("skip", func(ctx context.Context, name string) error { return ctl.Skip(ctx, name) }))
 	a.handleCommand(mux, "reset", a.statusCommand("reset", func(ctx context.Context, name string) error { return ctl.Reset(ctx, name) }))
+	a.handleCommand(mux, "rebuild", a.statusCommand("rebuild", a.versionCommand("rebuild", Versioner.Rebuild)))
+	a.handleCommand(mux, "rollback", a.statusCommand("rollback", a.versionCommand("rollback", Versioner.Rollback)))
 	a.registerDeadLetterCommands(mux)
 }
 
@@ -87,6 +89,9 @@ func (a *api) command(w http.ResponseWriter, r *http.Request, verb string, run c
 		return
 	case errors.Is(err, projection.ErrNotLeader):
 		writeJSON(w, http.StatusConflict, ErrorJSON{Error: fmt.Sprintf("%s %q: this replica does not lead the projection; send the command to the replica that leads it (%v)", verb, name, err)})
+		return
+	case errors.Is(err, ErrRefused):
+		writeJSON(w, http.StatusConflict, ErrorJSON{Error: err.Error()})
 		return
 	case errors.Is(err, ErrUnavailable):
 		writeJSON(w, http.StatusServiceUnavailable, ErrorJSON{Error: err.Error()})

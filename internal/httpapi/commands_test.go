@@ -14,7 +14,7 @@ import (
 )
 
 // verbs are the commands of the API.
-var verbs = []string{"resume", "skip", "reset"}
+var verbs = []string{"resume", "skip", "reset", "rebuild", "rollback"}
 
 // commandServer serves the API with a controller that resumes, skips and resets, and the admin
 // token token (none when empty), for a stopped projection "dogs" this replica leads.

@@ -158,6 +158,8 @@ type ProjectionJSON struct {
 	Failed       *projection.Failure `json:"failed,omitempty"`
 	// Error is the error that made the projection retrying or stopped; empty otherwise.
 	Error string `json:"error,omitempty"`
+	// Rebuild is the progress of a new version building, on the replica that builds it.
+	Rebuild *RebuildJSON `json:"rebuild,omitempty"`
 }
 
 // ListJSON is the body of /v1/projections.
@@ -199,8 +201,15 @@ func (a *api) list() ListJSON {
 		}
 	}
 	out.HeadAge = age
+	var rebuilds map[string]RebuildJSON
+	if rr, ok := a.o.Provider.(RebuildReporter); ok {
+		rebuilds = rr.Rebuilds()
+	}
 	for _, s := range a.o.Provider.Statuses() {
 		p := toJSON(s, head, ok, now)
+		if r, ok := rebuilds[s.Name]; ok {
+			p.Rebuild = &r
+		}
 		if age != nil {
 			v := *age
 			p.HeadAge = &v
@@ -268,6 +277,9 @@ func (a *api) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	now := a.o.Now()
 	for _, s := range a.o.Provider.Statuses() {
+		if isVersionBuild(s.Name) {
+			continue
+		}
 		if reason := notReady(s, now, a.o.Stall); reason != "" {
 			reasons = append(reasons, fmt.Sprintf("projection %s: %s", s.Name, reason))
 		}

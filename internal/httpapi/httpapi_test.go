@@ -282,6 +282,12 @@ func (c *controller) do(verb, name string) error {
 
 func (c *controller) Resume(_ context.Context, name string) error { return c.do("resume", name) }
 func (c *controller) Skip(_ context.Context, name string) error   { return c.do("skip", name) }
+func (c *controller) Rebuild(_ context.Context, name string) error {
+	return c.do("rebuild", name)
+}
+func (c *controller) Rollback(_ context.Context, name string) error {
+	return c.do("rollback", name)
+}
 
 // testToken is the admin token of the servers that take commands in these tests.
 const testToken = "test-admin-token"

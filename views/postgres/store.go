@@ -3,8 +3,11 @@
 // pgx.Batch), the projection's tracking row advances by compare-and-set, and a NOTIFY tells
 // waiters in other processes; Wait LISTENs for those notifications.
 //
-// Projector's own tables (projector_tracking, projector_dead_letters, projector_migrations)
-// live in the first schema of the connection's search_path; Migrate creates them.
+// Projector's own tables (projector_tracking, projector_dead_letters, projector_versions,
+// projector_migrations) live in the first schema of the connection's search_path; Migrate
+// creates them. Versions of a projection (versions.go), their shadow schemas (shadow.go) and
+// the swap of one version's tables for another's (swap.go) are how a changed projection is
+// rebuilt while readers keep the serving version.
 package postgres
 
 import (
@@ -59,6 +62,9 @@ type Store struct {
 	schemaMu   sync.Mutex
 	schema     string
 	schemaRead bool
+	// guards are the version checks of versioned projections, by tracking name (see Guard).
+	guardMu sync.Mutex
+	guards  map[string]guardOf
 }
 
 var (
@@ -140,6 +146,13 @@ func (s *Store) Migrate(ctx context.Context) error {
 // projection.ErrLeadershipLost otherwise; every statement, the commit included, runs under ctx,
 // so a lease that ends aborts the batch.
 //
+// Versions: for a projection the store Guards (see Guard), the transaction checks, next to the
+// leadership check, that the version it runs is still in the state it runs it as, and refuses
+// to commit with an error wrapping ErrVersionChanged and projection.ErrLeadershipLost
+// otherwise; a failure of its statements after another version was swapped in is reported the
+// same way, never as the event's fault. A building version's transaction resolves unqualified
+// names in its shadow schema first.
+//
 // Transient failures: when fn fails because the connection failed (killed backend, server
 // restart, network error, serialization failure or deadlock), the error wraps
 // projection.ErrTransient, so the runner retries the batch instead of blaming the event.
@@ -153,17 +166,18 @@ func (s *Store) Apply(ctx context.Context, projectionName string, prev, next tra
 	if err != nil {
 		return s.classify(nil, projectionName, err)
 	}
-	ptx, err := s.pool.Begin(ctx)
+	g, guarded := s.guardFor(projectionName)
+	ptx, err := s.pool.BeginTx(ctx, g.txOptions())
 	if err != nil {
 		return fmt.Errorf("postgres: begin batch of %q: %w", projectionName, err)
 	}
 	defer func() { _ = ptx.Rollback(context.WithoutCancel(ctx)) }()
 	tx := &Tx{Tx: ptx}
 	if err := fn(ctx, tx); err != nil {
-		return s.classify(ptx, projectionName, err)
+		return s.classify(ptx, projectionName, s.versionMoved(ctx, projectionName, g, guarded, err))
 	}
 	if err := tx.Flush(ctx); err != nil {
-		return s.classify(ptx, projectionName, err)
+		return s.classify(ptx, projectionName, s.versionMoved(ctx, projectionName, g, guarded, err))
 	}
 	if err := VerifyLeadership(ctx, ptx); err != nil {
 		if errors.Is(err, ErrLeadershipLost) || errors.Is(err, ErrLeaseReleased) {
@@ -172,6 +186,9 @@ func (s *Store) Apply(ctx context.Context, projectionName string, prev, next tra
 		return fmt.Errorf("postgres: batch of %q: %w", projectionName, err)
 	}
 	var b pgx.Batch
+	if guarded {
+		b.Queue(`SELECT projector_check_version($1, $2, $3)`, g.base, g.version, string(g.state))
+	}
 	if prev == (tracking.State{}) {
 		b.Queue(`INSERT INTO projector_tracking AS t (projection, commit_position, prepare_position, checkpoint_position, updated_at)
 			VALUES ($1, $2, $3, $4, now())
@@ -186,7 +203,16 @@ func (s *Store) Apply(ctx context.Context, projectionName string, prev, next tra
 	}
 	b.Queue(`SELECT pg_notify($1, $2)`, s.opts.Channel, encodeNotification(schema, projectionName, next))
 	br := ptx.SendBatch(ctx, &b)
-	tag, err := br.Exec()
+	var tag pgconn.CommandTag
+	if guarded {
+		if _, err = br.Exec(); isVersionChanged(err) {
+			_ = br.Close()
+			return fmt.Errorf("postgres: batch of %q not committed: %w: %w: %w", projectionName, ErrVersionChanged, projection.ErrLeadershipLost, err)
+		}
+	}
+	if err == nil {
+		tag, err = br.Exec()
+	}
 	if err == nil {
 		_, err = br.Exec()
 	}

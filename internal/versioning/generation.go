@@ -1,0 +1,230 @@
+package versioning
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"go.uber.org/zap"
+
+	"github.com/projector-dev/projector/internal/daemon"
+	"github.com/projector-dev/projector/projection"
+	"github.com/projector-dev/projector/views/postgres"
+	"github.com/projector-dev/projector/views/postgres/declarative"
+	"github.com/projector-dev/projector/views/postgres/versions"
+)
+
+// Generation is one run of the daemon's projections with the versions of a plan: the serving
+// version of each projection and, for those that have one, the version building in its
+// shadow schema, as a projection of its own (tracked as name@version). It swaps a built
+// version in once it has caught up, and asks for a restart (Restart) whenever the stored
+// versions no longer match what it runs: after its own swap, or another replica's, or a
+// rollback or rebuild command.
+type Generation struct {
+	projection.NopObserver // and BatchCommitted, counting the events of each build
+
+	store   *postgres.Store
+	entries []Entry
+	header  projection.Header // for the head in progress reports; nil for none
+	log     *zap.Logger
+	// Every is how often the stored versions are compared and a swap is tried (default 1s);
+	// ProgressEvery how often a build's progress is logged (default 5s).
+	Every, ProgressEvery time.Duration
+
+	restart     chan struct{}
+	restartOnce sync.Once
+
+	mu       sync.Mutex
+	runner   *projection.Runner[pgx.Tx]
+	progress map[string]*Progress // by projection name, for the versions building
+	handlers []projection.Projection[pgx.Tx]
+}
+
+// Handlers returns the serving versions' projections, one event at a time (a batch
+// projection's SQL over one event): what a dead letter is replayed through.
+func (g *Generation) Handlers() []projection.Projection[pgx.Tx] {
+	return append([]projection.Projection[pgx.Tx](nil), g.handlers...)
+}
+
+// New prepares a generation of entries on store: it compiles each version, points the
+// store's version guard of each at it, and creates the shadow schema (with its tables) of
+// each version building. header, when not nil, gives the head of $all to progress reports.
+func New(ctx context.Context, store *postgres.Store, entries []Entry, header projection.Header, log *zap.Logger) (*Generation, []daemon.Projection[pgx.Tx], error) {
+	g := &Generation{store: store, entries: entries, header: header, log: log, Every: time.Second, ProgressEvery: 5 * time.Second,
+		restart: make(chan struct{}), progress: map[string]*Progress{}}
+	var out []daemon.Projection[pgx.Tx]
+	for _, e := range entries {
+		serving, err := compile(e.Name, e.Serving)
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := store.Guard(ctx, e.Name, e.Name, e.ServingID, postgres.Serving); err != nil {
+			return nil, nil, err
+		}
+		out = append(out, daemon.Projection[pgx.Tx]{Projection: serving.Runnable(), Options: e.Project.Options, Reset: serving.ResetView})
+		g.handlers = append(g.handlers, serving)
+		if e.Building == nil {
+			continue
+		}
+		shadowName := postgres.VersionTracking(e.Name, e.BuildingID)
+		shadow, err := compile(shadowName, *e.Building)
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := store.PrepareShadow(ctx, *e.Building, e.BuildingID); err != nil {
+			return nil, nil, err
+		}
+		if err := store.Guard(ctx, shadowName, e.Name, e.BuildingID, postgres.Building); err != nil {
+			return nil, nil, err
+		}
+		g.progress[e.Name] = &Progress{Version: e.BuildingID, Tracking: shadowName, Schema: postgres.ShadowSchema(e.Name, e.BuildingID)}
+		out = append(out, daemon.Projection[pgx.Tx]{Projection: shadow.Runnable(), Options: e.Project.Options})
+	}
+	return g, out, nil
+}
+
+// compile builds the declarative projection of def, tracked as name.
+func compile(name string, def versions.Definition) (*declarative.Projection, error) {
+	spec := declarative.Spec{Name: name, Schema: def.Schema, Reset: def.Reset, Topics: def.BatchTopics, Batch: def.Batch}
+	for _, h := range def.Handlers {
+		spec.Handlers = append(spec.Handlers, declarative.Handler{Topic: h.Topic, SQL: h.SQL})
+	}
+	p, err := declarative.New(spec)
+	if err != nil {
+		return nil, fmt.Errorf("projection %q: compile the stored definition: %w", def.Name, err)
+	}
+	return p, nil
+}
+
+// Running is the daemon.Config.Running of the generation: it keeps the runner, whose status
+// tells whether this process leads a build and how far it has got.
+func (g *Generation) Running(r *projection.Runner[pgx.Tx]) {
+	g.mu.Lock()
+	g.runner = r
+	g.mu.Unlock()
+}
+
+// Restart is closed when the generation is over: the daemon stops its projections and starts
+// the next generation.
+func (g *Generation) Restart() <-chan struct{} { return g.restart }
+
+func (g *Generation) stop(why string, fields ...zap.Field) {
+	g.restartOnce.Do(func() {
+		g.log.Info(why+": restarting the projections", fields...)
+		close(g.restart)
+	})
+}
+
+// Watch compares the stored versions with the generation's and tries the swaps, every Every,
+// until ctx ends or the generation is over.
+func (g *Generation) Watch(ctx context.Context) {
+	t := time.NewTicker(g.Every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-g.restart:
+			return
+		case <-t.C:
+		}
+		for i := range g.entries {
+			if !g.current(ctx, &g.entries[i]) {
+				return
+			}
+			if g.entries[i].Building != nil {
+				g.build(ctx, &g.entries[i])
+			}
+		}
+	}
+}
+
+// current reports whether e's stored versions are still those the generation runs, and ends
+// the generation when they are not.
+func (g *Generation) current(ctx context.Context, e *Entry) bool {
+	vs, err := g.store.Versions(ctx, e.Name)
+	if err != nil {
+		if ctx.Err() == nil {
+			g.log.Warn("cannot read the versions", zap.String("projection", e.Name), zap.Error(err))
+		}
+		return true
+	}
+	var serving, building string
+	for _, v := range vs {
+		switch v.State {
+		case postgres.Serving:
+			serving = v.ID
+		case postgres.Building:
+			building = v.ID
+		}
+	}
+	if serving != e.ServingID || building != e.BuildingID {
+		g.stop("the versions changed", zap.String("projection", e.Name), zap.String("serving_version", serving), zap.String("building_version", building))
+		return false
+	}
+	return true
+}
+
+// build reports the progress of e's version building and swaps it in once this process leads
+// it and it has caught up with the serving version.
+func (g *Generation) build(ctx context.Context, e *Entry) {
+	g.mu.Lock()
+	r, p := g.runner, g.progress[e.Name]
+	g.mu.Unlock()
+	if r == nil {
+		return
+	}
+	var shadow projection.Status
+	found := false
+	for _, st := range r.Status() {
+		if st.Name == p.Tracking {
+			shadow, found = st, true
+		}
+	}
+	if !found || !shadow.Leader {
+		return
+	}
+	serving, _, err := g.store.Load(ctx, e.Name)
+	if err != nil {
+		return
+	}
+	head := uint64(0)
+	if g.header != nil {
+		if pos, _, err := g.header.Head(ctx); err == nil {
+			head = pos.Commit
+		}
+	}
+	p.update(shadow.Position, serving.Reached(), head, time.Now())
+	if p.due(g.ProgressEvery, time.Now()) {
+		snap := p.Snapshot()
+		g.log.Info("building a new version", zap.String("projection", e.Name), zap.String("version", e.BuildingID),
+			zap.Uint64("position", snap.Position), zap.Uint64("serving_position", snap.ServingPosition), zap.Uint64("head", snap.Head),
+			zap.Float64("events_per_second", snap.EventsPerSecond), zap.Duration("eta", snap.ETA))
+	}
+	if !shadow.CaughtUp || shadow.Position < serving.Reached() {
+		return
+	}
+	rels, err := g.store.RelationsOf(ctx, e.Serving)
+	if err != nil {
+		g.log.Warn("swap: cannot list the serving tables", zap.String("projection", e.Name), zap.Error(err))
+		return
+	}
+	done, err := g.store.Swap(ctx, postgres.Swap{Projection: e.Name, In: e.BuildingID, InSchema: p.Schema,
+		Out: e.ServingID, OutRelations: rels, CaughtUp: true})
+	switch {
+	case errors.Is(err, postgres.ErrNotCaughtUp):
+		return
+	case err != nil:
+		if ctx.Err() == nil {
+			g.log.Warn("swap failed; trying again", zap.String("projection", e.Name), zap.Error(err))
+		}
+		return
+	}
+	g.log.Info("swapped in the new version", zap.String("projection", e.Name), zap.String("version", e.BuildingID),
+		zap.String("previous_version", e.ServingID), zap.String("archive_schema", postgres.ArchiveSchema(e.Name, e.ServingID)),
+		zap.Uint64("position", done.State.Reached()), zap.Duration("readers_blocked", done.Blocked))
+	g.stop("new version serving", zap.String("projection", e.Name))
+}

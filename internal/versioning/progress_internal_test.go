@@ -1,0 +1,26 @@
+package versioning
+
+import (
+	"testing"
+	"time"
+)
+
+// Progress derives the speed from the positions and events since its first update, and the
+// time left from the distance to the serving position at that speed.
+func TestProgressRatesAndETA(t *testing.T) {
+	p := &Progress{Version: "v"}
+	t0 := time.Unix(1000, 0)
+	p.update(100, 10_100, 10_200, t0)
+	if s := p.Snapshot(); s.PositionsPerSecond != 0 || s.ETA != 0 || s.Position != 100 {
+		t.Fatalf("first update: %+v", s)
+	}
+	p.applied(50)
+	p.update(1100, 10_100, 10_200, t0.Add(2*time.Second))
+	s := p.Snapshot()
+	if s.PositionsPerSecond != 500 || s.EventsPerSecond != 25 || s.ETA != 18*time.Second || s.Head != 10_200 || s.Version != "v" {
+		t.Fatalf("second update: %+v", s)
+	}
+	if !p.due(5*time.Second, t0) || p.due(5*time.Second, t0.Add(time.Second)) || !p.due(5*time.Second, t0.Add(6*time.Second)) {
+		t.Fatal("due does not space the progress lines")
+	}
+}
