@@ -266,13 +266,14 @@ func (a *app) statusReport(ctx context.Context, log *zap.Logger, cfg *config.Con
 			for _, lp := range live.Projections {
 				if lp.Name == p.Name {
 					s.State, s.Leader, s.CaughtUp, s.Failed, s.Error = lp.State, lp.Leader, lp.CaughtUp, lp.Failed, lp.Error
+					s.LeaderMember = lp.LeaderMember
 					if lp.LastProgress != nil {
 						s.LastProgress = *lp.LastProgress
 					}
 				}
 			}
 		}
-		j := httpapi.ProjectionJSON{Name: s.Name, Position: s.Position, State: s.State, Leader: s.Leader,
+		j := httpapi.ProjectionJSON{Name: s.Name, Position: s.Position, State: s.State, Leader: s.Leader, LeaderMember: s.LeaderMember,
 			CaughtUp: s.CaughtUp, Tracking: st, Failed: s.Failed, Error: s.Error}
 		if haveHead {
 			lag := s.Lag(head, true, time.Now())
@@ -285,16 +286,21 @@ func (a *app) statusReport(ctx context.Context, log *zap.Logger, cfg *config.Con
 }
 
 // printStatus writes out as a table, then the problem of each stopped or retrying projection.
-// The leader column is "-" unless a daemon answered (live).
+// The leader column is "-" unless a daemon answered (live); the led-by column names the replica
+// (member) that leads the projection, "-" when unknown.
 func (a *app) printStatus(out httpapi.ListJSON, live bool) error {
 	tw := tabwriter.NewWriter(a.stdout, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tPOSITION\tHEAD\tLAG\tSTATE\tLEADER")
+	fmt.Fprintln(tw, "NAME\tPOSITION\tHEAD\tLAG\tSTATE\tLEADER\tLED BY")
 	for _, p := range out.Projections {
 		leader := "-"
 		if live {
 			leader = strconv.FormatBool(p.Leader)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", p.Name, p.Position, optional(p.Head), optional(p.Lag), p.State, leader)
+		ledBy := p.LeaderMember
+		if ledBy == "" {
+			ledBy = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n", p.Name, p.Position, optional(p.Head), optional(p.Lag), p.State, leader, ledBy)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

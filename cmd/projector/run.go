@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -42,6 +43,7 @@ token and refuse requests from browser pages of another origin; without one they
 	cmd.Flags().BoolVar(&noMigrate, "no-migrate", false, "do not apply migrations and schemas at start (run projector migrate separately)")
 	a.envFlag(cmd.Flags(), "drain-timeout", "on SIGTERM, how long the batch in flight may take to commit before it is rolled back")
 	a.envFlag(cmd.Flags(), "max-waits", "how many wait requests the HTTP API serves at once; beyond it they answer 503 with Retry-After")
+	a.envFlag(cmd.Flags(), "member-id", "this replica's id among the replicas that share the projections (default: host name and process id)")
 	a.adminTokenFlags(cmd, "the bearer token the commands (resume, skip, reset) require; without one they are disabled")
 	return cmd
 }
@@ -75,6 +77,10 @@ func (a *app) run(ctx context.Context, doMigrate bool) error {
 		names[i] = p.Name
 	}
 	maxWaits, err := a.settings.Waits()
+	if err != nil {
+		return err
+	}
+	member, err := a.settings.Member(os.Hostname, os.Getpid())
 	if err != nil {
 		return err
 	}
@@ -124,8 +130,14 @@ func (a *app) run(ctx context.Context, doMigrate bool) error {
 	for _, p := range cfg.Projections {
 		projections = append(projections, daemon.Projection[pgx.Tx]{Projection: p.Compiled, Options: p.Options, Reset: p.Compiled.ResetView})
 	}
+	group, err := postgres.NewMembership(pool, member, names, postgres.MembershipOptions{})
+	if err != nil {
+		return err
+	}
+	defer runMembership(ctx, log, group)()
 	return daemon.Run(ctx, d, daemon.Config[pgx.Tx]{
-		Source: src, Header: src, Store: store, Waiter: store, Leader: postgres.NewElector(pool.Config().ConnConfig, postgres.ElectorOptions{}),
+		Source: src, Header: src, Store: store, Waiter: store, Group: group,
+		Leader:      postgres.NewBalancer(postgres.NewElector(pool.Config().ConnConfig, postgres.ElectorOptions{}), group),
 		Projections: projections,
 		Checks: []func(context.Context) error{func(ctx context.Context) error {
 			if err := pool.Ping(ctx); err != nil {
@@ -135,6 +147,25 @@ func (a *app) run(ctx context.Context, doMigrate bool) error {
 		}},
 		RunnerOptions: projection.Options{DrainTimeout: drain},
 	})
+}
+
+// runMembership heartbeats group's member until ctx ends or the function it returns is called
+// (then it deletes the member's row, and the function returns), logging failed heartbeats.
+func runMembership(ctx context.Context, log *zap.Logger, group *postgres.Membership) (stop func()) {
+	log.Info("joining the replicas that share the projections", zap.String("member", group.ID()))
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		group.Run(ctx, func(err error) {
+			if err != nil {
+				log.Warn("membership heartbeat failed; retrying", zap.String("member", group.ID()), zap.Error(err))
+				return
+			}
+			log.Info("membership heartbeat recovered", zap.String("member", group.ID()))
+		})
+	}()
+	return func() { cancel(); <-done }
 }
 
 // shutdownDaemon stops d's HTTP server, giving it five seconds even when ctx has ended.

@@ -21,6 +21,7 @@ const (
 	EnvAdminToken         = "PROJECTOR_ADMIN_TOKEN"
 	EnvAdminTokenFile     = "PROJECTOR_ADMIN_TOKEN_FILE"
 	EnvMaxWaits           = "PROJECTOR_MAX_WAITS"
+	EnvMemberID           = "PROJECTOR_MEMBER_ID"
 	DefaultHTTPAddr       = ":9090"
 	DefaultLogLevel       = "info"
 	DefaultLogFormat      = "json"
@@ -51,6 +52,9 @@ type Settings struct {
 	// MaxWaits caps the wait requests the HTTP API serves at once (beyond it they answer 503
 	// with Retry-After): a whole number, DefaultMaxWaits when empty.
 	MaxWaits string
+	// MemberID is this replica's id in the membership table the replicas share the projections
+	// through; unique per running replica. Empty means the host name and process id.
+	MemberID string
 }
 
 // Setting is one setting read from an environment variable: the variable, the command-line
@@ -80,6 +84,7 @@ func Variables() []Setting {
 		{EnvAdminToken, "admin-token", "", func(s *Settings) *string { return &s.AdminToken }},
 		{EnvAdminTokenFile, "admin-token-file", "", func(s *Settings) *string { return &s.AdminTokenFile }},
 		{EnvMaxWaits, "max-waits", strconv.Itoa(DefaultMaxWaits), func(s *Settings) *string { return &s.MaxWaits }},
+		{EnvMemberID, "member-id", "", func(s *Settings) *string { return &s.MemberID }},
 	}
 }
 
@@ -243,4 +248,30 @@ func (s Settings) Admin() (string, error) {
 		}
 	}
 	return token, nil
+}
+
+// maxMemberID bounds the member id's length.
+const maxMemberID = 200
+
+// Member returns this replica's member id: MemberID, or, when empty, host name and process id
+// ("host-1234"; hostname is os.Hostname, pid os.Getpid in programs). It returns an *Error
+// naming PROJECTOR_MEMBER_ID when the id is too long or holds a space or control character.
+func (s Settings) Member(hostname func() (string, error), pid int) (string, error) {
+	id := strings.TrimSpace(s.MemberID)
+	if id == "" {
+		host, err := hostname()
+		if err != nil || host == "" {
+			host = "projector"
+		}
+		return fmt.Sprintf("%s-%d", host, pid), nil
+	}
+	if len(id) > maxMemberID {
+		return "", &Error{File: EnvMemberID, Msg: fmt.Sprintf("%d characters; use at most %d (or --member-id)", len(id), maxMemberID)}
+	}
+	for _, r := range id {
+		if r <= ' ' || r == 0x7f {
+			return "", &Error{File: EnvMemberID, Msg: fmt.Sprintf("%q holds a space or control character; use a name such as the pod name (or --member-id)", s.MemberID)}
+		}
+	}
+	return id, nil
 }
