@@ -6,6 +6,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -111,7 +112,9 @@ func (b *Balancer) acquireLease(ctx context.Context, projectionName string) (*Le
 				}
 			}
 		}()
+		b.m.setWanting(projectionName, true)
 		lease, err := b.e.AcquireLease(ectx, projectionName)
+		b.m.setWanting(projectionName, false)
 		cancel()
 		<-watch
 		switch {
@@ -156,26 +159,34 @@ func (b *Balancer) waitEligible(ctx context.Context, projectionName string) erro
 }
 
 // eligible reports whether this member may try to take projectionName: from its second
-// heartbeat on, when the projection is assigned to it among the live members, or when it has
-// been unled for TakeoverGrace and is assigned to it among the members that heartbeat within
-// TakeoverGrace.
+// heartbeat on, when the projection is assigned to it among the live members; or, when the
+// projection has been unled for TakeoverGrace, when it is assigned to it among the members
+// that heartbeat within TakeoverGrace, leaving out the member it is assigned to among the live
+// ones (which has not taken it).
 func (b *Balancer) eligible(v MembershipView, projectionName string, now time.Time) bool {
 	if v.Beats < 2 {
 		return false
 	}
-	if b.assignee(v.Members, projectionName) == b.m.id {
+	assigned := b.assignee(v.Members, projectionName)
+	if assigned == b.m.id {
 		return true
 	}
 	since, unheld := v.UnheldSince[projectionName]
 	if !unheld || now.Sub(since) < b.m.opts.TakeoverGrace {
 		return false
 	}
-	return b.assignee(b.fresh(v.Members), projectionName) == b.m.id
+	var others []MemberRow
+	for _, r := range b.fresh(v.Members) {
+		if r.ID != assigned {
+			others = append(others, r)
+		}
+	}
+	return b.assignee(others, projectionName) == b.m.id
 }
 
 // handOverTo returns the member this member should hand projectionName over to: the one it
-// is assigned to among the live members, unless that is this member or its heartbeat is older
-// than TakeoverGrace.
+// is assigned to among the live members, when that is another member whose heartbeat is
+// younger than TakeoverGrace and which is waiting to lead it.
 func (b *Balancer) handOverTo(v MembershipView, projectionName string) (string, bool) {
 	if v.Beats == 0 {
 		return "", false
@@ -185,7 +196,7 @@ func (b *Balancer) handOverTo(v MembershipView, projectionName string) (string, 
 		return "", false
 	}
 	for _, r := range b.fresh(v.Members) {
-		if r.ID == to {
+		if r.ID == to && slices.Contains(r.Wants, projectionName) {
 			return to, true
 		}
 	}

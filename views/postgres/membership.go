@@ -66,8 +66,9 @@ type MemberRow struct {
 	HeartbeatAt time.Time
 	// Age is how old the heartbeat was when read, by the database's clock.
 	Age time.Duration
-	// Leads are the projections the member led at its last heartbeat.
-	Leads []string
+	// Leads are the projections the member led at its last heartbeat; Wants those it was
+	// waiting to lead.
+	Leads, Wants []string
 }
 
 // MembershipView is what the last heartbeat read.
@@ -96,6 +97,7 @@ type Membership struct {
 	view    MembershipView
 	changed chan struct{} // closed and replaced after every heartbeat
 	leads   map[string]bool
+	wants   map[string]bool
 	keys    map[string]int64 // the projections' lock keys, once the namespace is known
 }
 
@@ -107,7 +109,7 @@ func NewMembership(pool *pgxpool.Pool, id string, projections []string, opts Mem
 	}
 	return &Membership{
 		pool: pool, id: id, projections: slices.Compact(slices.Sorted(slices.Values(projections))),
-		opts: opts.withDefaults(), changed: make(chan struct{}), leads: map[string]bool{},
+		opts: opts.withDefaults(), changed: make(chan struct{}), leads: map[string]bool{}, wants: map[string]bool{},
 	}, nil
 }
 
@@ -152,15 +154,16 @@ func (m *Membership) Beat(ctx context.Context) error {
 	}
 	m.mu.Lock()
 	first := m.view.Beats == 0
-	leads := m.leadingLocked()
+	leads, wants := sortedKeys(m.leads), sortedKeys(m.wants)
 	m.mu.Unlock()
 	secs := func(d time.Duration) float64 { return d.Seconds() }
 	b := &pgx.Batch{}
-	b.Queue(`INSERT INTO projector_members AS m (member_id, projections, leads) VALUES ($1, $2, $3)
-		ON CONFLICT (member_id) DO UPDATE SET heartbeat_at = now(), projections = EXCLUDED.projections, leads = EXCLUDED.leads,
-			started_at = CASE WHEN $4 THEN now() ELSE m.started_at END`, m.id, m.projections, leads, first)
+	b.Queue(`INSERT INTO projector_members AS m (member_id, projections, leads, wants) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (member_id) DO UPDATE SET heartbeat_at = now(), projections = EXCLUDED.projections,
+			leads = EXCLUDED.leads, wants = EXCLUDED.wants, started_at = CASE WHEN $5 THEN now() ELSE m.started_at END`,
+		m.id, m.projections, leads, wants, first)
 	b.Queue(`DELETE FROM projector_members WHERE heartbeat_at < now() - make_interval(secs => $1)`, secs(12*m.opts.MemberTimeout))
-	rowsQ := b.Queue(`SELECT member_id, started_at, heartbeat_at, extract(epoch FROM now() - heartbeat_at)::float8, projections, leads
+	rowsQ := b.Queue(`SELECT member_id, started_at, heartbeat_at, extract(epoch FROM now() - heartbeat_at)::float8, projections, leads, wants
 		FROM projector_members WHERE heartbeat_at > now() - make_interval(secs => $1) ORDER BY member_id`, secs(m.opts.MemberTimeout))
 	var members []MemberRow
 	rowsQ.Query(func(rows pgx.Rows) error {
@@ -168,7 +171,7 @@ func (m *Membership) Beat(ctx context.Context) error {
 		members, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (MemberRow, error) {
 			var mr MemberRow
 			var age float64
-			err := r.Scan(&mr.ID, &mr.StartedAt, &mr.HeartbeatAt, &age, &mr.Projections, &mr.Leads)
+			err := r.Scan(&mr.ID, &mr.StartedAt, &mr.HeartbeatAt, &age, &mr.Projections, &mr.Leads, &mr.Wants)
 			mr.Age = time.Duration(age * float64(time.Second))
 			return mr, err
 		})
@@ -245,18 +248,28 @@ func (m *Membership) Watch() (MembershipView, <-chan struct{}) {
 
 // setLeading records whether this member leads projection, for its next heartbeat's leads.
 func (m *Membership) setLeading(projection string, leading bool) {
+	m.mark(m.leads, projection, leading)
+}
+
+// setWanting records whether this member waits to lead projection, for its next heartbeat's
+// wants.
+func (m *Membership) setWanting(projection string, wanting bool) {
+	m.mark(m.wants, projection, wanting)
+}
+
+func (m *Membership) mark(set map[string]bool, projection string, on bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if leading {
-		m.leads[projection] = true
+	if on {
+		set[projection] = true
 	} else {
-		delete(m.leads, projection)
+		delete(set, projection)
 	}
 }
 
-func (m *Membership) leadingLocked() []string {
-	out := make([]string, 0, len(m.leads))
-	for p := range m.leads {
+func sortedKeys(set map[string]bool) []string {
+	out := make([]string, 0, len(set))
+	for p := range set {
 		out = append(out, p)
 	}
 	slices.Sort(out)
