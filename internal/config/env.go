@@ -169,6 +169,9 @@ func (s Settings) Validate(needKurrent, needDB bool) error {
 	if _, err := s.Waits(); err != nil {
 		errs = append(errs, err.(*Error))
 	}
+	if err := s.checkMemberID(); err != nil {
+		errs = append(errs, err)
+	}
 	if len(errs) > 0 {
 		return &ValidationError{Errors: errs}
 	}
@@ -248,30 +251,4 @@ func (s Settings) Admin() (string, error) {
 		}
 	}
 	return token, nil
-}
-
-// maxMemberID bounds the member id's length.
-const maxMemberID = 200
-
-// Member returns this replica's member id: MemberID, or, when empty, host name and process id
-// ("host-1234"; hostname is os.Hostname, pid os.Getpid in programs). It returns an *Error
-// naming PROJECTOR_MEMBER_ID when the id is too long or holds a space or control character.
-func (s Settings) Member(hostname func() (string, error), pid int) (string, error) {
-	id := strings.TrimSpace(s.MemberID)
-	if id == "" {
-		host, err := hostname()
-		if err != nil || host == "" {
-			host = "projector"
-		}
-		return fmt.Sprintf("%s-%d", host, pid), nil
-	}
-	if len(id) > maxMemberID {
-		return "", &Error{File: EnvMemberID, Msg: fmt.Sprintf("%d characters; use at most %d (or --member-id)", len(id), maxMemberID)}
-	}
-	for _, r := range id {
-		if r <= ' ' || r == 0x7f {
-			return "", &Error{File: EnvMemberID, Msg: fmt.Sprintf("%q holds a space or control character; use a name such as the pod name (or --member-id)", s.MemberID)}
-		}
-	}
-	return id, nil
 }
