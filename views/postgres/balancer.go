@@ -39,6 +39,10 @@ var ErrHandedOver = projection.ErrHandedOver
 type Balancer struct {
 	e *Elector
 	m *Membership
+
+	mu     sync.Mutex
+	beats  int               // the view the cached assignment is of
+	shares map[string]string // Assign among that view's live members
 }
 
 var _ projection.Leader = (*Balancer)(nil)
@@ -167,7 +171,7 @@ func (b *Balancer) eligible(v MembershipView, projectionName string, now time.Ti
 	if v.Beats < 2 {
 		return false
 	}
-	assigned := b.assignee(v.Members, projectionName)
+	assigned := b.assigned(v)[projectionName]
 	if assigned == b.m.id {
 		return true
 	}
@@ -191,7 +195,7 @@ func (b *Balancer) handOverTo(v MembershipView, projectionName string) (string, 
 	if v.Beats == 0 {
 		return "", false
 	}
-	to := b.assignee(v.Members, projectionName)
+	to := b.assigned(v)[projectionName]
 	if to == "" || to == b.m.id {
 		return "", false
 	}
@@ -203,8 +207,24 @@ func (b *Balancer) handOverTo(v MembershipView, projectionName string) (string, 
 	return "", false
 }
 
+// assigned is the assignment among v's live members, computed once per view (every lease's
+// watcher asks at every heartbeat).
+func (b *Balancer) assigned(v MembershipView) map[string]string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.shares == nil || b.beats != v.Beats {
+		b.beats, b.shares = v.Beats, assignAmong(v.Members)
+	}
+	return b.shares
+}
+
 // assignee is the member Assign gives projectionName to among rows.
 func (b *Balancer) assignee(rows []MemberRow, projectionName string) string {
+	return assignAmong(rows)[projectionName]
+}
+
+// assignAmong is Assign over rows and every projection some row runs.
+func assignAmong(rows []MemberRow) map[string]string {
 	members := make([]Member, len(rows))
 	seen := map[string]bool{}
 	var all []string
@@ -217,7 +237,7 @@ func (b *Balancer) assignee(rows []MemberRow, projectionName string) string {
 			}
 		}
 	}
-	return Assign(members, all)[projectionName]
+	return Assign(members, all)
 }
 
 // fresh are the rows whose heartbeat is younger than TakeoverGrace.
