@@ -253,6 +253,10 @@ func (a *app) statusReport(ctx context.Context, log *zap.Logger, cfg *config.Con
 	if haveHead {
 		out.Head = &head
 	}
+	leaders, err := postgres.GroupLeaders(ctx, store.Pool(), 0)
+	if err != nil {
+		log.Warn("cannot read which replica leads each projection", zap.Error(err))
+	}
 	for _, p := range cfg.Projections {
 		st, ok, err := store.Load(ctx, p.Name)
 		if err != nil {
@@ -262,11 +266,14 @@ func (a *app) statusReport(ctx context.Context, log *zap.Logger, cfg *config.Con
 		if !ok {
 			s.State = "not_started"
 		}
+		s.LeaderMember = leaders[p.Name]
 		if live != nil {
 			for _, lp := range live.Projections {
 				if lp.Name == p.Name {
 					s.State, s.Leader, s.CaughtUp, s.Failed, s.Error = lp.State, lp.Leader, lp.CaughtUp, lp.Failed, lp.Error
-					s.LeaderMember = lp.LeaderMember
+					if lp.LeaderMember != "" {
+						s.LeaderMember = lp.LeaderMember
+					}
 					if lp.LastProgress != nil {
 						s.LastProgress = *lp.LastProgress
 					}
@@ -287,7 +294,7 @@ func (a *app) statusReport(ctx context.Context, log *zap.Logger, cfg *config.Con
 
 // printStatus writes out as a table, then the problem of each stopped or retrying projection.
 // The leader column is "-" unless a daemon answered (live); the led-by column names the replica
-// (member) that leads the projection, "-" when unknown.
+// (member) that leads the projection, from the daemon or the membership table, "-" when unknown.
 func (a *app) printStatus(out httpapi.ListJSON, live bool) error {
 	tw := tabwriter.NewWriter(a.stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tPOSITION\tHEAD\tLAG\tSTATE\tLEADER\tLED BY")

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -185,9 +186,15 @@ func TestReplicasShareTheProjections(t *testing.T) {
 			t.Errorf("%s: projector_members = %v, want 3", r.id, v)
 		}
 	}
-	code, out, errOut := runProjector(t, testbin.Env("DATABASE_URL="+dbURL, "PROJECTOR_CONFIG="+cfgFile), "status", "--server", "http://"+rs[0].addr)
+	statusEnv := testbin.Env("DATABASE_URL="+dbURL, "PROJECTOR_CONFIG="+cfgFile)
+	code, out, errOut := runProjector(t, statusEnv, "status", "--server", "http://"+rs[0].addr)
 	if code != 0 || !strings.Contains(out, "LED BY") || !strings.Contains(out, "r2") || !strings.Contains(out, "r3") {
 		t.Errorf("status: exit %d\n%s%s", code, out, errOut)
+	}
+	// Without a daemon to ask, status reads the leaders from the membership table.
+	code, out, errOut = runProjector(t, statusEnv, "status", "--server", "http://"+freeAddr(t))
+	if led := regexp.MustCompile(`(?m)^p\d\s.*\s-\s+r[123]$`).FindAllString(out, -1); code != 0 || len(led) != 6 {
+		t.Errorf("status without a daemon: exit %d, %d projections with their leader\n%s%s", code, len(led), out, errOut)
 	}
 
 	// r3 dies; r1 and r2 take its share.

@@ -183,6 +183,11 @@ func TestBalancerSharesEvenlyAndHoldsStill(t *testing.T) {
 				return fmt.Errorf("member %s says %v, want %v", r.id, got, want)
 			}
 		}
+		// And so does the table, to any process.
+		got, err := postgres.GroupLeaders(context.Background(), pgtest.Pool(t, schema), fastGroup.MemberTimeout)
+		if err != nil || !maps.Equal(got, want) {
+			return fmt.Errorf("projector_members says %v (%v), want %v", got, err, want)
+		}
 		return nil
 	})
 	if n, ok := a.group.Live(); !ok || n != 3 {
@@ -283,5 +288,14 @@ func TestBalancerLeavesNothingUnled(t *testing.T) {
 	time.Sleep(10 * fastGroup.HeartbeatInterval)
 	if n2, causes := a.counts(); n2 != n || len(causes) != 0 {
 		t.Errorf("leases moved to a member that does not take them: %d→%d, %v", n, n2, causes)
+	}
+}
+
+// A database without the membership table (not migrated yet) has no leaders, and no error.
+func TestGroupLeadersBeforeMigrate(t *testing.T) {
+	t.Parallel()
+	got, err := postgres.GroupLeaders(context.Background(), pgtest.Pool(t, pgtest.NewSchema(t)), 0)
+	if err != nil || len(got) != 0 {
+		t.Fatalf("GroupLeaders = %v, %v; want none", got, err)
 	}
 }

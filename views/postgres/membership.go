@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -308,4 +309,39 @@ func (m *Membership) Live() (int, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return len(m.view.Members), m.view.Beats > 0
+}
+
+// GroupLeaders reads, from projector_members in the database of pool, the member that leads
+// each projection as the live members' last heartbeats say (a member is live when its
+// heartbeat is younger than memberTimeout; DefaultMemberTimeout when zero). Any process that
+// reaches the database can ask, a daemon or not; a database without the table (not migrated
+// yet) has no leaders.
+func GroupLeaders(ctx context.Context, pool *pgxpool.Pool, memberTimeout time.Duration) (map[string]string, error) {
+	if memberTimeout <= 0 {
+		memberTimeout = DefaultMemberTimeout
+	}
+	out := map[string]string{}
+	rows, err := pool.Query(ctx, `SELECT member_id, lead FROM projector_members, unnest(leads) AS lead
+		WHERE heartbeat_at > now() - make_interval(secs => $1) ORDER BY heartbeat_at`, memberTimeout.Seconds())
+	if err != nil {
+		if isUndefinedTable(err) {
+			return out, nil
+		}
+		return nil, fmt.Errorf("postgres: read the members' leads: %w", err)
+	}
+	var member, lead string
+	_, err = pgx.ForEachRow(rows, []any{&member, &lead}, func() error {
+		out[lead] = member // the latest heartbeat wins
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: read the members' leads: %w", err)
+	}
+	return out, nil
+}
+
+// isUndefinedTable reports whether err is PostgreSQL's undefined_table (42P01).
+func isUndefinedTable(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "42P01"
 }
