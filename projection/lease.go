@@ -45,7 +45,9 @@ func (w *worker[Tx]) run(ctx, hard context.Context) {
 		w.mu.Unlock()
 		if lost != nil && ctx.Err() == nil {
 			err := fmt.Errorf("projection %q: %w", w.name, lost)
-			w.reportError(kindLeadership, err)
+			if !errors.Is(lost, ErrHandedOver) { // a planned move is no fault
+				w.reportError(kindLeadership, err)
+			}
 			w.setState(StateStandby, err)
 		}
 	}
@@ -223,3 +225,9 @@ func sleepLeading(ctx, lead context.Context, d time.Duration) bool {
 		return false
 	}
 }
+
+// ErrHandedOver is wrapped by the cause of a lease that a Leader ended because another
+// replica is to lead the projection (a planned move, such as a rebalance when a replica
+// joins): the runner finishes or rolls back its batch and goes back to standby without
+// reporting a fault.
+var ErrHandedOver = errors.New("leadership handed over")

@@ -151,6 +151,9 @@ type Status struct {
 	Failed *Failure `json:"failed,omitempty"`
 	// Error is the error that made the projection retrying or stopped; empty otherwise.
 	Error string `json:"error,omitempty"`
+	// LeaderMember is the id of the replica (scale-out group member) that leads the
+	// projection, when the daemon knows it; empty otherwise.
+	LeaderMember string `json:"leader_member,omitempty"`
 }
 
 // Failure describes a poison event and the error it caused.

@@ -265,6 +265,10 @@ func (a *app) statusReport(ctx context.Context, log *zap.Logger, cfg *config.Con
 	if haveHead {
 		out.Head = &head
 	}
+	leaders, err := postgres.GroupLeaders(ctx, store.Pool(), 0)
+	if err != nil {
+		log.Warn("cannot read which replica leads each projection", zap.Error(err))
+	}
 	for _, p := range cfg.Projections {
 		st, ok, err := store.Load(ctx, p.Name)
 		if err != nil {
@@ -275,18 +279,22 @@ func (a *app) statusReport(ctx context.Context, log *zap.Logger, cfg *config.Con
 		if !ok {
 			s.State = "not_started"
 		}
+		s.LeaderMember = leaders[p.Name]
 		if live != nil {
 			for _, lp := range live.Projections {
 				if lp.Name == p.Name {
 					s.State, s.Leader, s.CaughtUp, s.Failed, s.Error = lp.State, lp.Leader, lp.CaughtUp, lp.Failed, lp.Error
 					rebuild = lp.Rebuild
+					if lp.LeaderMember != "" {
+						s.LeaderMember = lp.LeaderMember
+					}
 					if lp.LastProgress != nil {
 						s.LastProgress = *lp.LastProgress
 					}
 				}
 			}
 		}
-		j := httpapi.ProjectionJSON{Name: s.Name, Position: s.Position, State: s.State, Leader: s.Leader,
+		j := httpapi.ProjectionJSON{Name: s.Name, Position: s.Position, State: s.State, Leader: s.Leader, LeaderMember: s.LeaderMember,
 			CaughtUp: s.CaughtUp, Tracking: st, Failed: s.Failed, Error: s.Error, Rebuild: rebuild}
 		if j.Rebuild == nil {
 			if j.Rebuild, err = storedRebuild(ctx, store, p.Name, s.Position); err != nil {
@@ -304,16 +312,21 @@ func (a *app) statusReport(ctx context.Context, log *zap.Logger, cfg *config.Con
 }
 
 // printStatus writes out as a table, then the problem of each stopped or retrying projection.
-// The leader column is "-" unless a daemon answered (live).
+// The leader column is "-" unless a daemon answered (live); the led-by column names the replica
+// (member) that leads the projection, from the daemon or the membership table, "-" when unknown.
 func (a *app) printStatus(out httpapi.ListJSON, live bool) error {
 	tw := tabwriter.NewWriter(a.stdout, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tPOSITION\tHEAD\tLAG\tSTATE\tLEADER")
+	fmt.Fprintln(tw, "NAME\tPOSITION\tHEAD\tLAG\tSTATE\tLEADER\tLED BY")
 	for _, p := range out.Projections {
 		leader := "-"
 		if live {
 			leader = strconv.FormatBool(p.Leader)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", p.Name, p.Position, optional(p.Head), optional(p.Lag), p.State, leader)
+		ledBy := p.LeaderMember
+		if ledBy == "" {
+			ledBy = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n", p.Name, p.Position, optional(p.Head), optional(p.Lag), p.State, leader, ledBy)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

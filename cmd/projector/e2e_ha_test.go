@@ -15,31 +15,37 @@ import (
 	"github.com/projector-dev/projector/internal/httpapi"
 	"github.com/projector-dev/projector/internal/poll"
 	"github.com/projector-dev/projector/internal/testbin"
+	"github.com/projector-dev/projector/views/postgres"
 )
 
-// TestStandbyWaitAndTakeover runs two replicas on one database: one leads each projection,
-// the other is a standby whose wait API still answers (it reads PostgreSQL), and which takes
-// over when the leader is killed.
+// TestStandbyWaitAndTakeover runs two replicas on one database: they share the two
+// projections, one each; the replica that does not lead "dogs" is its standby, whose wait API
+// still answers (it reads PostgreSQL), and which takes over when the leader is killed.
 func TestStandbyWaitAndTakeover(t *testing.T) {
 	t.Parallel()
 	dbURL, pool, uri, client := startBackends(t)
 	last := appendDogs(t, client, 0, 20, 3)
 	cfgFile := writeFile(t, "projections.yaml", bothProjections(t))
 
-	addrA, addrB := testbin.FreeAddr(t), testbin.FreeAddr(t)
-	env := func(addr string) []string {
-		return testbin.Env("KURRENTDB_URI="+uri, "DATABASE_URL="+dbURL, "PROJECTOR_HTTP_ADDR="+addr, "PROJECTOR_CONFIG="+cfgFile, "PROJECTOR_ADMIN_TOKEN="+e2eToken)
+	// The member ids decide the shares: "dogs" goes to the first replica.
+	both := []string{"dog_counts", "dogs"}
+	if got := postgres.Assign([]postgres.Member{{ID: "first", Projections: both}, {ID: "second", Projections: both}}, both); got["dogs"] != "first" || got["dog_counts"] != "second" {
+		t.Fatalf("assignment %v; pick member ids that give dogs to the first replica", got)
 	}
-	a := start(t, projectorBin, env(addrA), "run")
+	addrA, addrB := testbin.FreeAddr(t), testbin.FreeAddr(t)
+	env := func(addr, member string) []string {
+		return testbin.Env("KURRENTDB_URI="+uri, "DATABASE_URL="+dbURL, "PROJECTOR_HTTP_ADDR="+addr, "PROJECTOR_CONFIG="+cfgFile, "PROJECTOR_ADMIN_TOKEN="+e2eToken, "PROJECTOR_MEMBER_ID="+member)
+	}
+	a := start(t, projectorBin, env(addrA, "first"), "run")
 	healthy(t, a, addrA)
 	waitHTTP(t, addrA, "dogs", last)
-	b := start(t, projectorBin, env(addrB), "run")
+	b := start(t, projectorBin, env(addrB, "second"), "run")
 	healthy(t, b, addrB)
-	poll.Until(t, 20*time.Second, "the second replica is a standby for both projections", func() bool {
+	poll.Until(t, 20*time.Second, "the second replica leads dog_counts and is a standby for dogs", func() bool {
 		var l httpapi.ListJSON
 		getJSON(t, "http://"+addrB+"/v1/projections", &l)
 		for _, p := range l.Projections {
-			if p.Leader || p.State != "standby" {
+			if want := p.Name == "dog_counts"; p.Leader != want || (!want && p.State != "standby") || p.LeaderMember != map[bool]string{true: "second", false: "first"}[want] {
 				return false
 			}
 		}
@@ -52,7 +58,7 @@ func TestStandbyWaitAndTakeover(t *testing.T) {
 		t.Errorf("standby /readyz = %d %s", code, body)
 	}
 	// A command sent to the standby says that the leader is the one to ask.
-	if code, _, errOut := runProjector(t, env(addrB), "resume", "dogs"); code != 1 || !strings.Contains(errOut, "this replica does not lead the projection (it is standby here)") {
+	if code, _, errOut := runProjector(t, env(addrB, "second"), "resume", "dogs"); code != 1 || !strings.Contains(errOut, "this replica does not lead the projection (it is standby here)") {
 		t.Errorf("resume on the standby: exit %d %s", code, errOut)
 	}
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -52,6 +53,7 @@ current position.`,
 	cmd.Flags().BoolVar(&noMigrate, "no-migrate", false, "do not apply migrations and schemas at start (run projector migrate separately)")
 	a.envFlag(cmd.Flags(), "drain-timeout", "on SIGTERM, how long the batch in flight may take to commit before it is rolled back")
 	a.envFlag(cmd.Flags(), "max-waits", "how many wait requests the HTTP API serves at once; beyond it they answer 503 with Retry-After")
+	a.envFlag(cmd.Flags(), "member-id", "this replica's id among the replicas that share the projections (default: host name and process id)")
 	a.adminTokenFlags(cmd, "the bearer token the commands (resume, skip, reset) require; without one they are disabled")
 	return cmd
 }
@@ -93,6 +95,10 @@ func (a *app) run(ctx context.Context, doMigrate bool) error {
 		return err
 	}
 	defer shutdownTracing(ctx, log, spans)
+	member, err := a.settings.Member(os.Hostname, os.Getpid())
+	if err != nil {
+		return err
+	}
 	commands := &versionCommands{config: cfg}
 	deadLetters := deadletters.New()
 	d, err := daemon.Start(log, a.settings.HTTPAddr, names, daemon.Options{AdminToken: token, MaxWaits: maxWaits, Versions: commands, DeadLetters: deadLetters, Tracing: spans})
@@ -145,6 +151,11 @@ func (a *app) run(ctx context.Context, doMigrate bool) error {
 	defer func() { _ = src.Close() }()
 	var none error
 	kurrentErr.Store(&none)
+	group, err := postgres.NewMembership(pool, member, names, postgres.MembershipOptions{})
+	if err != nil {
+		return err
+	}
+	defer runMembership(ctx, log, group)()
 	checks := []func(context.Context) error{func(ctx context.Context) error {
 		if err := pool.Ping(ctx); err != nil {
 			return fmt.Errorf("PostgreSQL: %w", err)
@@ -178,10 +189,11 @@ func (a *app) run(ctx context.Context, doMigrate bool) error {
 		}()
 		// Dead letters are replayed under the lease the runner holds for their projection,
 		// through the handlers of the version serving it.
-		leases := deadletters.NewLeases(postgres.NewElector(pool.Config().ConnConfig, postgres.ElectorOptions{}))
+		// Leadership is shared among the replicas (a version building goes with its projection).
+		leases := deadletters.NewLeases(postgres.NewBalancer(postgres.NewElector(pool.Config().ConnConfig, postgres.ElectorOptions{}), group))
 		deadLetters.Connect(store, gen.Handlers(), leases)
 		err = daemon.Run(ctx, d, daemon.Config[pgx.Tx]{
-			Source: src, Header: src, Store: store, Waiter: store, Leader: leases,
+			Source: src, Header: src, Store: store, Waiter: store, Leader: leases, Group: group,
 			Projections:   projections,
 			Checks:        checks,
 			RunnerOptions: projection.Options{DrainTimeout: drain, Observer: gen},
@@ -195,6 +207,25 @@ func (a *app) run(ctx context.Context, doMigrate bool) error {
 		}
 		checks = nil // added once
 	}
+}
+
+// runMembership heartbeats group's member until ctx ends or the function it returns is called
+// (then it deletes the member's row, and the function returns), logging failed heartbeats.
+func runMembership(ctx context.Context, log *zap.Logger, group *postgres.Membership) (stop func()) {
+	log.Info("joining the replicas that share the projections", zap.String("member", group.ID()))
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		group.Run(ctx, func(err error) {
+			if err != nil {
+				log.Warn("membership heartbeat failed; retrying", zap.String("member", group.ID()), zap.Error(err))
+				return
+			}
+			log.Info("membership heartbeat recovered", zap.String("member", group.ID()))
+		})
+	}()
+	return func() { cancel(); <-done }
 }
 
 // shutdownDaemon stops d's HTTP server, giving it five seconds even when ctx has ended.

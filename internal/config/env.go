@@ -21,6 +21,7 @@ const (
 	EnvAdminToken         = "PROJECTOR_ADMIN_TOKEN"
 	EnvAdminTokenFile     = "PROJECTOR_ADMIN_TOKEN_FILE"
 	EnvMaxWaits           = "PROJECTOR_MAX_WAITS"
+	EnvMemberID           = "PROJECTOR_MEMBER_ID"
 	DefaultHTTPAddr       = ":9090"
 	DefaultLogLevel       = "info"
 	DefaultLogFormat      = "json"
@@ -51,6 +52,9 @@ type Settings struct {
 	// MaxWaits caps the wait requests the HTTP API serves at once (beyond it they answer 503
 	// with Retry-After): a whole number, DefaultMaxWaits when empty.
 	MaxWaits string
+	// MemberID is this replica's id in the membership table the replicas share the projections
+	// through; unique per running replica. Empty means the host name and process id.
+	MemberID string
 }
 
 // Setting is one setting read from an environment variable: the variable, the command-line
@@ -80,6 +84,7 @@ func Variables() []Setting {
 		{EnvAdminToken, "admin-token", "", func(s *Settings) *string { return &s.AdminToken }},
 		{EnvAdminTokenFile, "admin-token-file", "", func(s *Settings) *string { return &s.AdminTokenFile }},
 		{EnvMaxWaits, "max-waits", strconv.Itoa(DefaultMaxWaits), func(s *Settings) *string { return &s.MaxWaits }},
+		{EnvMemberID, "member-id", "", func(s *Settings) *string { return &s.MemberID }},
 	}
 }
 
@@ -163,6 +168,9 @@ func (s Settings) Validate(needKurrent, needDB bool) error {
 	}
 	if _, err := s.Waits(); err != nil {
 		errs = append(errs, err.(*Error))
+	}
+	if err := s.checkMemberID(); err != nil {
+		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
 		return &ValidationError{Errors: errs}

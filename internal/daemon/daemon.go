@@ -111,6 +111,25 @@ type Provider struct {
 	checks []func(ctx context.Context) error
 	// rebuilds reports the versions building; nil for none.
 	rebuilds func() map[string]httpapi.RebuildJSON
+	group    Group
+}
+
+func (p *Provider) setGroup(g Group) {
+	p.mu.Lock()
+	p.group = g
+	p.mu.Unlock()
+}
+
+// Members implements metrics.MembersSource: the live members of the scale-out group; ok is
+// false without a group or until it has been read.
+func (p *Provider) Members() (int, bool) {
+	p.mu.Lock()
+	g := p.group
+	p.mu.Unlock()
+	if g == nil {
+		return 0, false
+	}
+	return g.Live()
 }
 
 // NewProvider returns a provider for the projections named names, which it reports as

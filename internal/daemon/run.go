@@ -135,6 +135,18 @@ type Config[Tx any] struct {
 	// daemon down: /readyz and the commands keep working, and the caller runs Run again (with
 	// the projections' new versions).
 	Restart <-chan struct{}
+	// Group, when set, is the scale-out group this daemon is a member of: the status names the
+	// member leading each projection, and the metrics count the live members.
+	Group Group
+}
+
+// Group is what the daemon reports of its scale-out group (views/postgres.Membership).
+type Group interface {
+	// Leaders returns the member id leading each projection, as far as this member knows.
+	Leaders() map[string]string
+	// Live returns how many members are live, as this member last read it; ok is false until
+	// it has read the group once.
+	Live() (n int, ok bool)
 }
 
 // Run runs the projections of c until ctx ends, reporting to d's metrics, logs and HTTP API,
@@ -175,7 +187,10 @@ func Run[Tx any](ctx context.Context, d *Daemon, c Config[Tx]) error {
 	if c.Running != nil {
 		c.Running(runner)
 	}
-	d.runner.start(bound[Tx]{Runner: runner, resets: resets, standby: standby}, w)
+	if c.Group != nil {
+		d.prov.setGroup(c.Group)
+	}
+	d.runner.start(bound[Tx]{Runner: runner, resets: resets, standby: standby, group: c.Group}, w)
 	drain := opts.DrainTimeout
 
 	runCtx, cancelRun := context.WithCancel(ctx)
@@ -228,11 +243,21 @@ type bound[Tx any] struct {
 	*projection.Runner[Tx]
 	resets  map[string]func(context.Context, Tx) error
 	standby *standbyPositions
+	group   Group // nil when the daemon is not in a scale-out group
 }
 
 // Status returns the runner's status, with the projections this instance does not lead at the
-// position their leader has committed.
-func (b bound[Tx]) Status() []projection.Status { return b.standby.fill(b.Runner.Status()) }
+// position their leader has committed, and the member leading each when known.
+func (b bound[Tx]) Status() []projection.Status {
+	sts := b.standby.fill(b.Runner.Status())
+	if b.group != nil {
+		leaders := b.group.Leaders()
+		for i := range sts {
+			sts[i].LeaderMember = leaders[sts[i].Name]
+		}
+	}
+	return sts
+}
 
 // Reset resets projection name online, emptying its view with its Projection.Reset.
 func (b bound[Tx]) Reset(ctx context.Context, name string) error {

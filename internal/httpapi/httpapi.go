@@ -152,6 +152,7 @@ type ProjectionJSON struct {
 	LagSeconds   float64             `json:"lag_seconds"`
 	State        projection.RunState `json:"state"`
 	Leader       bool                `json:"leader"`
+	LeaderMember string              `json:"leader_member,omitempty"` // the id of the replica that leads it, when known
 	CaughtUp     bool                `json:"caught_up"`
 	Tracking     tracking.State      `json:"tracking"`
 	LastProgress *time.Time          `json:"last_progress,omitempty"`
@@ -223,7 +224,7 @@ func toJSON(s projection.Status, head uint64, haveHead bool, now time.Time) Proj
 	lag := s.Lag(head, haveHead, now)
 	p := ProjectionJSON{
 		Name: s.Name, Position: s.Position, LagSeconds: lag.Seconds, State: s.State,
-		Leader: s.Leader, CaughtUp: s.CaughtUp, Tracking: s.Tracking, Failed: s.Failed, Error: s.Error,
+		Leader: s.Leader, LeaderMember: s.LeaderMember, CaughtUp: s.CaughtUp, Tracking: s.Tracking, Failed: s.Failed, Error: s.Error,
 	}
 	if haveHead {
 		h, l := head, lag.Positions

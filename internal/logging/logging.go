@@ -4,6 +4,7 @@
 package logging
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -124,6 +125,8 @@ func (o *Observer) StateChanged(c projection.StateChange) {
 		o.log.Error("projection stopped", append(fields, zap.Error(err))...)
 	case to == projection.StateDone:
 		o.log.Info("projection state changed", fields...)
+	case to == projection.StateStandby && errors.Is(err, projection.ErrHandedOver):
+		o.log.Info("leadership handed over", append(fields, zap.String("reason", err.Error()))...)
 	case to == projection.StateStandby && err != nil:
 		o.log.Warn("leadership lost", append(fields, zap.Error(err))...)
 	case leavesStop && c.Command == projection.CommandSkip:

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -117,6 +118,8 @@ func TestStateChangeMessages(t *testing.T) {
 		{change(projection.StateRetrying, projection.StateLive, nil, nil, ""), "projection recovered", nil},
 		{change(projection.StateLive, projection.StateStandby, lost, nil, ""), "leadership lost",
 			map[string]any{"error": "lock connection killed"}},
+		{change(projection.StateLive, projection.StateStandby, fmt.Errorf("assigned to member b: %w", projection.ErrHandedOver), nil, ""), "leadership handed over",
+			map[string]any{"reason": "assigned to member b: leadership handed over", "level": "info"}},
 		{change(projection.StateLive, projection.StateStopped, errors.New(`projection "dogs": event e9: boom`), poison, ""),
 			"projection stopped", map[string]any{"event_id": "e9", "event_type": "T", "stream": "s", "event_position": float64(90), "event_error": "boom", "level": "error"}},
 		{change(projection.StateStopped, projection.StateStarting, nil, poison, projection.CommandResume), "projection resumed", map[string]any{"event_id": "e9"}},

@@ -33,7 +33,14 @@ const (
 	LastProgress         = "projector_last_progress_timestamp_seconds"
 	WaitDuration         = "projector_wait_duration_seconds"
 	DeadLetters          = "projector_dead_letters"
+	Members              = "projector_members"
 )
+
+// MembersSource is implemented by a Source that knows the live members of its scale-out group.
+type MembersSource interface {
+	// Members returns how many members are live; ok is false until known.
+	Members() (n int, ok bool)
+}
 
 // Source gives the scrape-time state of the daemon's projections.
 type Source interface {
@@ -163,10 +170,11 @@ var (
 	descCaughtUp = prometheus.NewDesc(CaughtUp, "1 when the projection has caught up with the log and committed everything delivered.", []string{"projection"}, nil)
 	descLeader   = prometheus.NewDesc(Leader, "1 when this instance leads (runs) the projection, 0 on a standby.", []string{"projection"}, nil)
 	descProgress = prometheus.NewDesc(LastProgress, "Unix time of the projection's last commit.", []string{"projection"}, nil)
+	descMembers  = prometheus.NewDesc(Members, "Live replicas (members) of the scale-out group, as this instance last read the membership table.", nil, nil)
 )
 
 func (g *gauges) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descPosition, descHead, descLagPos, descLagSec, descCaughtUp, descLeader, descProgress} {
+	for _, d := range []*prometheus.Desc{descPosition, descHead, descLagPos, descLagSec, descCaughtUp, descLeader, descProgress, descMembers} {
 		ch <- d
 	}
 }
@@ -175,6 +183,11 @@ func (g *gauges) Collect(ch chan<- prometheus.Metric) {
 	head, haveHead := g.src.Head()
 	if haveHead {
 		ch <- prometheus.MustNewConstMetric(descHead, prometheus.GaugeValue, float64(head))
+	}
+	if ms, ok := g.src.(MembersSource); ok {
+		if n, known := ms.Members(); known {
+			ch <- prometheus.MustNewConstMetric(descMembers, prometheus.GaugeValue, float64(n))
+		}
 	}
 	now := g.now()
 	for _, s := range g.src.Statuses() {

@@ -89,7 +89,20 @@ func (s *Store) Rewind(ctx context.Context, projectionName string, to tracking.S
 	if err := ptx.Commit(ctx); err != nil {
 		return from, fmt.Errorf("postgres: rewind %q: commit: %w", projectionName, err)
 	}
+	s.rewound(projectionName, to)
 	return from, nil
+}
+
+// rewound hands the state a committed rewind left to this store's own waiters at once, as its
+// notification will moments later: a wait sent to the same process right after an online reset
+// must not be answered from the state before it.
+func (s *Store) rewound(projectionName string, to tracking.State) {
+	s.mu.Lock()
+	l := s.listener
+	s.mu.Unlock()
+	if l != nil {
+		l.notified(projectionName, to)
+	}
 }
 
 // lockLeadership takes projectionName's leadership lock for the transaction tx, or fails with
