@@ -91,7 +91,16 @@
     }
     sec.append(el("div", { class: "commands" },
       commandButton("Resume", "resume"), " ", commandButton("Skip", "skip"), " ",
-      commandButton("Reset", "reset", null, "Empty the view and rebuild it from its start?")));
+      commandButton("Reset", "reset", null, "Empty the view and rebuild it from its start?"), " ",
+      commandButton("Rebuild", "rebuild", null, "Rebuild the view in a shadow schema and swap it in once it has caught up?"), " ",
+      commandButton("Roll back", "rollback", null, "Swap the previous version of the view back in?")));
+    if (p.rebuild) {
+      const b = p.rebuild;
+      sec.append(el("div", { class: "rebuild" }, el("h3", {}, "Building version " + b.version),
+        el("dl", { class: "figures" }, figure("position", b.position), figure("serving at", b.serving_position),
+          figure("events/s", b.events_per_second.toFixed(1)),
+          figure("ETA", b.eta_seconds != null ? Math.round(b.eta_seconds) + " s" : "–"))));
+    }
     const m = messages.get(p.name);
     sec.append(el("p", { class: "message" + (m ? (m.ok ? " ok" : " refused") : ""), role: "status" }, m ? m.text : ""));
     const dl = el("div", { class: "dead-letters" }, el("h3", {}, "Dead letters (" + letters.length + ")"));
