@@ -234,7 +234,7 @@ func (s *Source) Subscribe(ctx context.Context, topics []string, from tracking.S
 		s.check(client, err)
 		return nil, fmt.Errorf("kurrent: subscribe to $all after %v with filter %s: %w", after, regex, Classify(err))
 	}
-	w := &subscription{src: s, client: client, sub: sub, cancel: cancel, from: from, out: make(chan item, readAhead), done: make(chan struct{})}
+	w := &subscription{src: s, client: client, sub: sub, cancel: cancel, from: from, out: make(chan item, 64), done: make(chan struct{})}
 	w.wg.Go(w.pump)
 	return w, nil
 }
@@ -340,11 +340,6 @@ func orEmpty(err error) error {
 	}
 	return err
 }
-
-// readAhead is how many messages a subscription's receiver decodes ahead of the consumer: about
-// a batch (1,000 events by default), so that while a batch commits the next one is received and
-// decoded, instead of the receiver stopping after a few events.
-const readAhead = 1024
 
 type item struct {
 	m   projection.Message
