@@ -121,47 +121,30 @@ func (w *worker[Tx]) consume(ctx, lead, work context.Context, sub Subscription, 
 			w.reset = req
 			return result{out: outcomeReset}
 		case rc := <-msgs:
-			res = b.received(rc, msgs)
-			// Messages already waiting are taken without selecting again (a select locks
-			// every one of its channels), up to readyBurst, as long as neither ctx nor the
-			// lease has ended; the other cases wait at most that many messages.
-			for n := 1; n < readyBurst && res.out == outcomeOK && len(msgs) > 0 && ctx.Err() == nil && lead.Err() == nil; n++ {
-				res = b.received(<-msgs, msgs) // only this loop receives: a message is there
+			if rc.err != nil {
+				if ctx.Err() != nil {
+					return b.drain()
+				}
+				return w.failed(ctx, lead, kindDropped, fmt.Errorf("projection %q: subscription ended: %w", w.name, rc.err))
+			}
+			switch m := rc.m; m.Kind {
+			case EventMessage:
+				res = b.event(m.Event)
+			case CheckpointMessage:
+				res = b.serverCheckpoint(m.Checkpoint)
+			case CaughtUpMessage:
+				res = b.caughtUpNow()
+			default:
+				return w.failed(ctx, lead, kindSource, fmt.Errorf("projection %q: subscription: unknown message kind %d", w.name, m.Kind))
+			}
+			if res.out == outcomeOK && b.caughtUp && len(b.batch) > 0 && len(msgs) == 0 {
+				res = b.flush() // live, and nothing more is ready: the event waits for no timer
 			}
 		}
 		if res.out != outcomeOK {
 			return res
 		}
 	}
-}
-
-// readyBurst bounds the messages consume takes in a row without a select.
-const readyBurst = 64
-
-// received handles one message of the subscription; msgs is the channel it came from.
-func (b *batcher[Tx]) received(rc received, msgs <-chan received) result {
-	w, ctx, lead := b.w, b.ctx, b.lead
-	if rc.err != nil {
-		if ctx.Err() != nil {
-			return b.drain()
-		}
-		return w.failed(ctx, lead, kindDropped, fmt.Errorf("projection %q: subscription ended: %w", w.name, rc.err))
-	}
-	var res result
-	switch m := rc.m; m.Kind {
-	case EventMessage:
-		res = b.event(m.Event)
-	case CheckpointMessage:
-		res = b.serverCheckpoint(m.Checkpoint)
-	case CaughtUpMessage:
-		res = b.caughtUpNow()
-	default:
-		return w.failed(ctx, lead, kindSource, fmt.Errorf("projection %q: subscription: unknown message kind %d", w.name, m.Kind))
-	}
-	if res.out == outcomeOK && b.caughtUp && len(b.batch) > 0 && len(msgs) == 0 {
-		res = b.flush() // live, and nothing more is ready: the event waits for no timer
-	}
-	return res
 }
 
 // pump reads sub into the returned channel, which buffers up to buffer messages, until ctx ends
@@ -174,13 +157,9 @@ func pump(ctx context.Context, sub Subscription, buffer int) (msgs <-chan receiv
 		for {
 			m, err := sub.Next(subCtx)
 			select {
-			case ch <- received{m, err}: // room: no need to watch subCtx
-			default:
-				select {
-				case ch <- received{m, err}:
-				case <-subCtx.Done():
-					return
-				}
+			case ch <- received{m, err}:
+			case <-subCtx.Done():
+				return
 			}
 			if err != nil {
 				return

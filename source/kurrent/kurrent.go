@@ -387,13 +387,9 @@ func (w *subscription) pump() {
 			continue // fell behind, or something newer than this client
 		}
 		select {
-		case w.out <- it: // room: no need to watch done
-		default:
-			select {
-			case w.out <- it:
-			case <-w.done:
-				return
-			}
+		case w.out <- it:
+		case <-w.done:
+			return
 		}
 		if it.err != nil {
 			return
@@ -403,11 +399,6 @@ func (w *subscription) pump() {
 
 // Next implements projection.Subscription.
 func (w *subscription) Next(ctx context.Context) (projection.Message, error) {
-	select {
-	case it := <-w.out: // ready (the usual case while catching up): no need to watch the rest
-		return it.m, it.err
-	default:
-	}
 	select {
 	case it := <-w.out:
 		return it.m, it.err
