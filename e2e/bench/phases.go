@@ -88,12 +88,10 @@ func (o Options) live(ctx context.Context, f *form, bins Binaries, kurrentURI st
 	return s.Last, nil
 }
 
-// replayPhases measures f's PostgreSQL ceiling (its projections replayed from memory over the
-// same events, batched as the daemon batches) and the one-transaction-per-event baseline over
-// a sample, each in a fresh database, and checks both views.
-func (o Options) replayPhases(ctx context.Context, f *form, bins Binaries, topics map[string]bool) error {
+// ceiling measures f's PostgreSQL ceiling: its projections replayed from memory over the same
+// events, batched as the daemon batches, in a fresh database; and checks the view.
+func (o Options) ceiling(ctx context.Context, f *form, bins Binaries, events []projection.Event) error {
 	rep := f.report
-	events := ReplayEvents(o.Workload, topics)
 	o.logf("%s: PostgreSQL ceiling: replaying %d events", rep.Name, len(events))
 	elapsed, verified, err := o.replayInFreshDatabase(ctx, bins, f.configFile, f.cfg, events, 0)
 	if err != nil {
@@ -101,10 +99,16 @@ func (o Options) replayPhases(ctx context.Context, f *form, bins Binaries, topic
 	}
 	rep.Ceiling = Phase{Events: int64(len(events)), Duration: elapsed}
 	rep.Verified["ceiling"] = verified
+	return nil
+}
 
+// naive measures f's one-transaction-per-event baseline over the first NaiveEvents of events
+// in a fresh database, and checks the view.
+func (o Options) naive(ctx context.Context, f *form, bins Binaries, events []projection.Event) error {
+	rep := f.report
 	sample := events[:min(o.NaiveEvents, len(events))]
 	o.logf("%s: one transaction per event: replaying %d events", rep.Name, len(sample))
-	elapsed, verified, err = o.replayInFreshDatabase(ctx, bins, f.configFile, f.cfg, sample, 1)
+	elapsed, verified, err := o.replayInFreshDatabase(ctx, bins, f.configFile, f.cfg, sample, 1)
 	if err != nil {
 		return fmt.Errorf("one transaction per event: %w", err)
 	}
