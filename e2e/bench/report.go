@@ -45,9 +45,13 @@ func memTotal() int64 {
 }
 
 // ParseMemTotal returns the MemTotal of a /proc/meminfo text in bytes, 0 when absent.
-func ParseMemTotal(meminfo string) int64 {
-	for line := range strings.SplitSeq(meminfo, "\n") {
-		if rest, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+func ParseMemTotal(meminfo string) int64 { return ParseStatusKB(meminfo, "MemTotal") }
+
+// ParseStatusKB returns the field key of a /proc text of "key: n kB" lines (meminfo, a
+// process's status) in bytes, 0 when absent.
+func ParseStatusKB(text, key string) int64 {
+	for line := range strings.SplitSeq(text, "\n") {
+		if rest, ok := strings.CutPrefix(line, key+":"); ok {
 			f := strings.Fields(rest)
 			if len(f) >= 1 {
 				kb, err := strconv.ParseInt(f[0], 10, 64)

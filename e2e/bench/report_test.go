@@ -25,6 +25,19 @@ func TestParseMemTotal(t *testing.T) {
 	if got := ParseMemTotal("nothing here"); got != 0 {
 		t.Errorf("ParseMemTotal without MemTotal = %d", got)
 	}
+	if got := ParseStatusKB("VmPeak:\t  1000 kB\nVmHWM:\t   45212 kB\nVmRSS:\t 30000 kB\n", "VmHWM"); got != 45212*1024 {
+		t.Errorf("ParseStatusKB(VmHWM) = %d", got)
+	}
+}
+
+func TestPeakRSSOfARunningProcess(t *testing.T) {
+	own := peakRSS(os.Getpid())
+	if own <= 0 || own > 64<<30 {
+		t.Errorf("peakRSS of this process = %d bytes", own)
+	}
+	if got := peakRSS(-1); got != 0 {
+		t.Errorf("peakRSS of no process = %d", got)
+	}
 }
 
 func sampleReport() *Report {
