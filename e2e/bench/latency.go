@@ -34,28 +34,41 @@ func Summarise(samples []time.Duration) Latency {
 
 // ReadYourWrites measures, rounds times, the time from the start of an append of one event
 // the projections handle (a dog's registration) to the answer of the wait API for its commit
-// position, for every projection of names (waited on concurrently). It returns the samples of
-// each projection and of the appends alone.
-func ReadYourWrites(ctx context.Context, d *Daemon, client *kurrentdb.Client, names []string, rounds int) (map[string][]time.Duration, []time.Duration, error) {
-	waits := map[string][]time.Duration{}
-	var appends []time.Duration
+// position, for every projection of names (waited on concurrently). The dogs appended are
+// latency-first to latency-(first+rounds-1), so runs given different first append to different
+// streams. It returns the samples of each projection, of every projection (the slowest of a
+// round) and of the appends alone, and the position of the last append.
+func ReadYourWrites(ctx context.Context, d *Daemon, client *kurrentdb.Client, names []string, rounds, first int) (RoundSamples, error) {
+	s := RoundSamples{Waits: map[string][]time.Duration{}}
 	// Event ids must differ from the seeded events', or KurrentDB takes the append for a retry.
-	g := generator{idSpace: 1}
+	g := generator{idSpace: 1, seq: uint64(first)}
 	for i := range rounds {
-		a := g.dog(fmt.Sprintf("latency-%d", i), 1)
+		a := g.dog(fmt.Sprintf("latency-%d", first+i), 1)
 		start := time.Now()
 		pos, err := appendStream(ctx, client, a)
 		if err != nil {
-			return nil, nil, fmt.Errorf("read-your-writes round %d: %w", i+1, err)
+			return s, fmt.Errorf("read-your-writes round %d: %w", i+1, err)
 		}
-		appends = append(appends, time.Since(start))
+		s.Appends = append(s.Appends, time.Since(start))
+		s.Last = pos
 		done, err := d.WaitAll(ctx, names, pos, start, 10*time.Second)
 		if err != nil {
-			return nil, nil, fmt.Errorf("read-your-writes round %d: %w", i+1, err)
+			return s, fmt.Errorf("read-your-writes round %d: %w", i+1, err)
 		}
+		var slowest time.Duration
 		for name, t := range done {
-			waits[name] = append(waits[name], t)
+			s.Waits[name] = append(s.Waits[name], t)
+			slowest = max(slowest, t)
 		}
+		s.Every = append(s.Every, slowest)
 	}
-	return waits, appends, nil
+	return s, nil
+}
+
+// RoundSamples are the samples of ReadYourWrites.
+type RoundSamples struct {
+	Waits   map[string][]time.Duration // by projection
+	Every   []time.Duration            // until every projection had the event
+	Appends []time.Duration
+	Last    uint64 // the commit position of the last append
 }

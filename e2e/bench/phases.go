@@ -14,31 +14,28 @@ import (
 // stopTimeout bounds the daemon's graceful shutdown.
 const stopTimeout = 60 * time.Second
 
-// daemonPhases runs the daemon over the seeded log in a fresh database: the catch-up (timed
-// from the process's start until every projection has processed the head; then SIGTERM, for
-// its CPU time and peak RSS), the view's check, and, in a second run of the daemon on the
-// same database, the read-your-writes rounds.
-func (o Options) daemonPhases(ctx context.Context, r *Report, bins Binaries, configFile, kurrentURI string, client *kurrentdb.Client, seeded SeedResult) (err error) {
-	db, err := CreateDatabase(ctx, "projector_bench_daemon_")
-	if err != nil {
+// catchUp runs f's daemon over the seeded log in a fresh database (kept in f.db for the live
+// phase): timed from the process's start until every projection has processed the head; then
+// SIGTERM, for its CPU time and peak RSS; then the view's check.
+func (o Options) catchUp(ctx context.Context, r *Report, f *form, bins Binaries, kurrentURI string, seeded SeedResult) (err error) {
+	rep := f.report
+	if f.db, err = CreateDatabase(ctx, "projector_bench_daemon_"); err != nil {
 		return err
 	}
-	defer func() { err = dropDatabase(ctx, db, err) }()
-	if r.Machine.PostgreSQL, err = ServerVersion(ctx, db.URL); err != nil {
+	if r.Machine.PostgreSQL, err = ServerVersion(ctx, f.db.URL); err != nil {
 		return err
 	}
-	if err := Migrate(ctx, bins, configFile, db.URL); err != nil {
+	if err := Migrate(ctx, bins, f.configFile, f.db.URL); err != nil {
 		return err
 	}
-
-	o.logf("daemon catch-up over %d events (%d of the projections' topics)", seeded.Counts.Total(), seeded.Handled.Total())
+	o.logf("%s: daemon catch-up over %d events (%d of the projections' topics)", rep.Name, seeded.Counts.Total(), seeded.Handled.Total())
 	start := time.Now()
-	d, err := StartDaemon(bins, configFile, db.URL, kurrentURI)
+	d, err := StartDaemon(bins, f.configFile, f.db.URL, kurrentURI)
 	if err != nil {
 		return err
 	}
 	defer d.Proc.Kill()
-	caught, err := d.WaitAll(ctx, r.Projections, seeded.Head, start, o.CatchUpTime)
+	caught, err := d.WaitAll(ctx, rep.Projections, seeded.Head, start, o.CatchUpTime)
 	if err != nil {
 		return fmt.Errorf("catch-up: %w", err)
 	}
@@ -46,65 +43,77 @@ func (o Options) daemonPhases(ctx context.Context, r *Report, bins Binaries, con
 	for _, t := range caught {
 		elapsed = max(elapsed, t)
 	}
-	r.CaughtUpAt = caught
-	r.CatchUp = Phase{Events: seeded.Handled.Total(), Duration: elapsed}
-	r.CatchUpAll = Phase{Events: seeded.Counts.Total(), Duration: elapsed}
+	rep.CaughtUpAt = caught
+	rep.CatchUp = Phase{Events: seeded.Handled.Total(), Duration: elapsed}
+	rep.CatchUpAll = Phase{Events: seeded.Counts.Total(), Duration: elapsed}
 	usage, err := d.Proc.Stop(stopTimeout)
 	if err != nil {
 		return err
 	}
-	r.DaemonCPU, r.PeakRSSCatchUp = usage.CPU, usage.PeakRSS
-	if r.Verified["daemon"], err = Verify(ctx, db.URL, o.Checks, seeded.Handled); err != nil {
+	rep.DaemonCPU, rep.PeakRSSCatchUp = usage.CPU, usage.PeakRSS
+	if rep.Verified["daemon"], err = Verify(ctx, f.db.URL, o.Checks, seeded.Handled); err != nil {
 		return fmt.Errorf("after the daemon's catch-up: %w", err)
 	}
-
-	o.logf("read-your-writes: %d rounds", o.Rounds)
-	live, err := StartDaemon(bins, configFile, db.URL, kurrentURI)
-	if err != nil {
-		return err
-	}
-	defer live.Proc.Kill()
-	if _, err := live.WaitAll(ctx, r.Projections, seeded.Head, time.Now(), o.CatchUpTime); err != nil {
-		return fmt.Errorf("restart: %w", err)
-	}
-	waits, appends, err := ReadYourWrites(ctx, live, client, r.Projections, o.Rounds)
-	if err != nil {
-		return err
-	}
-	r.ReadYourWrites = map[string]Latency{}
-	for name, s := range waits {
-		r.ReadYourWrites[name] = Summarise(s)
-	}
-	r.Appends = Summarise(appends)
-	usage, err = live.Proc.Stop(stopTimeout)
-	if err != nil {
-		return err
-	}
-	r.PeakRSSLive = usage.PeakRSS
 	return nil
 }
 
-// replayPhases measures the PostgreSQL ceiling (the handlers replayed from memory over the
-// same events, batched as the daemon batches) and the one-transaction-per-event baseline over
-// a sample, each in a fresh database, and checks both views.
-func (o Options) replayPhases(ctx context.Context, r *Report, bins Binaries, configFile string, cfg *config.Config, topics map[string]bool) error {
-	events := ReplayEvents(o.Workload, topics)
-	o.logf("PostgreSQL ceiling: replaying %d events", len(events))
-	elapsed, verified, err := o.replayInFreshDatabase(ctx, bins, configFile, cfg, events, 0)
+// live restarts f's daemon on its database, waits until it has processed head, and measures
+// the read-your-writes rounds, appending the dogs latency-first onwards. It returns the
+// position of its last append.
+func (o Options) live(ctx context.Context, f *form, bins Binaries, kurrentURI string, client *kurrentdb.Client, head uint64, first int) (uint64, error) {
+	rep := f.report
+	o.logf("%s: read-your-writes: %d rounds", rep.Name, o.Rounds)
+	d, err := StartDaemon(bins, f.configFile, f.db.URL, kurrentURI)
+	if err != nil {
+		return 0, err
+	}
+	defer d.Proc.Kill()
+	if _, err := d.WaitAll(ctx, rep.Projections, head, time.Now(), o.CatchUpTime); err != nil {
+		return 0, fmt.Errorf("restart: %w", err)
+	}
+	s, err := ReadYourWrites(ctx, d, client, rep.Projections, o.Rounds, first)
+	if err != nil {
+		return 0, err
+	}
+	rep.ReadYourWrites = map[string]Latency{}
+	for name, w := range s.Waits {
+		rep.ReadYourWrites[name] = Summarise(w)
+	}
+	rep.ReadYourAll, rep.Appends = Summarise(s.Every), Summarise(s.Appends)
+	usage, err := d.Proc.Stop(stopTimeout)
+	if err != nil {
+		return 0, err
+	}
+	rep.PeakRSSLive = usage.PeakRSS
+	return s.Last, nil
+}
+
+// ceiling measures f's PostgreSQL ceiling: its projections replayed from memory over the same
+// events, batched as the daemon batches, in a fresh database; and checks the view.
+func (o Options) ceiling(ctx context.Context, f *form, bins Binaries, events []projection.Event) error {
+	rep := f.report
+	o.logf("%s: PostgreSQL ceiling: replaying %d events", rep.Name, len(events))
+	elapsed, verified, err := o.replayInFreshDatabase(ctx, bins, f.configFile, f.cfg, events, 0)
 	if err != nil {
 		return fmt.Errorf("ceiling: %w", err)
 	}
-	r.Ceiling = Phase{Events: int64(len(events)), Duration: elapsed}
-	r.Verified["ceiling"] = verified
+	rep.Ceiling = Phase{Events: int64(len(events)), Duration: elapsed}
+	rep.Verified["ceiling"] = verified
+	return nil
+}
 
+// naive measures f's one-transaction-per-event baseline over the first NaiveEvents of events
+// in a fresh database, and checks the view.
+func (o Options) naive(ctx context.Context, f *form, bins Binaries, events []projection.Event) error {
+	rep := f.report
 	sample := events[:min(o.NaiveEvents, len(events))]
-	o.logf("one transaction per event: replaying %d events", len(sample))
-	elapsed, verified, err = o.replayInFreshDatabase(ctx, bins, configFile, cfg, sample, 1)
+	o.logf("%s: one transaction per event: replaying %d events", rep.Name, len(sample))
+	elapsed, verified, err := o.replayInFreshDatabase(ctx, bins, f.configFile, f.cfg, sample, 1)
 	if err != nil {
 		return fmt.Errorf("one transaction per event: %w", err)
 	}
-	r.Naive = Phase{Events: int64(len(sample)), Duration: elapsed}
-	r.Verified["naive"] = verified
+	rep.Naive = Phase{Events: int64(len(sample)), Duration: elapsed}
+	rep.Verified["naive"] = verified
 	return nil
 }
 

@@ -115,7 +115,12 @@ type Usage struct {
 
 // Stop sends SIGTERM, waits up to timeout for the process to end, and returns its usage. An
 // exit status other than 0 is an error.
+//
+// The peak RSS is the process's VmHWM, read just before the SIGTERM, where /proc has it: the
+// rusage maximum of a child counts the memory of the parent it was forked from, which the
+// benchmark's replayed events make large. Without /proc it is the rusage maximum.
 func (p *Proc) Stop(timeout time.Duration) (Usage, error) {
+	hwm := peakRSS(p.cmd.Process.Pid)
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-p.done:
@@ -129,10 +134,22 @@ func (p *Proc) Stop(timeout time.Duration) (Usage, error) {
 	if ru, ok := st.SysUsage().(*syscall.Rusage); ok {
 		u.PeakRSS = ru.Maxrss * 1024 // kilobytes on Linux
 	}
+	if hwm > 0 {
+		u.PeakRSS = hwm
+	}
 	if code := st.ExitCode(); code != 0 {
 		return u, fmt.Errorf("%s exited with status %d after SIGTERM; its output:\n%s", p.name, code, p.Tail(4000))
 	}
 	return u, nil
+}
+
+// peakRSS returns the VmHWM of process pid in bytes, 0 when unknown.
+func peakRSS(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	return ParseStatusKB(string(b), "VmHWM")
 }
 
 // Kill ends the process at once if it still runs; for cleanup.

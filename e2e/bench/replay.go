@@ -49,8 +49,9 @@ func CountEvents(events []projection.Event) Counts {
 }
 
 // Replay applies events to every projection of cfg as the daemon does, without KurrentDB: in
-// a views/postgres store transaction the projection's compiled handlers queue their statements
-// (sent in one pgx.Batch), the lease of the projection's advisory lock is checked, the
+// a views/postgres store transaction the projection as the daemon runs it (Compiled.Runnable)
+// either queues its statements event by event (sent in one pgx.Batch) or, for batch SQL, runs
+// its batch handler once over the batch's events; the lease of the projection's advisory lock is checked, the
 // tracking row advances by compare-and-set with a notification, and the transaction commits,
 // once per batch of batchSize events of the projection's topics (each projection's configured
 // batch size when batchSize ≤ 0). The projections run in parallel, each on one connection of
@@ -115,7 +116,7 @@ func Replay(ctx context.Context, dbURL string, cfg *config.Config, events []proj
 		if size <= 0 {
 			size = j.p.Options.BatchSize
 		}
-		wg.Go(func() { errs[i] = replayOne(leads[i], j.store, j.p.Name, j.p.Compiled, j.events, size) })
+		wg.Go(func() { errs[i] = replayOne(leads[i], j.store, j.p.Name, j.p.Compiled.Runnable(), j.events, size) })
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
@@ -127,13 +128,17 @@ func Replay(ctx context.Context, dbURL string, cfg *config.Config, events []proj
 	return elapsed, nil
 }
 
-// replayOne applies events to the projection p named name through store in batches of size.
+// replayOne applies events to the projection p named name through store in batches of size:
+// HandleBatch once per batch when p is a projection.BatchProjection, Handle per event otherwise.
 func replayOne(ctx context.Context, store *postgres.Store, name string, p projection.Projection[pgx.Tx], events []projection.Event, size int) error {
 	var prev tracking.State
 	for from := 0; from < len(events); from += size {
 		batch := events[from:min(from+size, len(events))]
 		next := tracking.State{Last: batch[len(batch)-1].Position}
 		err := store.Apply(ctx, name, prev, next, func(ctx context.Context, tx pgx.Tx) error {
+			if bp, ok := p.(projection.BatchProjection[pgx.Tx]); ok {
+				return bp.HandleBatch(ctx, tx, batch)
+			}
 			for _, e := range batch {
 				if err := p.Handle(ctx, tx, e); err != nil {
 					return err

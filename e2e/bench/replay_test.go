@@ -14,9 +14,9 @@ import (
 
 // migratedDatabase returns a database of its own with Projector's tables and the schemas of
 // the example projections, and their configuration.
-func migratedDatabase(t *testing.T) (string, *config.Config) {
+func migratedDatabase(t *testing.T, configs []string) (string, *config.Config) {
 	t.Helper()
-	b, err := MergeConfigs(exampleConfigs)
+	b, err := MergeConfigs(configs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,9 +42,18 @@ func migratedDatabase(t *testing.T) (string, *config.Config) {
 	return url, cfg
 }
 
+// batchExampleConfigs are the batch SQL forms of exampleConfigs.
+var batchExampleConfigs = []string{"../../examples/training_school_batch.yaml", "../../examples/dog_counts_batch.yaml"}
+
 func TestReplayBuildsTheViewsVerifyChecks(t *testing.T) {
+	for _, form := range [][]string{exampleConfigs, batchExampleConfigs} {
+		testReplayBuildsTheViews(t, form)
+	}
+}
+
+func testReplayBuildsTheViews(t *testing.T, configs []string) {
 	for _, batch := range []int{0, 1} {
-		url, cfg := migratedDatabase(t)
+		url, cfg := migratedDatabase(t, configs)
 		ctx := context.Background()
 		w := Workload{Events: 3000, OtherShare: 0.1, MaxTricks: 8, InvoiceLines: 99}
 		events := ReplayEvents(w, Topics(cfg))
@@ -52,14 +61,14 @@ func TestReplayBuildsTheViewsVerifyChecks(t *testing.T) {
 			events = events[:500]
 		}
 		if _, err := Replay(ctx, url, cfg, events, batch); err != nil {
-			t.Fatalf("batch %d: %v", batch, err)
+			t.Fatalf("%s, batch %d: %v", configs[0], batch, err)
 		}
 		got, err := Verify(ctx, url, TrainingSchoolChecks(), CountEvents(events))
 		if err != nil {
-			t.Fatalf("batch %d: %v", batch, err)
+			t.Fatalf("%s, batch %d: %v", configs[0], batch, err)
 		}
 		if got != "5 checks on dogs, dog_tricks, dog_counts" {
-			t.Errorf("batch %d: verified %q", batch, got)
+			t.Errorf("%s, batch %d: verified %q", configs[0], batch, got)
 		}
 		// Every projection's tracking row is at the last event.
 		pool, err := pgxpool.New(ctx, url)
@@ -71,7 +80,7 @@ func TestReplayBuildsTheViewsVerifyChecks(t *testing.T) {
 			t.Fatal(err)
 		}
 		if last := int64(events[len(events)-1].Position.Commit); rows != 2 || at != last {
-			t.Errorf("batch %d: %d tracking rows, lowest at %d, want 2 at %d", batch, rows, at, last)
+			t.Errorf("%s, batch %d: %d tracking rows, lowest at %d, want 2 at %d", configs[0], batch, rows, at, last)
 		}
 
 		// A wrong view fails, naming the query and both figures.
@@ -81,7 +90,7 @@ func TestReplayBuildsTheViewsVerifyChecks(t *testing.T) {
 		pool.Close()
 		_, err = Verify(ctx, url, TrainingSchoolChecks(), CountEvents(events))
 		if err == nil || !strings.Contains(err.Error(), "SELECT count(*) FROM dog_tricks: ") || !strings.Contains(err.Error(), ", want ") {
-			t.Errorf("batch %d: Verify of a wrong view: %v", batch, err)
+			t.Errorf("%s, batch %d: Verify of a wrong view: %v", configs[0], batch, err)
 		}
 	}
 }

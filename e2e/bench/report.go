@@ -3,12 +3,10 @@ package bench
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"runtime"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 )
 
@@ -47,9 +45,13 @@ func memTotal() int64 {
 }
 
 // ParseMemTotal returns the MemTotal of a /proc/meminfo text in bytes, 0 when absent.
-func ParseMemTotal(meminfo string) int64 {
-	for line := range strings.SplitSeq(meminfo, "\n") {
-		if rest, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+func ParseMemTotal(meminfo string) int64 { return ParseStatusKB(meminfo, "MemTotal") }
+
+// ParseStatusKB returns the field key of a /proc text of "key: n kB" lines (meminfo, a
+// process's status) in bytes, 0 when absent.
+func ParseStatusKB(text, key string) int64 {
+	for line := range strings.SplitSeq(text, "\n") {
+		if rest, ok := strings.CutPrefix(line, key+":"); ok {
 			f := strings.Fields(rest)
 			if len(f) >= 1 {
 				kb, err := strconv.ParseInt(f[0], 10, 64)
@@ -85,18 +87,25 @@ func (p Phase) MarshalJSON() ([]byte, error) {
 	}{plain(p), p.Rate()})
 }
 
-// Report holds every figure of a run.
+// Report holds every figure of a run: the log, shared by every form, and each form's figures.
 type Report struct {
-	Machine     Machine  `json:"machine"`
-	Config      []string `json:"config"`
-	Projections []string `json:"projections"`
-	Counts      struct {
+	Machine Machine `json:"machine"`
+	Counts  struct {
 		Events     int64 `json:"events"`
 		Handled    int64 `json:"handled"` // events of the projections' topics
 		Registered int64 `json:"registered"`
 		Tricks     int64 `json:"tricks"`
 	} `json:"counts"`
-	Seed           Phase                    `json:"seed"`
+	Seed     Phase         `json:"seed"`
+	RSSBound int64         `json:"rss_bound_bytes"`
+	Forms    []*FormReport `json:"forms"`
+}
+
+// FormReport holds the figures of one form (one set of projections files) over the log.
+type FormReport struct {
+	Name           string                   `json:"name"`
+	Config         []string                 `json:"config"`
+	Projections    []string                 `json:"projections"`
 	CatchUp        Phase                    `json:"catch_up"` // handled events
 	CatchUpAll     Phase                    `json:"catch_up_all_events"`
 	Ceiling        Phase                    `json:"ceiling"`
@@ -104,19 +113,20 @@ type Report struct {
 	DaemonCPU      time.Duration            `json:"daemon_cpu_ns"`
 	PeakRSSCatchUp int64                    `json:"peak_rss_catch_up_bytes"`
 	PeakRSSLive    int64                    `json:"peak_rss_live_bytes"`
-	RSSBound       int64                    `json:"rss_bound_bytes"`
 	ReadYourWrites map[string]Latency       `json:"read_your_writes"`
+	ReadYourAll    Latency                  `json:"read_your_writes_every_projection"`
 	Appends        Latency                  `json:"append_latency"`
 	Verified       map[string]string        `json:"verified"`
 	CaughtUpAt     map[string]time.Duration `json:"caught_up_ns"`
 }
 
-// CPUPerMillion is the daemon's CPU time per million events of n.
-func (r *Report) CPUPerMillion(n int64) float64 {
-	if n == 0 {
+// CPUPerEvent is the daemon's catch-up CPU time in microseconds per event of n and per
+// projection.
+func (f *FormReport) CPUPerEvent(n int64) float64 {
+	if n == 0 || len(f.Projections) == 0 {
 		return 0
 	}
-	return r.DaemonCPU.Seconds() * 1e6 / float64(n)
+	return float64(f.DaemonCPU.Microseconds()) / float64(n) / float64(len(f.Projections))
 }
 
 // ratio is a/b, 0 when b is 0.
@@ -127,24 +137,49 @@ func ratio(a, b float64) float64 {
 	return a / b
 }
 
-// Ratios are the report's rates compared.
+// Ratios are a form's rates compared.
 type Ratios struct {
 	DaemonOverCeiling float64 `json:"daemon_over_ceiling"`
 	CeilingOverNaive  float64 `json:"ceiling_over_naive"`
 	DaemonOverNaive   float64 `json:"daemon_over_naive"`
 }
 
-// Ratios compares the rates of the daemon, the ceiling and the naive baseline.
-func (r *Report) Ratios() Ratios {
+// Ratios compares the rates of the form's daemon, ceiling and naive baseline.
+func (f *FormReport) Ratios() Ratios {
 	return Ratios{
-		DaemonOverCeiling: ratio(r.CatchUp.Rate(), r.Ceiling.Rate()),
-		CeilingOverNaive:  ratio(r.Ceiling.Rate(), r.Naive.Rate()),
-		DaemonOverNaive:   ratio(r.CatchUp.Rate(), r.Naive.Rate()),
+		DaemonOverCeiling: ratio(f.CatchUp.Rate(), f.Ceiling.Rate()),
+		CeilingOverNaive:  ratio(f.Ceiling.Rate(), f.Naive.Rate()),
+		DaemonOverNaive:   ratio(f.CatchUp.Rate(), f.Naive.Rate()),
 	}
 }
 
+// Comparison is a form's daemon catch-up rate over the first form's.
+type Comparison struct {
+	Form    string  `json:"form"`
+	Over    string  `json:"over"`
+	CatchUp float64 `json:"catch_up_ratio"`
+}
+
+// Comparisons compares the catch-up rate of every form after the first with the first's.
+func (r *Report) Comparisons() []Comparison {
+	var out []Comparison
+	for _, f := range r.Forms[min(1, len(r.Forms)):] {
+		out = append(out, Comparison{Form: f.Name, Over: r.Forms[0].Name, CatchUp: ratio(f.CatchUp.Rate(), r.Forms[0].CatchUp.Rate())})
+	}
+	return out
+}
+
+// PeakRSS is the highest peak RSS of any daemon of the run.
+func (r *Report) PeakRSS() int64 {
+	var peak int64
+	for _, f := range r.Forms {
+		peak = max(peak, f.PeakRSSCatchUp, f.PeakRSSLive)
+	}
+	return peak
+}
+
 func rate(p Phase) string {
-	return fmt.Sprintf("%s events/s (%s events in %.2fs)", thousands(int64(p.Rate()+0.5)), thousands(p.Events), p.Duration.Seconds())
+	return fmt.Sprintf("%s events/s (%s in %.2fs)", thousands(int64(p.Rate()+0.5)), thousands(p.Events), p.Duration.Seconds())
 }
 
 func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
@@ -167,56 +202,4 @@ func thousands(n int64) string {
 		return "-" + b.String()
 	}
 	return b.String()
-}
-
-// WriteTable prints the report as one two-column table.
-func (r *Report) WriteTable(w io.Writer) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	row := func(k, v string) { fmt.Fprintf(tw, "%s\t%s\n", k, v) }
-	m := r.Machine
-	row("machine", fmt.Sprintf("%d CPUs, %.1f GiB memory, %s, %s, PostgreSQL %s", m.NProc, float64(m.MemTotal)/(1<<30), m.GoVersion, m.OS, m.PostgreSQL))
-	row("load average", fmt.Sprintf("%s at start, %s at end", m.LoadStart, m.LoadEnd))
-	row("projections", fmt.Sprintf("%s (%s)", strings.Join(r.Projections, ", "), strings.Join(r.Config, ", ")))
-	c := r.Counts
-	row("events", fmt.Sprintf("%s, %s of the projections' topics (%s registrations, %s tricks)", thousands(c.Events), thousands(c.Handled), thousands(c.Registered), thousands(c.Tricks)))
-	row("seed (appends)", rate(r.Seed))
-	row("daemon catch-up", rate(r.CatchUp))
-	row("daemon catch-up, all events", rate(r.CatchUpAll))
-	row("PostgreSQL ceiling (replay)", rate(r.Ceiling))
-	row("one transaction per event", rate(r.Naive))
-	q := r.Ratios()
-	row("daemon / ceiling", fmt.Sprintf("%.2f", q.DaemonOverCeiling))
-	row("ceiling / one tx per event", fmt.Sprintf("%.2f", q.CeilingOverNaive))
-	row("daemon / one tx per event", fmt.Sprintf("%.2f", q.DaemonOverNaive))
-	row("daemon CPU (catch-up run)", fmt.Sprintf("%.2fs: %.2fs per 1M events of the log, %.2fs per 1M of the topics", r.DaemonCPU.Seconds(), r.CPUPerMillion(c.Events), r.CPUPerMillion(c.Handled)))
-	row("daemon peak RSS", fmt.Sprintf("%s catch-up, %s live (bound %s)", mib(r.PeakRSSCatchUp), mib(r.PeakRSSLive), mib(r.RSSBound)))
-	for _, name := range r.Projections {
-		l := r.ReadYourWrites[name]
-		row("read-your-writes "+name, fmt.Sprintf("p50 %s, p99 %s, max %s (%d rounds, append + wait)", ms(l.P50), ms(l.P99), ms(l.Max), l.N))
-	}
-	row("append alone", fmt.Sprintf("p50 %s, p99 %s, max %s", ms(r.Appends.P50), ms(r.Appends.P99), ms(r.Appends.Max)))
-	for _, k := range []string{"daemon", "ceiling", "naive"} {
-		if v, ok := r.Verified[k]; ok {
-			row("verified "+k, v)
-		}
-	}
-	return tw.Flush()
-}
-
-// WriteJSON writes the report as indented JSON to path, with its ratios and the daemon's CPU
-// seconds per million events.
-func (r *Report) WriteJSON(path string) error {
-	b, err := json.MarshalIndent(struct {
-		*Report
-		Ratios              Ratios  `json:"ratios"`
-		CPUPerMillionEvents float64 `json:"daemon_cpu_seconds_per_million_events"`
-		CPUPerMillionTopics float64 `json:"daemon_cpu_seconds_per_million_events_of_the_topics"`
-	}{r, r.Ratios(), r.CPUPerMillion(r.Counts.Events), r.CPUPerMillion(r.Counts.Handled)}, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encode the report: %w", err)
-	}
-	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
-		return fmt.Errorf("write the report: %w", err)
-	}
-	return nil
 }

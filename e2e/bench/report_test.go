@@ -25,53 +25,79 @@ func TestParseMemTotal(t *testing.T) {
 	if got := ParseMemTotal("nothing here"); got != 0 {
 		t.Errorf("ParseMemTotal without MemTotal = %d", got)
 	}
+	if got := ParseStatusKB("VmPeak:\t  1000 kB\nVmHWM:\t   45212 kB\nVmRSS:\t 30000 kB\n", "VmHWM"); got != 45212*1024 {
+		t.Errorf("ParseStatusKB(VmHWM) = %d", got)
+	}
+}
+
+func TestPeakRSSOfARunningProcess(t *testing.T) {
+	own := peakRSS(os.Getpid())
+	if own <= 0 || own > 64<<30 {
+		t.Errorf("peakRSS of this process = %d bytes", own)
+	}
+	if got := peakRSS(-1); got != 0 {
+		t.Errorf("peakRSS of no process = %d", got)
+	}
 }
 
 func sampleReport() *Report {
-	r := &Report{
-		Machine:     Machine{NProc: 2, MemTotal: 4 << 30, GoVersion: "go1.26", OS: "linux/amd64", PostgreSQL: "15.2", LoadStart: "1.00 0.50 0.25", LoadEnd: "2.00 1.00 0.50"},
-		Config:      []string{"a.yaml"},
-		Projections: []string{"dogs", "dog_counts"},
-		Seed:        Phase{Events: 1000, Duration: time.Second},
-		CatchUp:     Phase{Events: 900, Duration: 100 * time.Millisecond},
-		CatchUpAll:  Phase{Events: 1000, Duration: 100 * time.Millisecond},
-		Ceiling:     Phase{Events: 900, Duration: 50 * time.Millisecond},
-		Naive:       Phase{Events: 90, Duration: 900 * time.Millisecond},
-		DaemonCPU:   500 * time.Millisecond,
-		RSSBound:    100 << 20, PeakRSSCatchUp: 40 << 20, PeakRSSLive: 30 << 20,
-		ReadYourWrites: map[string]Latency{"dogs": {P50: 10 * time.Millisecond, P99: 20 * time.Millisecond, Max: 30 * time.Millisecond, N: 300}},
-		Verified:       map[string]string{"daemon": "5 checks on dogs"},
+	form := func(name string, catchUp time.Duration) *FormReport {
+		return &FormReport{
+			Name:           name,
+			Config:         []string{name + ".yaml"},
+			Projections:    []string{"dogs", "dog_counts"},
+			CatchUp:        Phase{Events: 900, Duration: catchUp},
+			CatchUpAll:     Phase{Events: 1000, Duration: catchUp},
+			Ceiling:        Phase{Events: 900, Duration: 50 * time.Millisecond},
+			Naive:          Phase{Events: 90, Duration: 900 * time.Millisecond},
+			DaemonCPU:      500 * time.Millisecond,
+			PeakRSSCatchUp: 40 << 20, PeakRSSLive: 30 << 20,
+			ReadYourWrites: map[string]Latency{"dogs": {P50: 10 * time.Millisecond, P99: 20 * time.Millisecond, Max: 30 * time.Millisecond, N: 300}},
+			ReadYourAll:    Latency{P50: 11 * time.Millisecond, P99: 21 * time.Millisecond, Max: 31 * time.Millisecond, N: 300},
+			Verified:       map[string]string{"daemon": "5 checks on dogs"},
+		}
 	}
+	r := &Report{
+		Machine:  Machine{NProc: 2, MemTotal: 4 << 30, GoVersion: "go1.26", OS: "linux/amd64", PostgreSQL: "15.2", LoadStart: "1.00 0.50 0.25", LoadEnd: "2.00 1.00 0.50"},
+		Seed:     Phase{Events: 1000, Duration: time.Second},
+		RSSBound: 100 << 20,
+		Forms:    []*FormReport{form("per-event", 100*time.Millisecond), form("batch", 25*time.Millisecond)},
+	}
+	r.Forms[1].PeakRSSLive = 50 << 20
 	r.Counts.Events, r.Counts.Handled = 1000, 900
 	return r
 }
 
-func TestReportTableShowsTheRatesAndRatios(t *testing.T) {
+func TestReportTableShowsTheRatesAndRatiosOfEachForm(t *testing.T) {
 	var b bytes.Buffer
 	if err := sampleReport().WriteTable(&b); err != nil {
 		t.Fatal(err)
 	}
-	out := b.String()
+	out := strings.Join(strings.Fields(b.String()), " ") // columns padded to any width
 	for _, want := range []string{
 		"2 CPUs, 4.0 GiB memory, go1.26",
 		"1.00 0.50 0.25 at start, 2.00 1.00 0.50 at end",
-		"daemon catch-up              9,000 events/s (900 events in 0.10s)",
-		"PostgreSQL ceiling (replay)  18,000 events/s",
-		"one transaction per event    100 events/s",
-		"daemon / ceiling             0.50",
-		"ceiling / one tx per event   180.00",
-		"0.50s: 500.00s per 1M events of the log, 555.56s per 1M of the topics",
-		"40.0 MiB catch-up, 30.0 MiB live (bound 100.0 MiB)",
-		"read-your-writes dogs        p50 10.0 ms, p99 20.0 ms, max 30.0 ms (300 rounds",
-		"verified daemon              5 checks on dogs",
+		"per-event",
+		"daemon catch-up 9,000 events/s (900 in 0.10s) 36,000 events/s (900 in 0.03s)",
+		"PostgreSQL ceiling (replay) 18,000 events/s",
+		"one transaction per event 100 events/s",
+		"daemon / ceiling 0.50 2.00",
+		"ceiling / one tx per event 180.00",
+		"0.50s, 250.00 µs per event per projection",
+		"40.0 MiB catch-up, 30.0 MiB live",
+		"read-your-writes, every projection p50 11.0 ms, p99 21.0 ms, max 31.0 ms (300 rounds)",
+		"read-your-writes, projection 1 dogs: p50 10.0 ms, p99 20.0 ms, max 30.0 ms (300 rounds)",
+		"verified daemon 5 checks on dogs",
+		"catch-up batch / per-event 4.00",
+		"peak RSS bound 100.0 MiB (highest peak 50.0 MiB)",
 	} {
 		if !strings.Contains(out, want) {
-			t.Errorf("the table lacks %q:\n%s", want, out)
+			t.Errorf("the table lacks %q:\n%s", want, b.String())
 		}
 	}
 }
 
-func TestReportJSONHasTheRates(t *testing.T) {
+func TestReportJSONHasTheRatesOfEachForm(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "r.json")
 	if err := sampleReport().WriteJSON(path); err != nil {
 		t.Fatal(err)
@@ -81,18 +107,34 @@ func TestReportJSONHasTheRates(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got struct {
-		CatchUp struct {
-			Events int64   `json:"events"`
-			Rate   float64 `json:"events_per_second"`
-		} `json:"catch_up"`
 		Machine Machine `json:"machine"`
-		Ratios  Ratios  `json:"ratios"`
-		CPU     float64 `json:"daemon_cpu_seconds_per_million_events"`
+		Forms   []struct {
+			Name    string `json:"name"`
+			CatchUp struct {
+				Events int64   `json:"events"`
+				Rate   float64 `json:"events_per_second"`
+			} `json:"catch_up"`
+			Ratios Ratios  `json:"ratios"`
+			CPU    float64 `json:"daemon_cpu_us_per_event_per_projection"`
+			RYW    Latency `json:"read_your_writes_every_projection"`
+		} `json:"forms"`
+		Comparisons []Comparison `json:"comparisons"`
+		PeakRSS     int64        `json:"peak_rss_bytes"`
 	}
 	if err := json.Unmarshal(b, &got); err != nil {
 		t.Fatal(err)
 	}
-	if got.CatchUp.Events != 900 || got.CatchUp.Rate != 9000 || got.Machine.NProc != 2 || got.Ratios.DaemonOverCeiling != 0.5 || got.Ratios.CeilingOverNaive != 180 || got.CPU != 500 {
-		t.Errorf("JSON %s", b)
+	if len(got.Forms) != 2 || got.Machine.NProc != 2 || got.PeakRSS != 50<<20 {
+		t.Fatalf("JSON %s", b)
+	}
+	f := got.Forms[0]
+	if f.Name != "per-event" || f.CatchUp.Events != 900 || f.CatchUp.Rate != 9000 || f.Ratios.DaemonOverCeiling != 0.5 || f.Ratios.CeilingOverNaive != 180 || f.CPU != 250 || f.RYW.P99 != 21*time.Millisecond {
+		t.Errorf("per-event form in JSON %s", b)
+	}
+	if got.Forms[1].Name != "batch" || got.Forms[1].CatchUp.Rate != 36000 {
+		t.Errorf("batch form in JSON %s", b)
+	}
+	if len(got.Comparisons) != 1 || got.Comparisons[0] != (Comparison{Form: "batch", Over: "per-event", CatchUp: 4}) {
+		t.Errorf("comparisons %+v", got.Comparisons)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"time"
@@ -19,15 +20,22 @@ import (
 	"github.com/projector-dev/projector/source/kurrent"
 )
 
+// Form is one set of projections files that one daemon runs together, under a name (such as
+// per-event or batch). Every form runs over the same seeded log, each in fresh databases.
+type Form struct {
+	Name    string
+	Configs []string
+}
+
 // Options configure a run. Defaults are set by the command's flags.
 type Options struct {
 	Workload    Workload
-	Appenders   int      // concurrent appenders while seeding
-	Configs     []string // projections files, run together by one daemon
-	BinDir      string   // prebuilt binaries (make build's bin/); built into a temporary directory when empty
-	NaiveEvents int      // events of the one-transaction-per-event sample
-	Rounds      int      // read-your-writes rounds
-	MaxRSS      int64    // bound on the daemon's peak RSS, bytes
+	Appenders   int    // concurrent appenders while seeding
+	Forms       []Form // the sets of projections measured, in order
+	BinDir      string // prebuilt binaries (make build's bin/); built into a temporary directory when empty
+	NaiveEvents int    // events of the one-transaction-per-event sample
+	Rounds      int    // read-your-writes rounds
+	MaxRSS      int64  // bound on the daemon's peak RSS, bytes
 	CatchUpTime time.Duration
 	Checks      []Check
 	Log         io.Writer // progress lines
@@ -37,34 +45,49 @@ type Options struct {
 // report is complete then.
 var ErrRSSExceeded = errors.New("the daemon's peak RSS exceeds the bound")
 
-// Run runs the benchmark and returns its report.
-func Run(ctx context.Context, o Options) (*Report, error) {
+// form is a form being run: its merged projections file, configuration, report and the
+// database of its daemon.
+type form struct {
+	report     *FormReport
+	configFile string
+	cfg        *config.Config
+	db         Database
+}
+
+// Run runs the benchmark and returns its report: the log is seeded once; then, form after
+// form, the daemon catches up in a fresh database of its own and the form's ceiling is
+// replayed; then every form's daemon answers the read-your-writes rounds; last, every form's
+// one-transaction-per-event baseline is replayed.
+func Run(ctx context.Context, o Options) (r *Report, err error) {
 	if err := o.Workload.Validate(); err != nil {
 		return nil, fmt.Errorf("workload: %w", err)
 	}
-	r := &Report{Machine: ThisMachine(), Config: o.Configs, RSSBound: o.MaxRSS, Verified: map[string]string{}}
+	if len(o.Forms) == 0 {
+		return nil, errors.New("no form to run")
+	}
+	r = &Report{Machine: ThisMachine(), RSSBound: o.MaxRSS}
 	tmp, err := os.MkdirTemp("", "projector-bench-")
 	if err != nil {
 		return nil, err
 	}
 	defer func() { _ = os.RemoveAll(tmp) }()
 
-	merged, err := MergeConfigs(o.Configs)
-	if err != nil {
-		return nil, err
+	forms := make([]*form, len(o.Forms))
+	topics := map[string]bool{}
+	for i, f := range o.Forms {
+		if forms[i], err = loadForm(f, filepath.Join(tmp, fmt.Sprintf("projections-%d.yaml", i))); err != nil {
+			return nil, err
+		}
+		r.Forms = append(r.Forms, forms[i].report)
+		maps.Copy(topics, Topics(forms[i].cfg))
 	}
-	configFile := filepath.Join(tmp, "projections.yaml")
-	if err := os.WriteFile(configFile, merged, 0o600); err != nil {
-		return nil, err
-	}
-	cfg, err := config.Load(configFile)
-	if err != nil {
-		return nil, fmt.Errorf("the projections files together: %w", err)
-	}
-	for _, p := range cfg.Projections {
-		r.Projections = append(r.Projections, p.Name)
-	}
-	topics := Topics(cfg)
+	defer func() {
+		for _, f := range forms {
+			if f.db.URL != "" {
+				err = dropDatabase(ctx, f.db, err)
+			}
+		}
+	}()
 
 	bins, err := o.binaries(ctx, tmp)
 	if err != nil {
@@ -92,17 +115,53 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	r.Counts.Registered, r.Counts.Tricks = seeded.Counts.Registered, seeded.Counts.Tricks
 	r.Counts.Handled = seeded.Handled.Total()
 
-	if err := o.daemonPhases(ctx, r, bins, configFile, e.uri, client, seeded); err != nil {
-		return r, err
+	// Each form's ceiling follows its catch-up, so that both see about the same load from
+	// other processes.
+	events := ReplayEvents(o.Workload, topics)
+	for _, f := range forms {
+		if err := o.catchUp(ctx, r, f, bins, e.uri, seeded); err != nil {
+			return r, fmt.Errorf("%s: %w", f.report.Name, err)
+		}
+		if err := o.ceiling(ctx, f, bins, events); err != nil {
+			return r, fmt.Errorf("%s: %w", f.report.Name, err)
+		}
 	}
-	if err := o.replayPhases(ctx, r, bins, configFile, cfg, topics); err != nil {
-		return r, err
+	head := seeded.Head
+	for i, f := range forms {
+		if head, err = o.live(ctx, f, bins, e.uri, client, head, i*o.Rounds); err != nil {
+			return r, fmt.Errorf("%s: %w", f.report.Name, err)
+		}
+	}
+	for _, f := range forms {
+		if err := o.naive(ctx, f, bins, events); err != nil {
+			return r, fmt.Errorf("%s: %w", f.report.Name, err)
+		}
 	}
 	r.Machine.LoadEnd = LoadAverage()
-	if peak := max(r.PeakRSSCatchUp, r.PeakRSSLive); peak > o.MaxRSS {
+	if peak := r.PeakRSS(); peak > o.MaxRSS {
 		return r, fmt.Errorf("%w: %s > %s", ErrRSSExceeded, mib(peak), mib(o.MaxRSS))
 	}
 	return r, nil
+}
+
+// loadForm merges f's projections files into file and loads them as the daemon does.
+func loadForm(f Form, file string) (*form, error) {
+	merged, err := MergeConfigs(f.Configs)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", f.Name, err)
+	}
+	if err := os.WriteFile(file, merged, 0o600); err != nil {
+		return nil, err
+	}
+	cfg, err := config.Load(file)
+	if err != nil {
+		return nil, fmt.Errorf("%s: the projections files together: %w", f.Name, err)
+	}
+	rep := &FormReport{Name: f.Name, Config: f.Configs, Verified: map[string]string{}}
+	for _, p := range cfg.Projections {
+		rep.Projections = append(rep.Projections, p.Name)
+	}
+	return &form{report: rep, configFile: file, cfg: cfg}, nil
 }
 
 func (o Options) logf(format string, args ...any) {

@@ -1,7 +1,9 @@
 // Command projector-bench is Projector's end-to-end benchmark (make bench-e2e): the real
 // daemon and KurrentDB emulator binaries, a fresh PostgreSQL database on the test server
 // (PROJECTOR_TEST_DATABASE_URL, by default 127.0.0.1:5432), a seeded training-school log, and
-// one table of figures at the end. Run it from the module's root:
+// one table of figures at the end, a column per form: the per-event examples and the batch
+// examples, each measured against a fresh database over the same log. Run it from the
+// module's root:
 //
 //	go run ./e2e/bench/cmd/projector-bench -events 50000 -json bench.json
 //
@@ -35,6 +37,7 @@ func main() {
 type flags struct {
 	opts     bench.Options
 	configs  string
+	batch    string
 	maxRSS   int64 // MiB
 	jsonFile string
 }
@@ -49,7 +52,8 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	fs.IntVar(&f.opts.Workload.MaxTricks, "max-tricks", 8, "most tricks of one dog (dog i has i mod (max-tricks+1)); one append per dog")
 	fs.IntVar(&f.opts.Workload.InvoiceLines, "invoice-lines", 99, "lines per invoice (one append per invoice)")
 	fs.IntVar(&f.opts.Appenders, "appenders", 8, "concurrent appenders while seeding")
-	fs.StringVar(&f.configs, "config", "examples/training_school.yaml,examples/dog_counts.yaml", "projections files, comma-separated, run together by one daemon")
+	fs.StringVar(&f.configs, "config", "examples/training_school.yaml,examples/dog_counts.yaml", "projections files of the per-event form, comma-separated, run together by one daemon; given without -batch-config, only this set runs")
+	fs.StringVar(&f.batch, "batch-config", "examples/training_school_batch.yaml,examples/dog_counts_batch.yaml", "projections files of the batch form, comma-separated, measured after the per-event form over the same log; empty to leave it out")
 	fs.StringVar(&f.opts.BinDir, "bin", "", "directory of prebuilt projector and kurrentdb-emulator binaries (make build's bin); built afresh when empty")
 	fs.IntVar(&f.opts.NaiveEvents, "naive-events", 20_000, "events of the one-transaction-per-event sample")
 	fs.IntVar(&f.opts.Rounds, "rounds", 300, "read-your-writes rounds (append, then wait)")
@@ -77,17 +81,34 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	if err := f.opts.Workload.Validate(); err != nil {
 		return f, fmt.Errorf("workload flags: %w", err)
 	}
-	for _, c := range strings.Split(f.configs, ",") {
-		if c = strings.TrimSpace(c); c != "" {
-			f.opts.Configs = append(f.opts.Configs, c)
-		}
+	set := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	name := "per-event"
+	if set["config"] && !set["batch-config"] {
+		name, f.batch = "custom", "" // a custom set alone
 	}
-	if len(f.opts.Configs) == 0 {
+	perEvent := splitList(f.configs)
+	if len(perEvent) == 0 {
 		return f, errors.New("-config: no projections file")
+	}
+	f.opts.Forms = []bench.Form{{Name: name, Configs: perEvent}}
+	if batch := splitList(f.batch); len(batch) > 0 {
+		f.opts.Forms = append(f.opts.Forms, bench.Form{Name: "batch", Configs: batch})
 	}
 	f.opts.MaxRSS = f.maxRSS << 20
 	f.opts.Checks = bench.TrainingSchoolChecks()
 	return f, nil
+}
+
+// splitList returns the non-empty items of a comma-separated list, trimmed.
+func splitList(s string) []string {
+	var out []string
+	for _, c := range strings.Split(s, ",") {
+		if c = strings.TrimSpace(c); c != "" {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // run is main with its inputs and outputs explicit; it returns the exit status.

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/projector-dev/projector/e2e/bench"
 )
 
 func TestDefaults(t *testing.T) {
@@ -18,8 +21,12 @@ func TestDefaults(t *testing.T) {
 	if o.Workload.Events != 1_000_000 || o.NaiveEvents != 20_000 || o.Rounds != 300 || o.MaxRSS != 100<<20 || o.BinDir != "" {
 		t.Errorf("defaults %+v", o)
 	}
-	if strings.Join(o.Configs, " ") != "examples/training_school.yaml examples/dog_counts.yaml" {
-		t.Errorf("configs %q", o.Configs)
+	want := []bench.Form{
+		{Name: "per-event", Configs: []string{"examples/training_school.yaml", "examples/dog_counts.yaml"}},
+		{Name: "batch", Configs: []string{"examples/training_school_batch.yaml", "examples/dog_counts_batch.yaml"}},
+	}
+	if !reflect.DeepEqual(o.Forms, want) {
+		t.Errorf("forms %q, want %q", o.Forms, want)
 	}
 	if len(o.Checks) == 0 {
 		t.Error("no view checks")
@@ -31,8 +38,36 @@ func TestFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.opts.Workload.Events != 50000 || strings.Join(f.opts.Configs, " ") != "a.yaml b.yaml" || f.opts.MaxRSS != 64<<20 || f.opts.BinDir != "bin" || f.opts.CatchUpTime != time.Minute {
+	want := []bench.Form{{Name: "custom", Configs: []string{"a.yaml", "b.yaml"}}}
+	if f.opts.Workload.Events != 50000 || !reflect.DeepEqual(f.opts.Forms, want) || f.opts.MaxRSS != 64<<20 || f.opts.BinDir != "bin" || f.opts.CatchUpTime != time.Minute {
 		t.Errorf("parsed %+v", f.opts)
+	}
+}
+
+func TestFormFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want []bench.Form
+	}{
+		{[]string{"-batch-config", "c.yaml"}, []bench.Form{
+			{Name: "per-event", Configs: []string{"examples/training_school.yaml", "examples/dog_counts.yaml"}},
+			{Name: "batch", Configs: []string{"c.yaml"}},
+		}},
+		{[]string{"-batch-config", ""}, []bench.Form{
+			{Name: "per-event", Configs: []string{"examples/training_school.yaml", "examples/dog_counts.yaml"}},
+		}},
+		{[]string{"-config", "a.yaml", "-batch-config", "c.yaml,d.yaml"}, []bench.Form{
+			{Name: "per-event", Configs: []string{"a.yaml"}},
+			{Name: "batch", Configs: []string{"c.yaml", "d.yaml"}},
+		}},
+	} {
+		f, err := parseFlags(tc.args, io.Discard)
+		if err != nil {
+			t.Fatalf("%v: %v", tc.args, err)
+		}
+		if !reflect.DeepEqual(f.opts.Forms, tc.want) {
+			t.Errorf("%v: forms %q, want %q", tc.args, f.opts.Forms, tc.want)
+		}
 	}
 }
 
