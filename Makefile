@@ -14,7 +14,8 @@ all: build
 build: ## Build every binary into ./bin
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/...
 
-test: ## Run the whole test suite (PostgreSQL on 127.0.0.1:5432 or PROJECTOR_TEST_DATABASE_URL, else a throwaway one; see docs/development.md)
+test: ## Run the whole test suite (PostgreSQL on 127.0.0.1:5432 or PROJECTOR_TEST_DATABASE_URL, else a throwaway one; Chromium; see docs/development.md)
+	@command -v chromium >/dev/null 2>&1 || { echo "make test: the status page's browser test needs Chromium: install it (apt-get install -y chromium)" >&2; exit 1; }
 	./scripts/with-postgres.sh $(GO) test $(TEST_FLAGS) ./...
 
 lint: fmt vet staticcheck tidy ## gofmt, go vet, staticcheck and go mod tidy
