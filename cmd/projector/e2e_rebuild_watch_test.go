@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os/exec"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/creack/pty"
 
+	"github.com/projector-dev/projector/internal/poll"
 	"github.com/projector-dev/projector/internal/testbin"
 )
 
@@ -32,7 +34,8 @@ const kennel = `projections:
 // redraws the table in place, with the version building's row (events/s and a progress bar
 // towards the serving position), and ends, exit 0, with a line saying the version was swapped
 // in; meanwhile status --watch into a pipe prints the building version's line. Into a pipe,
-// a second rebuild --watch prints a line per second and the same last line, with no escape code.
+// a second rebuild --watch prints a line per second and the same last line, with no escape code;
+// a third, abandoned while watched, ends with exit 1.
 func TestRebuildWatch(t *testing.T) {
 	t.Parallel()
 	dbURL, _, uri, client := startBackends(t)
@@ -114,6 +117,21 @@ func TestRebuildWatch(t *testing.T) {
 	swappedLine := `swapped in version ` + regexp.QuoteMeta(id) + `~2 of kennel at position \d+\n$`
 	if !regexp.MustCompile(line).MatchString(stdout) || !regexp.MustCompile(swappedLine).MatchString(stdout) {
 		t.Errorf("rebuild --watch into a pipe: no line of the building version, or no last line saying it was swapped in:\n%s", stdout)
+	}
+
+	// A build abandoned while it is watched ends the watch with exit 1, naming the version.
+	watch := start(t, projectorBin, cliEnv, "rebuild", "kennel", "--watch")
+	poll.Until(t, 30*time.Second, "rebuild --watch draws the third build", func() bool { return strings.Contains(watch.Output(), "kennel@"+id+"~3 state=building") })
+	if code, stdout, stderr := runProjector(t, cliEnv, "rebuild", "--cancel", "kennel"); code != 0 || !strings.Contains(stdout, "abandoned version "+id+"~3") {
+		t.Fatalf("rebuild --cancel: exit %d: %s %s", code, stdout, stderr)
+	}
+	poll.Until(t, 10*time.Second, "rebuild --watch ends", watch.Exited)
+	var ee *exec.ExitError
+	if err := watch.Err(); !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(watch.Output(), "version "+id+"~3 is no longer building") {
+		t.Errorf("rebuild --watch of an abandoned build: %v\n%s", err, watch.Output())
+	}
+	if code, _, stderr := runProjector(t, cliEnv, "rebuild", "--watch", "--cancel", "kennel"); code != 2 || !strings.Contains(stderr, "--watch and --cancel cannot be combined") {
+		t.Errorf("rebuild --watch --cancel: exit %d: %s", code, stderr)
 	}
 	if code := d.Signal(syscall.SIGTERM, exitTimeout); code != 0 {
 		t.Fatalf("exit %d", code)
