@@ -31,7 +31,7 @@ func TestMain(m *testing.M) {
 }
 
 // newDatabase creates a database for t, dropped when t ends, and returns its URL and a pool.
-func newDatabase(t *testing.T) (string, *pgxpool.Pool) {
+func newDatabase(t testing.TB) (string, *pgxpool.Pool) {
 	t.Helper()
 	url := pgtest.NewDatabase(t, "projector_e2e_")
 	pool, err := pgxpool.New(context.Background(), url)
@@ -44,7 +44,7 @@ func newDatabase(t *testing.T) (string, *pgxpool.Pool) {
 
 // startBackends starts what most end-to-end tests need: a database of their own (its URL and a
 // pool) and an emulator binary on a free port (its URI and a client).
-func startBackends(t *testing.T) (dbURL string, pool *pgxpool.Pool, uri string, client *kurrentdb.Client) {
+func startBackends(t testing.TB) (dbURL string, pool *pgxpool.Pool, uri string, client *kurrentdb.Client) {
 	t.Helper()
 	dbURL, pool = newDatabase(t)
 	uri, _ = startEmulator(t, testbin.FreeAddr(t))
@@ -55,14 +55,14 @@ func startBackends(t *testing.T) (dbURL string, pool *pgxpool.Pool, uri string, 
 const exitTimeout = 30 * time.Second
 
 // start runs bin with args in env, named after them in failures.
-func start(t *testing.T, bin string, env []string, args ...string) *testbin.Proc {
+func start(t testing.TB, bin string, env []string, args ...string) *testbin.Proc {
 	t.Helper()
 	return testbin.Start(t, filepath.Base(bin)+" "+strings.Join(args, " "), bin, env, args...)
 }
 
 // startEmulator starts the kurrentdb-emulator binary on addr (with extra flags) and returns its
 // connection string.
-func startEmulator(t *testing.T, addr string, extra ...string) (string, *testbin.Proc) {
+func startEmulator(t testing.TB, addr string, extra ...string) (string, *testbin.Proc) {
 	t.Helper()
 	p := start(t, emulatorBin, testbin.Env(), append([]string{"--listen", addr, "--log-level", "warn"}, extra...)...)
 	uri := "kurrentdb://" + addr + "?tls=false"
@@ -76,7 +76,7 @@ func startEmulator(t *testing.T, addr string, extra ...string) (string, *testbin
 	return uri, p
 }
 
-func kurrentClient(t *testing.T, uri string) *kurrentdb.Client {
+func kurrentClient(t testing.TB, uri string) *kurrentdb.Client {
 	t.Helper()
 	c, err := kurrent.NewClient(uri, kurrent.ClientOptions{})
 	if err != nil {
@@ -133,7 +133,7 @@ func getJSON(t *testing.T, url string, into any) int {
 	return code
 }
 
-func writeFile(t *testing.T, name, content string) string {
+func writeFile(t testing.TB, name, content string) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), name)
 	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
@@ -143,7 +143,7 @@ func writeFile(t *testing.T, name, content string) string {
 }
 
 // healthy waits until the daemon at addr answers /healthz.
-func healthy(t *testing.T, p *testbin.Proc, addr string) {
+func healthy(t testing.TB, p *testbin.Proc, addr string) {
 	t.Helper()
 	poll.Until(t, 20*time.Second, "the daemon answers /healthz", func() bool {
 		if p.Exited() {

@@ -46,7 +46,7 @@ const petsV2 = `projections:
 `
 
 // fingerprint is the version of the projection of the projections file content yaml.
-func fingerprint(t *testing.T, yaml string) string {
+func fingerprint(t testing.TB, yaml string) string {
 	t.Helper()
 	cfg, err := config.Parse("p.yaml", []byte(yaml))
 	if err != nil {
@@ -110,7 +110,7 @@ func (r *reader) finish(t *testing.T) {
 	t.Logf("the reader read %d times; the longest read took %s", r.reads, r.longest)
 }
 
-func versionState(t *testing.T, pool *pgxpool.Pool, id string) string {
+func versionState(t testing.TB, pool *pgxpool.Pool, id string) string {
 	t.Helper()
 	var s string
 	_ = pool.QueryRow(context.Background(), `SELECT state FROM projector_versions WHERE projection = 'pets' AND version = $1`, id).Scan(&s)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -16,7 +17,8 @@ import (
 )
 
 func (a *app) rebuildCommand() *cobra.Command {
-	var cancel bool
+	var cancel, watch bool
+	var server string
 	cmd := &cobra.Command{
 		Use:   "rebuild NAME",
 		Short: "Rebuild a projection's serving definition in a shadow schema, then swap it in",
@@ -27,10 +29,16 @@ schema, for projector rollback). Running daemons pick the build up within a seco
 one, it starts with the next daemon. It refuses (exit 2) a definition that names schemas
 explicitly, or live tables that views or foreign keys of other relations depend on. With
 --cancel, it abandons the version building instead (a changed definition whose build fails, say):
-its shadow schema is dropped and the daemons stop building it.`,
+its shadow schema is dropped and the daemons stop building it. With --watch, it then follows the
+build until the swap (or Ctrl-C, which stops the watch, not the build): a progress bar of the
+version building towards the serving version's position, its events per second and ETA, redrawn
+every second on a terminal and a line per second otherwise, and a last line once it is swapped in.`,
 		Args: exactArgs(1, "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			if watch && cancel {
+				return usageError{errors.New("--watch and --cancel cannot be combined: there is no build to follow once abandoned")}
+			}
 			log, cfg, err := a.loggerAndConfig()
 			if err != nil {
 				return err
@@ -64,10 +72,18 @@ its shadow schema is dropped and the daemons stop building it.`,
 			log.Info("rebuild recorded", zap.String("projection", p.Name), zap.String("version", id))
 			fmt.Fprintf(a.stdout, "rebuilding %s as version %s in schema %s; the daemon swaps it in once it has caught up\n",
 				p.Name, id, postgres.ShadowSchema(p.Name, id))
-			return nil
+			if !watch {
+				return nil
+			}
+			if server == "" {
+				server = localURL(a.settings.HTTPAddr)
+			}
+			return a.watchRebuild(ctx, log, cfg, store, server, p.Name, id)
 		},
 	}
 	cmd.Flags().BoolVar(&cancel, "cancel", false, "abandon the version building instead")
+	cmd.Flags().BoolVar(&watch, "watch", false, "follow the build until the swap, with its progress, events/s and ETA")
+	cmd.Flags().StringVar(&server, "server", "", "with --watch, URL of a running daemon's HTTP API (default: the local PROJECTOR_HTTP_ADDR)")
 	return cmd
 }
 

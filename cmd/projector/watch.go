@@ -28,7 +28,7 @@ const watchInterval = time.Second
 // watchStatus samples the status every watchInterval and draws it on a.stdout until ctx ends
 // (Ctrl-C): redrawn in place on a terminal, a line per projection and sample otherwise.
 func (a *app) watchStatus(ctx context.Context, log *zap.Logger, cfg *config.Config, store *postgres.Store, server string) error {
-	scr := newScreen(a.stdout)
+	scr := newScreen(a.stdout, "projector status --watch")
 	defer scr.close()
 	rates := newRates()
 	tick := time.NewTicker(watchInterval)
@@ -99,6 +99,7 @@ func fetchProcessed(ctx context.Context, server string) map[string]float64 {
 // screen draws the samples: in place with ANSI escape codes on a terminal, as lines otherwise.
 type screen struct {
 	w     io.Writer
+	title string // the first line of the terminal table
 	tty   bool
 	fd    int
 	drawn bool
@@ -114,9 +115,9 @@ const (
 	ansiClearBelow = "\x1b[J" // to the end of the screen
 )
 
-// newScreen returns the screen of w: a terminal when w is one.
-func newScreen(w io.Writer) *screen {
-	s := &screen{w: w}
+// newScreen returns the screen of w, titled title: a terminal when w is one.
+func newScreen(w io.Writer, title string) *screen {
+	s := &screen{w: w, title: title}
 	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		s.tty, s.fd = true, int(f.Fd())
 	}
@@ -148,7 +149,7 @@ func (s *screen) draw(now time.Time, rows []watchRow, live bool) error {
 	}
 	b.WriteString(ansiHome)
 	var table strings.Builder
-	writeTable(&table, now, rows, live, s.width())
+	writeTable(&table, s.title, now, rows, live, s.width())
 	for line := range strings.Lines(table.String()) {
 		b.WriteString(strings.TrimSuffix(line, "\n") + ansiClearLine + "\n")
 	}
@@ -157,9 +158,10 @@ func (s *screen) draw(now time.Time, rows []watchRow, live bool) error {
 	return err
 }
 
-// close gives the terminal its cursor back.
+// close gives the terminal its cursor back (once: a later draw starts a new screen).
 func (s *screen) close() {
 	if s.tty && s.drawn {
 		_, _ = io.WriteString(s.w, ansiShowCursor)
+		s.drawn = false
 	}
 }

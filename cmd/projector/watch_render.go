@@ -1,5 +1,5 @@
-// The figures of status --watch (events per second, progress, ETA) from consecutive samples,
-// and how they are drawn.
+// The figures of status --watch and rebuild --watch (events per second, progress, ETA) from
+// consecutive samples, and how they are drawn.
 
 package main
 
@@ -82,8 +82,35 @@ func (r *rates) update(now time.Time, out httpapi.ListJSON, processed map[string
 			}
 		}
 		rows = append(rows, row)
+		if b := p.Rebuild; b != nil {
+			rows = append(rows, buildRow(p.Name, *b))
+		}
 	}
 	return rows
+}
+
+// stateBuilding is the state shown on the row of a version building in its shadow schema.
+const stateBuilding projection.RunState = "building"
+
+// buildRow is the row of the version b of projection name building in its shadow schema,
+// named by its tracking name (NAME@VERSION): its HEAD is the serving version's position, which
+// it must reach before the swap, and its progress the share of it reached. Its events/s and ETA
+// are the daemon's that builds it (unknown when the figures come from PostgreSQL alone).
+func buildRow(name string, b httpapi.RebuildJSON) watchRow {
+	target := b.ServingPosition
+	lag := target - min(b.Position, target)
+	row := watchRow{
+		ProjectionJSON:  httpapi.ProjectionJSON{Name: name + "@" + b.Version, State: stateBuilding, Position: b.Position, Head: &target, Lag: &lag},
+		EventsPerSecond: b.EventsPerSecond, HaveRate: b.EventsPerSecond > 0 || b.PositionsPerSecond > 0,
+		CatchingUp: true,
+	}
+	if target > 0 {
+		row.Progress = min(float64(b.Position)/float64(target), 1)
+	}
+	if b.ETASeconds != nil {
+		row.ETA, row.HaveETA = time.Duration(*b.ETASeconds*float64(time.Second)).Round(time.Second), true
+	}
+	return row
 }
 
 // progressBar draws fraction (0..1) as a bar width characters wide between brackets.
@@ -112,10 +139,11 @@ func (r watchRow) eta() string {
 	return r.ETA.String()
 }
 
-// writeTable writes the rows as the terminal table of columns width: the status table with
-// events per second, ETA and a progress bar for each projection catching up.
-func writeTable(b *strings.Builder, now time.Time, rows []watchRow, live bool, columns int) {
-	fmt.Fprintf(b, "projector status --watch   %s   (Ctrl-C to stop)\n\n", now.Format(time.TimeOnly))
+// writeTable writes the rows as the terminal table of columns width under title: the status
+// table with events per second, ETA and a progress bar for each projection catching up and
+// each version building.
+func writeTable(b *strings.Builder, title string, now time.Time, rows []watchRow, live bool, columns int) {
+	fmt.Fprintf(b, "%s   %s   (Ctrl-C to stop)\n\n", title, now.Format(time.TimeOnly))
 	tw := tabwriter.NewWriter(b, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tSTATE\tPOSITION\tHEAD\tLAG\tEVENTS/S\tETA\tPROGRESS")
 	for _, r := range rows {

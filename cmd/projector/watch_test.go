@@ -60,7 +60,7 @@ func TestProgressBar(t *testing.T) {
 // Output that is not a terminal gets a line per projection and sample, with no escape code.
 func TestWatchLines(t *testing.T) {
 	var b strings.Builder
-	s := newScreen(&b)
+	s := newScreen(&b, "projector status --watch")
 	now := time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC)
 	r := newRates()
 	r.update(now, sampleOf(projection.StateCatchingUp, 1000, 5000), map[string]float64{"dogs": 0})
@@ -71,5 +71,28 @@ func TestWatchLines(t *testing.T) {
 	want := "2026-12-03T09:00:01Z dogs state=catching_up position=2000 head=5000 lag=3000 events/s=50 eta=3s progress=40.0%\n"
 	if b.String() != want {
 		t.Errorf("output\n%q, want\n%q", b.String(), want)
+	}
+}
+
+// A projection's version building gets its own row after the projection's: named NAME@VERSION,
+// its head the serving position, its progress the share of it reached, and the daemon's
+// events/s and ETA (unknown from PostgreSQL alone, which has no speed).
+func TestWatchBuildRow(t *testing.T) {
+	eta := 2.4
+	out := sampleOf(projection.StateLive, 5000, 5000)
+	out.Projections[0].Rebuild = &httpapi.RebuildJSON{Version: "abc~1", Position: 1000, ServingPosition: 4000, EventsPerSecond: 250, PositionsPerSecond: 900, ETASeconds: &eta}
+	rows := newRates().update(time.Now(), out, nil)
+	if len(rows) != 2 {
+		t.Fatalf("%d rows, want the projection's and its build's", len(rows))
+	}
+	b := rows[1]
+	if b.Name != "dogs@abc~1" || b.State != stateBuilding || *b.Head != 4000 || *b.Lag != 3000 || !b.CatchingUp || b.Progress != 0.25 ||
+		b.eps() != "250" || b.eta() != "2s" {
+		t.Errorf("build row: %+v (events/s %s, ETA %s)", b, b.eps(), b.eta())
+	}
+	out.Projections[0].Rebuild = &httpapi.RebuildJSON{Version: "abc~1", Position: 4100, ServingPosition: 4000}
+	b = newRates().update(time.Now(), out, nil)[1]
+	if *b.Lag != 0 || b.Progress != 1 || b.eps() != "-" || b.eta() != "-" {
+		t.Errorf("build row from PostgreSQL, past the serving position: %+v", b)
 	}
 }
