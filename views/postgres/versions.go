@@ -213,6 +213,11 @@ func (s *Store) RecordVersion(ctx context.Context, def versions.Definition, id s
 		return fmt.Errorf("postgres: record version %s of %q: %w", id, def.Name, err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	// Replicas starting together record the same first version at once: one at a time, each
+	// projection, so the second finds the first's row instead of breaking the one-serving rule.
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('projector versions'), hashtext($1))`, def.Name); err != nil {
+		return fmt.Errorf("postgres: record version %s of %q: lock the projection's versions: %w", id, def.Name, err)
+	}
 	if state == Serving {
 		if _, err := tx.Exec(ctx, `UPDATE projector_versions SET state = 'archived'
 			WHERE projection = $1 AND state = 'serving' AND version <> $2`, def.Name, id); err != nil {
