@@ -228,8 +228,10 @@ func TestBuildResumesAfterSIGKILL(t *testing.T) {
 		t.Fatalf("exit %d", code)
 	}
 
-	// One event per batch, so the build takes a while.
-	v2 := fmt.Sprintf(petsV2, 1, "rebuild", "")
+	// One event per batch, each taking 5 ms more, so the build lasts long enough to be killed
+	// mid-way however fast the machine is.
+	v2 := strings.Replace(fmt.Sprintf(petsV2, 1, "rebuild", ""), "WHERE id = @stream_id\n",
+		"WHERE id = @stream_id;\n        SELECT pg_sleep(0.005)\n", 1)
 	id2 := fingerprint(t, v2)
 	writeFileAt(t, cfgFile, v2)
 	d = start(t, projectorBin, env, "run")
