@@ -39,19 +39,12 @@ every second on a terminal and a line per second otherwise, and a last line once
 			if watch && cancel {
 				return usageError{errors.New("--watch and --cancel cannot be combined: there is no build to follow once abandoned")}
 			}
-			log, cfg, err := a.loggerAndConfig()
+			o, err := a.openProjection(ctx, args[0])
 			if err != nil {
 				return err
 			}
-			p, err := findProjection(cfg, args[0])
-			if err != nil {
-				return err
-			}
-			_, store, closeDB, err := a.openStore(ctx, log, false)
-			if err != nil {
-				return err
-			}
-			defer closeDB()
+			defer o.close()
+			log, cfg, p, store := o.log, o.cfg, o.p, o.store
 			if cancel {
 				id, err := versioning.Cancel(ctx, store, p.Name)
 				switch {
@@ -100,19 +93,12 @@ definition, even while their projections file holds the newer one.`,
 		Args: exactArgs(1, "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			log, cfg, err := a.loggerAndConfig()
+			o, err := a.openProjection(ctx, args[0])
 			if err != nil {
 				return err
 			}
-			p, err := findProjection(cfg, args[0])
-			if err != nil {
-				return err
-			}
-			_, store, closeDB, err := a.openStore(ctx, log, false)
-			if err != nil {
-				return err
-			}
-			defer closeDB()
+			defer o.close()
+			log, p, store := o.log, o.p, o.store
 			v, done, err := versioning.Rollback(ctx, store, p.Name)
 			if err != nil {
 				return err
