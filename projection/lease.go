@@ -151,6 +151,8 @@ func (w *worker[Tx]) backOff(ctx, lead context.Context, bo *backoff.Backoff, res
 		if w.commandReset(ctx, lead, req) {
 			bo.Reset()
 		}
+	case req := <-w.parkReqs:
+		w.runParkRequest(ctx, lead, req)
 	case <-ctx.Done():
 		return false
 	case <-lead.Done():
@@ -189,6 +191,8 @@ func (w *worker[Tx]) stopped(ctx, lead context.Context, bo *backoff.Backoff, err
 				return true
 			}
 			// A failed reset changed nothing: the projection stays stopped.
+		case req := <-w.parkReqs:
+			w.runParkRequest(ctx, lead, req)
 		case <-ctx.Done():
 			return false
 		case <-lead.Done():
