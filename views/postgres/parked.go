@@ -12,8 +12,6 @@ import (
 	"github.com/projector-dev/projector/tracking"
 )
 
-var _ projection.Parker[pgx.Tx] = (*Store)(nil)
-
 // parkedColumns are the columns scanParked reads, in its order.
 const parkedColumns = `stream, commit_position, prepare_position, event_id, event_type, revision, content_type,
 	data, metadata, created, coalesce(error, ''), parked_at`
