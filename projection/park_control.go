@@ -257,3 +257,20 @@ func (w *worker[Tx]) skipStream(ctx context.Context, what string, state tracking
 	w.publishParked()
 	return len(moved), nil
 }
+
+// ParkedStreams returns the parked streams of projection as the store keeps them (on any
+// replica: it reads the store, not the worker), oldest parking first; none when the store parks
+// no events. It returns an error wrapping tracking.ErrUnknownProjection for an unknown name.
+func (r *Runner[Tx]) ParkedStreams(ctx context.Context, projection string) ([]ParkedStream, error) {
+	r.mu.Lock()
+	w, ok := r.byName[projection]
+	r.mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("parked streams of %q: %w", projection, tracking.ErrUnknownProjection)
+	}
+	pk, ok := w.parker()
+	if !ok {
+		return nil, nil
+	}
+	return pk.ParkedStreams(ctx, projection)
+}
