@@ -148,3 +148,10 @@ func (s *Store) ReparkFailed(ctx context.Context, tx pgx.Tx, projectionName stri
 func (s *Store) ClearParked(ctx context.Context, tx pgx.Tx, projectionName string) error {
 	return Queue(ctx, tx, `DELETE FROM projector_parked WHERE projection = $1`, projectionName)
 }
+
+// moveParked gives the parked events of tracking name from to tracking name to (a swap of
+// versions: they follow the version's tracking).
+func moveParked(ctx context.Context, tx pgx.Tx, from, to string) error {
+	_, err := tx.Exec(ctx, `UPDATE projector_parked SET projection = $2 WHERE projection = $1`, from, to)
+	return err
+}
