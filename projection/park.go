@@ -65,6 +65,12 @@ func (w *worker[Tx]) parker() (Parker[Tx], bool) {
 	return pk, ok
 }
 
+// parkOwner is the name the projection's parked streams are kept under: the projection's
+// (tracking) name. Parked streams belong to the projection, not to a worker: a worker that
+// handles only some of the projection's streams (a partition) must use the projection's name
+// here too, and consult only the streams it handles.
+func (w *worker[Tx]) parkOwner() string { return w.name }
+
 // loadParked reads the projection's parked streams, at the start of a session.
 func (w *worker[Tx]) loadParked(ctx context.Context) error {
 	w.parked = nil
@@ -72,7 +78,7 @@ func (w *worker[Tx]) loadParked(ctx context.Context) error {
 	if !ok {
 		return nil
 	}
-	streams, err := pk.ParkedStreams(ctx, w.name)
+	streams, err := pk.ParkedStreams(ctx, w.parkOwner())
 	if err != nil {
 		return fmt.Errorf("projection %q: load the parked streams: %w", w.name, err)
 	}
@@ -137,7 +143,7 @@ func withPark(park map[string]error, e Event, cause error) map[string]error {
 // parkEvent parks e inside tx: with its cause when it is one of t's culprits.
 func (w *worker[Tx]) parkEvent(ctx context.Context, tx Tx, t transaction, e Event) error {
 	pk, _ := w.parker()
-	if err := pk.Park(ctx, tx, w.name, e, t.park[e.ID]); err != nil {
+	if err := pk.Park(ctx, tx, w.parkOwner(), e, t.park[e.ID]); err != nil {
 		return fmt.Errorf("park event %s at %v in stream %q: %w", e.ID, e.Position, e.Stream, err)
 	}
 	return nil

@@ -123,7 +123,7 @@ func (w *worker[Tx]) replayStream(ctx context.Context, what string, state tracki
 		replayed := 0
 		start := time.Now()
 		err := w.r.store.Apply(ctx, w.name, state, state, func(ctx context.Context, tx Tx) error {
-			evs, err := pk.Parked(ctx, tx, w.name, stream)
+			evs, err := pk.Parked(ctx, tx, w.parkOwner(), stream)
 			if err != nil {
 				return fmt.Errorf("read the parked events: %w", err)
 			}
@@ -140,12 +140,12 @@ func (w *worker[Tx]) replayStream(ctx context.Context, what string, state tracki
 				}
 			}
 			if n > 0 {
-				if err := pk.Unpark(ctx, tx, w.name, stream, evs[n-1].Event.Position); err != nil {
+				if err := pk.Unpark(ctx, tx, w.parkOwner(), stream, evs[n-1].Event.Position); err != nil {
 					return fmt.Errorf("unpark: %w", err)
 				}
 			}
 			if n < len(evs) {
-				if err := pk.ReparkFailed(ctx, tx, w.name, evs[n].Event, failed.err); err != nil {
+				if err := pk.ReparkFailed(ctx, tx, w.parkOwner(), evs[n].Event, failed.err); err != nil {
 					return fmt.Errorf("record the new error: %w", err)
 				}
 			}
@@ -207,7 +207,7 @@ func (w *worker[Tx]) skipStream(ctx context.Context, what string, state tracking
 	var moved []FailedEvent
 	err := w.r.store.Apply(ctx, w.name, state, state, func(ctx context.Context, tx Tx) error {
 		moved = moved[:0]
-		evs, err := pk.Parked(ctx, tx, w.name, stream)
+		evs, err := pk.Parked(ctx, tx, w.parkOwner(), stream)
 		if err != nil {
 			return fmt.Errorf("read the parked events: %w", err)
 		}
@@ -230,7 +230,7 @@ func (w *worker[Tx]) skipStream(ctx context.Context, what string, state tracking
 			}
 			moved = append(moved, FailedEvent{Projection: w.name, Event: pe.Event, Err: c, Policy: PolicySkip})
 		}
-		if err := pk.Unpark(ctx, tx, w.name, stream, evs[len(evs)-1].Event.Position); err != nil {
+		if err := pk.Unpark(ctx, tx, w.parkOwner(), stream, evs[len(evs)-1].Event.Position); err != nil {
 			return fmt.Errorf("unpark: %w", err)
 		}
 		if ctx.Err() != nil {

@@ -88,7 +88,7 @@ func (w *worker[Tx]) rewind(ctx, lead context.Context, req *resetRequest[Tx]) er
 			}
 		}
 		if pk, ok := w.parker(); ok {
-			if err := pk.ClearParked(ctx, tx, w.name); err != nil {
+			if err := pk.ClearParked(ctx, tx, w.parkOwner()); err != nil {
 				return fmt.Errorf("clear the parked events: %w", err)
 			}
 		}
