@@ -138,6 +138,9 @@ func TestParkingStopsOnlyThePoisonedStream(t *testing.T) {
 	if code, out, _ := runProjector(t, env, "parked", "list"); code != 0 || !strings.Contains(out, fido) || !strings.HasPrefix(out, "PROJECTION ") {
 		t.Errorf("parked list: %d\n%s", code, out)
 	}
+	if code, out, _ := runProjector(t, env, "status"); code != 0 || !strings.Contains(out, "tricks: 1 parked stream(s)") {
+		t.Errorf("status with fido parked: %d\n%s", code, out)
+	}
 	if g := gauge(); g != `projector_parked_streams{projection="tricks"} 1` {
 		t.Errorf("gauge with fido parked: %q", g)
 	}
