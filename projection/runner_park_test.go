@@ -293,3 +293,71 @@ func TestParkNeedsAStoreThatParks(t *testing.T) {
 type noParking struct{ *memory.Store }
 
 func (noParking) Park() {}
+
+// Only the runner that leads the projection takes a stream command; a standby refuses it with
+// ErrNotLeader. After the lease moves, the new leader knows the parked streams (loaded at its
+// session's start) and resumes them, and the old one shows none.
+func TestParkedStreamCommandsBelongToTheLeader(t *testing.T) {
+	log := projectiontest.NewLog()
+	store := memory.New()
+	leader := projectiontest.NewLeader()
+	o := &streamOrder{name: "p", broken: map[string]uint64{"b": 1}}
+	last := appendRound(log, 3, "a", "b")
+	var runners []*projection.Runner[*memory.Tx]
+	var stops []func()
+	for i := range 2 {
+		opts := fastOptions(nil)
+		opts.Leader = leader
+		r := projection.NewRunner(log, store, opts)
+		if err := r.Add(o.handler(), parkPolicy); err != nil {
+			t.Fatal(err)
+		}
+		runners = append(runners, r)
+		stops = append(stops, start(t, r))
+		if i == 0 {
+			eventually(t, "the first runner to lead", func() bool { return status(r, "p").Leader })
+		}
+	}
+	first, second := runners[0], runners[1]
+	wait(t, store, "p", last.Position.Commit)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := second.ResumeStream(ctx, "p", "b"); !errors.Is(err, projection.ErrNotLeader) {
+		t.Errorf("ResumeStream on the standby = %v, want ErrNotLeader", err)
+	}
+	if _, err := second.ResumeStream(ctx, "nope", "b"); err == nil || !strings.Contains(err.Error(), "unknown projection") {
+		t.Errorf("ResumeStream of an unknown projection = %v", err)
+	}
+	if ps, err := second.ParkedStreams(ctx, "p"); err != nil || len(ps) != 1 {
+		t.Errorf("ParkedStreams on the standby = %+v, %v; want b, read from the store", ps, err)
+	}
+	if status(first, "p").ParkedStreams != 1 || status(second, "p").ParkedStreams != 0 {
+		t.Errorf("parked streams shown: leader %d, standby %d; want 1 and 0", status(first, "p").ParkedStreams, status(second, "p").ParkedStreams)
+	}
+
+	// The lease moves (the leader stops): the new leader parks b's later events too, and
+	// resumes it.
+	stops[0]()
+	eventually(t, "the second runner to lead", func() bool { return status(second, "p").Leader })
+	if n := status(first, "p").ParkedStreams; n != 0 {
+		t.Errorf("the old leader shows %d parked streams, want 0", n)
+	}
+	o.fix("b")
+	last = appendRound(log, 1, "b")
+	wait(t, store, "p", last.Position.Commit)
+	if got := order(store, "p", "b"); !slices.Equal(got, []uint64{0}) {
+		t.Errorf("stream b applied %v under the new leader, want [0]", got)
+	}
+	var n int
+	var err error
+	eventually(t, "the new leader to take the resume", func() bool {
+		n, err = second.ResumeStream(ctx, "p", "b")
+		return !errors.Is(err, projection.ErrNotLeader)
+	})
+	if err != nil || n != 3 {
+		t.Fatalf("ResumeStream on the new leader = %d, %v; want 3", n, err)
+	}
+	if got := order(store, "p", "b"); !slices.Equal(got, revisions(4)) {
+		t.Errorf("stream b applied %v, want %v", got, revisions(4))
+	}
+}
