@@ -20,6 +20,9 @@ type span struct {
 	// skip, when set, is why batch[0] is skipped instead of handled: it is dead-lettered with
 	// that cause when the store keeps dead letters (an operator's Skip, or PolicySkip).
 	skip error
+	// park holds the events whose failure parks their stream under PolicyPark, by event ID,
+	// with the handler's error: they, and the later events of their streams, are parked.
+	park map[string]error
 }
 
 // commit applies s, applying the error policy to handler failures. A failing batch is re-run
@@ -64,6 +67,13 @@ func (w *worker[Tx]) commit(ctx, lead context.Context, s span) result {
 		i := he.index
 		if i < 0 {
 			i = len(t.batch) - 1
+		}
+		if pr := w.parkedIn(t); pol.Policy == PolicyPark && (pr == nil || !pr[i]) {
+			// Park the culprit's stream and try again: the other streams go on.
+			e := t.batch[i]
+			w.eventFailed(e, he.err, PolicyPark)
+			t.park = withPark(t.park, e, he.err)
+			continue
 		}
 		if i > 0 {
 			// Commit the good events before the culprit, once.

@@ -31,6 +31,9 @@
 //	                batch), apply the error policy to it
 //	transaction.go  one store transaction: handlers or a dead letter, the tracking advance,
 //	                then status, Observer and watermark (what Wait watches)
+//	park.go         policy park: the Parker a store implements, which events of a
+//	                transaction are parked (a failed one's stream, and its later events)
+//	park_control.go ResumeStream and SkipStream of a parked stream, run between batches
 //	control.go      Resume and Skip of a stopped projection
 //	reset.go        Reset: rewind a view and its tracking to the start while paused
 //

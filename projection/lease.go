@@ -41,8 +41,10 @@ func (w *worker[Tx]) run(ctx, hard context.Context) {
 		release()
 		w.mu.Lock()
 		w.st.Leader, w.st.OldestPending, w.st.Failed, w.caughtUp, w.fault = false, time.Time{}, nil, false, ""
+		w.st.ParkedStreams = 0 // the replica that leads the projection now knows them
 		w.phase = StateStandby
 		w.mu.Unlock()
+		w.parked = nil
 		if lost != nil && ctx.Err() == nil {
 			err := fmt.Errorf("projection %q: %w", w.name, lost)
 			if !errors.Is(lost, ErrHandedOver) { // a planned move is no fault
@@ -151,6 +153,8 @@ func (w *worker[Tx]) backOff(ctx, lead context.Context, bo *backoff.Backoff, res
 		if w.commandReset(ctx, lead, req) {
 			bo.Reset()
 		}
+	case req := <-w.parkReqs:
+		w.runParkRequest(ctx, lead, req)
 	case <-ctx.Done():
 		return false
 	case <-lead.Done():
@@ -189,6 +193,8 @@ func (w *worker[Tx]) stopped(ctx, lead context.Context, bo *backoff.Backoff, err
 				return true
 			}
 			// A failed reset changed nothing: the projection stays stopped.
+		case req := <-w.parkReqs:
+			w.runParkRequest(ctx, lead, req)
 		case <-ctx.Done():
 			return false
 		case <-lead.Done():

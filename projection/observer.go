@@ -54,8 +54,8 @@ type FailedEvent struct {
 	Projection string
 	Event      Event
 	Err        error
-	// Policy is what the runner does about it: stop, retry, or skip (also for an operator's
-	// Skip).
+	// Policy is what the runner does about it: stop, retry, skip (also for an operator's
+	// Skip), or park.
 	Policy PolicyKind
 }
 
@@ -154,6 +154,9 @@ type Status struct {
 	// LeaderMember is the id of the replica (scale-out group member) that leads the
 	// projection, when the daemon knows it; empty otherwise.
 	LeaderMember string `json:"leader_member,omitempty"`
+	// ParkedStreams is the number of streams the projection has parked (error policy park), as
+	// the replica that leads it knows them; 0 on a standby.
+	ParkedStreams int `json:"parked_streams"`
 }
 
 // Failure describes a poison event and the error it caused.

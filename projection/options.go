@@ -89,11 +89,17 @@ const (
 	// PolicySkip records the failing event in the store's dead-letter table and goes on
 	// without it; the store must implement DeadLetterer.
 	PolicySkip PolicyKind = "skip"
+	// PolicyPark parks the failing event's stream: the event, and every later event of that
+	// stream, is recorded in the store's parked events instead of handled, while the other
+	// streams go on; an operator resumes the stream (replaying its parked events in order, before
+	// any later event of it) or skips it (see Runner.ResumeStream and Runner.SkipStream). The
+	// store must implement Parker.
+	PolicyPark PolicyKind = "park"
 )
 
 // ErrorPolicy is a projection's answer to handler errors. Retries, Backoff and MaxBackoff
 // apply to PolicyRetry only: PolicyStop stops at the first failure and PolicySkip
-// dead-letters the failing event at once.
+// dead-letters the failing event at once; PolicyPark parks the failing event's stream at once.
 type ErrorPolicy struct {
 	// Policy is what to do with a failing event (default DefaultPolicy, stop); the projections
 	// file's on_error.policy.
@@ -211,9 +217,9 @@ func (o ProjectionOptions) validate() error {
 		errs = append(errs, fmt.Errorf("BatchInterval %v: must be positive", o.BatchInterval))
 	}
 	switch o.OnError.Policy {
-	case "", PolicyStop, PolicySkip, PolicyRetry:
+	case "", PolicyStop, PolicySkip, PolicyRetry, PolicyPark:
 	default:
-		errs = append(errs, fmt.Errorf("OnError.Policy %q: want %q, %q or %q", o.OnError.Policy, PolicyStop, PolicyRetry, PolicySkip))
+		errs = append(errs, fmt.Errorf("OnError.Policy %q: want %q, %q, %q or %q", o.OnError.Policy, PolicyStop, PolicyRetry, PolicySkip, PolicyPark))
 	}
 	if o.OnError.Retries < 0 {
 		errs = append(errs, fmt.Errorf("OnError.Retries %d: must not be negative", o.OnError.Retries))

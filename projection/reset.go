@@ -87,6 +87,11 @@ func (w *worker[Tx]) rewind(ctx, lead context.Context, req *resetRequest[Tx]) er
 				return fmt.Errorf("reset the view: %w", err)
 			}
 		}
+		if pk, ok := w.parker(); ok {
+			if err := pk.ClearParked(ctx, tx, w.parkOwner()); err != nil {
+				return fmt.Errorf("clear the parked events: %w", err)
+			}
+		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("not committing the reset: %w", context.Cause(ctx))
 		}
@@ -99,6 +104,8 @@ func (w *worker[Tx]) rewind(ctx, lead context.Context, req *resetRequest[Tx]) er
 		return fmt.Errorf("reset %q: rewind from %v to %v: %w", w.name, prev, start, err)
 	}
 	w.skip = nil
+	w.parked = nil
+	w.publishParked()
 	w.r.wm.Reset(w.name)
 	w.mu.Lock()
 	w.st.Tracking, w.st.Position, w.st.Failed, w.st.OldestPending = start, start.Reached(), nil, time.Time{}

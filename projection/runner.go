@@ -83,6 +83,11 @@ func (r *Runner[Tx]) Add(p Projection[Tx], opts ProjectionOptions) error {
 			return fmt.Errorf("projection %q: error policy %q needs a store with dead letters, and %T has none", name, PolicySkip, r.store)
 		}
 	}
+	if opts.OnError.Policy == PolicyPark {
+		if _, ok := any(r.store).(Parker[Tx]); !ok {
+			return fmt.Errorf("projection %q: error policy %q needs a store that parks events, and %T does not", name, PolicyPark, r.store)
+		}
+	}
 	if opts.Start.Kind == StartEnd {
 		if _, ok := r.source.(Header); !ok {
 			return fmt.Errorf("projection %q: start at end needs a source that reports the head, and %T does not", name, r.source)
@@ -96,7 +101,7 @@ func (r *Runner[Tx]) Add(p Projection[Tx], opts ProjectionOptions) error {
 	if _, dup := r.byName[name]; dup {
 		return fmt.Errorf("projection %q added twice", name)
 	}
-	w := &worker[Tx]{r: r, p: p, name: name, topics: append([]string(nil), topics...), opts: opts, ctl: make(chan Command, 1), resets: make(chan *resetRequest[Tx])}
+	w := &worker[Tx]{r: r, p: p, name: name, topics: append([]string(nil), topics...), opts: opts, ctl: make(chan Command, 1), resets: make(chan *resetRequest[Tx]), parkReqs: make(chan *parkRequest)}
 	w.st = Status{Name: name, State: StateStarting}
 	r.workers = append(r.workers, w)
 	r.byName[name] = w

@@ -34,6 +34,9 @@ func (w *worker[Tx]) session(ctx, lead context.Context, bo *backoff.Backoff) res
 			return w.failed(ctx, lead, kind, err)
 		}
 	}
+	if err := w.loadParked(work); err != nil {
+		return w.failed(ctx, lead, kindStore, err)
+	}
 	w.r.wm.Set(w.name, state)
 	w.update(func(st *Status) { st.Tracking, st.Position = state, state.Reached() })
 
@@ -120,6 +123,14 @@ func (w *worker[Tx]) consume(ctx, lead, work context.Context, sub Subscription, 
 			// The pending batch is dropped uncommitted: the reset rebuilds from the start.
 			w.reset = req
 			return result{out: outcomeReset}
+		case req := <-w.parkReqs:
+			// The pending batch commits first (parking what it holds of the stream), so the
+			// command takes effect before any later event of the stream.
+			if res = b.flush(); res.out != outcomeOK {
+				req.done <- parkAnswer{err: fmt.Errorf("%s %q stream %q: the pending batch did not commit, nothing was done: %v", req.cmd, w.name, req.stream, res.err)}
+				return res
+			}
+			w.runParkRequest(ctx, lead, req)
 		case rc := <-msgs:
 			if rc.err != nil {
 				if ctx.Err() != nil {

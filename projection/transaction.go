@@ -75,6 +75,8 @@ func (w *worker[Tx]) apply(ctx context.Context, t transaction) error {
 		flusher, _ := any(tx).(Flusher)
 		w.flushes = flusher != nil
 		bp, batched := w.p.(BatchProjection[Tx])
+		parked := w.parkedIn(t)
+		var rest []Event // a batch projection's events to handle: those not skipped or parked
 		for i, e := range t.batch {
 			if i == 0 && t.skip != nil {
 				dl, ok := any(w.r.store).(DeadLetterer[Tx])
@@ -91,12 +93,15 @@ func (w *worker[Tx]) apply(ctx context.Context, t transaction) error {
 				}
 				continue
 			}
-			if batched {
-				// The rest of the batch, at once: a failure is bisected by commit.
-				if err := w.handleBatch(ctx, tx, bp, t.batch[i:]); err != nil {
-					return &handlerError{index: -1, err: err}
+			if parked != nil && parked[i] {
+				if err := w.parkEvent(ctx, tx, t, e); err != nil {
+					return err
 				}
-				break
+				continue
+			}
+			if batched {
+				rest = append(rest, e)
+				continue
 			}
 			if err := w.handle(ctx, tx, e); err != nil {
 				return &handlerError{index: i, err: err}
@@ -105,6 +110,12 @@ func (w *worker[Tx]) apply(ctx context.Context, t transaction) error {
 				if err := flusher.Flush(ctx); err != nil {
 					return &handlerError{index: i, err: err}
 				}
+			}
+		}
+		if batched && len(rest) > 0 {
+			// At once: a failure is bisected by commit.
+			if err := w.handleBatch(ctx, tx, bp, rest); err != nil {
+				return &handlerError{index: -1, err: err}
 			}
 		}
 		if flusher != nil {
@@ -129,7 +140,14 @@ func (w *worker[Tx]) committed(t transaction, d time.Duration) {
 		w.caughtUp = w.live
 	}
 	w.mu.Unlock()
+	parked := w.parkedIn(t)
 	events := len(t.batch)
+	for _, p := range parked {
+		if p {
+			events--
+		}
+	}
+	w.parkedCommitted(t, parked)
 	if t.skip != nil && events > 0 {
 		events--
 		if _, ok := any(w.r.store).(DeadLetterer[Tx]); ok {

@@ -28,12 +28,17 @@ type worker[Tx any] struct {
 	opts   ProjectionOptions
 	ctl    chan Command           // operator commands for a stopped projection; capacity 1
 	resets chan *resetRequest[Tx] // Runner.Reset's requests, taken while leading
+	// parkReqs are Runner.ResumeStream's and Runner.SkipStream's requests, taken while leading.
+	parkReqs chan *parkRequest
 
 	// Used by the worker goroutine only.
 	skip    *Failure          // an operator's Skip, applied when the failed event is delivered again
 	reset   *resetRequest[Tx] // a reset taken by consume, for leading to run
 	flushes bool              // the store's transactions are Flushers
 	live    bool              // the subscription has caught up
+	// parked is the set of the projection's parked streams, loaded at the start of each
+	// session and kept as parks, resumes and skips commit.
+	parked map[string]bool
 	// halt is the event the projection is stopped on, reported again with the change that
 	// leaves the stop; commanded is the operator's command being carried out, reported with the
 	// next change.

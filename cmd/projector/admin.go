@@ -269,6 +269,10 @@ func (a *app) statusReport(ctx context.Context, log *zap.Logger, cfg *config.Con
 	if err != nil {
 		log.Warn("cannot read which replica leads each projection", zap.Error(err))
 	}
+	parked, err := postgres.CountParkedStreams(ctx, store.Pool())
+	if err != nil {
+		return out, err
+	}
 	for _, p := range cfg.Projections {
 		st, ok, err := store.Load(ctx, p.Name)
 		if err != nil {
@@ -295,7 +299,7 @@ func (a *app) statusReport(ctx context.Context, log *zap.Logger, cfg *config.Con
 			}
 		}
 		j := httpapi.ProjectionJSON{Name: s.Name, Position: s.Position, State: s.State, Leader: s.Leader, LeaderMember: s.LeaderMember,
-			CaughtUp: s.CaughtUp, Tracking: st, Failed: s.Failed, Error: s.Error, Rebuild: rebuild}
+			CaughtUp: s.CaughtUp, Tracking: st, Failed: s.Failed, Error: s.Error, Rebuild: rebuild, ParkedStreams: int(parked[p.Name])}
 		if j.Rebuild == nil {
 			if j.Rebuild, err = storedRebuild(ctx, store, p.Name, s.Position); err != nil {
 				return out, err
@@ -334,6 +338,11 @@ func (a *app) printStatus(out httpapi.ListJSON, live bool) error {
 	for _, p := range out.Projections {
 		if r := p.Rebuild; r != nil {
 			fmt.Fprintf(a.stdout, "\n%s: %s\n", p.Name, describeRebuild(*r))
+		}
+	}
+	for _, p := range out.Projections {
+		if p.ParkedStreams > 0 {
+			fmt.Fprintf(a.stdout, "\n%s: %d parked stream(s) (policy park): `projector parked list %s` shows them\n", p.Name, p.ParkedStreams, p.Name)
 		}
 	}
 	for _, p := range out.Projections {

@@ -40,7 +40,7 @@ func TestDocsMetricsReference(t *testing.T) {
 	exported := []string{metrics.EventsProcessed, metrics.EventsDeadLettered, metrics.Batches, metrics.BatchDuration,
 		metrics.BatchEvents, metrics.Position, metrics.HeadPosition, metrics.LagPositions, metrics.LagSeconds,
 		metrics.CaughtUp, metrics.Leader, metrics.Errors, metrics.SubscriptionRestarts, metrics.LastProgress, metrics.WaitDuration,
-		metrics.DeadLetters, metrics.Members}
+		metrics.DeadLetters, metrics.Members, metrics.ParkedStreams}
 	sort.Strings(documented)
 	sort.Strings(exported)
 	if strings.Join(documented, " ") != strings.Join(exported, " ") {

@@ -73,6 +73,11 @@ func TestStatusPageInABrowser(t *testing.T) {
     schema: CREATE TABLE IF NOT EXISTS good_names (name text PRIMARY KEY CONSTRAINT only_good CHECK (name NOT LIKE 'bad-%'));
     handlers:
       "__main__:Dog.Registered": INSERT INTO good_names VALUES (@data->>'name')
+  - name: parked_names
+    on_error: {policy: park}
+    schema: CREATE TABLE IF NOT EXISTS parked_names (name text PRIMARY KEY CONSTRAINT not_parked CHECK (name NOT LIKE 'bad-%'));
+    handlers:
+      "__main__:Dog.Registered": INSERT INTO parked_names VALUES (@data->>'name')
 `
 	addr := testbin.FreeAddr(t)
 	const token = "e2e-page-token-77a"
@@ -95,12 +100,13 @@ func TestStatusPageInABrowser(t *testing.T) {
 		chromedp.Navigate("http://"+addr+"/"),
 		chromedp.WaitVisible(chromedp.CSS(names+` .failed`)),
 		chromedp.WaitVisible(chromedp.CSS(`section[data-name="good_names"] .dead-letters tbody tr`)),
+		chromedp.WaitVisible(chromedp.CSS(`section[data-name="parked_names"] .parked tbody tr`)),
 	)
 	if err != nil {
 		t.Fatalf("open the status page: %v", err)
 	}
 	listed, err := chromedp.Run(b, chromedp.Evaluate[string](`Array.from(document.querySelectorAll("section[data-name] .name")).map(e => e.textContent).join(",")`))
-	if err != nil || listed != "names,good_names" {
+	if err != nil || listed != "names,good_names,parked_names" {
 		t.Errorf("projections on the page = %q (%v)", listed, err)
 	}
 	bad := trainingschool.DogID("bad-1").String()
@@ -109,6 +115,11 @@ func TestStatusPageInABrowser(t *testing.T) {
 	}
 	if dl := text(`section[data-name="good_names"] .dead-letters`); !strings.Contains(dl, "Dead letters (1)") || !strings.Contains(dl, bad) || !strings.Contains(dl, "only_good") {
 		t.Errorf("the dead letters on the page:\n%s", dl)
+	}
+
+	parkedSel := `section[data-name="parked_names"]`
+	if p := text(parkedSel + ` .parked`); !strings.Contains(p, "Parked streams (1)") || !strings.Contains(p, bad) || !strings.Contains(p, "not_parked") {
+		t.Errorf("the parked streams on the page:\n%s", p)
 	}
 
 	// Resume without the token: refused, and the page says so.
@@ -167,6 +178,25 @@ func TestStatusPageInABrowser(t *testing.T) {
 	var count int
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM names`).Scan(&count); err != nil || count != 4 {
 		t.Errorf("names rows = %d (%v), want 4 after the resume", count, err)
+	}
+
+	// The parked stream resumed from its row's button once its view is fixed.
+	if _, err := pool.Exec(ctx, `ALTER TABLE parked_names DROP CONSTRAINT not_parked`); err != nil {
+		t.Fatal(err)
+	}
+	err = chromedp.Do(b,
+		chromedp.Click(chromedp.CSS(parkedSel+` .parked button[data-command="parked/resume"]`)),
+		chromedp.WaitVisible(chromedp.CSS(parkedSel+` .message.ok`)),
+		chromedp.WaitNotPresent(chromedp.CSS(parkedSel+` .parked`)),
+	)
+	if err != nil {
+		t.Fatalf("resume the parked stream with the token: %v", err)
+	}
+	if accepted := text(parkedSel + ` .message`); !strings.Contains(accepted, "replayed 1 parked event(s)") {
+		t.Errorf("after the parked stream's resume: message %q", accepted)
+	}
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM parked_names`).Scan(&count); err != nil || count != 4 {
+		t.Errorf("parked_names rows = %d (%v), want 4 after the resume", count, err)
 	}
 
 	// On a phone's width nothing overflows sideways.

@@ -124,7 +124,7 @@ PROJECTOR_DRAIN_TIMEOUT, PROJECTOR_ADMIN_TOKEN and PROJECTOR_ADMIN_TOKEN_FILE. F
 	a.envFlag(f, "log-format", "json or console")
 	root.AddCommand(
 		a.runCommand(), a.migrateCommand(), a.statusCommand(), a.resetCommand(), a.waitCommand(),
-		a.controlCommand("resume"), a.controlCommand("skip"), a.rebuildCommand(), a.rollbackCommand(), a.deadLettersCommand(),
+		a.controlCommand("resume"), a.controlCommand("skip"), a.rebuildCommand(), a.rollbackCommand(), a.deadLettersCommand(), a.parkedCommand(),
 		a.demoCommand(), a.versionCommand(),
 	)
 	return root

@@ -121,7 +121,7 @@ func TestValidationErrors(t *testing.T) {
 			[]string{`p.yaml:4: projection "a": handlers."T": unknown parameter @nmae (line 1); the parameters are @commit_position`}},
 		{"bad name", "projections:\n  - name: Dog-Counts\n    handlers: {T: SELECT 1}\n", []string{`p.yaml:2: projection "Dog-Counts": name: must be 1 to 63 characters of a-z, 0-9 and _`}},
 		{"missing name", "projections:\n  - handlers: {T: SELECT 1}\n", []string{`p.yaml:2: projection "#1": name: missing`}},
-		{"bad policy", "projections:\n  - name: a\n    on_error: {policy: ignore}\n    handlers: {T: SELECT 1}\n", []string{`p.yaml:3: projection "a": on_error.policy: unknown policy "ignore"; use stop, retry or skip`}},
+		{"bad policy", "projections:\n  - name: a\n    on_error: {policy: ignore}\n    handlers: {T: SELECT 1}\n", []string{`p.yaml:3: projection "a": on_error.policy: unknown policy "ignore"; use stop, retry, skip or park`}},
 		{"bad retries", "projections:\n  - name: a\n    on_error: {retries: -1}\n    handlers: {T: SELECT 1}\n", []string{`on_error.retries: must be a whole number ≥ 1, not "-1"`}},
 		{"zero retries", "projections:\n  - name: a\n    on_error: {policy: retry, retries: 0}\n    handlers: {T: SELECT 1}\n", []string{`p.yaml:3: projection "a": on_error.retries: must be a whole number ≥ 1, not "0" (for no retries, use policy stop)`}},
 		{"bad batch size", "projections:\n  - name: a\n    batch: {size: 0}\n    handlers: {T: SELECT 1}\n", []string{`p.yaml:3: projection "a": batch.size: must be a whole number ≥ 1, not "0"`}},

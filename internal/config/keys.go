@@ -123,10 +123,10 @@ func KnownKeys() []string {
 
 func parsePolicy(p *parser, e *entry, v *yaml.Node) {
 	switch k := projection.PolicyKind(p.str(v, e.label, "on_error.policy")); k {
-	case projection.PolicyStop, projection.PolicyRetry, projection.PolicySkip:
+	case projection.PolicyStop, projection.PolicyRetry, projection.PolicySkip, projection.PolicyPark:
 		e.pr.Options.OnError.Policy = k
 	default:
-		p.add(v.Line, e.label, "on_error.policy", fmt.Sprintf("unknown policy %q; use %s, %s or %s", k, projection.PolicyStop, projection.PolicyRetry, projection.PolicySkip))
+		p.add(v.Line, e.label, "on_error.policy", fmt.Sprintf("unknown policy %q; use %s, %s, %s or %s", k, projection.PolicyStop, projection.PolicyRetry, projection.PolicySkip, projection.PolicyPark))
 	}
 }
 

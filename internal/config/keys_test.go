@@ -80,3 +80,18 @@ func TestUnknownKeyIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// Every error policy is spelled in the projections file as the runner names it.
+func TestEveryErrorPolicyIsAccepted(t *testing.T) {
+	for _, pol := range []projection.PolicyKind{projection.PolicyStop, projection.PolicyRetry, projection.PolicySkip, projection.PolicyPark} {
+		doc := "projections:\n  - name: a\n    on_error: {policy: " + string(pol) + "}\n    handlers: {T: SELECT 1}\n"
+		cfg, err := config.Parse("p.yaml", []byte(doc))
+		if err != nil {
+			t.Errorf("policy %s: %v", pol, err)
+			continue
+		}
+		if got := cfg.Projections[0].Options.OnError.Policy; got != pol {
+			t.Errorf("policy %s: parsed as %s", pol, got)
+		}
+	}
+}

@@ -24,6 +24,9 @@ type runner interface {
 	Resume(name string) error
 	Skip(name string) error
 	Reset(ctx context.Context, name string) error
+	ParkedStreams(ctx context.Context, name string) ([]projection.ParkedStream, error)
+	ResumeStream(ctx context.Context, name, stream string) (int, error)
+	SkipStream(ctx context.Context, name, stream string) (int, error)
 }
 
 // current holds the daemon's runner: none until Run has set it up. It is the HTTP API's
@@ -183,6 +186,43 @@ func (c *current) Reset(ctx context.Context, name string) error {
 	}
 	c.log.Info("projection reset: it rebuilds from its start", zap.String("projection", name))
 	return nil
+}
+
+// ParkedStreams implements httpapi.Parked: it reads the store, on any replica.
+func (c *current) ParkedStreams(ctx context.Context, name string) ([]projection.ParkedStream, error) {
+	c.mu.Lock()
+	r := c.r
+	c.mu.Unlock()
+	if r == nil {
+		return nil, fmt.Errorf("parked streams of %q: still connecting to PostgreSQL: %w", name, httpapi.ErrUnavailable)
+	}
+	return r.ParkedStreams(ctx, name)
+}
+
+// ResumeStream implements httpapi.Parked, on the replica that leads the projection.
+func (c *current) ResumeStream(ctx context.Context, name, stream string) (int, error) {
+	r, err := c.commandable(projection.CommandResumeStream, name)
+	if err != nil {
+		return 0, err
+	}
+	n, err := r.ResumeStream(ctx, name, stream)
+	if err == nil {
+		c.log.Info("parked stream resumed: its parked events were replayed", zap.String("projection", name), zap.String("stream", stream), zap.Int("events", n))
+	}
+	return n, err
+}
+
+// SkipStream implements httpapi.Parked, on the replica that leads the projection.
+func (c *current) SkipStream(ctx context.Context, name, stream string) (int, error) {
+	r, err := c.commandable(projection.CommandSkipStream, name)
+	if err != nil {
+		return 0, err
+	}
+	n, err := r.SkipStream(ctx, name, stream)
+	if err == nil {
+		c.log.Info("parked stream skipped: its parked events moved to the dead letters", zap.String("projection", name), zap.String("stream", stream), zap.Int("events", n))
+	}
+	return n, err
 }
 
 // settler wakes the commands waiting for the state change they cause: the next change of their

@@ -73,7 +73,7 @@ func Start(log *zap.Logger, addr string, names []string, o Options) (*Daemon, er
 	for _, n := range names {
 		d.m.Declare(n)
 	}
-	api := httpapi.Options{Provider: d.prov, Waiter: d.runner, Controller: d.runner, Metrics: d.m.Handler(), ObserveWait: d.m.ObserveWait, AdminToken: o.AdminToken, MaxWaits: o.MaxWaits, Tracing: o.Tracing}
+	api := httpapi.Options{Provider: d.prov, Waiter: d.runner, Controller: d.runner, Parked: d.runner, Metrics: d.m.Handler(), ObserveWait: d.m.ObserveWait, AdminToken: o.AdminToken, MaxWaits: o.MaxWaits, Tracing: o.Tracing}
 	d.operatorSurface(o, &api)
 	srv, err := Listen(addr, httpapi.New(api), o.Server, o.MaxWaits)
 	if err != nil {

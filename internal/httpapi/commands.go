@@ -28,6 +28,7 @@ func (a *api) registerCommands(mux *http.ServeMux) {
 	a.handleCommand(mux, "rebuild", a.statusCommand("rebuild", a.versionCommand("rebuild", Versioner.Rebuild)))
 	a.handleCommand(mux, "rollback", a.statusCommand("rollback", a.versionCommand("rollback", Versioner.Rollback)))
 	a.registerDeadLetterCommands(mux)
+	a.registerParkedCommands(mux)
 }
 
 // handleCommand registers command verb on mux, as POST /v1/projections/{name}/<verb>, behind

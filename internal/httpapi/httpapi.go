@@ -1,7 +1,8 @@
 // Package httpapi serves Projector's HTTP interface: the status page at /, /metrics,
 // /healthz, /readyz, /v1/projections, /v1/projections/{name}/wait, /v1/history,
-// /v1/dead-letters, and the operator's commands POST /v1/projections/{name}/resume, .../skip,
-// .../reset, .../dead-letters/replay and .../dead-letters/purge. The commands are closed by
+// /v1/dead-letters, /v1/parked, and the operator's commands POST /v1/projections/{name}/resume,
+// .../skip, .../reset, .../dead-letters/replay, .../dead-letters/purge, .../parked/resume and
+// .../parked/skip. The commands are closed by
 // default: without an admin token they are refused; with one they require it as a bearer
 // token, and requests from browser pages of another origin are refused. The read endpoints
 // stay open.
@@ -84,6 +85,9 @@ type Options struct {
 	Now func() time.Time
 	// DeadLetters lists, shows, replays and purges the dead letters; nil answers them 503.
 	DeadLetters DeadLetters
+	// Parked lists the parked streams and takes the parked/resume and parked/skip commands;
+	// nil answers them 503.
+	Parked Parked
 	// History feeds the status page's charts (GET /v1/history); nil for none.
 	History *History
 	// Tracing makes a span per wait request, continuing the caller's W3C trace context; nil
@@ -137,6 +141,7 @@ func New(o Options) http.Handler {
 	mux.HandleFunc("GET /v1/projections/{name}/wait", a.wait)
 	mux.HandleFunc("GET /v1/history", a.history)
 	a.registerDeadLetterRoutes(mux)
+	a.registerParkedRoutes(mux)
 	a.registerPage(mux)
 	a.registerCommands(mux)
 	return o.Tracing.Handler(mux)
@@ -161,6 +166,9 @@ type ProjectionJSON struct {
 	Error string `json:"error,omitempty"`
 	// Rebuild is the progress of a new version building, on the replica that builds it.
 	Rebuild *RebuildJSON `json:"rebuild,omitempty"`
+	// ParkedStreams is the number of streams the projection has parked (error policy park),
+	// on the replica that leads it; GET /v1/projections/{name}/parked lists them.
+	ParkedStreams int `json:"parked_streams"`
 }
 
 // ListJSON is the body of /v1/projections.
@@ -224,7 +232,7 @@ func toJSON(s projection.Status, head uint64, haveHead bool, now time.Time) Proj
 	lag := s.Lag(head, haveHead, now)
 	p := ProjectionJSON{
 		Name: s.Name, Position: s.Position, LagSeconds: lag.Seconds, State: s.State,
-		Leader: s.Leader, LeaderMember: s.LeaderMember, CaughtUp: s.CaughtUp, Tracking: s.Tracking, Failed: s.Failed, Error: s.Error,
+		Leader: s.Leader, LeaderMember: s.LeaderMember, CaughtUp: s.CaughtUp, Tracking: s.Tracking, Failed: s.Failed, Error: s.Error, ParkedStreams: s.ParkedStreams,
 	}
 	if haveHead {
 		h, l := head, lag.Positions

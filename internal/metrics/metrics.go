@@ -1,6 +1,6 @@
 // Package metrics exposes Projector's Prometheus metrics. Counters and histograms are fed by
 // an Observer the runner reports to; the gauges (position, head, lag, caught-up, leader, last
-// progress) are read at scrape time from a status source, so they are never stale. Each daemon
+// progress, parked streams) are read at scrape time from a status source, so they are never stale. Each daemon
 // has its own registry; nothing is registered globally.
 package metrics
 
@@ -34,6 +34,7 @@ const (
 	WaitDuration         = "projector_wait_duration_seconds"
 	DeadLetters          = "projector_dead_letters"
 	Members              = "projector_members"
+	ParkedStreams        = "projector_parked_streams"
 )
 
 // MembersSource is implemented by a Source that knows the live members of its scale-out group.
@@ -170,11 +171,12 @@ var (
 	descCaughtUp = prometheus.NewDesc(CaughtUp, "1 when the projection has caught up with the log and committed everything delivered.", []string{"projection"}, nil)
 	descLeader   = prometheus.NewDesc(Leader, "1 when this instance leads (runs) the projection, 0 on a standby.", []string{"projection"}, nil)
 	descProgress = prometheus.NewDesc(LastProgress, "Unix time of the projection's last commit.", []string{"projection"}, nil)
+	descParked   = prometheus.NewDesc(ParkedStreams, "Streams the projection has parked (error policy park), on the replica that leads it; 0 on a standby.", []string{"projection"}, nil)
 	descMembers  = prometheus.NewDesc(Members, "Live replicas (members) of the scale-out group, as this instance last read the membership table.", nil, nil)
 )
 
 func (g *gauges) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descPosition, descHead, descLagPos, descLagSec, descCaughtUp, descLeader, descProgress, descMembers} {
+	for _, d := range []*prometheus.Desc{descPosition, descHead, descLagPos, descLagSec, descCaughtUp, descLeader, descProgress, descParked, descMembers} {
 		ch <- d
 	}
 }
@@ -200,6 +202,7 @@ func (g *gauges) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descLagSec, prometheus.GaugeValue, lag.Seconds, l)
 		ch <- prometheus.MustNewConstMetric(descCaughtUp, prometheus.GaugeValue, b2f(s.CaughtUp), l)
 		ch <- prometheus.MustNewConstMetric(descLeader, prometheus.GaugeValue, b2f(s.Leader), l)
+		ch <- prometheus.MustNewConstMetric(descParked, prometheus.GaugeValue, float64(s.ParkedStreams), l)
 		if !s.LastProgress.IsZero() {
 			ch <- prometheus.MustNewConstMetric(descProgress, prometheus.GaugeValue, float64(s.LastProgress.UnixNano())/1e9, l)
 		}

@@ -111,7 +111,7 @@ func TestScrapeTimeGauges(t *testing.T) {
 	src := &fakeSource{head: 1000, haveHead: true, statuses: []projection.Status{
 		// Catching up: 2 minutes behind, 600 positions behind the head.
 		{Name: "behind", State: projection.StateCatchingUp, Leader: true, Position: 400,
-			OldestPending: now.Add(-2 * time.Minute), LastProgress: now.Add(-time.Second)},
+			OldestPending: now.Add(-2 * time.Minute), LastProgress: now.Add(-time.Second), ParkedStreams: 3},
 		// Caught up and idle, with the head past it through events it filters out: no lag.
 		{Name: "idle", State: projection.StateLive, Leader: true, CaughtUp: true, Position: 900},
 		// A standby.
@@ -132,6 +132,8 @@ func TestScrapeTimeGauges(t *testing.T) {
 		`projector_lag_seconds{projection=idle}`:                       0,
 		`projector_caught_up{projection=idle}`:                         1,
 		`projector_leader{projection=standby}`:                         0,
+		`projector_parked_streams{projection=behind}`:                  3,
+		`projector_parked_streams{projection=idle}`:                    0,
 		`projector_lag_positions{projection=standby}`:                  300,
 	} {
 		if v, ok := got[k]; !ok || v != want {

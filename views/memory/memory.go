@@ -23,6 +23,7 @@ type Store struct {
 	data     map[string]any
 	tracking map[string]tracking.State
 	dead     []DeadLetter
+	parked   parkedTable
 	wm       tracking.Watermark
 }
 
@@ -43,6 +44,7 @@ type Tx struct {
 	writes map[string]any
 	dels   map[string]bool
 	dead   []DeadLetter
+	parked *parkedTable // the parked events as this transaction changed them; nil: unchanged
 }
 
 // Get returns the value stored under key.
@@ -158,6 +160,9 @@ func (s *Store) Apply(ctx context.Context, projectionName string, prev, next tra
 	}
 	maps.Copy(s.data, tx.writes)
 	s.dead = append(s.dead, tx.dead...)
+	if tx.parked != nil {
+		s.parked = *tx.parked
+	}
 	s.tracking[projectionName] = next
 	if next.Last.Compare(prev.Last) < 0 || (next.Last == prev.Last && next.Checkpoint < prev.Checkpoint) {
 		s.wm.Reset(projectionName) // a rewind (a reset): waiters wait for the rebuild

@@ -22,7 +22,8 @@ var _ projection.Rewinder[pgx.Tx] = (*Store)(nil)
 // Rewind implements projection.Rewinder. In one transaction it makes sure no other process
 // leads projectionName, runs reset (emptying the view; nil for none), sets the tracking row to
 // `to` (for the zero state it deletes the row, so the projection's configured start applies
-// on its next run), and notifies waiters, who see `to` once it commits. It returns the state
+// on its next run), deletes the events parked after `to` (delivered again, they park again if
+// they still fail), and notifies waiters, who see `to` once it commits. It returns the state
 // the row held (zero when there was none). On any error nothing is committed.
 //
 // Leadership: when ctx carries the Lease of projectionName (the runner's online reset runs
@@ -82,6 +83,11 @@ func (s *Store) Rewind(ctx context.Context, projectionName string, to tracking.S
 	}
 	if err != nil {
 		return from, fmt.Errorf("postgres: rewind %q from %v to %v: %w", projectionName, from, to, err)
+	}
+	// The events parked after `to` are delivered again: they park again if they still fail.
+	if _, err := ptx.Exec(ctx, `DELETE FROM projector_parked WHERE projection = $1 AND (commit_position, prepare_position) > ($2, $3)`,
+		projectionName, int64(to.Last.Commit), int64(to.Last.Prepare)); err != nil {
+		return from, fmt.Errorf("postgres: rewind %q: delete the parked events after %v: %w", projectionName, to, err)
 	}
 	if err := Notify(ctx, ptx, s.opts.Channel, projectionName, to); err != nil {
 		return from, err

@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -221,5 +222,36 @@ func TestRewindIsAtomicWithTheResetSQL(t *testing.T) {
 	}
 	if n := viewRows(t, store); n != 1 {
 		t.Errorf("the failed rewind's TRUNCATE was committed: %d view rows", n)
+	}
+}
+
+// A rewind deletes the events parked after the position it rewinds to (they are delivered
+// again), and keeps those of other projections.
+func TestRewindDeletesTheEventsParkedAfterIt(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	store, _ := newViewStore(t, func(string) postgres.Options { return postgres.Options{} })
+	for _, p := range []string{"p", "q"} {
+		st := advance(t, store, p, 42)
+		if err := store.Apply(ctx, p, st, st, func(ctx context.Context, tx pgx.Tx) error {
+			for _, c := range []uint64{10, 30} {
+				e := projection.Event{ID: fmt.Sprint("e", c), Type: "T", Stream: fmt.Sprint("s", c), Position: pos(c)}
+				if err := store.Park(ctx, tx, p, e, errors.New("boom")); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := store.Rewind(ctx, "p", tracking.State{Last: pos(20)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]int{"p": 1, "q": 2} {
+		if ps, err := postgres.ListParkedStreams(ctx, store.Pool(), p); err != nil || len(ps) != want {
+			t.Errorf("parked streams of %s after the rewind of p = %+v, %v; want %d", p, ps, err, want)
+		}
 	}
 }

@@ -148,6 +148,13 @@ func (s *Store) Swap(ctx context.Context, sw Swap) (Swapped, error) {
 	if _, err := tx.Exec(ctx, `DELETE FROM projector_tracking WHERE projection = $1`, VersionTracking(sw.Projection, sw.In)); err != nil {
 		return fail("switch tracking", err)
 	}
+	// Parked streams belong to the version that parked them: they follow its tracking.
+	if err := moveParked(ctx, tx, sw.Projection, VersionTracking(sw.Projection, sw.Out)); err != nil {
+		return fail("keep the outgoing version's parked streams", err)
+	}
+	if err := moveParked(ctx, tx, VersionTracking(sw.Projection, sw.In), sw.Projection); err != nil {
+		return fail("switch the parked streams", err)
+	}
 	if _, err := tx.Exec(ctx, `UPDATE projector_versions SET state = 'archived' WHERE projection = $1 AND version = $2`, sw.Projection, sw.Out); err != nil {
 		return fail("record the versions", err)
 	}

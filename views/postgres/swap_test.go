@@ -132,9 +132,36 @@ func TestSwapServesTheShadowAndRollsBack(t *testing.T) {
 	if err := store.Apply(ctx, shadow, s5, s10, insertDog("b", true)); err != nil {
 		t.Fatal(err)
 	}
+	// Each version has parked a stream: the parked streams follow their version's tracking.
+	park := func(name string, st tracking.State, stream string) {
+		t.Helper()
+		e := projection.Event{ID: "e-" + stream, Type: "Dog.Registered", Stream: stream, Position: pos(3), Data: []byte(`{}`)}
+		if err := store.Apply(ctx, name, st, st, func(ctx context.Context, tx pgx.Tx) error {
+			return store.Park(ctx, tx, name, e, errors.New("boom"))
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	parkedOf := func(name string) []string {
+		t.Helper()
+		ps, err := postgres.ListParkedStreams(ctx, pool, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, p := range ps {
+			out = append(out, p.Stream)
+		}
+		return out
+	}
+	park("dogs", s10, "parked-by-v1")
+	park(shadow, s10, "parked-by-v2")
 	done, err := store.Swap(ctx, sw)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if got, old := parkedOf("dogs"), parkedOf(postgres.VersionTracking("dogs", id1)); !slices.Equal(got, []string{"parked-by-v2"}) || !slices.Equal(old, []string{"parked-by-v1"}) {
+		t.Fatalf("parked streams after the swap: serving %v, archived %v", got, old)
 	}
 	if done.State != s10 || done.Blocked <= 0 {
 		t.Fatalf("Swapped = %+v", done)
@@ -194,6 +221,9 @@ func TestSwapServesTheShadowAndRollsBack(t *testing.T) {
 	}
 	if n := count(t, pool, `SELECT count(*) FROM dogs`); n != 1 {
 		t.Fatalf("rolled back dogs: %d rows, want 1", n)
+	}
+	if got := parkedOf("dogs"); !slices.Equal(got, []string{"parked-by-v1"}) {
+		t.Fatalf("parked streams after the rollback: %v, want v1's", got)
 	}
 	if err := store.Apply(ctx, "dogs", s10, tracking.State{Last: pos(12)}, insertDog("c", false)); err != nil {
 		t.Fatalf("the rolled-back version's batch: %v", err)

@@ -66,7 +66,23 @@
     return el("button", { type: "button", "data-command": command, "data-body": body, "data-confirm": confirmText }, label);
   }
 
-  function card(p, pts, letters) {
+  function parkedSection(streams) {
+    const sec = el("div", { class: "parked" }, el("h3", {}, "Parked streams (" + streams.length + ")"));
+    if (streams.length) {
+      const body = el("tbody");
+      for (const s of streams) {
+        const target = JSON.stringify({ stream: s.stream });
+        body.append(el("tr", {}, el("td", {}, s.stream), el("td", {}, s.events), el("td", {}, s.position),
+          el("td", {}, s.event_type), el("td", { class: "error" }, s.error),
+          el("td", {}, commandButton("Resume", "parked/resume", target), " ",
+            commandButton("Skip", "parked/skip", target, "Move the parked events of this stream to the dead letters and go on without them?"))));
+      }
+      sec.append(el("table", {}, el("thead", {}, el("tr", {}, ...["stream", "events", "first position", "type", "error", ""].map((h) => el("th", {}, h)))), body));
+    }
+    return sec;
+  }
+
+  function card(p, pts, letters, parked) {
     const r = rates(p, pts);
     const sec = el("section", { class: "card state-" + p.state, "data-name": p.name },
       el("h2", {}, el("span", { class: "name" }, p.name), " ", el("span", { class: "badge" }, p.state), " ",
@@ -118,6 +134,7 @@
       dl.append(el("table", {}, el("thead", {}, el("tr", {}, ...["id", "position", "type", "stream", "error", ""].map((h) => el("th", {}, h)))), body));
     }
     sec.append(dl);
+    if (parked.length || p.parked_streams) sec.append(parkedSection(parked));
     return sec;
   }
 
@@ -131,18 +148,24 @@
     if (busy) return;
     busy = true;
     try {
-      const [list, hist, dead] = await Promise.all([
+      const [list, hist, dead, parked] = await Promise.all([
         getJSON("/v1/projections"),
         getJSON("/v1/history").catch(() => ({ projections: {} })),
         getJSON("/v1/dead-letters").catch(() => ({ dead_letters: [] })),
+        getJSON("/v1/parked").catch(() => ({ parked: [] })),
       ]);
+      const parkedBy = new Map();
+      for (const s of parked.parked) {
+        if (!parkedBy.has(s.projection)) parkedBy.set(s.projection, []);
+        parkedBy.get(s.projection).push(s);
+      }
       const byName = new Map();
       for (const d of dead.dead_letters) {
         if (!byName.has(d.projection)) byName.set(d.projection, []);
         byName.get(d.projection).push(d);
       }
       const main = document.getElementById("projections");
-      const cards = list.projections.map((p) => card(p, hist.projections[p.name] || [], byName.get(p.name) || []));
+      const cards = list.projections.map((p) => card(p, hist.projections[p.name] || [], byName.get(p.name) || [], parkedBy.get(p.name) || []));
       main.replaceChildren(...(cards.length ? cards : [el("p", {}, "No projections.")]));
       document.getElementById("head").textContent = list.head ?? "unknown";
       document.getElementById("head-age").textContent = list.head_age_seconds != null ? list.head_age_seconds.toFixed(0) + " s ago" : "";
@@ -161,7 +184,7 @@
     const token = sessionStorage.getItem(tokenKey);
     if (token) headers.Authorization = "Bearer " + token;
     if (body) headers["Content-Type"] = "application/json";
-    const label = command.replace("dead-letters/", "") + " " + name;
+    const label = command.replace("dead-letters/", "").replace("parked/", "") + " " + name + (command.startsWith("parked/") && body ? " stream " + JSON.parse(body).stream : "");
     try {
       const resp = await fetch("/v1/projections/" + encodeURIComponent(name) + "/" + command, { method: "POST", headers, body: body || undefined });
       let text = "";
@@ -170,6 +193,7 @@
         if (!resp.ok) text = j.error || resp.statusText;
         else if (j.replayed !== undefined) text = "replayed " + j.replayed + " dead letter(s)";
         else if (j.purged !== undefined) text = "purged " + j.purged + " dead letter(s)";
+        else if (j.stream !== undefined) text = j.skipped ? "moved " + j.skipped + " parked event(s) to the dead letters" : "replayed " + (j.resumed || 0) + " parked event(s)";
         else text = "accepted; now " + j.state + " at position " + j.position;
       } catch (_) {
         text = resp.statusText;
