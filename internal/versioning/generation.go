@@ -74,8 +74,13 @@ func New(ctx context.Context, store *postgres.Store, entries []Entry, header pro
 		if err != nil {
 			return nil, nil, err
 		}
-		if err := store.PrepareShadow(ctx, *e.Building, e.BuildingID); err != nil {
+		deferred, err := store.PrepareShadow(ctx, *e.Building, e.BuildingID)
+		if err != nil {
 			return nil, nil, err
+		}
+		if len(deferred) > 0 {
+			log.Info("building without the secondary indexes: they are created once the new version has caught up, before the swap",
+				zap.String("projection", e.Name), zap.String("version", e.BuildingID), zap.Strings("indexes", indexNames(deferred)))
 		}
 		if err := store.Guard(ctx, shadowName, e.Name, e.BuildingID, postgres.Building); err != nil {
 			return nil, nil, err
@@ -207,6 +212,18 @@ func (g *Generation) build(ctx context.Context, e *Entry) {
 	if !shadow.CaughtUp || shadow.Position < serving.Reached() {
 		return
 	}
+	built, took, err := g.store.BuildDeferredIndexes(ctx, e.Name, e.BuildingID)
+	if err != nil {
+		if ctx.Err() == nil {
+			g.log.Warn("cannot build the new version's deferred indexes; trying again", zap.String("projection", e.Name),
+				zap.String("version", e.BuildingID), zap.Error(err))
+		}
+		return
+	}
+	if len(built) > 0 {
+		g.log.Info("built the new version's deferred indexes", zap.String("projection", e.Name), zap.String("version", e.BuildingID),
+			zap.Strings("indexes", indexNames(built)), zap.Duration("took", took))
+	}
 	rels, err := g.store.RelationsOf(ctx, e.Serving)
 	if err != nil {
 		g.log.Warn("swap: cannot list the serving tables", zap.String("projection", e.Name), zap.Error(err))
@@ -215,7 +232,7 @@ func (g *Generation) build(ctx context.Context, e *Entry) {
 	done, err := g.store.Swap(ctx, postgres.Swap{Projection: e.Name, In: e.BuildingID, InSchema: p.Schema,
 		Out: e.ServingID, OutRelations: rels, CaughtUp: true})
 	switch {
-	case errors.Is(err, postgres.ErrNotCaughtUp):
+	case errors.Is(err, postgres.ErrNotCaughtUp), errors.Is(err, postgres.ErrDeferredIndexes):
 		return
 	case err != nil:
 		if ctx.Err() == nil {
@@ -227,4 +244,13 @@ func (g *Generation) build(ctx context.Context, e *Entry) {
 		zap.String("previous_version", e.ServingID), zap.String("archive_schema", postgres.ArchiveSchema(e.Name, e.ServingID)),
 		zap.Uint64("position", done.State.Reached()), zap.Duration("readers_blocked", done.Blocked))
 	g.stop("new version serving", zap.String("projection", e.Name))
+}
+
+// indexNames returns the names of ds.
+func indexNames(ds []postgres.DeferredIndex) []string {
+	names := make([]string, len(ds))
+	for i, d := range ds {
+		names[i] = d.Name
+	}
+	return names
 }

@@ -106,7 +106,7 @@ func TestPlanFollowsOnChange(t *testing.T) {
 		}
 	}
 	// Cancelled, the build is gone, shadow schema and all.
-	if err := store.PrepareShadow(ctx, *es[0].Building, id2); err != nil {
+	if _, err := store.PrepareShadow(ctx, *es[0].Building, id2); err != nil {
 		t.Fatal(err)
 	}
 	if id, err := versioning.Cancel(ctx, store, "dogs"); err != nil || id != id2 {

@@ -126,36 +126,44 @@ func (s *Store) RelationsOf(ctx context.Context, def versions.Definition) ([]Rel
 
 // PrepareShadow creates the shadow schema of version id of def's projection, if missing, and
 // applies def's schema SQL in it (its unqualified names resolve to the shadow schema first), as
-// Migrate applies a schema: under the schema lock, so replicas do not race.
-func (s *Store) PrepareShadow(ctx context.Context, def versions.Definition, id string) error {
+// Migrate applies a schema: under the schema lock, so replicas do not race. It then drops the
+// secondary indexes the schema SQL created (neither unique nor backing a constraint), and
+// records them in the shadow schema's comment: the build writes faster without them, and
+// BuildDeferredIndexes creates them once it has caught up, before the swap (which refuses
+// while any is pending). It returns the indexes deferred.
+func (s *Store) PrepareShadow(ctx context.Context, def versions.Definition, id string) ([]DeferredIndex, error) {
 	schema := ShadowSchema(def.Name, id)
 	path, err := s.shadowPath(ctx, schema)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
-		return fmt.Errorf("postgres: prepare the shadow of %q: %w", def.Name, err)
+		return nil, fmt.Errorf("postgres: prepare the shadow of %q: %w", def.Name, err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('projector schema'))`); err != nil {
-		return fmt.Errorf("postgres: prepare the shadow of %q: schema lock: %w", def.Name, err)
+		return nil, fmt.Errorf("postgres: prepare the shadow of %q: schema lock: %w", def.Name, err)
 	}
 	if _, err := tx.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+pgx.Identifier{schema}.Sanitize()); err != nil {
-		return fmt.Errorf("postgres: prepare the shadow of %q: create schema %s: %w", def.Name, schema, err)
+		return nil, fmt.Errorf("postgres: prepare the shadow of %q: create schema %s: %w", def.Name, schema, err)
 	}
 	if _, err := tx.Exec(ctx, `SELECT set_config('search_path', $1, true)`, path); err != nil {
-		return fmt.Errorf("postgres: prepare the shadow of %q: %w", def.Name, err)
+		return nil, fmt.Errorf("postgres: prepare the shadow of %q: %w", def.Name, err)
 	}
 	if strings.TrimSpace(def.Schema) != "" {
 		if _, err := tx.Exec(ctx, def.Schema); err != nil {
-			return fmt.Errorf("postgres: prepare the shadow of %q in %s: schema: %w", def.Name, schema, err)
+			return nil, fmt.Errorf("postgres: prepare the shadow of %q in %s: schema: %w", def.Name, schema, err)
 		}
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("postgres: prepare the shadow of %q: %w", def.Name, err)
+	deferred, err := deferIndexes(ctx, tx, schema)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: prepare the shadow of %q: %w", def.Name, err)
 	}
-	return nil
+	if err := tx.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("postgres: prepare the shadow of %q: %w", def.Name, err)
+	}
+	return deferred, nil
 }
 
 // DropVersion forgets version id of projection name, which must not be serving: its schema
