@@ -36,6 +36,31 @@ func parseOnChange(p *parser, e *entry, v *yaml.Node) {
 	}
 }
 
+// OnDependency is what a rebuild does about relations of others (views, foreign keys) that
+// depend on the projection's live tables and cannot move with them at the swap (the
+// on_dependency key).
+type OnDependency string
+
+// The on_dependency policies.
+const (
+	// OnDependencyRefuse refuses the rebuild (the daemon does not start, exit 2) while there
+	// are any, and a swap waits while any has appeared since the build started.
+	OnDependencyRefuse OnDependency = "refuse"
+	// OnDependencyProceed builds and swaps anyway: the dependents keep pointing at the old
+	// tables, now in the archive schema (PostgreSQL follows a table by its identity, not its
+	// name); the daemon names them in its log at the start of the build and at the swap.
+	OnDependencyProceed OnDependency = "proceed"
+)
+
+func parseOnDependency(p *parser, e *entry, v *yaml.Node) {
+	switch k := OnDependency(p.str(v, e.label, "on_dependency")); k {
+	case OnDependencyRefuse, OnDependencyProceed:
+		e.pr.OnDependency = k
+	default:
+		p.add(v.Line, e.label, "on_dependency", fmt.Sprintf("unknown policy %q; use %s or %s", k, OnDependencyRefuse, OnDependencyProceed))
+	}
+}
+
 // Definition returns what makes up the projection's version: its SQL texts and explicit
 // version (see versions.Definition).
 func (p *Projection) Definition() versions.Definition {

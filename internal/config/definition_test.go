@@ -42,4 +42,11 @@ func TestOnChangeAndDefinition(t *testing.T) {
 	if err == nil || err.Error() != `p.yaml:4: projection "a": on_change: unknown policy "ignore"; use rebuild, fail or continue` {
 		t.Errorf("bad on_change: %v", err)
 	}
+	if p.OnDependency != config.OnDependencyRefuse {
+		t.Errorf("default on_dependency = %q", p.OnDependency)
+	}
+	_, err = config.Parse("p.yaml", []byte(strings.Replace(file, "    reset:", "    on_dependency: drop\n    reset:", 1)))
+	if err == nil || err.Error() != `p.yaml:4: projection "a": on_dependency: unknown policy "drop"; use refuse or proceed` {
+		t.Errorf("bad on_dependency: %v", err)
+	}
 }

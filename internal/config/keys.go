@@ -74,6 +74,7 @@ func Keys() []Key {
 		{Path: "reset", Default: fixed("empty"), parse: func(p *parser, e *entry, v *yaml.Node) { e.pr.Reset = p.str(v, e.label, "reset") }},
 		{Path: "version", Default: fixed("empty"), parse: func(p *parser, e *entry, v *yaml.Node) { e.pr.Version = p.str(v, e.label, "version") }},
 		{Path: "on_change", Default: fixed(string(OnChangeRebuild)), parse: parseOnChange},
+		{Path: "on_dependency", Default: fixed(string(OnDependencyRefuse)), parse: parseOnDependency},
 		{Path: "handlers", Default: fixed("required"), parse: func(_ *parser, e *entry, v *yaml.Node) { e.handlers = v }},
 		{Path: "topics", Default: fixed("none"), parse: parseTopics},
 		{Path: "batch.sql", Default: fixed("empty"), parse: func(p *parser, e *entry, v *yaml.Node) {

@@ -26,6 +26,9 @@ func (p *parser) projection(i int, n *yaml.Node) *Projection {
 	if pr.OnChange == "" {
 		pr.OnChange = OnChangeRebuild
 	}
+	if pr.OnDependency == "" {
+		pr.OnDependency = OnDependencyRefuse
+	}
 	batched := e.topics != nil || e.batch != nil
 	if batched {
 		p.batch(n, e)

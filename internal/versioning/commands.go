@@ -76,7 +76,7 @@ func Rebuild(ctx context.Context, store *postgres.Store, file string, p *config.
 	if serving == nil {
 		return "", fmt.Errorf("rebuild %q: no version serves it yet: start the daemon first", p.Name)
 	}
-	if problem, err := Buildable(ctx, store, file, p, serving.Definition, serving.Definition); err != nil || problem != nil {
+	if _, problem, err := Buildable(ctx, store, file, p, serving.Definition, serving.Definition); err != nil || problem != nil {
 		if problem != nil {
 			return "", &config.ValidationError{Errors: []*config.Error{problem}}
 		}

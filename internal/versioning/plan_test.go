@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/projector-dev/projector/internal/config"
 	"github.com/projector-dev/projector/internal/versioning"
@@ -171,5 +172,38 @@ func TestPlanRefusesWhatCannotBeRebuilt(t *testing.T) {
 	es, err = versioning.Plan(ctx, store, v1, log)
 	if err != nil || !es[0].Stale || es[0].ServingID != id2 || es[0].Serving.Schema != cont.Projections[0].Schema {
 		t.Fatalf("stale file: %+v, %v", es, err)
+	}
+}
+
+// Under on_dependency: proceed, a view of another relation on the live table does not stop
+// the rebuild: the new version is recorded as building, and the log names the view.
+func TestPlanProceedsPastDependentsWhenAsked(t *testing.T) {
+	ctx := context.Background()
+	store, pool := newStore(t)
+	v1 := parse(t, "rebuild", "", "")
+	if _, err := versioning.Plan(ctx, store, v1, zap.NewNop()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, v1.Projections[0].Schema+`; CREATE VIEW dog_ids AS SELECT id FROM dogs`); err != nil {
+		t.Fatal(err)
+	}
+	text := fmt.Sprintf(file, "rebuild", ", tricks int", "")
+	text = strings.Replace(text, "    on_change: rebuild\n", "    on_change: rebuild\n    on_dependency: proceed\n", 1)
+	cfg, err := config.Parse("p.yaml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	core, logs := observer.New(zap.WarnLevel)
+	es, err := versioning.Plan(ctx, store, cfg, zap.New(core))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id2 := cfg.Projections[0].Definition().Fingerprint()
+	if es[0].BuildingID != id2 || states(t, store)[id2] != postgres.Building {
+		t.Fatalf("proceed: %+v, versions %v", es[0], states(t, store))
+	}
+	warned := logs.FilterMessageSnippet("on_dependency: proceed").All()
+	if len(warned) != 1 || fmt.Sprint(warned[0].ContextMap()["dependents"]) != "[view dog_ids]" {
+		t.Fatalf("warnings: %+v", logs.All())
 	}
 }
