@@ -5,6 +5,7 @@ package config
 
 import (
 	"fmt"
+	"strconv"
 
 	"go.yaml.in/yaml/v3"
 
@@ -59,6 +60,19 @@ func parseOnDependency(p *parser, e *entry, v *yaml.Node) {
 	default:
 		p.add(v.Line, e.label, "on_dependency", fmt.Sprintf("unknown policy %q; use %s or %s", k, OnDependencyRefuse, OnDependencyProceed))
 	}
+}
+
+// DefaultKeepArchives is how many archived versions of a projection keep their tables (for a
+// rollback) when its keep_archives key is left out.
+const DefaultKeepArchives = 1
+
+func parseKeepArchives(p *parser, e *entry, v *yaml.Node) {
+	n, err := strconv.Atoi(v.Value)
+	if v.Kind != yaml.ScalarNode || err != nil || n < 0 {
+		p.add(v.Line, e.label, "keep_archives", fmt.Sprintf("must be a whole number ≥ 0, not %q (0 drops the previous version's tables at the swap: no rollback)", v.Value))
+		return
+	}
+	e.keepArchives = &n
 }
 
 // Definition returns what makes up the projection's version: its SQL texts and explicit

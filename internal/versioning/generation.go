@@ -256,7 +256,28 @@ func (g *Generation) build(ctx context.Context, e *Entry) {
 		g.log.Warn("relations of others still point at the old tables, now archived (on_dependency: proceed): re-create them on the live tables",
 			zap.String("projection", e.Name), zap.Strings("dependents", deps), zap.String("archive_schema", postgres.ArchiveSchema(e.Name, e.ServingID)))
 	}
+	g.prune(ctx, e)
 	g.stop("new version serving", zap.String("projection", e.Name))
+}
+
+// prune drops, after a swap, the tables of e's archived versions beyond the keep_archives most
+// recent ones, and says so; a failure only delays it to the next swap.
+func (g *Generation) prune(ctx context.Context, e *Entry) {
+	pruned, err := g.store.PruneArchives(ctx, e.Name, e.Project.KeepArchives)
+	if err != nil {
+		if ctx.Err() == nil {
+			g.log.Warn("cannot drop the tables of older archived versions; trying again at the next swap", zap.String("projection", e.Name), zap.Error(err))
+		}
+		return
+	}
+	if len(pruned.Dropped) > 0 {
+		g.log.Info("dropped the tables of older archived versions (their definitions stay recorded)", zap.String("projection", e.Name),
+			zap.Strings("versions", pruned.Dropped), zap.Int("keep_archives", e.Project.KeepArchives))
+	}
+	for id, deps := range pruned.Held {
+		g.log.Warn("kept the tables of an archived version past keep_archives: relations of others depend on them", zap.String("projection", e.Name),
+			zap.String("version", id), zap.String("archive_schema", postgres.ArchiveSchema(e.Name, id)), zap.Strings("dependents", deps))
+	}
 }
 
 // dependents returns the relations of others that depend on e's live tables rels, just before

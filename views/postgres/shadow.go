@@ -198,18 +198,26 @@ func (s *Store) DropVersion(ctx context.Context, name, id string) error {
 
 // Dependents lists the relations outside rels that depend on the relations rels of the live
 // schema, and cannot move with them: views that read them and foreign keys that reference
-// them. A swap would take them to the archive schema along with the old tables (views) or
-// refuse to move (foreign keys), so a rebuild refuses to start while there are any.
+// them. A swap takes the live tables to the archive schema, and these keep pointing at them
+// there (PostgreSQL follows a table by its identity, not its name).
 func (s *Store) Dependents(ctx context.Context, rels []Relation) ([]string, error) {
 	schema, err := s.trackingSchema(ctx)
 	if err != nil {
 		return nil, err
 	}
+	return dependentsIn(ctx, s.pool, schema, rels)
+}
+
+// dependentsIn lists the views and foreign keys outside the relations rels of schema that
+// depend on them.
+func dependentsIn(ctx context.Context, q interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}, schema string, rels []Relation) ([]string, error) {
 	names := make([]string, len(rels))
 	for i, r := range rels {
 		names[i] = r.Name
 	}
-	rows, err := s.pool.Query(ctx, `WITH ours AS (
+	rows, err := q.Query(ctx, `WITH ours AS (
 			SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 			WHERE n.nspname = $1 AND c.relname = ANY($2))
 		SELECT DISTINCT format('view %s', v.oid::regclass) FROM pg_depend d
@@ -221,11 +229,11 @@ func (s *Store) Dependents(ctx context.Context, rels []Relation) ([]string, erro
 			WHERE c.contype = 'f' AND c.confrelid IN (SELECT oid FROM ours) AND c.conrelid NOT IN (SELECT oid FROM ours)
 		ORDER BY 1`, schema, names)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: find what depends on %v: %w", names, err)
+		return nil, fmt.Errorf("postgres: find what depends on %v of %s: %w", names, schema, err)
 	}
 	deps, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		return nil, fmt.Errorf("postgres: find what depends on %v: %w", names, err)
+		return nil, fmt.Errorf("postgres: find what depends on %v of %s: %w", names, schema, err)
 	}
 	return deps, nil
 }
