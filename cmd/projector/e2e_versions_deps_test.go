@@ -76,3 +76,50 @@ func TestOnDependencyProceedSwapsAndLeavesDependentsOnTheArchive(t *testing.T) {
 		t.Fatalf("exit %d", code)
 	}
 }
+
+// Under on_dependency: refuse (the default), a view of the live table created while a version
+// builds holds up the swap, with a warning naming it, until it is dropped.
+func TestDependentCreatedDuringTheBuildHoldsUpTheSwap(t *testing.T) {
+	t.Parallel()
+	dbURL, pool, uri, client := startBackends(t)
+	last := appendDogs(t, client, 0, 100, 3)
+	v1 := fmt.Sprintf(petsV1, 1000)
+	cfgFile := writeFile(t, "projections.yaml", v1)
+	addr := testbin.FreeAddr(t)
+	env := testbin.Env("KURRENTDB_URI="+uri, "DATABASE_URL="+dbURL, "PROJECTOR_HTTP_ADDR="+addr, "PROJECTOR_CONFIG="+cfgFile)
+	d := start(t, projectorBin, env, "run")
+	healthy(t, d, addr)
+	waitHTTP(t, addr, "pets", last)
+	if code := d.Signal(syscall.SIGTERM, exitTimeout); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+
+	// Each trick takes 5 ms more, so the build of 300 tricks lasts well past the view's creation.
+	v2 := strings.Replace(fmt.Sprintf(petsV2, 1, "rebuild", ""), "WHERE id = @stream_id\n",
+		"WHERE id = @stream_id;\n        SELECT pg_sleep(0.005)\n", 1)
+	writeFileAt(t, cfgFile, v2)
+	d = start(t, projectorBin, env, "run")
+	healthy(t, d, addr)
+	id2 := fingerprint(t, v2)
+	poll.Until(t, 30*time.Second, "the new version builds", func() bool { return versionState(t, pool, id2) == "building" })
+	ctx := context.Background()
+	if _, err := pool.Exec(ctx, `CREATE VIEW pet_names AS SELECT id, name FROM pets`); err != nil {
+		t.Fatal(err)
+	}
+	if s := versionState(t, pool, id2); s != "building" {
+		t.Fatalf("the build ended before the view was created (%q): make it slower", s)
+	}
+	poll.Until(t, 60*time.Second, "the swap waits for the view", func() bool {
+		return strings.Contains(d.Output(), `"swap waits: other relations depend on the live tables`) && strings.Contains(d.Output(), `"dependents":["view pet_names"]`)
+	})
+	if s := versionState(t, pool, id2); s != "building" {
+		t.Fatalf("the version was swapped in with a view on the live table: %q", s)
+	}
+	if _, err := pool.Exec(ctx, `DROP VIEW pet_names`); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, 30*time.Second, "the new version serves once the view is gone", func() bool { return versionState(t, pool, id2) == "serving" })
+	if code := d.Signal(syscall.SIGTERM, exitTimeout); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+}
