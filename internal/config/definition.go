@@ -76,10 +76,11 @@ func parseKeepArchives(p *parser, e *entry, v *yaml.Node) {
 }
 
 // Definition returns what makes up the projection's version: its SQL texts and explicit
-// version (see versions.Definition).
+// version (see versions.Definition), with the policies its swap follows.
 func (p *Projection) Definition() versions.Definition {
+	keep := p.KeepArchives
 	d := versions.Definition{Name: p.Name, Version: p.Version, Schema: p.Schema, Reset: p.Reset,
-		BatchTopics: p.Topics, Batch: p.Batch}
+		BatchTopics: p.Topics, Batch: p.Batch, OnDependency: string(p.OnDependency), KeepArchives: &keep}
 	for _, h := range p.Handlers {
 		d.Handlers = append(d.Handlers, versions.Handler{Topic: h.Topic, SQL: h.SQL})
 	}

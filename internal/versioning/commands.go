@@ -97,7 +97,10 @@ func Rebuild(ctx context.Context, store *postgres.Store, file string, p *config.
 		}
 	}
 	id := fmt.Sprintf("%s~%d", base, n+1)
-	if err := store.RecordVersion(ctx, serving.Definition, id, postgres.Building); err != nil {
+	def := serving.Definition
+	keep := p.KeepArchives
+	def.OnDependency, def.KeepArchives = string(p.OnDependency), &keep // the file's policies for this build's swap
+	if err := store.RecordVersion(ctx, def, id, postgres.Building); err != nil {
 		return "", err
 	}
 	return id, nil

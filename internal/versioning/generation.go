@@ -263,7 +263,8 @@ func (g *Generation) build(ctx context.Context, e *Entry) {
 // prune drops, after a swap, the tables of e's archived versions beyond the keep_archives most
 // recent ones, and says so; a failure only delays it to the next swap.
 func (g *Generation) prune(ctx context.Context, e *Entry) {
-	pruned, err := g.store.PruneArchives(ctx, e.Name, e.Project.KeepArchives)
+	keep := e.keepArchives()
+	pruned, err := g.store.PruneArchives(ctx, e.Name, keep)
 	if err != nil {
 		if ctx.Err() == nil {
 			g.log.Warn("cannot drop the tables of older archived versions; trying again at the next swap", zap.String("projection", e.Name), zap.Error(err))
@@ -272,7 +273,7 @@ func (g *Generation) prune(ctx context.Context, e *Entry) {
 	}
 	if len(pruned.Dropped) > 0 {
 		g.log.Info("dropped the tables of older archived versions (their definitions stay recorded)", zap.String("projection", e.Name),
-			zap.Strings("versions", pruned.Dropped), zap.Int("keep_archives", e.Project.KeepArchives))
+			zap.Strings("versions", pruned.Dropped), zap.Int("keep_archives", keep))
 	}
 	for id, deps := range pruned.Held {
 		g.log.Warn("kept the tables of an archived version past keep_archives: relations of others depend on them", zap.String("projection", e.Name),
@@ -292,7 +293,7 @@ func (g *Generation) dependents(ctx context.Context, e *Entry, rels []postgres.R
 		}
 		return nil, false
 	}
-	if len(deps) == 0 || e.Project.OnDependency == config.OnDependencyProceed {
+	if len(deps) == 0 || e.onDependency() == config.OnDependencyProceed {
 		return deps, true
 	}
 	if now := time.Now(); now.Sub(g.refusedAt[e.Name]) >= g.ProgressEvery {

@@ -34,6 +34,24 @@ type Entry struct {
 	Stale bool
 }
 
+// onDependency is the on_dependency policy of e's swap: the one recorded with the version
+// building, which the file that deployed it gave, whichever replica swaps it in; else the
+// file's.
+func (e *Entry) onDependency() config.OnDependency {
+	if e.Building != nil && e.Building.OnDependency != "" {
+		return config.OnDependency(e.Building.OnDependency)
+	}
+	return e.Project.OnDependency
+}
+
+// keepArchives is the keep_archives policy of e's swap, found as onDependency is.
+func (e *Entry) keepArchives() int {
+	if e.Building != nil && e.Building.KeepArchives != nil {
+		return *e.Building.KeepArchives
+	}
+	return e.Project.KeepArchives
+}
+
 // Plan decides, for every projection of cfg, what the daemon runs (see Entry), and records it
 // in store's projector_versions:
 //

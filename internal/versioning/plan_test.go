@@ -207,3 +207,35 @@ func TestPlanProceedsPastDependentsWhenAsked(t *testing.T) {
 		t.Fatalf("warnings: %+v", logs.All())
 	}
 }
+
+// The on_dependency and keep_archives of the file that deploys a new version are recorded with
+// it, so a replica with the older file that joins the build (and may swap it in) follows them;
+// they are not part of the version.
+func TestPoliciesTravelWithTheVersionBuilding(t *testing.T) {
+	ctx := context.Background()
+	store, _ := newStore(t)
+	v1 := parse(t, "rebuild", "", "")
+	if _, err := versioning.Plan(ctx, store, v1, zap.NewNop()); err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Replace(fmt.Sprintf(file, "rebuild", ", tricks int", ""), "    on_change: rebuild\n",
+		"    on_change: rebuild\n    on_dependency: proceed\n    keep_archives: 3\n", 1)
+	v2, err := config.Parse("p.yaml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v2.Projections[0].Definition().Fingerprint() != parse(t, "rebuild", ", tricks int", "").Projections[0].Definition().Fingerprint() {
+		t.Fatal("the policies changed the fingerprint")
+	}
+	if _, err := versioning.Plan(ctx, store, v2, zap.NewNop()); err != nil {
+		t.Fatal(err)
+	}
+	es, err := versioning.Plan(ctx, store, v1, zap.NewNop()) // a replica with the older file
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := es[0].Building
+	if b == nil || b.OnDependency != "proceed" || b.KeepArchives == nil || *b.KeepArchives != 3 {
+		t.Fatalf("the build the older replica joins: %+v", b)
+	}
+}
