@@ -174,7 +174,13 @@ func TestChangedDefinitionIsRebuiltInAShadowAndSwappedIn(t *testing.T) {
 	if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM `+archive+`.pets WHERE tricks <> 3`).Scan(&partial); err != nil || partial > 1 {
 		t.Fatalf("archived version: %d dogs with fewer than 3 tricks (%v); want at most the last one", partial, err)
 	}
-	for _, want := range []string{"building the new version in a shadow schema", "swapped in the new version", "readers_blocked"} {
+	var indexed int
+	if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM pg_indexes
+		WHERE schemaname = current_schema() AND indexname = 'pets_last_trick'`).Scan(&indexed); err != nil || indexed != 1 {
+		t.Fatalf("the deferred index pets_last_trick is not on the live table (%d, %v)", indexed, err)
+	}
+	for _, want := range []string{"building the new version in a shadow schema", "building without the secondary indexes",
+		"built the new version's deferred indexes", "pets_last_trick", "swapped in the new version", "readers_blocked"} {
 		poll.Until(t, 10*time.Second, "the log says "+want, func() bool { return strings.Contains(d.Output(), want) })
 	}
 

@@ -40,7 +40,13 @@ type Projection struct {
 	Version string
 	// OnChange is what the daemon does when the definition differs from the serving version's.
 	OnChange OnChange
-	Handlers []declarative.Handler // in file order
+	// OnDependency is what a rebuild does about relations of others that depend on the live
+	// tables.
+	OnDependency OnDependency
+	// KeepArchives is how many archived versions keep their tables for a rollback; older
+	// ones lose them at the next swap.
+	KeepArchives int
+	Handlers     []declarative.Handler // in file order
 	// Topics and Batch are, instead of Handlers, the event types and the SQL of a projection
 	// that runs once per batch (see declarative.Spec).
 	Topics []string

@@ -102,7 +102,7 @@ func TestValidationErrors(t *testing.T) {
 	}{
 		{"unknown top-level key", "projection:\n  - name: a\n", []string{"p.yaml:1: projection: unknown key; the keys here are projections"}},
 		{"unknown projection key", "projections:\n  - name: a\n    handler: {T: SELECT 1}\n    handlers: {T: SELECT 1}\n",
-			[]string{`p.yaml:3: projection "a": handler: unknown key; the keys here are batch, handlers, name, on_change, on_error, reset, schema, start, topics, version`}},
+			[]string{`p.yaml:3: projection "a": handler: unknown key; the keys here are batch, handlers, keep_archives, name, on_change, on_dependency, on_error, reset, schema, start, topics, version`}},
 		{"unknown nested key", "projections:\n  - name: a\n    batch: {size: 10, timeout: 1s}\n    handlers: {T: SELECT 1}\n",
 			[]string{`p.yaml:3: projection "a": batch.timeout: unknown key; the keys here are interval, size`}},
 		{"duplicate names", "projections:\n  - name: a\n    handlers: {T: SELECT 1}\n  - name: a\n    handlers: {T: SELECT 1}\n",

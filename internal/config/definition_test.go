@@ -42,4 +42,22 @@ func TestOnChangeAndDefinition(t *testing.T) {
 	if err == nil || err.Error() != `p.yaml:4: projection "a": on_change: unknown policy "ignore"; use rebuild, fail or continue` {
 		t.Errorf("bad on_change: %v", err)
 	}
+	if p.OnDependency != config.OnDependencyRefuse {
+		t.Errorf("default on_dependency = %q", p.OnDependency)
+	}
+	_, err = config.Parse("p.yaml", []byte(strings.Replace(file, "    reset:", "    on_dependency: drop\n    reset:", 1)))
+	if err == nil || err.Error() != `p.yaml:4: projection "a": on_dependency: unknown policy "drop"; use refuse or proceed` {
+		t.Errorf("bad on_dependency: %v", err)
+	}
+	if p.KeepArchives != config.DefaultKeepArchives {
+		t.Errorf("default keep_archives = %d", p.KeepArchives)
+	}
+	none, err := config.Parse("p.yaml", []byte(strings.Replace(file, "    reset:", "    keep_archives: 0\n    reset:", 1)))
+	if err != nil || none.Projections[0].KeepArchives != 0 {
+		t.Errorf("keep_archives 0: %v", err)
+	}
+	_, err = config.Parse("p.yaml", []byte(strings.Replace(file, "    reset:", "    keep_archives: -1\n    reset:", 1)))
+	if err == nil || !strings.Contains(err.Error(), `p.yaml:4: projection "a": keep_archives: must be a whole number ≥ 0, not "-1"`) {
+		t.Errorf("bad keep_archives: %v", err)
+	}
 }

@@ -34,6 +34,8 @@ type entry struct {
 	handlers *yaml.Node // the handlers mapping, checked once every key is read
 	topics   *yaml.Node // the topics list, if given
 	batch    *yaml.Node // the batch.sql text, if given
+	// keepArchives is the keep_archives value, if given.
+	keepArchives *int
 }
 
 func fixed(s string) func(projection.ProjectionOptions) string {
@@ -74,6 +76,8 @@ func Keys() []Key {
 		{Path: "reset", Default: fixed("empty"), parse: func(p *parser, e *entry, v *yaml.Node) { e.pr.Reset = p.str(v, e.label, "reset") }},
 		{Path: "version", Default: fixed("empty"), parse: func(p *parser, e *entry, v *yaml.Node) { e.pr.Version = p.str(v, e.label, "version") }},
 		{Path: "on_change", Default: fixed(string(OnChangeRebuild)), parse: parseOnChange},
+		{Path: "on_dependency", Default: fixed(string(OnDependencyRefuse)), parse: parseOnDependency},
+		{Path: "keep_archives", Default: fixed(strconv.Itoa(DefaultKeepArchives)), parse: parseKeepArchives},
 		{Path: "handlers", Default: fixed("required"), parse: func(_ *parser, e *entry, v *yaml.Node) { e.handlers = v }},
 		{Path: "topics", Default: fixed("none"), parse: parseTopics},
 		{Path: "batch.sql", Default: fixed("empty"), parse: func(p *parser, e *entry, v *yaml.Node) {

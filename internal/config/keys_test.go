@@ -29,6 +29,8 @@ func TestKnownKeysAreAccepted(t *testing.T) {
 		"reset":            {"TRUNCATE t", func(p config.Projection) any { return p.Reset }, "TRUNCATE t"},
 		"version":          {"2", func(p config.Projection) any { return p.Version }, "2"},
 		"on_change":        {"fail", func(p config.Projection) any { return p.OnChange }, config.OnChangeFail},
+		"on_dependency":    {"proceed", func(p config.Projection) any { return p.OnDependency }, config.OnDependencyProceed},
+		"keep_archives":    {"3", func(p config.Projection) any { return p.KeepArchives }, 3},
 	}
 	keys := config.KnownKeys()
 	for _, key := range keys {

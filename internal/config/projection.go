@@ -26,6 +26,13 @@ func (p *parser) projection(i int, n *yaml.Node) *Projection {
 	if pr.OnChange == "" {
 		pr.OnChange = OnChangeRebuild
 	}
+	if pr.OnDependency == "" {
+		pr.OnDependency = OnDependencyRefuse
+	}
+	pr.KeepArchives = DefaultKeepArchives
+	if e.keepArchives != nil {
+		pr.KeepArchives = *e.keepArchives
+	}
 	batched := e.topics != nil || e.batch != nil
 	if batched {
 		p.batch(n, e)

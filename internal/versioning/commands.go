@@ -76,7 +76,7 @@ func Rebuild(ctx context.Context, store *postgres.Store, file string, p *config.
 	if serving == nil {
 		return "", fmt.Errorf("rebuild %q: no version serves it yet: start the daemon first", p.Name)
 	}
-	if problem, err := Buildable(ctx, store, file, p, serving.Definition, serving.Definition); err != nil || problem != nil {
+	if _, problem, err := Buildable(ctx, store, file, p, serving.Definition, serving.Definition); err != nil || problem != nil {
 		if problem != nil {
 			return "", &config.ValidationError{Errors: []*config.Error{problem}}
 		}
@@ -97,7 +97,10 @@ func Rebuild(ctx context.Context, store *postgres.Store, file string, p *config.
 		}
 	}
 	id := fmt.Sprintf("%s~%d", base, n+1)
-	if err := store.RecordVersion(ctx, serving.Definition, id, postgres.Building); err != nil {
+	def := serving.Definition
+	keep := p.KeepArchives
+	def.OnDependency, def.KeepArchives = string(p.OnDependency), &keep // the file's policies for this build's swap
+	if err := store.RecordVersion(ctx, def, id, postgres.Building); err != nil {
 		return "", err
 	}
 	return id, nil

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
 
+	"github.com/projector-dev/projector/internal/config"
 	"github.com/projector-dev/projector/internal/daemon"
 	"github.com/projector-dev/projector/projection"
 	"github.com/projector-dev/projector/views/postgres"
@@ -34,6 +35,10 @@ type Generation struct {
 	// ProgressEvery how often a build's progress is logged (default 5s).
 	Every, ProgressEvery time.Duration
 
+	// refusedAt is when a swap refused for dependents was last logged, by projection (used by
+	// Watch's goroutine only).
+	refusedAt map[string]time.Time
+
 	restart     chan struct{}
 	restartOnce sync.Once
 
@@ -54,7 +59,7 @@ func (g *Generation) Handlers() []projection.Projection[pgx.Tx] {
 // each version building. header, when not nil, gives the head of $all to progress reports.
 func New(ctx context.Context, store *postgres.Store, entries []Entry, header projection.Header, log *zap.Logger) (*Generation, []daemon.Projection[pgx.Tx], error) {
 	g := &Generation{store: store, entries: entries, header: header, log: log, Every: time.Second, ProgressEvery: 5 * time.Second,
-		restart: make(chan struct{}), progress: map[string]*Progress{}}
+		restart: make(chan struct{}), progress: map[string]*Progress{}, refusedAt: map[string]time.Time{}}
 	var out []daemon.Projection[pgx.Tx]
 	for _, e := range entries {
 		serving, err := compile(e.Name, e.Serving)
@@ -74,8 +79,13 @@ func New(ctx context.Context, store *postgres.Store, entries []Entry, header pro
 		if err != nil {
 			return nil, nil, err
 		}
-		if err := store.PrepareShadow(ctx, *e.Building, e.BuildingID); err != nil {
+		deferred, err := store.PrepareShadow(ctx, *e.Building, e.BuildingID)
+		if err != nil {
 			return nil, nil, err
+		}
+		if len(deferred) > 0 {
+			log.Info("building without the secondary indexes: they are created once the new version has caught up, before the swap",
+				zap.String("projection", e.Name), zap.String("version", e.BuildingID), zap.Strings("indexes", indexNames(deferred)))
 		}
 		if err := store.Guard(ctx, shadowName, e.Name, e.BuildingID, postgres.Building); err != nil {
 			return nil, nil, err
@@ -207,15 +217,31 @@ func (g *Generation) build(ctx context.Context, e *Entry) {
 	if !shadow.CaughtUp || shadow.Position < serving.Reached() {
 		return
 	}
+	built, took, err := g.store.BuildDeferredIndexes(ctx, e.Name, e.BuildingID)
+	if err != nil {
+		if ctx.Err() == nil {
+			g.log.Warn("cannot build the new version's deferred indexes; trying again", zap.String("projection", e.Name),
+				zap.String("version", e.BuildingID), zap.Error(err))
+		}
+		return
+	}
+	if len(built) > 0 {
+		g.log.Info("built the new version's deferred indexes", zap.String("projection", e.Name), zap.String("version", e.BuildingID),
+			zap.Strings("indexes", indexNames(built)), zap.Duration("took", took))
+	}
 	rels, err := g.store.RelationsOf(ctx, e.Serving)
 	if err != nil {
 		g.log.Warn("swap: cannot list the serving tables", zap.String("projection", e.Name), zap.Error(err))
 		return
 	}
+	deps, ok := g.dependents(ctx, e, rels)
+	if !ok {
+		return
+	}
 	done, err := g.store.Swap(ctx, postgres.Swap{Projection: e.Name, In: e.BuildingID, InSchema: p.Schema,
 		Out: e.ServingID, OutRelations: rels, CaughtUp: true})
 	switch {
-	case errors.Is(err, postgres.ErrNotCaughtUp):
+	case errors.Is(err, postgres.ErrNotCaughtUp), errors.Is(err, postgres.ErrDeferredIndexes):
 		return
 	case err != nil:
 		if ctx.Err() == nil {
@@ -226,5 +252,63 @@ func (g *Generation) build(ctx context.Context, e *Entry) {
 	g.log.Info("swapped in the new version", zap.String("projection", e.Name), zap.String("version", e.BuildingID),
 		zap.String("previous_version", e.ServingID), zap.String("archive_schema", postgres.ArchiveSchema(e.Name, e.ServingID)),
 		zap.Uint64("position", done.State.Reached()), zap.Duration("readers_blocked", done.Blocked))
+	if len(deps) > 0 {
+		g.log.Warn("relations of others still point at the old tables, now archived (on_dependency: proceed): re-create them on the live tables",
+			zap.String("projection", e.Name), zap.Strings("dependents", deps), zap.String("archive_schema", postgres.ArchiveSchema(e.Name, e.ServingID)))
+	}
+	g.prune(ctx, e)
 	g.stop("new version serving", zap.String("projection", e.Name))
+}
+
+// prune drops, after a swap, the tables of e's archived versions beyond the keep_archives most
+// recent ones, and says so; a failure only delays it to the next swap.
+func (g *Generation) prune(ctx context.Context, e *Entry) {
+	keep := e.keepArchives()
+	pruned, err := g.store.PruneArchives(ctx, e.Name, keep)
+	if err != nil {
+		if ctx.Err() == nil {
+			g.log.Warn("cannot drop the tables of older archived versions; trying again at the next swap", zap.String("projection", e.Name), zap.Error(err))
+		}
+		return
+	}
+	if len(pruned.Dropped) > 0 {
+		g.log.Info("dropped the tables of older archived versions (their definitions stay recorded)", zap.String("projection", e.Name),
+			zap.Strings("versions", pruned.Dropped), zap.Int("keep_archives", keep))
+	}
+	for id, deps := range pruned.Held {
+		g.log.Warn("kept the tables of an archived version past keep_archives: relations of others depend on them", zap.String("projection", e.Name),
+			zap.String("version", id), zap.String("archive_schema", postgres.ArchiveSchema(e.Name, id)), zap.Strings("dependents", deps))
+	}
+}
+
+// dependents returns the relations of others that depend on e's live tables rels, just before
+// the swap, and whether the swap may go on: under on_dependency refuse, not while there are
+// any (some may have been created since the build started); it warns then, every
+// ProgressEvery.
+func (g *Generation) dependents(ctx context.Context, e *Entry, rels []postgres.Relation) ([]string, bool) {
+	deps, err := g.store.Dependents(ctx, rels)
+	if err != nil {
+		if ctx.Err() == nil {
+			g.log.Warn("swap: cannot list what depends on the live tables", zap.String("projection", e.Name), zap.Error(err))
+		}
+		return nil, false
+	}
+	if len(deps) == 0 || e.onDependency() == config.OnDependencyProceed {
+		return deps, true
+	}
+	if now := time.Now(); now.Sub(g.refusedAt[e.Name]) >= g.ProgressEvery {
+		g.refusedAt[e.Name] = now
+		g.log.Warn("swap waits: other relations depend on the live tables and would not move with them (on_dependency: refuse); drop them, or set on_dependency: proceed",
+			zap.String("projection", e.Name), zap.String("version", e.BuildingID), zap.Strings("dependents", deps))
+	}
+	return deps, false
+}
+
+// indexNames returns the names of ds.
+func indexNames(ds []postgres.DeferredIndex) []string {
+	names := make([]string, len(ds))
+	for i, d := range ds {
+		names[i] = d.Name
+	}
+	return names
 }

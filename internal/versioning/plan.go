@@ -34,6 +34,24 @@ type Entry struct {
 	Stale bool
 }
 
+// onDependency is the on_dependency policy of e's swap: the one recorded with the version
+// building, which the file that deployed it gave, whichever replica swaps it in; else the
+// file's.
+func (e *Entry) onDependency() config.OnDependency {
+	if e.Building != nil && e.Building.OnDependency != "" {
+		return config.OnDependency(e.Building.OnDependency)
+	}
+	return e.Project.OnDependency
+}
+
+// keepArchives is the keep_archives policy of e's swap, found as onDependency is.
+func (e *Entry) keepArchives() int {
+	if e.Building != nil && e.Building.KeepArchives != nil {
+		return *e.Building.KeepArchives
+	}
+	return e.Project.KeepArchives
+}
+
 // Plan decides, for every projection of cfg, what the daemon runs (see Entry), and records it
 // in store's projector_versions:
 //
@@ -48,8 +66,8 @@ type Entry struct {
 //     changed).
 //
 // A rebuild is refused, before anything is recorded, when the new definition names schemas
-// explicitly or when relations of others depend on the live tables (views, foreign keys):
-// both come back as configuration errors.
+// explicitly or when relations of others depend on the live tables (views, foreign keys) and
+// on_dependency is refuse: both come back as configuration errors.
 func Plan(ctx context.Context, store *postgres.Store, cfg *config.Config, log *zap.Logger) ([]Entry, error) {
 	var entries []Entry
 	var problems []*config.Error
@@ -140,8 +158,13 @@ func plan(ctx context.Context, store *postgres.Store, file string, p *config.Pro
 		e.Serving, e.ServingID = def, fp
 		return withBuild(e), nil, nil
 	}
-	if problem, err := Buildable(ctx, store, file, p, def, serving.Definition); problem != nil || err != nil {
+	deps, problem, err := Buildable(ctx, store, file, p, def, serving.Definition)
+	if problem != nil || err != nil {
 		return e, problem, err
+	}
+	if len(deps) > 0 {
+		log.Warn("other relations depend on the live tables and will not move with them (on_dependency: proceed): after the swap they point at the old tables in the archive schema",
+			zap.String("projection", p.Name), zap.Strings("dependents", deps), zap.String("archive_schema", postgres.ArchiveSchema(p.Name, serving.ID)))
 	}
 	if building != nil {
 		if err := store.DropVersion(ctx, p.Name, building.ID); err != nil {
@@ -161,24 +184,25 @@ func plan(ctx context.Context, store *postgres.Store, file string, p *config.Pro
 
 // Buildable returns a configuration error when def cannot be built in a shadow schema and
 // swapped in for serving: its SQL names schemas explicitly, or relations of others depend on
-// serving's live tables.
-func Buildable(ctx context.Context, store *postgres.Store, file string, p *config.Projection, def, serving versions.Definition) (*config.Error, error) {
+// serving's live tables and p's on_dependency is refuse. Under on_dependency: proceed it
+// returns those dependents instead, which will keep pointing at the archived tables.
+func Buildable(ctx context.Context, store *postgres.Store, file string, p *config.Projection, def, serving versions.Definition) ([]string, *config.Error, error) {
 	if err := def.CheckUnqualified(); err != nil {
-		return &config.Error{File: file, Line: p.Line, Projection: p.Name, Msg: err.Error()}, nil
+		return nil, &config.Error{File: file, Line: p.Line, Projection: p.Name, Msg: err.Error()}, nil
 	}
 	rels, err := store.RelationsOf(ctx, serving)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	deps, err := store.Dependents(ctx, rels)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if len(deps) > 0 {
-		return &config.Error{File: file, Line: p.Line, Projection: p.Name,
-			Msg: fmt.Sprintf("cannot rebuild in a shadow schema: other relations depend on its live tables and would not move with them at the swap (%s); drop them (and create them again after the swap), or make them part of the projection's schema", strings.Join(deps, ", "))}, nil
+	if len(deps) > 0 && p.OnDependency != config.OnDependencyProceed {
+		return nil, &config.Error{File: file, Line: p.Line, Projection: p.Name, Key: "on_dependency",
+			Msg: fmt.Sprintf("cannot rebuild in a shadow schema: other relations depend on its live tables and would not move with them at the swap (%s); drop them (and create them again after the swap), make them part of the projection's schema, or set on_dependency: proceed to swap anyway, leaving them on the archived tables", strings.Join(deps, ", "))}, nil
 	}
-	return nil, nil
+	return deps, nil, nil
 }
 
 // Precheck returns a configuration error for each projection of cfg whose definition would

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/projector-dev/projector/internal/config"
 	"github.com/projector-dev/projector/internal/versioning"
@@ -106,7 +107,7 @@ func TestPlanFollowsOnChange(t *testing.T) {
 		}
 	}
 	// Cancelled, the build is gone, shadow schema and all.
-	if err := store.PrepareShadow(ctx, *es[0].Building, id2); err != nil {
+	if _, err := store.PrepareShadow(ctx, *es[0].Building, id2); err != nil {
 		t.Fatal(err)
 	}
 	if id, err := versioning.Cancel(ctx, store, "dogs"); err != nil || id != id2 {
@@ -171,5 +172,70 @@ func TestPlanRefusesWhatCannotBeRebuilt(t *testing.T) {
 	es, err = versioning.Plan(ctx, store, v1, log)
 	if err != nil || !es[0].Stale || es[0].ServingID != id2 || es[0].Serving.Schema != cont.Projections[0].Schema {
 		t.Fatalf("stale file: %+v, %v", es, err)
+	}
+}
+
+// Under on_dependency: proceed, a view of another relation on the live table does not stop
+// the rebuild: the new version is recorded as building, and the log names the view.
+func TestPlanProceedsPastDependentsWhenAsked(t *testing.T) {
+	ctx := context.Background()
+	store, pool := newStore(t)
+	v1 := parse(t, "rebuild", "", "")
+	if _, err := versioning.Plan(ctx, store, v1, zap.NewNop()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, v1.Projections[0].Schema+`; CREATE VIEW dog_ids AS SELECT id FROM dogs`); err != nil {
+		t.Fatal(err)
+	}
+	text := fmt.Sprintf(file, "rebuild", ", tricks int", "")
+	text = strings.Replace(text, "    on_change: rebuild\n", "    on_change: rebuild\n    on_dependency: proceed\n", 1)
+	cfg, err := config.Parse("p.yaml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	core, logs := observer.New(zap.WarnLevel)
+	es, err := versioning.Plan(ctx, store, cfg, zap.New(core))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id2 := cfg.Projections[0].Definition().Fingerprint()
+	if es[0].BuildingID != id2 || states(t, store)[id2] != postgres.Building {
+		t.Fatalf("proceed: %+v, versions %v", es[0], states(t, store))
+	}
+	warned := logs.FilterMessageSnippet("on_dependency: proceed").All()
+	if len(warned) != 1 || fmt.Sprint(warned[0].ContextMap()["dependents"]) != "[view dog_ids]" {
+		t.Fatalf("warnings: %+v", logs.All())
+	}
+}
+
+// The on_dependency and keep_archives of the file that deploys a new version are recorded with
+// it, so a replica with the older file that joins the build (and may swap it in) follows them;
+// they are not part of the version.
+func TestPoliciesTravelWithTheVersionBuilding(t *testing.T) {
+	ctx := context.Background()
+	store, _ := newStore(t)
+	v1 := parse(t, "rebuild", "", "")
+	if _, err := versioning.Plan(ctx, store, v1, zap.NewNop()); err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Replace(fmt.Sprintf(file, "rebuild", ", tricks int", ""), "    on_change: rebuild\n",
+		"    on_change: rebuild\n    on_dependency: proceed\n    keep_archives: 3\n", 1)
+	v2, err := config.Parse("p.yaml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v2.Projections[0].Definition().Fingerprint() != parse(t, "rebuild", ", tricks int", "").Projections[0].Definition().Fingerprint() {
+		t.Fatal("the policies changed the fingerprint")
+	}
+	if _, err := versioning.Plan(ctx, store, v2, zap.NewNop()); err != nil {
+		t.Fatal(err)
+	}
+	es, err := versioning.Plan(ctx, store, v1, zap.NewNop()) // a replica with the older file
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := es[0].Building
+	if b == nil || b.OnDependency != "proceed" || b.KeepArchives == nil || *b.KeepArchives != 3 {
+		t.Fatalf("the build the older replica joins: %+v", b)
 	}
 }

@@ -126,36 +126,44 @@ func (s *Store) RelationsOf(ctx context.Context, def versions.Definition) ([]Rel
 
 // PrepareShadow creates the shadow schema of version id of def's projection, if missing, and
 // applies def's schema SQL in it (its unqualified names resolve to the shadow schema first), as
-// Migrate applies a schema: under the schema lock, so replicas do not race.
-func (s *Store) PrepareShadow(ctx context.Context, def versions.Definition, id string) error {
+// Migrate applies a schema: under the schema lock, so replicas do not race. It then drops the
+// secondary indexes the schema SQL created (neither unique nor backing a constraint), and
+// records them in the shadow schema's comment: the build writes faster without them, and
+// BuildDeferredIndexes creates them once it has caught up, before the swap (which refuses
+// while any is pending). It returns the indexes deferred.
+func (s *Store) PrepareShadow(ctx context.Context, def versions.Definition, id string) ([]DeferredIndex, error) {
 	schema := ShadowSchema(def.Name, id)
 	path, err := s.shadowPath(ctx, schema)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
-		return fmt.Errorf("postgres: prepare the shadow of %q: %w", def.Name, err)
+		return nil, fmt.Errorf("postgres: prepare the shadow of %q: %w", def.Name, err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('projector schema'))`); err != nil {
-		return fmt.Errorf("postgres: prepare the shadow of %q: schema lock: %w", def.Name, err)
+		return nil, fmt.Errorf("postgres: prepare the shadow of %q: schema lock: %w", def.Name, err)
 	}
 	if _, err := tx.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+pgx.Identifier{schema}.Sanitize()); err != nil {
-		return fmt.Errorf("postgres: prepare the shadow of %q: create schema %s: %w", def.Name, schema, err)
+		return nil, fmt.Errorf("postgres: prepare the shadow of %q: create schema %s: %w", def.Name, schema, err)
 	}
 	if _, err := tx.Exec(ctx, `SELECT set_config('search_path', $1, true)`, path); err != nil {
-		return fmt.Errorf("postgres: prepare the shadow of %q: %w", def.Name, err)
+		return nil, fmt.Errorf("postgres: prepare the shadow of %q: %w", def.Name, err)
 	}
 	if strings.TrimSpace(def.Schema) != "" {
 		if _, err := tx.Exec(ctx, def.Schema); err != nil {
-			return fmt.Errorf("postgres: prepare the shadow of %q in %s: schema: %w", def.Name, schema, err)
+			return nil, fmt.Errorf("postgres: prepare the shadow of %q in %s: schema: %w", def.Name, schema, err)
 		}
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("postgres: prepare the shadow of %q: %w", def.Name, err)
+	deferred, err := deferIndexes(ctx, tx, schema)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: prepare the shadow of %q: %w", def.Name, err)
 	}
-	return nil
+	if err := tx.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("postgres: prepare the shadow of %q: %w", def.Name, err)
+	}
+	return deferred, nil
 }
 
 // DropVersion forgets version id of projection name, which must not be serving: its schema
@@ -190,18 +198,26 @@ func (s *Store) DropVersion(ctx context.Context, name, id string) error {
 
 // Dependents lists the relations outside rels that depend on the relations rels of the live
 // schema, and cannot move with them: views that read them and foreign keys that reference
-// them. A swap would take them to the archive schema along with the old tables (views) or
-// refuse to move (foreign keys), so a rebuild refuses to start while there are any.
+// them. A swap takes the live tables to the archive schema, and these keep pointing at them
+// there (PostgreSQL follows a table by its identity, not its name).
 func (s *Store) Dependents(ctx context.Context, rels []Relation) ([]string, error) {
 	schema, err := s.trackingSchema(ctx)
 	if err != nil {
 		return nil, err
 	}
+	return dependentsIn(ctx, s.pool, schema, rels)
+}
+
+// dependentsIn lists the views and foreign keys outside the relations rels of schema that
+// depend on them.
+func dependentsIn(ctx context.Context, q interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}, schema string, rels []Relation) ([]string, error) {
 	names := make([]string, len(rels))
 	for i, r := range rels {
 		names[i] = r.Name
 	}
-	rows, err := s.pool.Query(ctx, `WITH ours AS (
+	rows, err := q.Query(ctx, `WITH ours AS (
 			SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 			WHERE n.nspname = $1 AND c.relname = ANY($2))
 		SELECT DISTINCT format('view %s', v.oid::regclass) FROM pg_depend d
@@ -213,11 +229,11 @@ func (s *Store) Dependents(ctx context.Context, rels []Relation) ([]string, erro
 			WHERE c.contype = 'f' AND c.confrelid IN (SELECT oid FROM ours) AND c.conrelid NOT IN (SELECT oid FROM ours)
 		ORDER BY 1`, schema, names)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: find what depends on %v: %w", names, err)
+		return nil, fmt.Errorf("postgres: find what depends on %v of %s: %w", names, schema, err)
 	}
 	deps, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		return nil, fmt.Errorf("postgres: find what depends on %v: %w", names, err)
+		return nil, fmt.Errorf("postgres: find what depends on %v of %s: %w", names, schema, err)
 	}
 	return deps, nil
 }

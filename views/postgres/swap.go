@@ -51,12 +51,14 @@ type Swapped struct {
 
 // Swap serves sw.In in place of sw.Out, in one transaction: it locks the live tables (ACCESS
 // EXCLUSIVE: a batch in flight on them finishes first, and readers wait for the commit), then
-// both tracking rows; with sw.CaughtUp it checks that In has reached Out's position and fails
-// with ErrNotCaughtUp otherwise; it moves Out's tables to its archive schema and In's into the
-// live schema (ALTER ... SET SCHEMA takes indexes, constraints and owned sequences along), gives
-// the projection's tracking row In's state and keeps Out's under Out's version name, records In
-// as serving and Out as archived, and notifies waiters. Readers see the old tables up to the
-// commit and the new ones after it, never an empty or missing one.
+// both tracking rows; it fails with ErrDeferredIndexes while the incoming version has secondary
+// indexes still to build (see PrepareShadow), and with sw.CaughtUp it checks that In has
+// reached Out's position and fails with ErrNotCaughtUp otherwise; it moves Out's tables to its
+// archive schema and In's into the live schema (ALTER ... SET SCHEMA takes indexes,
+// constraints and owned sequences along), gives the projection's tracking row In's state and
+// keeps Out's under Out's version name, records In as serving and Out as archived, and
+// notifies waiters. Readers see the old tables up to the commit and the new ones after it,
+// never an empty or missing one.
 func (s *Store) Swap(ctx context.Context, sw Swap) (Swapped, error) {
 	var res Swapped
 	fail := func(what string, err error) (Swapped, error) {
@@ -105,6 +107,11 @@ func (s *Store) Swap(ctx context.Context, sw Swap) (Swapped, error) {
 	// live tables are locked, so readers never wait for it.
 	if err := lockAll(ctx, tx, sw.InSchema, incoming); err != nil {
 		return fail("lock the incoming tables", err)
+	}
+	if pending, err := deferredOf(ctx, tx, sw.InSchema); err != nil {
+		return fail("read the deferred indexes", err)
+	} else if len(pending) > 0 {
+		return fail("check the indexes", fmt.Errorf("%w: %d in %s", ErrDeferredIndexes, len(pending), sw.InSchema))
 	}
 	locked := time.Now()
 	if err := lockAll(ctx, tx, live, outgoing); err != nil {

@@ -36,7 +36,10 @@ func benchmarkSwap(b *testing.B, rows int) {
 	if err := store.RecordVersion(ctx, v1, id1, postgres.Serving); err != nil {
 		b.Fatal(err)
 	}
-	if err := store.PrepareShadow(ctx, v2, id2); err != nil {
+	if _, err := store.PrepareShadow(ctx, v2, id2); err != nil {
+		b.Fatal(err)
+	}
+	if _, _, err := store.BuildDeferredIndexes(ctx, "dogs", id2); err != nil {
 		b.Fatal(err)
 	}
 	shadow := postgres.ShadowSchema("dogs", id2)

@@ -93,7 +93,7 @@ func TestSwapServesTheShadowAndRollsBack(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if err := store.PrepareShadow(ctx, v2, id2); err != nil {
+	if _, err := store.PrepareShadow(ctx, v2, id2); err != nil {
 		t.Fatal(err)
 	}
 	if err := store.RecordVersion(ctx, v2, id2, postgres.Building); err != nil {
@@ -121,6 +121,9 @@ func TestSwapServesTheShadowAndRollsBack(t *testing.T) {
 	}
 	if want := []postgres.Relation{{Name: "dogs", Kind: "TABLE"}}; !slices.Equal(rels, want) {
 		t.Fatalf("RelationsOf = %v, want %v", rels, want)
+	}
+	if _, _, err := store.BuildDeferredIndexes(ctx, "dogs", id2); err != nil {
+		t.Fatal(err)
 	}
 	sw := postgres.Swap{Projection: "dogs", In: id2, InSchema: schema, Out: id1, OutRelations: rels, CaughtUp: true}
 	if _, err := store.Swap(ctx, sw); !errors.Is(err, postgres.ErrNotCaughtUp) {

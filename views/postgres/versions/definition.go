@@ -40,6 +40,13 @@ type Definition struct {
 	// projection (run once per batch over the relation events).
 	BatchTopics []string `json:"topics,omitempty"`
 	Batch       string   `json:"batch,omitempty"`
+
+	// OnDependency and KeepArchives are the projection's on_dependency and keep_archives
+	// policies as the projections file that recorded this version gave them (empty and nil
+	// when unknown): what the swap of this version does, whichever replica makes it. They are
+	// not part of the fingerprint.
+	OnDependency string `json:"on_dependency,omitempty"`
+	KeepArchives *int   `json:"keep_archives,omitempty"`
 }
 
 // Parts returns the SQL texts of d, each under its key, in a fixed order: the handlers
