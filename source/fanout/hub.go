@@ -42,6 +42,7 @@ type hub struct {
 	stopped    bool // its subscribers are gone, or it could not start
 	subs       map[*subscription]struct{}
 	data       chan struct{} // closed and replaced when an entry is added or the read ends
+	awaited    bool          // a subscriber waits on data
 	space      chan struct{} // closed and replaced when a cursor moves or a subscriber leaves
 	waiting    bool          // the reading goroutine waits for space
 	underlying projection.Subscription
@@ -140,8 +141,18 @@ func (h *hub) stop() {
 }
 
 func (h *hub) signalData() {
-	close(h.data)
-	h.data = make(chan struct{})
+	if h.awaited {
+		close(h.data)
+		h.data = make(chan struct{})
+		h.awaited = false
+	}
+}
+
+// wait returns the channel closed once an entry is added or the read ends. Called with the
+// mutex held.
+func (h *hub) wait() <-chan struct{} {
+	h.awaited = true
+	return h.data
 }
 
 func (h *hub) signalSpace() {

@@ -103,7 +103,7 @@ func (w *subscription) step(ctx context.Context) (m projection.Message, ok bool,
 			s.mu.Unlock()
 			return projection.Message{Kind: projection.CaughtUpMessage, Time: at}, true, nil
 		}
-		data := h.data
+		data := h.wait()
 		s.mu.Unlock()
 		select {
 		case <-data:
