@@ -12,8 +12,9 @@
 // it never delivers an event twice, whichever read brought it.
 //
 // A subscriber attaches to the shared read when the read has not yet passed, or still keeps in
-// its ring, every position the subscriber has not been through, and the subscriber is not ahead
-// of a read still catching up (which would hold it back). Otherwise it reads on its own
+// its ring, every position the subscriber has not been through, and the subscriber is not more
+// than Options.MaxLead ahead of a read still catching up (which would hold it back while it
+// reads that stretch). Otherwise it reads on its own
 // subscription of the underlying Source, as without this package, and after each message it
 // receives there it tries again: once its own read reaches the shared read's ring it attaches,
 // reading the ring from the last entry it has not been through, and closes its own. A
@@ -50,6 +51,7 @@ import (
 const (
 	DefaultWindow     = 8192
 	DefaultStallAfter = 2 * time.Second
+	DefaultMaxLead    = 1 << 20
 )
 
 // Options tune a Source.
@@ -65,6 +67,11 @@ type Options struct {
 	// StallAfter is how long a subscriber may take nothing while the shared read waits on it
 	// before it is detached onto its own subscription (default DefaultStallAfter).
 	StallAfter time.Duration
+	// MaxLead is how far ahead of a shared read still catching up a subscriber may be, in
+	// bytes of the log (the unit of commit positions), and yet attach to it, waiting for the
+	// read to reach it rather than reading that stretch on its own (default DefaultMaxLead).
+	// Further ahead, it reads on its own until the shared read is live.
+	MaxLead uint64
 }
 
 // Source shares the reads of an underlying projection.Source among its subscriptions. It is
@@ -112,6 +119,9 @@ func newSource(under projection.Source, opts Options) *Source {
 	}
 	if opts.StallAfter <= 0 {
 		opts.StallAfter = DefaultStallAfter
+	}
+	if opts.MaxLead == 0 {
+		opts.MaxLead = DefaultMaxLead
 	}
 	return &Source{under: under, opts: opts}
 }

@@ -55,12 +55,12 @@ func TestSubscriberBehindReadsOnItsOwnThenHandsOver(t *testing.T) {
 	checkAll(l.Events(), a, b)
 }
 
-// A subscriber ahead of a shared read that is still catching up is not held back by it: it
-// reads on its own, and hands over once the shared read is live.
+// A subscriber further ahead than MaxLead of a shared read that is still catching up is not held
+// back by it: it reads on its own, and hands over once the shared read is live.
 func TestSubscriberAheadOfACatchingUpReadReadsOnItsOwn(t *testing.T) {
 	l := projectiontest.NewLog()
 	log := appendMixed(l, 100)
-	src := New(l, Options{Topics: allTypes, Window: 8, StallAfter: time.Hour})
+	src := New(l, Options{Topics: allTypes, Window: 8, StallAfter: time.Hour, MaxLead: 1})
 	a := subscribe(t, src, []string{typeA}, tracking.State{})
 	b := subscribe(t, src, []string{typeA, typeB}, after(log[60]))
 	cp := subscribe(t, src, []string{typeC}, tracking.State{Checkpoint: log[70].Position.Commit})
@@ -75,6 +75,24 @@ func TestSubscriberAheadOfACatchingUpReadReadsOnItsOwn(t *testing.T) {
 	appendMixed(l, 8)
 	together(t, untilLast(l.Events()), a, b, cp)
 	checkAll(l.Events(), a, b, cp)
+}
+
+// A subscriber a little ahead of a shared read still catching up (within MaxLead) attaches to
+// it, skipping what it has been through, rather than reading that stretch on its own.
+func TestSubscriberSlightlyAheadAttachesAndWaits(t *testing.T) {
+	l := projectiontest.NewLog()
+	log := appendMixed(l, 100)
+	src := New(l, Options{Topics: allTypes, Window: 8, MaxLead: log[40].Position.Commit - log[0].Position.Commit})
+	a := subscribe(t, src, []string{typeA}, tracking.State{})
+	b := subscribe(t, src, []string{typeA, typeB}, after(log[20]))
+	far := subscribe(t, src, []string{typeB}, after(log[60]))
+	if n := l.Subscriptions(); n != 2 {
+		t.Fatalf("open subscriptions of the log = %d, want 2 (the one within MaxLead attached)", n)
+	}
+	together(t, (*reader).untilCaughtUp, a, b, far)
+	appendMixed(l, 10)
+	together(t, untilLast(l.Events()), a, b, far)
+	checkAll(l.Events(), a, b, far)
 }
 
 // A subscriber that stops reading holds the shared read back for StallAfter at most: then it is

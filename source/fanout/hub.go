@@ -70,8 +70,8 @@ func (h *hub) at(seq uint64) *entry { return &h.ring[seq%uint64(len(h.ring))] }
 // attachable returns the sequence number from which a subscriber of topics whose coverage is c
 // can read this hub's entries and get every event of its topics that it has not been through,
 // in order; ok is false when it cannot (its topics are not all read here, the hub has ended or
-// dropped entries it would need), or should not: it is ahead of a hub still catching up, whose
-// read would hold it back. Among the sequence numbers that work it returns the last, so that as
+// dropped entries it would need), or should not: it is more than MaxLead ahead of a hub still
+// catching up, whose read would hold it back. Among the sequence numbers that work it returns the last, so that as
 // few entries as possible are read twice. Called with the Source's mutex held.
 func (h *hub) attachable(topics []string, c *coverage) (seq uint64, ok bool) {
 	if h.ended || h.stopped {
@@ -85,7 +85,7 @@ func (h *hub) attachable(topics []string, c *coverage) (seq uint64, ok bool) {
 	if !c.coversState(h.start) {
 		return 0, false
 	}
-	if !h.live && c.reach() > h.cov.reach() {
+	if !h.live && c.reach() > h.cov.reach()+h.src.opts.MaxLead {
 		return 0, false
 	}
 	skipped := func(seq uint64) tracking.Position {

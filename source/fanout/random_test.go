@@ -31,7 +31,7 @@ func randomRun(t *testing.T, seed uint64) {
 	l := projectiontest.NewLog()
 	l.CheckpointEvery = 5
 	initial := appendMixed(l, 300)
-	src := New(l, Options{Topics: allTypes, Window: 8, StallAfter: time.Millisecond})
+	src := New(l, Options{Topics: allTypes, Window: 8, StallAfter: time.Millisecond, MaxLead: 1 + seed%2*4000})
 	topicSets := [][]string{{typeA}, {typeB}, {typeC}, {typeA, typeB}, {typeB, typeC}, allTypes}
 
 	type plan struct {
