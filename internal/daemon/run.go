@@ -179,7 +179,7 @@ func Run[Tx any](ctx context.Context, d *Daemon, c Config[Tx]) error {
 	opts.Leader = c.Leader
 	src := c.Source
 	if !c.SeparateReads {
-		src = fanout.New(src, fanout.Options{Topics: allTopics(c.Projections)})
+		src = fanout.New(src, fanout.Options{})
 	}
 	runner := projection.NewRunner(src, c.Store, opts)
 	resets := make(map[string]func(context.Context, Tx) error, len(c.Projections))
@@ -323,14 +323,4 @@ func (s *standbyPositions) run(ctx context.Context, every time.Duration) {
 			}
 		}
 	}
-}
-
-// allTopics returns the topics of every projection of ps, which a shared read of their events
-// subscribes to.
-func allTopics[Tx any](ps []Projection[Tx]) []string {
-	var topics []string
-	for _, p := range ps {
-		topics = append(topics, p.Projection.Topics()...)
-	}
-	return topics
 }

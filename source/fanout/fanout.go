@@ -2,23 +2,26 @@
 // process, so that each event is read and decoded once however many projections (and
 // partitions) follow the log, instead of once per subscription.
 //
-// A Source decorates another one (source/kurrent in the daemon). It keeps at most one shared
-// read at a time: one subscription of the underlying Source to the union of Options.Topics and
-// the topics of the subscriber that started it, from that subscriber's state. Its messages go
-// into a ring of Options.Window entries that every attached subscriber reads at its own cursor,
-// keeping of them only what its own filtered subscription would deliver: events of its topics
-// that are not done according to its state nor already delivered, checkpoints past the last one
-// it delivered, and one caught-up message. Each subscriber keeps its coverage (see coverage), so
-// it never delivers an event twice, whichever read brought it.
+// A Source decorates another one (source/kurrent in the daemon). Its primary shared read is one
+// subscription of the underlying Source to the topics of the open subscriptions (and
+// Options.Topics), from the state of the subscriber that started it. Its messages go into a ring
+// of Options.Window entries that every attached subscriber reads at its own cursor, keeping of
+// them only what its own filtered subscription would deliver: events of its topics that are not
+// done according to its state nor already delivered, checkpoints past the last one it delivered,
+// and one caught-up message. Each subscriber keeps its coverage (see coverage), so it never
+// delivers an event twice, whichever read brought it.
 //
-// A subscriber attaches to the shared read when the read has not yet passed, or still keeps in
-// its ring, every position the subscriber has not been through, and the subscriber is not more
-// than Options.MaxLead ahead of a read still catching up (which would hold it back while it
-// reads that stretch). Otherwise it reads on its own
-// subscription of the underlying Source, as without this package, and after each message it
-// receives there it tries again: once its own read reaches the shared read's ring it attaches,
-// reading the ring from the last entry it has not been through, and closes its own. A
-// subscriber that starts when no shared read exists starts one.
+// A subscriber attaches to the primary shared read when the read has not yet passed, or still
+// keeps in its ring, every position the subscriber has not been through, and the subscriber is
+// not more than Options.MaxLead ahead of a read still catching up (which would hold it back
+// while it reads that stretch). When the read does not read all its topics but the subscriber
+// is near it (within MaxLead), the subscriber starts a new primary shared read of the topics in
+// use, from its own state; the subscribers of the old read move to the new one as soon as they
+// can attach to it, and the old one ends with its last subscriber. A subscriber that starts when
+// no shared read exists starts one. Otherwise it reads on its own subscription of the underlying
+// Source, as without this package, and after each message it receives there it tries again:
+// once its own read reaches the shared read's ring it attaches, reading the ring from the last
+// entry it has not been through, and closes its own.
 //
 // A slow subscriber holds the shared read back (backpressure): the ring drops its oldest entry
 // only once every attached subscriber has read it. A subscriber that has taken nothing for
@@ -56,10 +59,8 @@ const (
 
 // Options tune a Source.
 type Options struct {
-	// Topics are the topics a shared read subscribes to besides those of the subscriber that
-	// starts it: the daemon passes the topics of all its projections, so that any of them can
-	// attach. A subscriber with a topic the shared read does not read keeps its own
-	// subscription.
+	// Topics are topics every shared read subscribes to besides those of the open
+	// subscriptions (none by default).
 	Topics []string
 	// Window is how many messages the shared read keeps, for subscribers that attach behind it
 	// and for the slowest subscriber's lag (default DefaultWindow).
@@ -80,8 +81,9 @@ type Source struct {
 	under projection.Source
 	opts  Options
 
-	mu  sync.Mutex
-	hub *hub // the shared read new subscribers attach to; nil when none
+	mu   sync.Mutex
+	hub  *hub           // the primary shared read, which subscribers attach to; nil when none
+	open map[string]int // the topics of the open subscriptions, with how many have each
 }
 
 var errClosed = errors.New("fanout: subscription closed")
@@ -123,39 +125,37 @@ func newSource(under projection.Source, opts Options) *Source {
 	if opts.MaxLead == 0 {
 		opts.MaxLead = DefaultMaxLead
 	}
-	return &Source{under: under, opts: opts}
+	return &Source{under: under, opts: opts, open: map[string]int{}}
 }
 
 // Subscribe implements projection.Source: it attaches the subscription to the shared read, or
-// starts one when there is none, or else gives it its own subscription of the underlying
-// Source until it can attach.
+// starts a new one (see place), or else gives it its own subscription of the underlying Source
+// until it can attach.
 func (s *Source) Subscribe(ctx context.Context, topics []string, from tracking.State) (projection.Subscription, error) {
 	if len(topics) == 0 {
 		return s.under.Subscribe(ctx, topics, from) // the underlying Source says what is wrong
 	}
 	w := newSubscription(s, ctx, topics, from)
 	s.mu.Lock()
-	if h := s.hub; h != nil {
-		seq, ok := h.attachable(w.list, &w.cov)
-		if ok {
-			h.attach(w, seq)
-		}
-		s.mu.Unlock()
-		if !ok {
-			own, err := s.under.Subscribe(ctx, topics, from)
-			if err != nil {
-				return nil, err
-			}
-			w.own = own
-		}
-		w.watch()
-		return w, nil
-	}
-	h := newHub(s, ctx, append(append([]string(nil), s.opts.Topics...), topics...), from)
-	s.hub = h
-	h.attach(w, 0)
+	s.use(w.list, 1)
+	started, attached := s.place(w)
 	s.mu.Unlock()
-	if err := s.start(ctx, h, w); err != nil {
+	var err error
+	switch {
+	case started != nil:
+		err = s.start(ctx, started, w)
+	case !attached:
+		var own projection.Subscription
+		if own, err = s.under.Subscribe(ctx, topics, from); err == nil {
+			s.mu.Lock()
+			w.own = own
+			s.mu.Unlock()
+		}
+	}
+	if err != nil {
+		s.mu.Lock()
+		s.use(w.list, -1)
+		s.mu.Unlock()
 		return nil, err
 	}
 	w.watch()

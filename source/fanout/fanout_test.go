@@ -34,6 +34,28 @@ func TestSubscribersStartingTogetherShareOneRead(t *testing.T) {
 	}
 }
 
+// Without Options.Topics, a shared read reads the topics of the open subscriptions: a subscriber
+// of other topics near it starts a wider one, which the subscribers of the older one move to,
+// until one read serves them all.
+func TestSubscribersOfOtherTopicsMoveToAWiderSharedRead(t *testing.T) {
+	l := projectiontest.NewLog()
+	appendMixed(l, 100)
+	src := New(l, Options{Window: 16})
+	a := subscribe(t, src, []string{typeA}, tracking.State{})
+	b := subscribe(t, src, []string{typeB}, tracking.State{})
+	c := subscribe(t, src, []string{typeA, typeC}, tracking.State{})
+	if n := l.Subscriptions(); n != 3 {
+		t.Fatalf("open subscriptions of the log = %d, want 3 (each newcomer started a wider read)", n)
+	}
+	together(t, (*reader).untilCaughtUp, a, b, c)
+	appendMixed(l, 20)
+	together(t, untilLast(l.Events()), a, b, c)
+	waitSubscriptions(t, l, 1)
+	appendMixed(l, 20)
+	together(t, untilLast(l.Events()), a, b, c)
+	checkAll(l.Events(), a, b, c)
+}
+
 // A subscriber behind the shared read's window reads on its own, then hands over to the shared
 // read once it reaches it, without missing or repeating an event.
 func TestSubscriberBehindReadsOnItsOwnThenHandsOver(t *testing.T) {

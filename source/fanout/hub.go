@@ -77,12 +77,7 @@ func (h *hub) attachable(topics []string, c *coverage) (seq uint64, ok bool) {
 	if h.ended || h.stopped {
 		return 0, false
 	}
-	for _, t := range topics {
-		if !h.topics[t] {
-			return 0, false
-		}
-	}
-	if !c.coversState(h.start) {
+	if !h.readsAll(topics) || !c.coversState(h.start) {
 		return 0, false
 	}
 	if !h.live && c.reach() > h.cov.reach()+h.src.opts.MaxLead {

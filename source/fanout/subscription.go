@@ -89,12 +89,17 @@ func (w *subscription) step(ctx context.Context) (m projection.Message, ok bool,
 			w.cursor++
 			w.taken = time.Now()
 			h.signalSpace()
+			primary := h == s.hub || s.hub == nil
 			s.mu.Unlock()
 			if e.err != nil {
 				w.failed = e.err
 				return m, false, e.err
 			}
-			return e.msg, w.accept(&e.msg), nil
+			ok = w.accept(&e.msg)
+			if !primary {
+				w.move()
+			}
+			return e.msg, ok, nil
 		}
 		if h.live && !w.caughtUp {
 			// It attached after the read caught up, and has now read all it holds.
@@ -157,25 +162,34 @@ func (w *subscription) resumeOnOwn() error {
 	return nil
 }
 
-// handOver attaches w, which reads on its own, to the shared read if it can now, and then
-// closes its own subscription.
+// handOver attaches w, which reads on its own, to the primary shared read, or to a new one it
+// starts in its place (see Source.place), if it can now, and then closes its own subscription. When the new
+// shared read cannot start, w goes on on its own.
 func (w *subscription) handOver() {
 	s := w.src
 	s.mu.Lock()
-	h, own := s.hub, w.own
-	if h == nil || w.closed || own == nil {
+	own := w.own
+	if w.closed || own == nil {
 		s.mu.Unlock()
 		return
 	}
-	seq, ok := h.attachable(w.list, &w.cov)
-	if !ok {
+	started, attached := s.placeOr(w, false)
+	if !attached {
 		s.mu.Unlock()
 		return
 	}
-	h.attach(w, seq)
 	w.own = nil
 	s.mu.Unlock()
-	_ = own.Close()
+	if started != nil && s.start(w.ctx, started, w) != nil {
+		s.mu.Lock()
+		if !w.closed {
+			w.own, own = own, nil
+		}
+		s.mu.Unlock()
+	}
+	if own != nil {
+		_ = own.Close()
+	}
 }
 
 // Close implements projection.Subscription: it closes w's own subscription, or leaves the
@@ -186,6 +200,7 @@ func (w *subscription) Close() error {
 		s.mu.Lock()
 		w.closed = true
 		close(w.done)
+		s.use(w.list, -1)
 		own, unbind := w.own, w.unbind
 		w.own = nil
 		var stopped *hub
