@@ -56,6 +56,29 @@ func TestSubscribersOfOtherTopicsMoveToAWiderSharedRead(t *testing.T) {
 	checkAll(l.Events(), a, b, c)
 }
 
+// A subscriber of other topics far behind the shared read reads on its own; once it is near, it
+// starts a wider shared read in its place, which the others move to.
+func TestSubscriberOfOtherTopicsBehindStartsAWiderReadOnceNear(t *testing.T) {
+	l := projectiontest.NewLog()
+	appendMixed(l, 100)
+	src := New(l, Options{Window: 8, MaxLead: 2000})
+	a := subscribe(t, src, []string{typeA}, tracking.State{})
+	together(t, (*reader).untilCaughtUp, a)
+	b := subscribe(t, src, []string{typeB, typeC}, tracking.State{})
+	if n := l.Subscriptions(); n != 2 {
+		t.Fatalf("open subscriptions of the log = %d, want 2 (the one far behind on its own)", n)
+	}
+	together(t, (*reader).untilCaughtUp, b)
+	for range 3 {
+		appendMixed(l, 12)
+		together(t, untilLast(l.Events()), a, b)
+	}
+	waitSubscriptions(t, l, 1)
+	appendMixed(l, 12)
+	together(t, untilLast(l.Events()), a, b)
+	checkAll(l.Events(), a, b)
+}
+
 // A subscriber behind the shared read's window reads on its own, then hands over to the shared
 // read once it reaches it, without missing or repeating an event.
 func TestSubscriberBehindReadsOnItsOwnThenHandsOver(t *testing.T) {
