@@ -40,6 +40,9 @@ func (s *Source) placeOr(w *subscription, mayStart bool) (started *hub, attached
 		}
 	}
 	nh := newHub(s, w.ctx, s.inUse(), w.cov.resume())
+	if old := s.hub; old != nil {
+		old.signalData() // its idle subscribers try to move
+	}
 	s.hub = nh
 	nh.attach(w, 0)
 	return nh, true
@@ -77,19 +80,20 @@ func (h *hub) near(c *coverage) bool {
 }
 
 // move attaches w, which reads a shared read that is no longer the primary one, to the primary
-// one if it can now. Called after each message w takes.
-func (w *subscription) move() {
+// one if it can now, and reports whether it did. Called after each message w takes, and while
+// it waits for one.
+func (w *subscription) move() bool {
 	s := w.src
 	s.mu.Lock()
 	old, p := w.hub, s.hub
 	if old == nil || p == nil || p == old || w.closed {
 		s.mu.Unlock()
-		return
+		return false
 	}
 	seq, ok := p.attachable(w.list, &w.cov)
 	if !ok {
 		s.mu.Unlock()
-		return
+		return false
 	}
 	stopped := old.leave(w)
 	p.attach(w, seq)
@@ -97,4 +101,5 @@ func (w *subscription) move() {
 	if stopped {
 		<-old.done
 	}
+	return true
 }

@@ -109,9 +109,18 @@ func (w *subscription) step(ctx context.Context) (m projection.Message, ok bool,
 			return projection.Message{Kind: projection.CaughtUpMessage, Time: at}, true, nil
 		}
 		data := h.wait()
+		var primary <-chan struct{} // for a read that is no longer the primary one
+		if p := s.hub; p != nil && p != h {
+			primary = p.wait()
+		}
 		s.mu.Unlock()
+		if primary != nil && w.move() {
+			return m, false, nil
+		}
 		select {
 		case <-data:
+			return m, false, nil
+		case <-primary:
 			return m, false, nil
 		case <-w.done:
 			return m, false, errClosed
