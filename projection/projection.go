@@ -12,7 +12,11 @@ import (
 // Position is a KurrentDB $all log position.
 type Position = tracking.Position
 
-// Event is one event of the $all log as a projection sees it.
+// Event is one event of the $all log as a projection sees it. An Event is read-only once a
+// Source delivers it: a Source may deliver the same value, sharing its Data and Metadata, to
+// several subscriptions (source/fanout decodes each event once for all the projections of a
+// process), so the runner, handlers and batch projections read it and never change it or the
+// bytes its slices hold (copy them first to change them).
 type Event struct {
 	ID          string    // event id, a UUID in canonical form
 	Type        string    // event type; in Python eventsourcing, the topic "module:Class.Event"

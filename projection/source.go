@@ -10,7 +10,8 @@ import (
 	"github.com/projector-dev/projector/tracking"
 )
 
-// Source delivers the events of the $all log whose types are among a set of topics.
+// Source delivers the events of the $all log whose types are among a set of topics. The events
+// it delivers may be shared with other subscriptions and are read-only (see Event).
 type Source interface {
 	// Subscribe starts a subscription to the events whose type is one of topics and that are
 	// not yet done according to from (tracking.State.Done). The subscription ends when ctx

@@ -54,6 +54,7 @@ current position.`,
 	a.envFlag(cmd.Flags(), "drain-timeout", "on SIGTERM, how long the batch in flight may take to commit before it is rolled back")
 	a.envFlag(cmd.Flags(), "max-waits", "how many wait requests the HTTP API serves at once; beyond it they answer 503 with Retry-After")
 	a.envFlag(cmd.Flags(), "member-id", "this replica's id among the replicas that share the projections (default: host name and process id)")
+	a.envFlag(cmd.Flags(), "shared-read", "on (default): the projections share their reads of $all; off: each reads on its own subscription")
 	a.adminTokenFlags(cmd, "the bearer token the commands (resume, skip, reset) require; without one they are disabled")
 	return cmd
 }
@@ -87,6 +88,10 @@ func (a *app) run(ctx context.Context, doMigrate bool) error {
 		names[i] = p.Name
 	}
 	maxWaits, err := a.settings.Waits()
+	if err != nil {
+		return err
+	}
+	sharedRead, err := a.settings.SharesReads()
 	if err != nil {
 		return err
 	}
@@ -194,6 +199,7 @@ func (a *app) run(ctx context.Context, doMigrate bool) error {
 		deadLetters.Connect(store, gen.Handlers(), leases)
 		err = daemon.Run(ctx, d, daemon.Config[pgx.Tx]{
 			Source: src, Header: src, Store: store, Waiter: store, Leader: leases, Group: group,
+			SeparateReads: !sharedRead,
 			Projections:   projections,
 			Checks:        checks,
 			RunnerOptions: projection.Options{DrainTimeout: drain, Observer: gen},

@@ -235,6 +235,24 @@ func TestDrainTimeout(t *testing.T) {
 	}
 }
 
+func TestSharedRead(t *testing.T) {
+	s := config.FromEnv(func(string) (string, bool) { return "", false })
+	if on, err := s.SharesReads(); err != nil || !on || s.SharedRead != config.DefaultSharedRead {
+		t.Errorf("default shared read = %v, %v (%q); want on", on, err, s.SharedRead)
+	}
+	s = config.FromEnv(func(k string) (string, bool) { return "off", k == config.EnvSharedRead })
+	if on, err := s.SharesReads(); err != nil || on {
+		t.Errorf("PROJECTOR_SHARED_READ=off: %v, %v; want off", on, err)
+	}
+	for _, v := range []string{"yes", "OFF", "1"} {
+		s.SharedRead = v
+		err := s.Validate(false, false)
+		if want := `PROJECTOR_SHARED_READ: "` + v + `" is neither on nor off`; !config.IsValidation(err) || !strings.Contains(err.Error(), want) {
+			t.Errorf("shared read %q: err = %v, want %q", v, err, want)
+		}
+	}
+}
+
 func TestMaxWaits(t *testing.T) {
 	s := config.FromEnv(func(string) (string, bool) { return "", false })
 	if n, err := s.Waits(); err != nil || n != config.DefaultMaxWaits || config.DefaultMaxWaits != 10000 {

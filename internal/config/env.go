@@ -22,10 +22,12 @@ const (
 	EnvAdminTokenFile     = "PROJECTOR_ADMIN_TOKEN_FILE"
 	EnvMaxWaits           = "PROJECTOR_MAX_WAITS"
 	EnvMemberID           = "PROJECTOR_MEMBER_ID"
+	EnvSharedRead         = "PROJECTOR_SHARED_READ"
 	DefaultHTTPAddr       = ":9090"
 	DefaultLogLevel       = "info"
 	DefaultLogFormat      = "json"
 	DefaultDrainTimeout   = "30s"
+	DefaultSharedRead     = "on"
 	// DefaultMaxWaits is how many wait requests the HTTP API serves at once by default.
 	DefaultMaxWaits          = 10000
 	defaultRootCertsFileHint = "PEM text or the path of a PEM file"
@@ -55,6 +57,9 @@ type Settings struct {
 	// MemberID is this replica's id in the membership table the replicas share the projections
 	// through; unique per running replica. Empty means the host name and process id.
 	MemberID string
+	// SharedRead is "on" when the projections (and partitions) of the process share their reads
+	// of $all (source/fanout), "off" when each reads on its own subscription.
+	SharedRead string
 }
 
 // Setting is one setting read from an environment variable: the variable, the command-line
@@ -85,6 +90,7 @@ func Variables() []Setting {
 		{EnvAdminTokenFile, "admin-token-file", "", func(s *Settings) *string { return &s.AdminTokenFile }},
 		{EnvMaxWaits, "max-waits", strconv.Itoa(DefaultMaxWaits), func(s *Settings) *string { return &s.MaxWaits }},
 		{EnvMemberID, "member-id", "", func(s *Settings) *string { return &s.MemberID }},
+		{EnvSharedRead, "shared-read", DefaultSharedRead, func(s *Settings) *string { return &s.SharedRead }},
 	}
 }
 
@@ -169,6 +175,9 @@ func (s Settings) Validate(needKurrent, needDB bool) error {
 	if _, err := s.Waits(); err != nil {
 		errs = append(errs, err.(*Error))
 	}
+	if _, err := s.SharesReads(); err != nil {
+		errs = append(errs, err.(*Error))
+	}
 	if err := s.checkMemberID(); err != nil {
 		errs = append(errs, err)
 	}
@@ -215,6 +224,18 @@ func (s Settings) Waits() (int, error) {
 		return 0, &Error{File: EnvMaxWaits, Msg: fmt.Sprintf("%q is not a number of waits; use a whole number from 1 to %d (default %d; or --max-waits)", s.MaxWaits, maxMaxWaits, DefaultMaxWaits)}
 	}
 	return n, nil
+}
+
+// SharesReads reports whether the projections of the process share their reads of $all: true
+// for "on" (the default), false for "off"; anything else is an *Error naming the variable.
+func (s Settings) SharesReads() (bool, error) {
+	switch v := strings.TrimSpace(s.SharedRead); v {
+	case "", "on":
+		return true, nil
+	case "off":
+		return false, nil
+	}
+	return false, &Error{File: EnvSharedRead, Msg: fmt.Sprintf("%q is neither on nor off (default %s; or --shared-read)", s.SharedRead, DefaultSharedRead)}
 }
 
 // maxAdminToken bounds the admin token's length: it travels in an HTTP header.

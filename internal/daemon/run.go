@@ -15,6 +15,7 @@ import (
 	"github.com/projector-dev/projector/internal/metrics"
 	"github.com/projector-dev/projector/internal/tracing"
 	"github.com/projector-dev/projector/projection"
+	"github.com/projector-dev/projector/source/fanout"
 	"github.com/projector-dev/projector/tracking"
 )
 
@@ -113,7 +114,12 @@ type Projection[Tx any] struct {
 
 // Config is what Run joins together.
 type Config[Tx any] struct {
+	// Source is the source of $all events. Run shares its reads among the projections (see
+	// source/fanout) unless SeparateReads is set.
 	Source projection.Source
+	// SeparateReads gives each projection its own subscription of Source, as without the
+	// shared read (the escape hatch of PROJECTOR_SHARED_READ=off).
+	SeparateReads bool
 	// Header reads the head of $all for the head and lag metrics; nil for none.
 	Header projection.Header
 	Store  projection.Store[Tx]
@@ -171,7 +177,11 @@ func Run[Tx any](ctx context.Context, d *Daemon, c Config[Tx]) error {
 	}
 	opts.Observer = logging.Multi(observers...)
 	opts.Leader = c.Leader
-	runner := projection.NewRunner(c.Source, c.Store, opts)
+	src := c.Source
+	if !c.SeparateReads {
+		src = fanout.New(src, fanout.Options{})
+	}
+	runner := projection.NewRunner(src, c.Store, opts)
 	resets := make(map[string]func(context.Context, Tx) error, len(c.Projections))
 	for _, p := range c.Projections {
 		if err := runner.Add(p.Projection, p.Options); err != nil {

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/projector-dev/projector/projection"
 	"github.com/projector-dev/projector/source/kurrent"
 	"github.com/projector-dev/projector/tracking"
 )
@@ -53,8 +54,14 @@ func TestProbeFindsOnlyEventsOfTheTopicsNotYetDoneUpToThePosition(t *testing.T) 
 // A wait for the position of a lone event the projection ignores returns, with no further
 // traffic in $all, over the real protocol.
 func TestWaitForALoneIgnoredEventOverKurrent(t *testing.T) {
+	for _, read := range reads {
+		t.Run(read.name, func(t *testing.T) { testWaitForALoneIgnoredEvent(t, read.wrap) })
+	}
+}
+
+func testWaitForALoneIgnoredEvent(t *testing.T, wrap func(projection.Source) projection.Source) {
 	f := newFixture(t, kurrent.Options{})
-	r, store, stop := runCounter(t, f.src, nil, 50*time.Millisecond)
+	r, store, stop := runCounter(t, wrap(f.src), nil, 50*time.Millisecond)
 	defer stop()
 	first := f.append(t, "dog", registered, `{}`)
 	waitProcessed(t, r, first, 10*time.Second)

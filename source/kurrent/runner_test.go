@@ -15,6 +15,7 @@ import (
 	"github.com/projector-dev/projector/emulator"
 	"github.com/projector-dev/projector/internal/poll"
 	"github.com/projector-dev/projector/projection"
+	"github.com/projector-dev/projector/source/fanout"
 	"github.com/projector-dev/projector/source/kurrent"
 	"github.com/projector-dev/projector/tracking"
 	"github.com/projector-dev/projector/views/memory"
@@ -22,11 +23,29 @@ import (
 	"google.golang.org/grpc/status"
 )
 
+// reads are the two ways the daemon reads the source: each projection on its own subscription,
+// or the projections sharing one read (source/fanout, the daemon's default).
+var reads = []struct {
+	name string
+	wrap func(projection.Source) projection.Source
+}{
+	{"own", func(s projection.Source) projection.Source { return s }},
+	{"shared", func(s projection.Source) projection.Source {
+		return fanout.New(s, fanout.Options{Topics: []string{registered, trick}})
+	}},
+}
+
 // The runner over the KurrentDB source survives a server restart and subscription drops.
 func TestRunnerOverKurrentSurvivesRestartsAndDrops(t *testing.T) {
+	for _, read := range reads {
+		t.Run(read.name, func(t *testing.T) { testRunnerSurvivesRestartsAndDrops(t, read.wrap) })
+	}
+}
+
+func testRunnerSurvivesRestartsAndDrops(t *testing.T, wrap func(projection.Source) projection.Source) {
 	f := newFixture(t, kurrent.Options{})
 	restarts := &restartCounter{}
-	r, store, stop := runCounter(t, f.src, restarts, 50*time.Millisecond)
+	r, store, stop := runCounter(t, wrap(f.src), restarts, 50*time.Millisecond)
 	defer stop()
 	wait := func(pos tracking.Position) { t.Helper(); waitProcessed(t, r, pos, 15*time.Second) }
 	var last tracking.Position
@@ -126,13 +145,19 @@ func TestBadCredentialsArePermanentAndReportedByTheRunner(t *testing.T) {
 		_ = client.Close()
 	}
 
+	for _, read := range reads {
+		t.Run(read.name, func(t *testing.T) { testRunnerReportsBadCredentials(ctx, t, srv, read.wrap) })
+	}
+}
+
+func testRunnerReportsBadCredentials(ctx context.Context, t *testing.T, srv *emulator.Server, wrap func(projection.Source) projection.Source) {
 	client, err := kurrent.NewClient("kurrentdb://admin:wrong@"+srv.TLSAddr()+"?tls=true&tlsverifycert=false", kurrent.ClientOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer client.Close()
 	rec := &permanentRecorder{reported: make(chan error, 16)}
-	r := projection.NewRunner(kurrent.New(client, kurrent.Options{}), memory.New(), projection.Options{Observer: rec, MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond})
+	r := projection.NewRunner(wrap(kurrent.New(client, kurrent.Options{})), memory.New(), projection.Options{Observer: rec, MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond})
 	p := projection.New[*memory.Tx]("dogs").On(registered, func(context.Context, *memory.Tx, projection.Event) error { return nil })
 	if err := r.Add(p, projection.ProjectionOptions{}); err != nil {
 		t.Fatal(err)
@@ -175,6 +200,12 @@ func (r *permanentRecorder) Error(f projection.Fault) {
 // the runner retries many times but reports it once, then resumes exactly. The Source replaces
 // the client that gave up during the outage.
 func TestServerDownThenBackIsReportedOnceAndResumesExactly(t *testing.T) {
+	for _, read := range reads {
+		t.Run(read.name, func(t *testing.T) { testServerDownThenBack(t, read.wrap) })
+	}
+}
+
+func testServerDownThenBack(t *testing.T, wrap func(projection.Source) projection.Source) {
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -198,7 +229,7 @@ func TestServerDownThenBackIsReportedOnceAndResumesExactly(t *testing.T) {
 	defer src.Close()
 	f := &fixture{srv: srv, client: writer(), src: src}
 	obs := &outageRecorder{}
-	r, store, stop := runCounter(t, f.src, obs, 40*time.Millisecond)
+	r, store, stop := runCounter(t, wrap(f.src), obs, 40*time.Millisecond)
 	defer stop()
 	waitFor := func(pos tracking.Position) { t.Helper(); waitProcessed(t, r, pos, 20*time.Second) }
 	var last tracking.Position
