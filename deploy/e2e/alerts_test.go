@@ -98,7 +98,7 @@ func TestAlertsOnRealStoppedProjection(t *testing.T) {
 			return err
 		})
 	}
-	for _, alert := range []string{"ProjectorNoLeader", "ProjectorDeadLettersGrowing", "ProjectorTargetDown", "ProjectorAllDown"} {
+	for _, alert := range []string{"ProjectorNoLeader", "ProjectorDeadLettersGrowing", "ProjectorStreamsParked", "ProjectorTargetDown", "ProjectorAllDown"} {
 		res, err := prom.query(shortened(rules[alert]))
 		if err != nil {
 			t.Fatal(err)

@@ -35,6 +35,8 @@ func Contract() []string {
 		"projector_subscription_restarts_total",
 		"projector_last_progress_timestamp_seconds",
 		"projector_wait_duration_seconds",
+		"projector_dead_letters",
+		"projector_parked_streams",
 	}
 }
 
