@@ -30,8 +30,8 @@ type batcher[Tx any] struct {
 	// none, or not partitioned): this partition has considered it, so tracking's Last may
 	// move to it like the position of an event processed; passing tells that it lies past
 	// what is committed.
-	passed  Position
-	passing bool
+	passed     Position
+	passing    bool
 	caughtUp   bool
 	lastCommit time.Time
 	batchTimer *time.Timer // runs while the batch is not empty and the subscription catches up

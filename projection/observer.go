@@ -57,8 +57,8 @@ type FailedEvent struct {
 	Projection string
 	// Partition is the name of the event's partition; empty when not partitioned.
 	Partition string
-	Event      Event
-	Err        error
+	Event     Event
+	Err       error
 	// Policy is what the runner does about it: stop, retry, or skip (also for an operator's
 	// Skip).
 	Policy PolicyKind
@@ -83,7 +83,7 @@ type StateChange struct {
 	// Partition is the name of the partition whose state changed; empty when the projection
 	// is not partitioned.
 	Partition string
-	From, To   RunState
+	From, To  RunState
 	// Err is the error that caused the change, if any: the fault being retried, the cause of a
 	// stop, or why the lease was lost (a change to standby).
 	Err error
