@@ -237,7 +237,7 @@ func (o ProjectionOptions) validate() error {
 	if o.Partitions < 0 || o.Partitions > MaxPartitions {
 		errs = append(errs, fmt.Errorf("Partitions %d: want 0 to %d", o.Partitions, MaxPartitions))
 	}
-	if err := validPartitionBy(o.PartitionBy); err != nil {
+	if err := CheckPartitionBy(o.PartitionBy); err != nil {
 		errs = append(errs, err)
 	} else if o.PartitionBy != "" && o.Partitions < 2 {
 		errs = append(errs, fmt.Errorf("PartitionBy %q: needs Partitions of 2 or more (it is %d)", o.PartitionBy, o.Partitions))

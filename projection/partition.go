@@ -100,8 +100,10 @@ func dataKey(data []byte, path []string) string {
 	return buf.String()
 }
 
-// validPartitionBy checks a ProjectionOptions.PartitionBy.
-func validPartitionBy(by string) error {
+// CheckPartitionBy returns an error naming what is wrong with by as a
+// ProjectionOptions.PartitionBy: it must be empty, PartitionByStream, or "data." followed by a
+// dot-separated path of non-empty field names.
+func CheckPartitionBy(by string) error {
 	if by == "" || by == PartitionByStream {
 		return nil
 	}

@@ -127,6 +127,21 @@ func resetProjection(ctx context.Context, store *postgres.Store, p *config.Proje
 	return before, err
 }
 
+// servingPartitions tells store how many partitions the serving version of projection name
+// runs in, as its stored definition says, so that a wait for it waits for every partition.
+func servingPartitions(ctx context.Context, store *postgres.Store, name string) error {
+	vs, err := store.Versions(ctx, name)
+	if err != nil {
+		return err
+	}
+	for _, v := range vs {
+		if v.State == postgres.Serving {
+			store.SetPartitions(name, v.Definition.Partitions)
+		}
+	}
+	return nil
+}
+
 func findProjection(cfg *config.Config, name string) (*config.Projection, error) {
 	var names []string
 	for i := range cfg.Projections {
@@ -175,6 +190,9 @@ timeout passes first, 2 on bad arguments.`,
 				return err
 			}
 			defer closeDB()
+			if err := servingPartitions(ctx, store, name); err != nil {
+				return err
+			}
 			wctx, cancel := context.WithTimeout(ctx, timeout)
 			defer cancel()
 			st, err := store.Wait(wctx, name, pos)
@@ -270,7 +288,11 @@ func (a *app) statusReport(ctx context.Context, log *zap.Logger, cfg *config.Con
 		log.Warn("cannot read which replica leads each projection", zap.Error(err))
 	}
 	for _, p := range cfg.Projections {
-		st, ok, err := store.Load(ctx, p.Name)
+		store.SetPartitions(p.Name, p.Options.Partitions)
+		if err := servingPartitions(ctx, store, p.Name); err != nil {
+			return out, err
+		}
+		st, ok, err := store.LoadProjection(ctx, p.Name)
 		if err != nil {
 			return out, err
 		}

@@ -102,7 +102,7 @@ func TestValidationErrors(t *testing.T) {
 	}{
 		{"unknown top-level key", "projection:\n  - name: a\n", []string{"p.yaml:1: projection: unknown key; the keys here are projections"}},
 		{"unknown projection key", "projections:\n  - name: a\n    handler: {T: SELECT 1}\n    handlers: {T: SELECT 1}\n",
-			[]string{`p.yaml:3: projection "a": handler: unknown key; the keys here are batch, handlers, name, on_change, on_error, reset, schema, start, topics, version`}},
+			[]string{`p.yaml:3: projection "a": handler: unknown key; the keys here are batch, handlers, name, on_change, on_error, partition_by, partitions, reset, schema, start, topics, version`}},
 		{"unknown nested key", "projections:\n  - name: a\n    batch: {size: 10, timeout: 1s}\n    handlers: {T: SELECT 1}\n",
 			[]string{`p.yaml:3: projection "a": batch.timeout: unknown key; the keys here are interval, size`}},
 		{"duplicate names", "projections:\n  - name: a\n    handlers: {T: SELECT 1}\n  - name: a\n    handlers: {T: SELECT 1}\n",
@@ -125,6 +125,9 @@ func TestValidationErrors(t *testing.T) {
 		{"bad retries", "projections:\n  - name: a\n    on_error: {retries: -1}\n    handlers: {T: SELECT 1}\n", []string{`on_error.retries: must be a whole number ≥ 1, not "-1"`}},
 		{"zero retries", "projections:\n  - name: a\n    on_error: {policy: retry, retries: 0}\n    handlers: {T: SELECT 1}\n", []string{`p.yaml:3: projection "a": on_error.retries: must be a whole number ≥ 1, not "0" (for no retries, use policy stop)`}},
 		{"bad batch size", "projections:\n  - name: a\n    batch: {size: 0}\n    handlers: {T: SELECT 1}\n", []string{`p.yaml:3: projection "a": batch.size: must be a whole number ≥ 1, not "0"`}},
+		{"bad partitions", "projections:\n  - name: a\n    partitions: 300\n    handlers: {T: SELECT 1}\n", []string{`p.yaml:3: projection "a": partitions: must be a whole number from 1 to 256, not "300"`}},
+		{"bad partition_by", "projections:\n  - name: a\n    partitions: 2\n    partition_by: tenant\n    handlers: {T: SELECT 1}\n", []string{`p.yaml:4: projection "a": partition_by: "tenant": want stream (the default) or data. followed by a field path`}},
+		{"partition_by without partitions", "projections:\n  - name: a\n    partition_by: data.tenant\n    handlers: {T: SELECT 1}\n", []string{`p.yaml:3: projection "a": partition_by: needs partitions of 2 or more`}},
 		{"bad start", "projections:\n  - name: a\n    start: middle\n    handlers: {T: SELECT 1}\n", []string{`p.yaml:3: projection "a": start: must be beginning, end or a commit position, not "middle"`}},
 		{"duplicate key", "projections:\n  - name: a\n    schema: x\n    schema: y\n    handlers: {T: SELECT 1}\n", []string{`p.yaml:4: projection "a": schema: key given twice`}},
 		{"duplicate topic", "projections:\n  - name: a\n    handlers:\n      T: SELECT 1\n      T: SELECT 2\n", []string{`p.yaml:5: projection "a": handlers."T": event type given twice`}},

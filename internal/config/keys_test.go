@@ -29,6 +29,8 @@ func TestKnownKeysAreAccepted(t *testing.T) {
 		"reset":            {"TRUNCATE t", func(p config.Projection) any { return p.Reset }, "TRUNCATE t"},
 		"version":          {"2", func(p config.Projection) any { return p.Version }, "2"},
 		"on_change":        {"fail", func(p config.Projection) any { return p.OnChange }, config.OnChangeFail},
+		"partitions":       {"4", func(p config.Projection) any { return p.Options.Partitions }, 4},
+		"partition_by":     {"stream", func(p config.Projection) any { return p.Options.PartitionBy }, "stream"},
 	}
 	keys := config.KnownKeys()
 	for _, key := range keys {

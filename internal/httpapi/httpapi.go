@@ -161,6 +161,9 @@ type ProjectionJSON struct {
 	Error string `json:"error,omitempty"`
 	// Rebuild is the progress of a new version building, on the replica that builds it.
 	Rebuild *RebuildJSON `json:"rebuild,omitempty"`
+	// Partitions are a partitioned projection's partitions (named NAME#i), each as a
+	// projection of its own; the projection's position is the lowest of theirs.
+	Partitions []ProjectionJSON `json:"partitions,omitempty"`
 }
 
 // ListJSON is the body of /v1/projections.
@@ -233,6 +236,9 @@ func toJSON(s projection.Status, head uint64, haveHead bool, now time.Time) Proj
 	if !s.LastProgress.IsZero() {
 		t := s.LastProgress.UTC()
 		p.LastProgress = &t
+	}
+	for _, part := range s.Partitions {
+		p.Partitions = append(p.Partitions, toJSON(part, head, haveHead, now))
 	}
 	return p
 }
