@@ -81,7 +81,7 @@ func (w *worker[Tx]) apply(ctx context.Context, t transaction) error {
 				if !ok {
 					continue
 				}
-				if err := dl.DeadLetter(ctx, tx, w.name, e, t.skip); err != nil {
+				if err := dl.DeadLetter(ctx, tx, w.base, e, t.skip); err != nil {
 					return fmt.Errorf("dead-letter event %s at %v: %w", e.ID, e.Position, err)
 				}
 				if flusher != nil && t.isolate {
