@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/projector-dev/projector/internal/httpapi"
 	"github.com/projector-dev/projector/internal/poll"
 	"github.com/projector-dev/projector/internal/testbin"
@@ -20,7 +22,10 @@ const partitionedTicks = `projections:
   - name: ticks
     partitions: 4
     batch: {size: 50}
-    schema: CREATE TABLE IF NOT EXISTS seen_ticks (seq bigserial PRIMARY KEY, stream text NOT NULL, revision bigint NOT NULL);
+` + ticksBody
+
+// ticksBody is the rest of the ticks projection, after its partitions and batch keys.
+const ticksBody = `    schema: CREATE TABLE IF NOT EXISTS seen_ticks (seq bigserial PRIMARY KEY, stream text NOT NULL, revision bigint NOT NULL);
     handlers:
       "__main__:Tick.Happened": INSERT INTO seen_ticks (stream, revision) VALUES (@stream_id, @revision)
 `
@@ -126,12 +131,7 @@ func TestPartitionedProjectionSurvivesKilledLeaders(t *testing.T) {
 		}
 	}
 	checkSeen(t, pool, "ticks", counts)
-	var disordered int
-	if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM (
-		SELECT revision, row_number() OVER (PARTITION BY stream ORDER BY seq) - 1 AS applied FROM seen_ticks) s
-		WHERE revision <> applied`).Scan(&disordered); err != nil || disordered != 0 {
-		t.Errorf("%d events applied out of their stream's order (%v)", disordered, err)
-	}
+	checkOrder(t, pool)
 	var rows int
 	if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM projector_tracking WHERE projection LIKE 'ticks#%'`).Scan(&rows); err != nil || rows != 4 {
 		t.Errorf("%d partition tracking rows (%v), want 4", rows, err)
@@ -145,5 +145,91 @@ func TestPartitionedProjectionSurvivesKilledLeaders(t *testing.T) {
 		if code := r.p.Signal(syscall.SIGTERM, exitTimeout); code != 0 {
 			t.Errorf("%s: exit code %d", r.id, code)
 		}
+	}
+}
+
+// ticksIn is the ticks projection in partitions partitions, with on_change onChange.
+func ticksIn(partitions int, onChange string) string {
+	return fmt.Sprintf("projections:\n  - name: ticks\n    partitions: %d\n    on_change: %s\n    batch: {size: 50}\n", partitions, onChange) + ticksBody
+}
+
+// checkOrder checks that every stream's events were applied in the stream's order.
+func checkOrder(t *testing.T, pool interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}) {
+	t.Helper()
+	var disordered int
+	if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM (
+		SELECT revision, row_number() OVER (PARTITION BY stream ORDER BY seq) - 1 AS applied FROM seen_ticks) s
+		WHERE revision <> applied`).Scan(&disordered); err != nil || disordered != 0 {
+		t.Errorf("%d events applied out of their stream's order (%v)", disordered, err)
+	}
+}
+
+// TestChangingPartitionsRebuildsTheProjection changes the partitions of a projection while
+// events are appended: 1 to 4, then 4 to 2, each a new version built in a shadow schema and
+// swapped in, after which the partitions start where the built version had got; on_change:
+// continue refuses to adopt a change from 4 partitions. In the end every event is in the view
+// once, in its stream's order.
+func TestChangingPartitionsRebuildsTheProjection(t *testing.T) {
+	t.Parallel()
+	dbURL, pool, uri, client := startBackends(t)
+	tk := startTicker(client)
+	cfgFile := writeFile(t, "projections.yaml", ticksIn(1, "rebuild"))
+	addr := testbin.FreeAddr(t)
+	env := testbin.Env("KURRENTDB_URI="+uri, "DATABASE_URL="+dbURL, "PROJECTOR_HTTP_ADDR="+addr, "PROJECTOR_CONFIG="+cfgFile)
+	run := func(file string) *testbin.Proc {
+		writeFileAt(t, cfgFile, file)
+		d := start(t, projectorBin, env, "run")
+		healthy(t, d, addr)
+		poll.Until(t, 60*time.Second, "the version of the file serves", func() bool {
+			var state string
+			_ = pool.QueryRow(context.Background(), `SELECT state FROM projector_versions WHERE projection = 'ticks' AND version = $1`, fingerprint(t, file)).Scan(&state)
+			return state == "serving"
+		})
+		return d
+	}
+	partitionRows := func() int {
+		var n int
+		if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM projector_tracking WHERE projection LIKE 'ticks#%'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	d := run(ticksIn(1, "rebuild"))
+	poll.Until(t, 30*time.Second, "ticks projected", func() bool {
+		var n int
+		_ = pool.QueryRow(context.Background(), `SELECT count(*) FROM seen_ticks`).Scan(&n)
+		return n > 50
+	})
+	if n := partitionRows(); n != 0 {
+		t.Errorf("an unpartitioned projection has %d partition rows", n)
+	}
+	if code := d.Signal(syscall.SIGTERM, exitTimeout); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	if fingerprint(t, ticksIn(1, "rebuild")) == fingerprint(t, ticksIn(4, "rebuild")) {
+		t.Fatal("the partitions are not part of the version")
+	}
+	d = run(ticksIn(4, "rebuild"))
+	poll.Until(t, 30*time.Second, "the four partitions track", func() bool { return partitionRows() == 4 })
+	if code := d.Signal(syscall.SIGTERM, exitTimeout); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+
+	writeFileAt(t, cfgFile, ticksIn(2, "continue"))
+	code, stdout, stderr := runProjector(t, env, "run")
+	if code != 2 || !strings.Contains(stderr, "the partitions change from 4 by stream to 2 by stream, which on_change: continue cannot adopt") {
+		t.Errorf("run with 4 partitions changed to 2 under on_change continue: exit %d\n%s%s", code, stdout, stderr)
+	}
+
+	d = run(ticksIn(2, "rebuild"))
+	poll.Until(t, 30*time.Second, "two partitions track", func() bool { return partitionRows() == 2 })
+	counts, last := tk.finish(t)
+	waitHTTP(t, addr, "ticks", last)
+	checkSeen(t, pool, "ticks", counts)
+	checkOrder(t, pool)
+	if code := d.Signal(syscall.SIGTERM, exitTimeout); code != 0 {
+		t.Errorf("exit %d", code)
 	}
 }
