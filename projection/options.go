@@ -235,7 +235,7 @@ func (o ProjectionOptions) validate() error {
 		errs = append(errs, fmt.Errorf("OnError backoff [%v, %v]: want 0 <= Backoff <= MaxBackoff", o.OnError.Backoff, o.OnError.MaxBackoff))
 	}
 	if o.Partitions < 0 || o.Partitions > MaxPartitions {
-		errs = append(errs, fmt.Errorf("Partitions %d: want 0 to %d", o.Partitions, MaxPartitions))
+		errs = append(errs, fmt.Errorf("ProjectionOptions.Partitions %d: want 0 to %d", o.Partitions, MaxPartitions))
 	}
 	if err := CheckPartitionBy(o.PartitionBy); err != nil {
 		errs = append(errs, err)
