@@ -127,21 +127,6 @@ func resetProjection(ctx context.Context, store *postgres.Store, p *config.Proje
 	return before, err
 }
 
-// servingPartitions tells store how many partitions the serving version of projection name
-// runs in, as its stored definition says, so that a wait for it waits for every partition.
-func servingPartitions(ctx context.Context, store *postgres.Store, name string) error {
-	vs, err := store.Versions(ctx, name)
-	if err != nil {
-		return err
-	}
-	for _, v := range vs {
-		if v.State == postgres.Serving {
-			store.SetPartitions(name, v.Definition.Partitions)
-		}
-	}
-	return nil
-}
-
 func findProjection(cfg *config.Config, name string) (*config.Projection, error) {
 	var names []string
 	for i := range cfg.Projections {
