@@ -26,6 +26,12 @@ type batcher[Tx any] struct {
 	state      tracking.State // committed
 	batch      []Event        // pending
 	checkpoint uint64         // highest server checkpoint seen (exclusive)
+	// passed is the position of the last event of another partition delivered (zero when
+	// none, or not partitioned): this partition has considered it, so tracking's Last may
+	// move to it like the position of an event processed; passing tells that it lies past
+	// what is committed.
+	passed     Position
+	passing    bool
 	caughtUp   bool
 	lastCommit time.Time
 	batchTimer *time.Timer // runs while the batch is not empty and the subscription catches up
@@ -40,6 +46,9 @@ func (b *batcher[Tx]) next() tracking.State {
 	n := b.state
 	if len(b.batch) > 0 {
 		n.Last = b.batch[len(b.batch)-1].Position
+	}
+	if b.passed.Compare(n.Last) > 0 {
+		n.Last = b.passed
 	}
 	if b.checkpoint > n.Checkpoint {
 		n.Checkpoint = b.checkpoint
@@ -73,6 +82,7 @@ func (b *batcher[Tx]) flush() result {
 	}
 	b.state = n
 	b.batch = b.batch[:0]
+	b.passing = false
 	b.lastCommit = time.Now()
 	b.bo.Reset()
 	b.armProbe()
@@ -89,8 +99,12 @@ func (b *batcher[Tx]) drain() result {
 // command names it.
 func (b *batcher[Tx]) event(e Event) result {
 	w := b.w
-	if b.state.Done(e.Position.Commit) || (len(b.batch) > 0 && e.Position.Compare(b.batch[len(b.batch)-1].Position) <= 0) {
+	if b.state.Done(e.Position.Commit) || (len(b.batch) > 0 && e.Position.Compare(b.batch[len(b.batch)-1].Position) <= 0) ||
+		e.Position.Compare(b.passed) <= 0 {
 		return result{} // already processed: a resume may re-deliver the event at Last
+	}
+	if w.part != nil && !w.part.owns(e) {
+		return b.foreign(e)
 	}
 	if f := w.skip; f != nil && e.Position.Compare(f.Position) >= 0 {
 		if res := b.flush(); res.out != outcomeOK {
@@ -123,6 +137,25 @@ func (b *batcher[Tx]) event(e Event) result {
 	}
 	return result{}
 }
+
+// foreign records e, an event of another partition, as considered: its position is committed
+// with the next batch; while catching up, on its own once CheckpointEvery has passed since the
+// last commit (as a server checkpoint is); once live, as soon as nothing more is ready (consume),
+// so that the projection's position, the lowest of its partitions', keeps pace with every
+// event and Wait returns for it without a delay.
+func (b *batcher[Tx]) foreign(e Event) result {
+	b.passed, b.passing = e.Position, true
+	if len(b.batch) > 0 || b.cpArmed || b.caughtUp {
+		return result{}
+	}
+	b.cpTimer.Reset(max(b.w.r.opts.CheckpointEvery-time.Since(b.lastCommit), 0))
+	b.cpArmed = true
+	return result{}
+}
+
+// pending reports whether events are waiting to be committed: the batch's, or the position of
+// events of other partitions.
+func (b *batcher[Tx]) pending() bool { return len(b.batch) > 0 || b.passing }
 
 // serverCheckpoint records a checkpoint of the server's: it is committed with the next batch,
 // or on its own once CheckpointEvery has passed since the last commit.

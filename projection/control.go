@@ -8,6 +8,9 @@ import (
 	"github.com/projector-dev/projector/tracking"
 )
 
+// Resume and Skip of a partitioned projection apply to each of its partitions that is stopped
+// (on an event, for Skip); a partition's name (PartitionName) names one partition.
+
 // Resume restarts a projection stopped on a poison event (or a tracking conflict) without a
 // restart of the process: it re-reads the tracked position and retries the failing event, under
 // the projection's error policy again. It returns an error wrapping tracking.ErrUnknownProjection
@@ -29,10 +32,40 @@ func (r *Runner[Tx]) Skip(projection string) error {
 func (r *Runner[Tx]) control(name string, c Command) error {
 	r.mu.Lock()
 	w, ok := r.byName[name]
+	parts := r.groups[name]
 	r.mu.Unlock()
+	if len(parts) > 0 {
+		return controlPartitions(name, parts, c)
+	}
 	if !ok {
 		return fmt.Errorf("%s %q: %w", c, name, tracking.ErrUnknownProjection)
 	}
+	return w.command(name, c)
+}
+
+// controlPartitions gives c to every partition of projection name that can take it (Resume:
+// each stopped one; Skip: each stopped on an event). It fails, with the first partition's
+// reason, when none can.
+func controlPartitions[Tx any](name string, parts []*worker[Tx], c Command) error {
+	var first error
+	took := 0
+	for _, w := range parts {
+		if err := w.command(w.name, c); err != nil {
+			if first == nil {
+				first = err
+			}
+			continue
+		}
+		took++
+	}
+	if took == 0 {
+		return fmt.Errorf("%s %q: no partition can take it: %w", c, name, first)
+	}
+	return nil
+}
+
+// command hands c to the worker if it is stopped (on an event, for Skip).
+func (w *worker[Tx]) command(name string, c Command) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	switch {

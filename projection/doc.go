@@ -20,7 +20,9 @@
 // The Runner, in the order an event travels through it (source → pump → batcher → commit →
 // tracking), one worker goroutine per projection:
 //
-//	runner.go       Runner: Add, Run (one worker per projection), Status, Wait
+//	runner.go       Runner: Add, Run (one worker per projection, or per partition), Status, Wait
+//	partition.go    partitioned projections: the key, the partition of a key, the names
+//	                (NAME#i), the projection's status and position from its partitions'
 //	worker.go       a worker's state, the Status it publishes, fault reporting, outcomes
 //	lease.go        the lease loop: standby, acquire, lead, back off, stopped until a command
 //	session.go      one session: load tracking, subscribe, pump the subscription, dispatch

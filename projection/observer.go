@@ -40,6 +40,9 @@ type Observer interface {
 // CommittedBatch is a committed store transaction of a projection, as BatchCommitted reports it.
 type CommittedBatch struct {
 	Projection string
+	// Partition is the name of the partition that committed (PartitionName); empty when the
+	// projection is not partitioned. State is that partition's.
+	Partition string
 	// Events is the number of events the batch applied: 0 for a batch that only advanced past
 	// a checkpoint (a skipped event is not counted).
 	Events int
@@ -52,8 +55,10 @@ type CommittedBatch struct {
 // FailedEvent is a handler error on one event, as EventFailed and EventDeadLettered report it.
 type FailedEvent struct {
 	Projection string
-	Event      Event
-	Err        error
+	// Partition is the name of the event's partition; empty when not partitioned.
+	Partition string
+	Event     Event
+	Err       error
 	// Policy is what the runner does about it: stop, retry, skip (also for an operator's
 	// Skip), or park.
 	Policy PolicyKind
@@ -62,6 +67,8 @@ type FailedEvent struct {
 // Fault is a failure that is not an event's fault, as Error and SubscriptionRestarted report it.
 type Fault struct {
 	Projection string
+	// Partition is the name of the partition that failed; empty when not partitioned.
+	Partition string
 	// Kind is what failed: "source", "store", "conflict" or "leadership" (see Observer.Error),
 	// or "subscription" for SubscriptionRestarted.
 	Kind string
@@ -73,7 +80,10 @@ type Fault struct {
 // StateChange is a change of a projection's run state, as StateChanged reports it.
 type StateChange struct {
 	Projection string
-	From, To   RunState
+	// Partition is the name of the partition whose state changed; empty when the projection
+	// is not partitioned.
+	Partition string
+	From, To  RunState
 	// Err is the error that caused the change, if any: the fault being retried, the cause of a
 	// stop, or why the lease was lost (a change to standby).
 	Err error
@@ -151,6 +161,9 @@ type Status struct {
 	Failed *Failure `json:"failed,omitempty"`
 	// Error is the error that made the projection retrying or stopped; empty otherwise.
 	Error string `json:"error,omitempty"`
+	// Partitions are the entries of a partitioned projection's partitions, in partition order
+	// (each named by PartitionName); empty when the projection is not partitioned.
+	Partitions []Status `json:"partitions,omitempty"`
 	// LeaderMember is the id of the replica (scale-out group member) that leads the
 	// projection, when the daemon knows it; empty otherwise.
 	LeaderMember string `json:"leader_member,omitempty"`

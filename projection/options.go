@@ -132,6 +132,19 @@ type ProjectionOptions struct {
 	Start Start
 	// OnError is the error policy (on_error).
 	OnError ErrorPolicy
+	// Partitions splits the projection's events by PartitionBy's key into this many
+	// partitions (0 or 1: not partitioned; at most MaxPartitions; the projections file's
+	// partitions). Each partition is run like a projection of its own, named PartitionName
+	// (its own tracking row, lease, transactions and subscription), so partitions run in
+	// parallel and spread across replicas; events of one key stay in order. The projection's
+	// position is the lowest of its partitions' (see Runner.Status and Runner.Wait).
+	Partitions int
+	// PartitionBy is the key of Partitions: PartitionByStream (the default: the event's
+	// stream) or "data." followed by a dot-separated field path of the event's JSON data,
+	// such as "data.tenant" (partition_by). A string field's key is its text, any other
+	// value's its compact JSON; an event without the field (or with it null, or whose data is
+	// not a JSON object) has the empty key, whose events all go, in order, to one partition.
+	PartitionBy string
 }
 
 // Options tune a Runner.
@@ -226,6 +239,16 @@ func (o ProjectionOptions) validate() error {
 	}
 	if o.OnError.Backoff < 0 || o.OnError.MaxBackoff < 0 || (o.OnError.MaxBackoff > 0 && o.OnError.Backoff > o.OnError.MaxBackoff) {
 		errs = append(errs, fmt.Errorf("OnError backoff [%v, %v]: want 0 <= Backoff <= MaxBackoff", o.OnError.Backoff, o.OnError.MaxBackoff))
+	}
+	if o.Partitions < 0 || o.Partitions > MaxPartitions {
+		errs = append(errs, fmt.Errorf("ProjectionOptions.Partitions %d: want 0 to %d", o.Partitions, MaxPartitions))
+	}
+	if err := CheckPartitionBy(o.PartitionBy); err != nil {
+		errs = append(errs, err)
+	} else if o.PartitionBy != "" && o.Partitions < 2 {
+		errs = append(errs, fmt.Errorf("PartitionBy %q: needs Partitions of 2 or more (it is %d)", o.PartitionBy, o.Partitions))
+	} else if o.Partitions >= 2 && o.PartitionBy != "" && o.PartitionBy != PartitionByStream && o.OnError.Policy == PolicyPark {
+		errs = append(errs, fmt.Errorf("PartitionBy %q with OnError.Policy %q: a parked stream's events must stay in one partition; partition by %q", o.PartitionBy, PolicyPark, PartitionByStream))
 	}
 	switch o.Start.Kind {
 	case StartBeginning, StartEnd:

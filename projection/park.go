@@ -66,10 +66,16 @@ func (w *worker[Tx]) parker() (Parker[Tx], bool) {
 }
 
 // parkOwner is the name the projection's parked streams are kept under: the projection's
-// (tracking) name. Parked streams belong to the projection, not to a worker: a worker that
-// handles only some of the projection's streams (a partition) must use the projection's name
-// here too, and consult only the streams it handles.
-func (w *worker[Tx]) parkOwner() string { return w.name }
+// name. Parked streams belong to the projection, not to a worker: a partition keeps them under
+// its projection's name and consults only the streams it handles (a projection that parks is
+// partitioned by stream, so each stream's events are one partition's).
+func (w *worker[Tx]) parkOwner() string { return w.base }
+
+// handlesStream reports whether the worker handles the events of stream: always, unless it is a
+// partition, which handles the streams that hash to it.
+func (w *worker[Tx]) handlesStream(stream string) bool {
+	return w.part == nil || Partition(stream, w.part.count) == w.part.index
+}
 
 // loadParked reads the projection's parked streams, at the start of a session.
 func (w *worker[Tx]) loadParked(ctx context.Context) error {
@@ -83,7 +89,9 @@ func (w *worker[Tx]) loadParked(ctx context.Context) error {
 		return fmt.Errorf("projection %q: load the parked streams: %w", w.name, err)
 	}
 	for _, s := range streams {
-		w.markParked(s.Stream, true)
+		if w.handlesStream(s.Stream) {
+			w.markParked(s.Stream, true)
+		}
 	}
 	w.publishParked()
 	return nil

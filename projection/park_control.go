@@ -58,9 +58,7 @@ func (r *Runner[Tx]) SkipStream(ctx context.Context, projection, stream string) 
 }
 
 func (r *Runner[Tx]) parkCommand(ctx context.Context, cmd Command, projection, stream string) (int, error) {
-	r.mu.Lock()
-	w, ok := r.byName[projection]
-	r.mu.Unlock()
+	w, ok := r.streamWorker(projection, stream)
 	if !ok {
 		return 0, fmt.Errorf("%s %q: %w", cmd, projection, tracking.ErrUnknownProjection)
 	}
@@ -258,13 +256,23 @@ func (w *worker[Tx]) skipStream(ctx context.Context, what string, state tracking
 	return len(moved), nil
 }
 
+// streamWorker returns the worker that handles stream's events of projection: the
+// projection's, or the partition's that the stream hashes to.
+func (r *Runner[Tx]) streamWorker(projection, stream string) (*worker[Tx], bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if ws, ok := r.groups[projection]; ok {
+		return ws[Partition(stream, len(ws))], true
+	}
+	w, ok := r.byName[projection]
+	return w, ok
+}
+
 // ParkedStreams returns the parked streams of projection as the store keeps them (on any
 // replica: it reads the store, not the worker), oldest parking first; none when the store parks
 // no events. It returns an error wrapping tracking.ErrUnknownProjection for an unknown name.
 func (r *Runner[Tx]) ParkedStreams(ctx context.Context, projection string) ([]ParkedStream, error) {
-	r.mu.Lock()
-	w, ok := r.byName[projection]
-	r.mu.Unlock()
+	w, ok := r.streamWorker(projection, "")
 	if !ok {
 		return nil, fmt.Errorf("parked streams of %q: %w", projection, tracking.ErrUnknownProjection)
 	}

@@ -29,7 +29,11 @@ var ErrNotLeader = errors.New("this process does not lead the projection")
 func (r *Runner[Tx]) Reset(ctx context.Context, projection string, fn func(ctx context.Context, tx Tx) error) error {
 	r.mu.Lock()
 	w, ok := r.byName[projection]
+	_, partitioned := r.groups[projection]
 	r.mu.Unlock()
+	if partitioned || (ok && w.part != nil) {
+		return fmt.Errorf("reset %q: %w", projection, ErrPartitionedReset)
+	}
 	if !ok {
 		return fmt.Errorf("reset %q: %w", projection, tracking.ErrUnknownProjection)
 	}
@@ -49,6 +53,11 @@ func (r *Runner[Tx]) Reset(ctx context.Context, projection string, fn func(ctx c
 		}
 	}
 }
+
+// ErrPartitionedReset is wrapped by Runner.Reset's error for a partitioned projection (or one
+// of its partitions): its partitions may be led by several processes, so it is reset offline
+// (projector reset with the daemons stopped) or rebuilt.
+var ErrPartitionedReset = errors.New("a partitioned projection is not reset online: stop the daemons and reset it offline, or rebuild it")
 
 // resetRequest is a Runner.Reset call waiting for the worker.
 type resetRequest[Tx any] struct {
@@ -112,7 +121,7 @@ func (w *worker[Tx]) rewind(ctx, lead context.Context, req *resetRequest[Tx]) er
 	w.st.LastProgress = time.Now()
 	w.caughtUp, w.fault = false, ""
 	w.mu.Unlock()
-	w.r.wm.Set(w.name, start)
+	w.setMark(start)
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -40,7 +41,8 @@ type Runner[Tx any] struct {
 
 	mu      sync.Mutex
 	workers []*worker[Tx]
-	byName  map[string]*worker[Tx]
+	byName  map[string]*worker[Tx]   // by tracking name: a projection's, or a partition's
+	groups  map[string][]*worker[Tx] // a partitioned projection's workers, by its name
 	running bool
 
 	wm tracking.Watermark
@@ -49,7 +51,7 @@ type Runner[Tx any] struct {
 // NewRunner returns a Runner reading from source and writing to store. Add projections, then
 // call Run.
 func NewRunner[Tx any](source Source, store Store[Tx], opts Options) *Runner[Tx] {
-	return &Runner[Tx]{source: source, store: store, opts: opts.withDefaults(), byName: make(map[string]*worker[Tx])}
+	return &Runner[Tx]{source: source, store: store, opts: opts.withDefaults(), byName: make(map[string]*worker[Tx]), groups: make(map[string][]*worker[Tx])}
 }
 
 // Add registers p with its options. It fails, naming the problem, on an empty name or topic,
@@ -59,6 +61,9 @@ func (r *Runner[Tx]) Add(p Projection[Tx], opts ProjectionOptions) error {
 	name := p.Name()
 	if name == "" {
 		return errors.New("projection: Add: empty projection name")
+	}
+	if strings.Contains(name, PartitionSeparator) {
+		return fmt.Errorf("projection %q: the name may not contain %q (it separates a partition's number)", name, PartitionSeparator)
 	}
 	topics := p.Topics()
 	if len(topics) == 0 {
@@ -101,10 +106,23 @@ func (r *Runner[Tx]) Add(p Projection[Tx], opts ProjectionOptions) error {
 	if _, dup := r.byName[name]; dup {
 		return fmt.Errorf("projection %q added twice", name)
 	}
-	w := &worker[Tx]{r: r, p: p, name: name, topics: append([]string(nil), topics...), opts: opts, ctl: make(chan Command, 1), resets: make(chan *resetRequest[Tx]), parkReqs: make(chan *parkRequest)}
-	w.st = Status{Name: name, State: StateStarting}
-	r.workers = append(r.workers, w)
-	r.byName[name] = w
+	newWorker := func(trackedAs string, part *partition) *worker[Tx] {
+		w := &worker[Tx]{r: r, p: p, name: trackedAs, base: name, part: part, topics: append([]string(nil), topics...), opts: opts, ctl: make(chan Command, 1), resets: make(chan *resetRequest[Tx]), parkReqs: make(chan *parkRequest)}
+		w.st = Status{Name: trackedAs, State: StateStarting}
+		r.workers = append(r.workers, w)
+		r.byName[trackedAs] = w
+		return w
+	}
+	if opts.Partitions < 2 {
+		newWorker(name, nil)
+		return nil
+	}
+	key := partitionKey(opts.PartitionBy)
+	ws := make([]*worker[Tx], opts.Partitions)
+	for i := range ws {
+		ws[i] = newWorker(PartitionName(name, i), &partition{index: i, count: opts.Partitions, key: key})
+	}
+	r.groups[name] = ws
 	return nil
 }
 
@@ -166,21 +184,34 @@ func (r *Runner[Tx]) Run(ctx context.Context) error {
 	return nil
 }
 
-// Status returns a snapshot of every projection, in the order they were added. It is cheap
-// enough for scrape-time metrics.
+// Status returns a snapshot of every projection, in the order they were added. A partitioned
+// projection has one entry, which sums up its partitions (see AggregatePartitions), with each
+// partition's own entry in Partitions. It is cheap enough for scrape-time metrics.
 func (r *Runner[Tx]) Status() []Status {
 	r.mu.Lock()
 	workers := append([]*worker[Tx](nil), r.workers...)
 	r.mu.Unlock()
 	out := make([]Status, 0, len(workers))
-	for _, w := range workers {
-		out = append(out, w.status())
+	for i := 0; i < len(workers); i++ {
+		w := workers[i]
+		if w.part == nil {
+			out = append(out, w.status())
+			continue
+		}
+		parts := make([]Status, 0, w.part.count)
+		for _, pw := range workers[i : i+w.part.count] {
+			parts = append(parts, pw.status())
+		}
+		out = append(out, AggregatePartitions(w.base, parts))
+		i += w.part.count - 1
 	}
 	return out
 }
 
 // Wait blocks until projection has committed past commit (tracking.State.Done) in this
-// process, or ctx ends; it does not poll. A position of an event the projection does not
+// process, or ctx ends; it does not poll. A partitioned projection has committed past commit
+// once every partition has (its partitions' lowest state, known once this process has read or
+// committed each partition's); a partition's name (PartitionName) waits for that partition. A position of an event the projection does not
 // subscribe to counts as done once tracking has advanced past it: at once when the subscription
 // catches up (KurrentDB sends a checkpoint at the end of the log), and while live within about
 // Options.CheckpointEvery plus one probe when the source implements Header and Prober, even with
@@ -189,6 +220,8 @@ func (r *Runner[Tx]) Status() []Status {
 func (r *Runner[Tx]) Wait(ctx context.Context, projection string, commit uint64) (tracking.State, error) {
 	r.mu.Lock()
 	_, ok := r.byName[projection]
+	_, partitioned := r.groups[projection]
+	ok = ok || partitioned
 	r.mu.Unlock()
 	if !ok {
 		return tracking.State{}, fmt.Errorf("wait for %q: %w", projection, tracking.ErrUnknownProjection)

@@ -104,7 +104,7 @@ func appendRound(log *projectiontest.Log, rounds int, streams ...string) project
 
 var parkPolicy = projection.ProjectionOptions{OnError: projection.ErrorPolicy{Policy: projection.PolicyPark}}
 
-func runParked(t *testing.T, batch bool, size int) (*projectiontest.Log, *memory.Store, *streamOrder, *projection.Runner[*memory.Tx], *recorder) {
+func runParked(t *testing.T, batch bool, size, partitions int) (*projectiontest.Log, *memory.Store, *streamOrder, *projection.Runner[*memory.Tx], *recorder) {
 	t.Helper()
 	log := projectiontest.NewLog()
 	store := memory.New()
@@ -116,7 +116,7 @@ func runParked(t *testing.T, batch bool, size int) (*projectiontest.Log, *memory
 		p = o.batch()
 	}
 	opts := parkPolicy
-	opts.BatchSize = size
+	opts.BatchSize, opts.Partitions = size, partitions
 	if err := r.Add(p, opts); err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +126,12 @@ func runParked(t *testing.T, batch bool, size int) (*projectiontest.Log, *memory
 // checkParkAndResume appends to streams a, b and c while b fails from revision 1, checks that
 // only b is parked (behind its revision 1), then fixes b and resumes it.
 func checkParkAndResume(t *testing.T, batch bool, size int) {
-	log, store, o, r, rec := runParked(t, batch, size)
+	checkParkAndResumeIn(t, batch, size, 0)
+}
+
+// checkParkAndResumeIn is checkParkAndResume for a projection in so many partitions.
+func checkParkAndResumeIn(t *testing.T, batch bool, size, partitions int) {
+	log, store, o, r, rec := runParked(t, batch, size, partitions)
 	last := appendRound(log, 3, "a", "b", "c")
 	start(t, r)
 	wait(t, r, "p", last.Position.Commit)
@@ -193,7 +198,7 @@ func TestParkTakesAParkedStreamsEventsOutOfABatchProjectionsBatch(t *testing.T) 
 }
 
 func TestParkedStreamStaysParkedWhenTheReplayFailsAgain(t *testing.T) {
-	log, store, o, r, _ := runParked(t, false, 0)
+	log, store, o, r, _ := runParked(t, false, 0, 0)
 	last := appendRound(log, 4, "a", "b")
 	start(t, r)
 	wait(t, r, "p", last.Position.Commit)
@@ -231,7 +236,7 @@ func TestParkedStreamStaysParkedWhenTheReplayFailsAgain(t *testing.T) {
 }
 
 func TestSkipStreamMovesTheParkedEventsToTheDeadLetters(t *testing.T) {
-	log, store, _, r, rec := runParked(t, false, 0)
+	log, store, _, r, rec := runParked(t, false, 0, 0)
 	last := appendRound(log, 3, "a", "b")
 	start(t, r)
 	wait(t, r, "p", last.Position.Commit)
@@ -257,7 +262,7 @@ func TestSkipStreamMovesTheParkedEventsToTheDeadLetters(t *testing.T) {
 }
 
 func TestParkedStreamsAreLoadedWhenTheProjectionStarts(t *testing.T) {
-	log, store, o, r, _ := runParked(t, false, 0)
+	log, store, o, r, _ := runParked(t, false, 0, 0)
 	last := appendRound(log, 2, "a", "b")
 	stop := start(t, r)
 	wait(t, r, "p", last.Position.Commit)
@@ -359,5 +364,22 @@ func TestParkedStreamCommandsBelongToTheLeader(t *testing.T) {
 	}
 	if got := order(store, "p", "b"); !slices.Equal(got, revisions(4)) {
 		t.Errorf("stream b applied %v, want %v", got, revisions(4))
+	}
+}
+
+// In a projection partitioned by stream, the partition of the failing stream parks it under
+// the projection's name while the other partitions go on, and ResumeStream reaches that
+// partition.
+func TestParkInAPartitionedProjection(t *testing.T) {
+	checkParkAndResumeIn(t, false, 10, 3)
+}
+
+func TestParkNeedsStreamsKeptInOnePartition(t *testing.T) {
+	r := projection.NewRunner(projectiontest.NewLog(), memory.New(), fastOptions(&recorder{}))
+	opts := parkPolicy
+	opts.Partitions, opts.PartitionBy = 2, "data.tenant"
+	err := r.Add((&streamOrder{name: "p"}).handler(), opts)
+	if err == nil || !strings.Contains(err.Error(), "partition by") {
+		t.Fatalf("Add = %v, want an error asking for partitions by stream", err)
 	}
 }

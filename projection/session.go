@@ -37,7 +37,7 @@ func (w *worker[Tx]) session(ctx, lead context.Context, bo *backoff.Backoff) res
 	if err := w.loadParked(work); err != nil {
 		return w.failed(ctx, lead, kindStore, err)
 	}
-	w.r.wm.Set(w.name, state)
+	w.setMark(state)
 	w.update(func(st *Status) { st.Tracking, st.Position = state, state.Reached() })
 
 	sub, err := w.r.source.Subscribe(work, w.topics, state)
@@ -64,13 +64,30 @@ func (w *worker[Tx]) startState(ctx context.Context) (tracking.State, string, er
 	return s, "", nil
 }
 
-// initial computes and records the state of a projection that has no tracking row.
+// initial computes and records the state of a projection that has no tracking row. A
+// partition without a row of its own starts where its projection's own row (the base name's,
+// left by the projection before it was partitioned, or by a version swapped in) says the
+// projection has got, if it has one: every event up to there is done for every key.
 func (w *worker[Tx]) initial(ctx context.Context) (tracking.State, string, error) {
+	if w.part != nil {
+		s, ok, err := w.r.store.Load(ctx, w.base)
+		if err != nil {
+			return s, kindStore, fmt.Errorf("projection %q: load the tracking of %q: %w", w.name, w.base, err)
+		}
+		if ok && s != (tracking.State{}) {
+			return w.record(ctx, s)
+		}
+	}
 	s, kind, err := w.startState(ctx)
 	if err != nil || s == (tracking.State{}) {
 		return s, kind, err
 	}
-	err = w.r.store.Apply(ctx, w.name, tracking.State{}, s, func(context.Context, Tx) error { return nil })
+	return w.record(ctx, s)
+}
+
+// record creates the projection's tracking row at s.
+func (w *worker[Tx]) record(ctx context.Context, s tracking.State) (tracking.State, string, error) {
+	err := w.r.store.Apply(ctx, w.name, tracking.State{}, s, func(context.Context, Tx) error { return nil })
 	if err != nil {
 		// A conflict means another instance created the row: the retry reloads it.
 		return s, kindStore, fmt.Errorf("projection %q: record the start at %v: %w", w.name, s.Last, err)
@@ -148,7 +165,7 @@ func (w *worker[Tx]) consume(ctx, lead, work context.Context, sub Subscription, 
 			default:
 				return w.failed(ctx, lead, kindSource, fmt.Errorf("projection %q: subscription: unknown message kind %d", w.name, m.Kind))
 			}
-			if res.out == outcomeOK && b.caughtUp && len(b.batch) > 0 && len(msgs) == 0 {
+			if res.out == outcomeOK && b.caughtUp && b.pending() && len(msgs) == 0 {
 				res = b.flush() // live, and nothing more is ready: the event waits for no timer
 			}
 		}

@@ -83,7 +83,7 @@ func (w *worker[Tx]) apply(ctx context.Context, t transaction) error {
 				if !ok {
 					continue
 				}
-				if err := dl.DeadLetter(ctx, tx, w.name, e, t.skip); err != nil {
+				if err := dl.DeadLetter(ctx, tx, w.base, e, t.skip); err != nil {
 					return fmt.Errorf("dead-letter event %s at %v: %w", e.ID, e.Position, err)
 				}
 				if flusher != nil && t.isolate {
@@ -151,14 +151,14 @@ func (w *worker[Tx]) committed(t transaction, d time.Duration) {
 	if t.skip != nil && events > 0 {
 		events--
 		if _, ok := any(w.r.store).(DeadLetterer[Tx]); ok {
-			obs.EventDeadLettered(FailedEvent{Projection: w.name, Event: t.batch[0], Err: t.skip, Policy: PolicySkip})
+			obs.EventDeadLettered(FailedEvent{Projection: w.base, Partition: w.partitionName(), Event: t.batch[0], Err: t.skip, Policy: PolicySkip})
 		} else {
 			w.eventFailed(t.batch[0], t.skip, PolicySkip)
 		}
 	}
-	obs.BatchCommitted(CommittedBatch{Projection: w.name, Events: events, Duration: d, State: t.next})
+	obs.BatchCommitted(CommittedBatch{Projection: w.base, Partition: w.partitionName(), Events: events, Duration: d, State: t.next})
 	w.recovered()
-	w.r.wm.Set(w.name, t.next) // last, so waiters see status and reports up to date
+	w.setMark(t.next) // last, so waiters see status and reports up to date
 }
 
 // handleBatch calls the batch projection's handler, turning a panic into an error as handle does.

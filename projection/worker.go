@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"sync"
+
+	"github.com/projector-dev/projector/tracking"
 )
 
 // The kinds of Observer.Error.
@@ -23,7 +25,9 @@ const (
 type worker[Tx any] struct {
 	r      *Runner[Tx]
 	p      Projection[Tx]
-	name   string
+	name   string     // what it is tracked, leased and waited for as: base, or its partition's name
+	base   string     // the projection's name
+	part   *partition // nil when the projection is not partitioned
 	topics []string
 	opts   ProjectionOptions
 	ctl    chan Command           // operator commands for a stopped projection; capacity 1
@@ -53,6 +57,32 @@ type worker[Tx any] struct {
 	pending  bool     // a command is queued on ctl
 }
 
+// partitionName is the name of the worker's partition; empty when the projection is not
+// partitioned.
+func (w *worker[Tx]) partitionName() string {
+	if w.part == nil {
+		return ""
+	}
+	return w.name
+}
+
+// setMark publishes s, committed or read, to the watermark that Wait watches: the worker's,
+// and for a partition its projection's, once every partition's state is known here.
+func (w *worker[Tx]) setMark(s tracking.State) {
+	w.r.wm.Set(w.name, s)
+	if w.part == nil {
+		return
+	}
+	ws := w.r.groups[w.base] // fixed once the runner runs
+	states, known := make([]tracking.State, len(ws)), make([]bool, len(ws))
+	for i, pw := range ws {
+		states[i], known[i], _ = w.r.wm.Load(context.Background(), pw.name)
+	}
+	if low, ok := lowest(states, known); ok {
+		w.r.wm.Set(w.base, low)
+	}
+}
+
 func (w *worker[Tx]) status() Status {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -77,7 +107,7 @@ func (w *worker[Tx]) setState(to RunState, err error) {
 	case err != nil:
 		w.st.Error = err.Error()
 	}
-	c := StateChange{Projection: w.name, From: from, To: to, Err: err, Position: w.st.Position}
+	c := StateChange{Projection: w.base, Partition: w.partitionName(), From: from, To: to, Err: err, Position: w.st.Position}
 	if to == StateStopped && w.st.Failed != nil {
 		f := *w.st.Failed
 		c.Failed = &f
@@ -100,7 +130,7 @@ func (w *worker[Tx]) setState(to RunState, err error) {
 func (w *worker[Tx]) faultReport(kind string, err error) Fault {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return Fault{Projection: w.name, Kind: kind, Err: err, Position: w.st.Position}
+	return Fault{Projection: w.base, Partition: w.partitionName(), Kind: kind, Err: err, Position: w.st.Position}
 }
 
 // reportError reports a fault of kind through Observer.Error.
@@ -110,7 +140,7 @@ func (w *worker[Tx]) reportError(kind string, err error) {
 
 // eventFailed reports a handler error on e through Observer.EventFailed.
 func (w *worker[Tx]) eventFailed(e Event, err error, policy PolicyKind) {
-	w.r.opts.Observer.EventFailed(FailedEvent{Projection: w.name, Event: e, Err: err, Policy: policy})
+	w.r.opts.Observer.EventFailed(FailedEvent{Projection: w.base, Partition: w.partitionName(), Event: e, Err: err, Policy: policy})
 }
 
 // enter sets the normal run state. While a fault is being retried the published state stays

@@ -175,6 +175,9 @@ timeout passes first, 2 on bad arguments.`,
 				return err
 			}
 			defer closeDB()
+			if err := servingPartitions(ctx, store, name); err != nil {
+				return err
+			}
 			wctx, cancel := context.WithTimeout(ctx, timeout)
 			defer cancel()
 			st, err := store.Wait(wctx, name, pos)
@@ -274,7 +277,11 @@ func (a *app) statusReport(ctx context.Context, log *zap.Logger, cfg *config.Con
 		return out, err
 	}
 	for _, p := range cfg.Projections {
-		st, ok, err := store.Load(ctx, p.Name)
+		store.SetPartitions(p.Name, p.Options.Partitions)
+		if err := servingPartitions(ctx, store, p.Name); err != nil {
+			return out, err
+		}
+		st, ok, err := store.LoadProjection(ctx, p.Name)
 		if err != nil {
 			return out, err
 		}

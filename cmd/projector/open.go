@@ -37,3 +37,18 @@ func (a *app) openProjection(ctx context.Context, name string) (openedProjection
 	}
 	return openedProjection{log: log, cfg: cfg, p: p, store: store, close: closeDB}, nil
 }
+
+// servingPartitions tells store how many partitions the serving version of projection name
+// runs in, as its stored definition says, so that a wait for it waits for every partition.
+func servingPartitions(ctx context.Context, store *postgres.Store, name string) error {
+	vs, err := store.Versions(ctx, name)
+	if err != nil {
+		return err
+	}
+	for _, v := range vs {
+		if v.State == postgres.Serving {
+			store.SetPartitions(name, v.Definition.Partitions)
+		}
+	}
+	return nil
+}

@@ -156,7 +156,7 @@ func (a *app) run(ctx context.Context, doMigrate bool) error {
 	defer func() { _ = src.Close() }()
 	var none error
 	kurrentErr.Store(&none)
-	group, err := postgres.NewMembership(pool, member, names, postgres.MembershipOptions{})
+	group, err := postgres.NewMembership(pool, member, leaseNames(entries), postgres.MembershipOptions{})
 	if err != nil {
 		return err
 	}
@@ -213,6 +213,18 @@ func (a *app) run(ctx context.Context, doMigrate bool) error {
 		}
 		checks = nil // added once
 	}
+}
+
+// leaseNames are the units of work the replicas share: each projection, or each partition of
+// a partitioned one, as the serving version runs it and as the projections file defines it
+// (which a build in progress serves once swapped in).
+func leaseNames(entries []versioning.Entry) []string {
+	var out []string
+	for _, e := range entries {
+		out = append(out, versioning.TrackingNames(e.Name, e.Serving)...)
+		out = append(out, versioning.TrackingNames(e.Name, e.Project.Definition())...)
+	}
+	return out
 }
 
 // runMembership heartbeats group's member until ctx ends or the function it returns is called

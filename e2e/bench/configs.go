@@ -52,6 +52,43 @@ func MergeConfigs(paths []string) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// WithPartitions returns the projections file merged with the partitions key of every
+// projection set to partitions.
+func WithPartitions(merged []byte, partitions int) ([]byte, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(merged, &doc); err != nil {
+		return nil, fmt.Errorf("set partitions: %w", err)
+	}
+	root := doc.Content[0]
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		if root.Content[i].Value != "projections" {
+			continue
+		}
+		for _, p := range root.Content[i+1].Content {
+			set := false
+			for j := 0; j+1 < len(p.Content); j += 2 {
+				if p.Content[j].Value == "partitions" {
+					p.Content[j+1].Value, set = fmt.Sprint(partitions), true
+				}
+			}
+			if !set {
+				p.Content = append(p.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: "partitions"},
+					&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: fmt.Sprint(partitions)})
+			}
+		}
+	}
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(&doc); err != nil {
+		return nil, fmt.Errorf("set partitions: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return nil, fmt.Errorf("set partitions: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
 // Topics returns the union of the topics of cfg's projections.
 func Topics(cfg *config.Config) map[string]bool {
 	topics := map[string]bool{}

@@ -70,3 +70,30 @@ func TestMergeConfigsNamesTheBadFile(t *testing.T) {
 		}
 	}
 }
+
+func TestWithPartitionsSetsTheKeyOfEveryProjection(t *testing.T) {
+	b, err := MergeConfigs(exampleConfigs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{2, 4} {
+		out, err := WithPartitions(b, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 4 { // over a file that has the key already
+			if out, err = WithPartitions(out, n); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cfg, err := config.Parse("partitioned.yaml", out)
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		for _, p := range cfg.Projections {
+			if p.Options.Partitions != n {
+				t.Errorf("%d partitions: projection %s has %d", n, p.Name, p.Options.Partitions)
+			}
+		}
+	}
+}

@@ -25,6 +25,9 @@ import (
 type Form struct {
 	Name    string
 	Configs []string
+	// Partitions, when not zero, runs every projection of the form in that many partitions
+	// (the projections file's partitions key, set on each).
+	Partitions int
 }
 
 // Options configure a run. Defaults are set by the command's flags.
@@ -149,6 +152,11 @@ func loadForm(f Form, file string) (*form, error) {
 	merged, err := MergeConfigs(f.Configs)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", f.Name, err)
+	}
+	if f.Partitions > 0 {
+		if merged, err = WithPartitions(merged, f.Partitions); err != nil {
+			return nil, fmt.Errorf("%s: %w", f.Name, err)
+		}
 	}
 	if err := os.WriteFile(file, merged, 0o600); err != nil {
 		return nil, err

@@ -9,6 +9,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/projector-dev/projector/projection"
 	"github.com/projector-dev/projector/views/postgres/versions"
 )
 
@@ -81,6 +82,12 @@ func (p *Projection) Definition() versions.Definition {
 	keep := p.KeepArchives
 	d := versions.Definition{Name: p.Name, Version: p.Version, Schema: p.Schema, Reset: p.Reset,
 		BatchTopics: p.Topics, Batch: p.Batch, OnDependency: string(p.OnDependency), KeepArchives: &keep}
+	if p.Options.Partitions > 1 {
+		d.Partitions, d.PartitionBy = p.Options.Partitions, p.Options.PartitionBy
+		if d.PartitionBy == "" {
+			d.PartitionBy = projection.PartitionByStream
+		}
+	}
 	for _, h := range p.Handlers {
 		d.Handlers = append(d.Handlers, versions.Handler{Topic: h.Topic, SQL: h.SQL})
 	}

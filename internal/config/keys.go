@@ -36,6 +36,8 @@ type entry struct {
 	batch    *yaml.Node // the batch.sql text, if given
 	// keepArchives is the keep_archives value, if given.
 	keepArchives *int
+	// partitionBy is the partition_by value, if given (it needs partitions of 2 or more).
+	partitionBy *yaml.Node
 }
 
 func fixed(s string) func(projection.ProjectionOptions) string {
@@ -69,6 +71,22 @@ func Keys() []Key {
 			parse: func(p *parser, e *entry, v *yaml.Node) {
 				e.pr.Options.OnError.Backoff = p.duration(v, e.label, "on_error.backoff")
 			}},
+		{Path: "partitions", Default: fixed("1"), parse: func(p *parser, e *entry, v *yaml.Node) {
+			n, err := strconv.Atoi(v.Value)
+			if v.Kind != yaml.ScalarNode || err != nil || n < 1 || n > projection.MaxPartitions {
+				p.add(v.Line, e.label, "partitions", fmt.Sprintf("must be a whole number from 1 to %d, not %q", projection.MaxPartitions, v.Value))
+				return
+			}
+			e.pr.Options.Partitions = n
+		}},
+		{Path: "partition_by", Default: fixed(projection.PartitionByStream), parse: func(p *parser, e *entry, v *yaml.Node) {
+			by := p.str(v, e.label, "partition_by")
+			if err := projection.CheckPartitionBy(by); err != nil {
+				p.add(v.Line, e.label, "partition_by", fmt.Sprintf("%q: want %s (the default) or data. followed by a field path of the event's JSON data, such as data.tenant", by, projection.PartitionByStream))
+				return
+			}
+			e.pr.Options.PartitionBy, e.partitionBy = by, v
+		}},
 		{Path: "start", Default: func(o projection.ProjectionOptions) string { return o.Start.Kind.String() }, parse: parseStart},
 		{Path: "schema", Default: fixed("empty"), parse: func(p *parser, e *entry, v *yaml.Node) {
 			e.pr.Schema, e.pr.schemaLine = p.str(v, e.label, "schema"), textLine(v)

@@ -31,6 +31,8 @@ func TestKnownKeysAreAccepted(t *testing.T) {
 		"on_change":        {"fail", func(p config.Projection) any { return p.OnChange }, config.OnChangeFail},
 		"on_dependency":    {"proceed", func(p config.Projection) any { return p.OnDependency }, config.OnDependencyProceed},
 		"keep_archives":    {"3", func(p config.Projection) any { return p.KeepArchives }, 3},
+		"partitions":       {"4", func(p config.Projection) any { return p.Options.Partitions }, 4},
+		"partition_by":     {"stream", func(p config.Projection) any { return p.Options.PartitionBy }, "stream"},
 	}
 	keys := config.KnownKeys()
 	for _, key := range keys {

@@ -10,6 +10,8 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/projector-dev/projector/projection"
+
 	"github.com/projector-dev/projector/views/postgres/declarative"
 )
 
@@ -22,6 +24,12 @@ func (p *parser) projection(i int, n *yaml.Node) *Projection {
 	// Find the name first, so every other error can name the projection.
 	e := &entry{pr: pr, label: p.projectionName(i, n, pr)}
 	p.mapping(n, e.label, "", p.keyTree(e, Keys()))
+	if e.partitionBy != nil && pr.Options.Partitions < 2 && pr.Options.PartitionBy != projection.PartitionByStream {
+		p.add(e.partitionBy.Line, e.label, "partition_by", "needs partitions of 2 or more")
+	}
+	if e.partitionBy != nil && pr.Options.Partitions >= 2 && pr.Options.PartitionBy != projection.PartitionByStream && pr.Options.OnError.Policy == projection.PolicyPark {
+		p.add(e.partitionBy.Line, e.label, "partition_by", fmt.Sprintf("%q with on_error.policy park: parking holds a stream's later events behind its failed one, so a stream's events must stay in one partition; use partition_by stream, or another policy", pr.Options.PartitionBy))
+	}
 	pr.Options = pr.Options.WithDefaults()
 	if pr.OnChange == "" {
 		pr.OnChange = OnChangeRebuild

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -189,7 +192,7 @@ func Run[Tx any](ctx context.Context, d *Daemon, c Config[Tx]) error {
 		}
 		resets[p.Projection.Name()] = p.Reset
 	}
-	standby := &standbyPositions{reader: c.Store, pos: map[string]tracking.State{}}
+	standby := &standbyPositions{reader: c.Store, names: map[string]bool{}, pos: map[string]tracking.State{}}
 	var w tracking.Waiter = runner
 	if c.Waiter != nil {
 		w = c.Waiter
@@ -258,12 +261,34 @@ type bound[Tx any] struct {
 
 // Status returns the runner's status, with the projections this instance does not lead at the
 // position their leader has committed, and the member leading each when known.
+// A partitioned projection's partitions are filled in one by one, and its entry summed up
+// again from them (projection.AggregatePartitions); it is led by the members that lead its
+// partitions.
 func (b bound[Tx]) Status() []projection.Status {
+	b.standby.begin()
 	sts := b.standby.fill(b.Runner.Status())
+	for i := range sts {
+		if len(sts[i].Partitions) > 0 {
+			sts[i] = projection.AggregatePartitions(sts[i].Name, b.standby.fill(sts[i].Partitions))
+		}
+	}
 	if b.group != nil {
 		leaders := b.group.Leaders()
 		for i := range sts {
 			sts[i].LeaderMember = leaders[sts[i].Name]
+			if len(sts[i].Partitions) == 0 {
+				continue
+			}
+			var members []string
+			for j := range sts[i].Partitions {
+				m := leaders[sts[i].Partitions[j].Name]
+				sts[i].Partitions[j].LeaderMember = m
+				if m != "" && !slices.Contains(members, m) {
+					members = append(members, m)
+				}
+			}
+			sort.Strings(members)
+			sts[i].LeaderMember = strings.Join(members, ",")
 		}
 	}
 	return sts
@@ -279,19 +304,28 @@ func (b bound[Tx]) Reset(ctx context.Context, name string) error {
 type standbyPositions struct {
 	reader tracking.Reader
 	mu     sync.Mutex
-	names  []string
+	names  map[string]bool // the entries not led here at the last fill
 	pos    map[string]tracking.State
 }
 
+// begin starts a status: the names not led here are those of its fills.
+func (s *standbyPositions) begin() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clear(s.names)
+}
+
+// fill gives the entries of sts that this process does not lead the position their leader
+// has committed, and remembers their names to read them again (a partitioned projection's own
+// entry is left to its partitions').
 func (s *standbyPositions) fill(sts []projection.Status) []projection.Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.names = s.names[:0]
 	for i := range sts {
-		if sts[i].Leader {
+		if sts[i].Leader || len(sts[i].Partitions) > 0 {
 			continue
 		}
-		s.names = append(s.names, sts[i].Name)
+		s.names[sts[i].Name] = true
 		if st, ok := s.pos[sts[i].Name]; ok && st.Reached() > sts[i].Position {
 			sts[i].Tracking = st
 			sts[i].Position = st.Reached()
@@ -310,7 +344,10 @@ func (s *standbyPositions) run(ctx context.Context, every time.Duration) {
 		case <-t.C:
 		}
 		s.mu.Lock()
-		names := append([]string(nil), s.names...)
+		var names []string
+		for n := range s.names {
+			names = append(names, n)
+		}
 		s.mu.Unlock()
 		for _, n := range names {
 			lctx, cancel := context.WithTimeout(ctx, 2*time.Second)

@@ -55,11 +55,15 @@ func (l *Leases) Acquire(ctx context.Context, name string) (context.Context, fun
 }
 
 // Lease returns the lease context of projection name while this process leads it: it carries
-// the lease (a store checks it before committing) and ends when the lease does.
+// the lease (a store checks it before committing) and ends when the lease does. A partitioned
+// projection's dead letters go with its first partition: its lease is that of NAME#0.
 func (l *Leases) Lease(name string) (context.Context, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	h, ok := l.held[name]
+	if !ok {
+		h, ok = l.held[projection.PartitionName(name, 0)]
+	}
 	if !ok || h.ctx.Err() != nil {
 		return nil, false
 	}

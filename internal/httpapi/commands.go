@@ -91,7 +91,7 @@ func (a *api) command(w http.ResponseWriter, r *http.Request, verb string, run c
 	case errors.Is(err, projection.ErrNotLeader):
 		writeJSON(w, http.StatusConflict, ErrorJSON{Error: fmt.Sprintf("%s %q: this replica does not lead the projection; send the command to the replica that leads it (%v)", verb, name, err)})
 		return
-	case errors.Is(err, ErrRefused):
+	case errors.Is(err, ErrRefused), errors.Is(err, projection.ErrPartitionedReset):
 		writeJSON(w, http.StatusConflict, ErrorJSON{Error: err.Error()})
 		return
 	case errors.Is(err, ErrUnavailable):

@@ -169,6 +169,9 @@ type ProjectionJSON struct {
 	// ParkedStreams is the number of streams the projection has parked (error policy park),
 	// on the replica that leads it; GET /v1/projections/{name}/parked lists them.
 	ParkedStreams int `json:"parked_streams"`
+	// Partitions are a partitioned projection's partitions (named NAME#i), each as a
+	// projection of its own; the projection's position is the lowest of theirs.
+	Partitions []ProjectionJSON `json:"partitions,omitempty"`
 }
 
 // ListJSON is the body of /v1/projections.
@@ -241,6 +244,9 @@ func toJSON(s projection.Status, head uint64, haveHead bool, now time.Time) Proj
 	if !s.LastProgress.IsZero() {
 		t := s.LastProgress.UTC()
 		p.LastProgress = &t
+	}
+	for _, part := range s.Partitions {
+		p.Partitions = append(p.Partitions, toJSON(part, head, haveHead, now))
 	}
 	return p
 }

@@ -459,6 +459,9 @@ func (c *controller) Reset(_ context.Context, name string) error {
 		if s.Name != name {
 			continue
 		}
+		if len(s.Partitions) > 0 {
+			return fmt.Errorf("reset %q: %w", name, projection.ErrPartitionedReset)
+		}
 		if !s.Leader {
 			return fmt.Errorf("reset %q: %w", name, projection.ErrNotLeader)
 		}
@@ -474,6 +477,10 @@ func TestReset(t *testing.T) {
 			Failed: &projection.Failure{EventID: "e1", Type: "T", Position: tracking.Position{Commit: 420, Prepare: 420}, Error: "boom"}},
 		{Name: "tricks", State: projection.StateStandby, Position: 300},
 		{Name: "cats", State: projection.StateLive, Leader: true, Position: 500},
+		{Name: "ticks", State: projection.StateLive, Leader: true, Position: 450, Partitions: []projection.Status{
+			{Name: "ticks#0", State: projection.StateLive, Leader: true, Position: 450},
+			{Name: "ticks#1", State: projection.StateStandby, Position: 480, LeaderMember: "r2"},
+		}},
 	}}
 	c := &controller{f: f}
 	srv := httptest.NewServer(httpapi.New(httpapi.Options{Provider: f, Controller: c, AdminToken: "tok"}))
@@ -496,7 +503,15 @@ func TestReset(t *testing.T) {
 	if resp, body := postAuth(t, srv.URL+"/v1/projections/birds/reset", "Bearer tok"); resp.StatusCode != 404 || !strings.Contains(body, `unknown projection \"birds\"`) {
 		t.Errorf("reset of an unknown projection = %d %s, want 404", resp.StatusCode, body)
 	}
-	if want := "[reset cats reset dogs reset tricks reset birds]"; fmt.Sprint(c.calls) != want {
+	if resp, body := postAuth(t, srv.URL+"/v1/projections/ticks/reset", "Bearer tok"); resp.StatusCode != 409 || !strings.Contains(body, "a partitioned projection is not reset online") {
+		t.Errorf("online reset of a partitioned projection = %d %s, want 409", resp.StatusCode, body)
+	}
+	var ticks httpapi.ProjectionJSON
+	if code, body := get(t, srv.URL+"/v1/projections/ticks", nil); code != 200 || json.Unmarshal([]byte(body), &ticks) != nil ||
+		len(ticks.Partitions) != 2 || ticks.Partitions[1].Name != "ticks#1" || ticks.Partitions[1].LeaderMember != "r2" || ticks.Partitions[1].Position != 480 {
+		t.Errorf("GET ticks = %d %s, want its two partitions", code, body)
+	}
+	if want := "[reset cats reset dogs reset tricks reset birds reset ticks]"; fmt.Sprint(c.calls) != want {
 		t.Errorf("calls = %v, want %s", c.calls, want)
 	}
 }

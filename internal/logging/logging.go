@@ -62,6 +62,15 @@ func projectionFields(name string, position uint64) []zap.Field {
 	return []zap.Field{zap.String("projection", name), zap.Uint64("position", position)}
 }
 
+// withPartition adds the partition a report is about to fields, when the projection is
+// partitioned.
+func withPartition(fields []zap.Field, partition string) []zap.Field {
+	if partition == "" {
+		return fields
+	}
+	return append(fields, zap.String("partition", partition))
+}
+
 func eventFields(e projection.Event) []zap.Field {
 	return []zap.Field{
 		zap.String("event_id", e.ID), zap.String("event_type", e.Type), zap.String("stream", e.Stream),
@@ -80,31 +89,31 @@ func failureFields(f *projection.Failure) []zap.Field {
 // BatchCommitted implements projection.Observer; batches are logged at debug level only.
 func (o *Observer) BatchCommitted(b projection.CommittedBatch) {
 	if ce := o.log.Check(zap.DebugLevel, "batch committed"); ce != nil {
-		ce.Write(zap.String("projection", b.Projection), zap.Uint64("position", b.State.Reached()),
-			zap.Int("events", b.Events), zap.Duration("duration", b.Duration), zap.Uint64("checkpoint", b.State.Checkpoint))
+		ce.Write(withPartition([]zap.Field{zap.String("projection", b.Projection), zap.Uint64("position", b.State.Reached()),
+			zap.Int("events", b.Events), zap.Duration("duration", b.Duration), zap.Uint64("checkpoint", b.State.Checkpoint)}, b.Partition)...)
 	}
 }
 
 // EventFailed implements projection.Observer.
 func (o *Observer) EventFailed(f projection.FailedEvent) {
-	o.log.Warn("event failed", append(eventFields(f.Event), zap.String("projection", f.Projection),
+	o.log.Warn("event failed", append(withPartition(eventFields(f.Event), f.Partition), zap.String("projection", f.Projection),
 		zap.Uint64("position", f.Event.Position.Commit), zap.String("policy", string(f.Policy)), zap.Error(f.Err))...)
 }
 
 // EventDeadLettered implements projection.Observer.
 func (o *Observer) EventDeadLettered(f projection.FailedEvent) {
-	o.log.Error("event dead-lettered and skipped", append(eventFields(f.Event), zap.String("projection", f.Projection),
+	o.log.Error("event dead-lettered and skipped", append(withPartition(eventFields(f.Event), f.Partition), zap.String("projection", f.Projection),
 		zap.Uint64("position", f.Event.Position.Commit), zap.Error(f.Err))...)
 }
 
 // Error implements projection.Observer.
 func (o *Observer) Error(f projection.Fault) {
-	o.log.Warn("projection error", append(projectionFields(f.Projection, f.Position), zap.String("kind", f.Kind), zap.Error(f.Err))...)
+	o.log.Warn("projection error", append(withPartition(projectionFields(f.Projection, f.Position), f.Partition), zap.String("kind", f.Kind), zap.Error(f.Err))...)
 }
 
 // SubscriptionRestarted implements projection.Observer.
 func (o *Observer) SubscriptionRestarted(f projection.Fault) {
-	o.log.Warn("subscription restarted", append(projectionFields(f.Projection, f.Position), zap.Error(f.Err))...)
+	o.log.Warn("subscription restarted", append(withPartition(projectionFields(f.Projection, f.Position), f.Partition), zap.Error(f.Err))...)
 }
 
 // StateChanged implements projection.Observer. Each change is one line, whose message says
@@ -112,7 +121,7 @@ func (o *Observer) SubscriptionRestarted(f projection.Fault) {
 // a line about a stop on a poison event (entering or leaving it) names the event.
 func (o *Observer) StateChanged(c projection.StateChange) {
 	from, to, err := c.From, c.To, c.Err
-	fields := append(projectionFields(c.Projection, c.Position), zap.String("from", string(from)), zap.String("to", string(to)))
+	fields := append(withPartition(projectionFields(c.Projection, c.Position), c.Partition), zap.String("from", string(from)), zap.String("to", string(to)))
 	leavesStop := from == projection.StateStopped && to != projection.StateStopped
 	if c.Failed != nil {
 		fields = append(fields, failureFields(c.Failed)...)

@@ -48,11 +48,17 @@ func Rollback(ctx context.Context, store *postgres.Store, name string) (postgres
 	case back == nil:
 		return postgres.Version{}, postgres.Swapped{}, fmt.Errorf("rollback %q: no earlier version keeps its tables (a version adopted with on_change: continue keeps none): %w", name, errNothingToRollBack)
 	}
+	if back.Definition.Partitions > 1 {
+		// Its partitions had got to different positions, which one archived row cannot keep:
+		// the version swapped back would apply again what its partitions ahead had applied.
+		return postgres.Version{}, postgres.Swapped{}, fmt.Errorf("rollback %q: version %s ran in %d partitions, whose positions an archived version does not keep: rebuild it instead (restore its definition in the projections file): %w",
+			name, back.ID, back.Definition.Partitions, errNothingToRollBack)
+	}
 	rels, err := store.RelationsOf(ctx, serving.Definition)
 	if err != nil {
 		return postgres.Version{}, postgres.Swapped{}, err
 	}
-	done, err := store.Swap(ctx, postgres.Swap{Projection: name, In: back.ID, InSchema: postgres.ArchiveSchema(name, back.ID), Out: serving.ID, OutRelations: rels})
+	done, err := store.Swap(ctx, postgres.Swap{Projection: name, In: back.ID, InSchema: postgres.ArchiveSchema(name, back.ID), Out: serving.ID, OutRelations: rels, OutPartitions: serving.Definition.Partitions})
 	if err != nil {
 		return postgres.Version{}, postgres.Swapped{}, fmt.Errorf("rollback %q: %w", name, err)
 	}

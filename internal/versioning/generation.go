@@ -66,10 +66,17 @@ func New(ctx context.Context, store *postgres.Store, entries []Entry, header pro
 		if err != nil {
 			return nil, nil, err
 		}
-		if err := store.Guard(ctx, e.Name, e.Name, e.ServingID, postgres.Serving); err != nil {
-			return nil, nil, err
+		// The serving version runs partitioned as it was built; its partitions are tracked
+		// (and guarded) under their own names.
+		opts := e.Project.Options
+		opts.Partitions, opts.PartitionBy = e.Serving.Partitions, e.Serving.PartitionBy
+		for _, tracked := range TrackingNames(e.Name, e.Serving) {
+			if err := store.Guard(ctx, tracked, e.Name, e.ServingID, postgres.Serving); err != nil {
+				return nil, nil, err
+			}
 		}
-		out = append(out, daemon.Projection[pgx.Tx]{Projection: serving.Runnable(), Options: e.Project.Options, Reset: serving.ResetView})
+		store.SetPartitions(e.Name, e.Serving.Partitions)
+		out = append(out, daemon.Projection[pgx.Tx]{Projection: serving.Runnable(), Options: opts, Reset: serving.ResetView})
 		g.handlers = append(g.handlers, serving)
 		if e.Building == nil {
 			continue
@@ -91,9 +98,26 @@ func New(ctx context.Context, store *postgres.Store, entries []Entry, header pro
 			return nil, nil, err
 		}
 		g.progress[e.Name] = &Progress{Version: e.BuildingID, Tracking: shadowName, Schema: postgres.ShadowSchema(e.Name, e.BuildingID)}
-		out = append(out, daemon.Projection[pgx.Tx]{Projection: shadow.Runnable(), Options: e.Project.Options})
+		// A version builds unpartitioned, under one tracking row: the swap gives its position
+		// to every partition of the version it serves as (see postgres.Store.Swap).
+		buildOpts := e.Project.Options
+		buildOpts.Partitions, buildOpts.PartitionBy = 0, ""
+		out = append(out, daemon.Projection[pgx.Tx]{Projection: shadow.Runnable(), Options: buildOpts})
 	}
 	return g, out, nil
+}
+
+// TrackingNames returns the names the serving version def of projection name is tracked and
+// leased under: the name, or the name of each of its partitions (projection.PartitionName).
+func TrackingNames(name string, def versions.Definition) []string {
+	if def.Partitions < 2 {
+		return []string{name}
+	}
+	out := make([]string, def.Partitions)
+	for i := range out {
+		out[i] = projection.PartitionName(name, i)
+	}
+	return out
 }
 
 // compile builds the declarative projection of def, tracked as name.
@@ -197,7 +221,7 @@ func (g *Generation) build(ctx context.Context, e *Entry) {
 	if !found || !shadow.Leader {
 		return
 	}
-	serving, _, err := g.store.Load(ctx, e.Name)
+	serving, _, err := g.store.LoadProjection(ctx, e.Name)
 	if err != nil {
 		return
 	}
@@ -239,7 +263,7 @@ func (g *Generation) build(ctx context.Context, e *Entry) {
 		return
 	}
 	done, err := g.store.Swap(ctx, postgres.Swap{Projection: e.Name, In: e.BuildingID, InSchema: p.Schema,
-		Out: e.ServingID, OutRelations: rels, CaughtUp: true})
+		Out: e.ServingID, OutRelations: rels, OutPartitions: e.Serving.Partitions, CaughtUp: true})
 	switch {
 	case errors.Is(err, postgres.ErrNotCaughtUp), errors.Is(err, postgres.ErrDeferredIndexes):
 		return

@@ -143,6 +143,14 @@ func plan(ctx context.Context, store *postgres.Store, file string, p *config.Pro
 		return e, &config.Error{File: file, Line: p.Line, Projection: p.Name, Key: "on_change",
 			Msg: fmt.Sprintf("the definition differs from the serving version %s (changed: %s), and on_change is fail: not starting; restore the serving definition, or deploy the change with on_change: rebuild (a rebuild in a shadow schema) or continue (from the current position)", serving.ID, changed)}, nil
 	case config.OnChangeContinue:
+		if from := serving.Definition.Partitioning(); from != "" && from != def.Partitioning() {
+			to := def.Partitioning()
+			if to == "" {
+				to = "none"
+			}
+			return e, &config.Error{File: file, Line: p.Line, Projection: p.Name, Key: "on_change",
+				Msg: fmt.Sprintf("the partitions change from %s to %s, which on_change: continue cannot adopt (events would move between partitions that have got to different positions): deploy it with on_change: rebuild, or reset the projection", from, to)}, nil
+		}
 		if p.Compiled != nil {
 			// Its schema SQL brings the live tables to it (ALTER TABLE ... ADD COLUMN IF NOT
 			// EXISTS and the like); migrations left it out while it was not serving.

@@ -143,3 +143,14 @@ func TestAssignWithNoMembers(t *testing.T) {
 		t.Fatalf("assigned %v with no members", a)
 	}
 }
+
+// A version building follows its projection's lease, or its first partition's when the
+// projection is partitioned (its partitions are the units of work).
+func TestBalanceKeyOfABuildFollowsItsProjectionOrItsFirstPartition(t *testing.T) {
+	shares := map[string]string{"pets": "a", "dogs#0": "b", "dogs#1": "c"}
+	for name, want := range map[string]string{"pets": "pets", "pets@v2": "pets", "dogs@v2": "dogs#0", "dogs#1": "dogs#1", "cats@v1": "cats"} {
+		if got := balanceKey(shares, name); got != want {
+			t.Errorf("balanceKey(%q) = %q, want %q", name, got, want)
+		}
+	}
+}

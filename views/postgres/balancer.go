@@ -172,11 +172,12 @@ func (b *Balancer) eligible(v MembershipView, projectionName string, now time.Ti
 	if v.Beats < 2 {
 		return false
 	}
-	key := balanceKey(projectionName)
+	shares := b.assigned(v)
+	key := balanceKey(shares, projectionName)
 	if key != projectionName && b.m.isLeading(key) {
 		return true // a version building goes where its projection is led
 	}
-	assigned := b.assigned(v)[key]
+	assigned := shares[key]
 	if assigned == b.m.id {
 		return true
 	}
@@ -193,11 +194,17 @@ func (b *Balancer) eligible(v MembershipView, projectionName string, now time.Ti
 	return b.assignee(others, key) == b.m.id
 }
 
-// balanceKey is the projection whose assignment projectionName follows: itself, or for a
-// version building (NAME@VERSION) its projection NAME, so a build runs where its projection
-// is led.
-func balanceKey(projectionName string) string {
-	name, _, _ := strings.Cut(projectionName, "@")
+// balanceKey is the projection whose assignment projectionName follows among shares: itself,
+// or for a version building (NAME@VERSION) its projection NAME, so a build runs where its
+// projection is led; when NAME is partitioned (its partitions are the units of shares), where
+// its first partition (NAME#0) is led.
+func balanceKey(shares map[string]string, projectionName string) string {
+	name, _, building := strings.Cut(projectionName, "@")
+	if _, ok := shares[name]; building && !ok {
+		if first := projection.PartitionName(name, 0); shares[first] != "" {
+			return first
+		}
+	}
 	return name
 }
 
@@ -208,7 +215,8 @@ func (b *Balancer) handOverTo(v MembershipView, projectionName string) (string, 
 	if v.Beats == 0 {
 		return "", false
 	}
-	to := b.assigned(v)[balanceKey(projectionName)]
+	shares := b.assigned(v)
+	to := shares[balanceKey(shares, projectionName)]
 	if to == "" || to == b.m.id {
 		return "", false
 	}

@@ -74,6 +74,9 @@ func (s *Store) Rewind(ctx context.Context, projectionName string, to tracking.S
 		return from, fmt.Errorf("postgres: rewind %q: %w", projectionName, err)
 	}
 	if to == (tracking.State{}) {
+		if err := s.rewindPartitions(ctx, ptx, projectionName); err != nil {
+			return from, err
+		}
 		_, err = ptx.Exec(ctx, `DELETE FROM projector_tracking WHERE projection = $1`, projectionName)
 	} else {
 		_, err = ptx.Exec(ctx, `INSERT INTO projector_tracking (projection, commit_position, prepare_position, checkpoint_position, updated_at)
@@ -97,6 +100,35 @@ func (s *Store) Rewind(ctx context.Context, projectionName string, to tracking.S
 	}
 	s.rewound(projectionName, to)
 	return from, nil
+}
+
+// rewindPartitions deletes the tracking rows of projectionName's partitions (a rewind to the
+// start of a projection that runs, or ran, partitioned), under each partition's leadership lock,
+// and tells their waiters.
+func (s *Store) rewindPartitions(ctx context.Context, tx pgx.Tx, projectionName string) error {
+	rows, err := tx.Query(ctx, `SELECT projection FROM projector_tracking WHERE starts_with(projection, $1) ORDER BY projection FOR UPDATE`,
+		projectionName+projection.PartitionSeparator)
+	if err != nil {
+		return fmt.Errorf("postgres: rewind %q: read the partitions' tracking: %w", projectionName, err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("postgres: rewind %q: read the partitions' tracking: %w", projectionName, err)
+	}
+	for _, name := range names {
+		if l, ok := LeaseFromContext(ctx); !ok || l.Projection() != name {
+			if err := s.lockLeadership(ctx, tx, "rewind", name); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM projector_tracking WHERE projection = $1`, name); err != nil {
+			return fmt.Errorf("postgres: rewind %q: delete the tracking of %q: %w", projectionName, name, err)
+		}
+		if err := Notify(ctx, tx, s.opts.Channel, name, tracking.State{}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // rewound hands the state a committed rewind left to this store's own waiters at once, as its

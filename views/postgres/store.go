@@ -57,6 +57,8 @@ type Store struct {
 	mu       sync.Mutex
 	listener *listener
 	closed   bool
+	// partitions are the partitioned projections' numbers of partitions (SetPartitions).
+	partitions map[string]int
 	// schema is the schema of the tracking table, which notifications name; schemaRead tells
 	// whether it has been read.
 	schemaMu   sync.Mutex
@@ -336,11 +338,16 @@ func (s *Store) DeadLetter(ctx context.Context, tx pgx.Tx, projectionName string
 // fails transiently (see Transient) is retried with backoff up to Options.ListenRetry while
 // anyone waits. A projection without a tracking row waits until it gets one. For the position
 // of an event the projection does not subscribe to, it returns once the runner has committed
-// a server checkpoint past it (see projection.Runner.Wait for the bound).
+// a server checkpoint past it (see projection.Runner.Wait for the bound). For a partitioned
+// projection (SetPartitions) it returns once every partition has processed commit, with the
+// lowest of their states.
 func (s *Store) Wait(ctx context.Context, projectionName string, commit uint64) (tracking.State, error) {
 	l, err := s.sharedListener()
 	if err != nil {
 		return tracking.State{}, err
+	}
+	if n := s.partitionsOf(projectionName); n > 0 {
+		return s.waitPartitions(ctx, l, projectionName, n, commit)
 	}
 	return l.wait(ctx, projectionName, commit)
 }
@@ -379,7 +386,7 @@ func (s *Store) sharedListener() (*listener, error) {
 		return nil, fmt.Errorf("postgres: wait: %w", errClosed)
 	}
 	if s.listener == nil {
-		s.listener = startListener(s.pool.Config().ConnConfig, s.opts.Channel, s.opts.ListenRetry, s.Load)
+		s.listener = startListener(s.pool.Config().ConnConfig, s.opts.Channel, s.opts.ListenRetry, s.loadPartition)
 	}
 	return s.listener, nil
 }

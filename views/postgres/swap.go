@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/projector-dev/projector/projection"
 	"github.com/projector-dev/projector/tracking"
 )
 
@@ -31,6 +32,10 @@ type Swap struct {
 	// VersionTracking(Projection, Out).
 	Out          string
 	OutRelations []Relation
+	// OutPartitions is how many partitions Out runs in (0 or 1: not partitioned). Out's
+	// position is then the lowest of its partitions' rows; the swap deletes those rows, so the
+	// partitions of In, if it is partitioned, start at In's state.
+	OutPartitions int
 	// CaughtUp requires In to have reached Out's position (a new version); a rollback does
 	// not: the version swapped back catches up from its own position.
 	CaughtUp bool
@@ -117,7 +122,7 @@ func (s *Store) Swap(ctx context.Context, sw Swap) (Swapped, error) {
 	if err := lockAll(ctx, tx, live, outgoing); err != nil {
 		return fail("lock the live tables", err)
 	}
-	serving, servingOK, err := lockTracking(ctx, tx, sw.Projection)
+	serving, servingOK, err := lockServing(ctx, tx, sw.Projection, sw.OutPartitions)
 	if err != nil {
 		return fail("lock tracking", err)
 	}
@@ -151,6 +156,9 @@ func (s *Store) Swap(ctx context.Context, sw Swap) (Swapped, error) {
 	}
 	if err := setTracking(ctx, tx, sw.Projection, in); err != nil {
 		return fail("switch tracking", err)
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM projector_tracking WHERE starts_with(projection, $1)`, sw.Projection+projection.PartitionSeparator); err != nil {
+		return fail("delete the partitions' tracking", err)
 	}
 	if _, err := tx.Exec(ctx, `DELETE FROM projector_tracking WHERE projection = $1`, VersionTracking(sw.Projection, sw.In)); err != nil {
 		return fail("switch tracking", err)
@@ -193,6 +201,32 @@ func lockAll(ctx context.Context, tx pgx.Tx, schema string, rels []Relation) err
 		}
 	}
 	return nil
+}
+
+// lockServing reads and locks the tracking of the serving version of name: its row, or for one
+// in partitions partitions the lowest of the partitions' rows (a partition without a row of
+// its own counts at name's row, where it starts).
+func lockServing(ctx context.Context, tx pgx.Tx, name string, partitions int) (tracking.State, bool, error) {
+	base, baseOK, err := lockTracking(ctx, tx, name)
+	if err != nil || partitions < 2 {
+		return base, baseOK, err
+	}
+	var low tracking.State
+	anyRow := baseOK
+	for i := range partitions {
+		st, ok, err := lockTracking(ctx, tx, projection.PartitionName(name, i))
+		if err != nil {
+			return tracking.State{}, false, err
+		}
+		if !ok {
+			st = base
+		}
+		anyRow = anyRow || ok
+		if i == 0 || st.Reached() < low.Reached() {
+			low = st
+		}
+	}
+	return low, anyRow, nil
 }
 
 // lockTracking reads and locks the tracking row of name; ok is false when it has none.

@@ -47,6 +47,21 @@ type Definition struct {
 	// not part of the fingerprint.
 	OnDependency string `json:"on_dependency,omitempty"`
 	KeepArchives *int   `json:"keep_archives,omitempty"`
+	// Partitions and PartitionBy are how the version's events are partitioned (the
+	// projections file's partitions and partition_by): zero and empty when it is not
+	// partitioned. They are part of the fingerprint only when Partitions is 2 or more, so an
+	// unpartitioned definition keeps the fingerprint it had before partitions existed.
+	Partitions  int    `json:"partitions,omitempty"`
+	PartitionBy string `json:"partition_by,omitempty"`
+}
+
+// Partitioning returns the partitioning of d as the fingerprint and Changes see it: empty when
+// d is not partitioned, else "<partitions> by <partition_by>".
+func (d Definition) Partitioning() string {
+	if d.Partitions < 2 {
+		return ""
+	}
+	return fmt.Sprintf("%d by %s", d.Partitions, d.PartitionBy)
 }
 
 // Parts returns the SQL texts of d, each under its key, in a fixed order: the handlers
@@ -93,6 +108,10 @@ func (d Definition) Fingerprint() string {
 		write(p.Key)
 		write(Normalize(p.SQL))
 	}
+	if part := d.Partitioning(); part != "" {
+		write("partitions")
+		write(part)
+	}
 	return hex.EncodeToString(h.Sum(nil))[:FingerprintLength]
 }
 
@@ -103,6 +122,9 @@ func (d Definition) Changes(other Definition) []string {
 	var out []string
 	if d.Version != other.Version {
 		out = append(out, "version")
+	}
+	if d.Partitioning() != other.Partitioning() {
+		out = append(out, "partitions")
 	}
 	mine, theirs := map[string]string{}, map[string]string{}
 	var keys []string

@@ -19,11 +19,13 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/projector-dev/projector/e2e/bench"
+	"github.com/projector-dev/projector/projection"
 )
 
 func main() {
@@ -40,6 +42,9 @@ type flags struct {
 	batch    string
 	maxRSS   int64 // MiB
 	jsonFile string
+	// partitions and partitionConfig: the partitioned forms, which replace the others.
+	partitions      string
+	partitionConfig string
 }
 
 // parseFlags reads the command line; the defaults of every option are here.
@@ -60,6 +65,8 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	fs.Int64Var(&f.maxRSS, "max-rss", 100, "bound on the daemon's peak RSS in MiB; exceeding it fails the run")
 	fs.DurationVar(&f.opts.CatchUpTime, "catch-up-timeout", 30*time.Minute, "how long the daemon may take to catch up")
 	fs.StringVar(&f.jsonFile, "json", "", "also write the figures as JSON to this file")
+	fs.StringVar(&f.partitions, "partitions", "", "numbers of partitions, comma-separated (such as 1,2,4): measure the projections of -partition-config once for each, in that many partitions, instead of the per-event and batch forms")
+	fs.StringVar(&f.partitionConfig, "partition-config", "examples/training_school.yaml", "projections files of the partitioned forms, comma-separated (see -partitions)")
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
@@ -95,9 +102,35 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	if batch := splitList(f.batch); len(batch) > 0 {
 		f.opts.Forms = append(f.opts.Forms, bench.Form{Name: "batch", Configs: batch})
 	}
+	if f.partitions != "" {
+		forms, err := partitionForms(f.partitions, splitList(f.partitionConfig))
+		if err != nil {
+			return f, err
+		}
+		f.opts.Forms = forms
+	}
 	f.opts.MaxRSS = f.maxRSS << 20
 	f.opts.Checks = bench.TrainingSchoolChecks()
 	return f, nil
+}
+
+// partitionForms returns a form of configs for each number of partitions of list.
+func partitionForms(list string, configs []string) ([]bench.Form, error) {
+	if len(configs) == 0 {
+		return nil, errors.New("-partition-config: no projections file")
+	}
+	var forms []bench.Form
+	for _, s := range splitList(list) {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > projection.MaxPartitions {
+			return nil, fmt.Errorf("-partitions %q: %q is not a number of partitions from 1 to %d", list, s, projection.MaxPartitions)
+		}
+		forms = append(forms, bench.Form{Name: fmt.Sprintf("partitions=%d", n), Configs: configs, Partitions: n})
+	}
+	if len(forms) == 0 {
+		return nil, fmt.Errorf("-partitions %q: no number of partitions", list)
+	}
+	return forms, nil
 }
 
 // splitList returns the non-empty items of a comma-separated list, trimmed.

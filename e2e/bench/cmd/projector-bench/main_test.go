@@ -26,7 +26,7 @@ func TestDefaults(t *testing.T) {
 		{Name: "batch", Configs: []string{"examples/training_school_batch.yaml", "examples/dog_counts_batch.yaml"}},
 	}
 	if !reflect.DeepEqual(o.Forms, want) {
-		t.Errorf("forms %q, want %q", o.Forms, want)
+		t.Errorf("forms %+v, want %+v", o.Forms, want)
 	}
 	if len(o.Checks) == 0 {
 		t.Error("no view checks")
@@ -66,7 +66,24 @@ func TestFormFlags(t *testing.T) {
 			t.Fatalf("%v: %v", tc.args, err)
 		}
 		if !reflect.DeepEqual(f.opts.Forms, tc.want) {
-			t.Errorf("%v: forms %q, want %q", tc.args, f.opts.Forms, tc.want)
+			t.Errorf("%v: forms %+v, want %+v", tc.args, f.opts.Forms, tc.want)
+		}
+	}
+}
+
+func TestPartitionFlags(t *testing.T) {
+	f, err := parseFlags([]string{"-partitions", "1, 2,4"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := []string{"examples/training_school.yaml"}
+	want := []bench.Form{{Name: "partitions=1", Configs: ts, Partitions: 1}, {Name: "partitions=2", Configs: ts, Partitions: 2}, {Name: "partitions=4", Configs: ts, Partitions: 4}}
+	if !reflect.DeepEqual(f.opts.Forms, want) {
+		t.Errorf("forms %+v, want %+v", f.opts.Forms, want)
+	}
+	for _, bad := range []string{"0", "x", "1,300", " , "} {
+		if _, err := parseFlags([]string{"-partitions", bad}, io.Discard); err == nil || !strings.Contains(err.Error(), "-partitions") {
+			t.Errorf("-partitions %q: %v, want an error naming the flag", bad, err)
 		}
 	}
 }
