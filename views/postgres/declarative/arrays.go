@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -94,7 +95,7 @@ func (a *eventArrays) encode(events []projection.Event) error {
 	if err := checkBatchEvents(events); err != nil {
 		return err
 	}
-	a.buf, a.ends = a.buf[:0], a.ends[:0]
+	a.buf, a.ends = slices.Grow(a.buf[:0], encodedSize(events)), a.ends[:0]
 	for _, p := range params {
 		a.appendColumn(fieldOf(p.Name), p.Type, events)
 		a.ends = append(a.ends, len(a.buf))
@@ -157,6 +158,19 @@ func (a *eventArrays) appendColumn(f field, typ string, events []projection.Even
 		binary.BigEndian.PutUint32(b[flags:], 1)
 	}
 	a.buf = b
+}
+
+// encodedSize is the size of the arrays of events: the headers, and each element's length
+// and bytes.
+func encodedSize(events []projection.Event) int {
+	const header, length, int8Size = 20, 4, 8
+	n := len(params) * header
+	for i := range events {
+		e := &events[i]
+		n += len(params)*length + len(e.Stream) + len(e.Type) + len(e.ID) + len(e.ContentType) +
+			len(e.Data) + len(e.Metadata) + 4*int8Size
+	}
+	return n
 }
 
 func appendText(b []byte, s string) []byte {
