@@ -1,6 +1,7 @@
 // Batch SQL: statements run once per batch over the relation events, which holds the batch's
-// events. The events reach PostgreSQL as one array per column, bound as parameters, loaded into
-// the session's temporary table events (emptied at every commit), which the statements read.
+// events. The events reach PostgreSQL as one array per column (see eventArrays), bound as
+// parameters, loaded into the session's temporary table events (emptied at every commit), which
+// the statements read, all in one round trip.
 
 package declarative
 
@@ -8,12 +9,11 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/projector-dev/projector/projection"
-	"github.com/projector-dev/projector/tracking"
 )
 
 // BatchError is an error in the batch SQL of a projection, or in its topics.
@@ -105,8 +105,7 @@ var loadEvents = func() []string {
 		strings.Join(sel, ", "), strings.Join(arrays, ", "), strings.Join(names, ", "))}
 }()
 
-// createEvents creates pg_temp.events in tx if it is missing, and checks that it is the
-// relation the name events reaches.
+// createEvents creates pg_temp.events in tx if it is missing.
 func createEvents(ctx context.Context, tx pgx.Tx) error {
 	if _, err := tx.Exec(ctx, eventsTable); err != nil {
 		return fmt.Errorf("create the temporary table events: %w", err)
@@ -114,101 +113,82 @@ func createEvents(ctx context.Context, tx pgx.Tx) error {
 	return nil
 }
 
-// batchArgs returns the arrays bound to the events CTE for events, in the order of Params. An
-// event whose data or metadata is not JSON, or whose positions do not fit a bigint, is an
-// error naming it.
-func batchArgs(events []projection.Event) ([]any, error) {
-	n := len(events)
-	var (
-		streams, types, ids, contentTypes = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		revisions, commits, prepares      = make([]int64, n), make([]int64, n), make([]int64, n)
-		created                           = make([]time.Time, n)
-		data, metadata                    = make([]*string, n), make([]*string, n)
-	)
-	for i, e := range events {
-		for _, v := range []uint64{e.Revision, e.Position.Commit, e.Position.Prepare} {
-			if v > tracking.MaxStorablePosition {
-				return nil, fmt.Errorf("%s: value %d does not fit a bigint column", describe(e), v)
-			}
-		}
-		var err error
-		if data[i], err = jsonText(e.Data); err != nil {
-			return nil, fmt.Errorf("%s: data is not JSON (the events relation has it as jsonb): %w", describe(e), err)
-		}
-		if metadata[i], err = jsonText(e.Metadata); err != nil {
-			return nil, fmt.Errorf("%s: metadata is not JSON (the events relation has it as jsonb): %w", describe(e), err)
-		}
-		streams[i], types[i], ids[i], contentTypes[i] = e.Stream, e.Type, e.ID, e.ContentType
-		revisions[i], commits[i], prepares[i] = int64(e.Revision), int64(e.Position.Commit), int64(e.Position.Prepare)
-		created[i] = e.Created
-	}
-	byName := map[string]any{
-		"stream_id": streams, "event_type": types, "event_id": ids, "revision": revisions,
-		"commit_position": commits, "prepare_position": prepares, "created": created,
-		"content_type": contentTypes, "data": data, "metadata": metadata,
-	}
-	args := make([]any, len(params))
-	for i, p := range params {
-		args[i] = byName[p.Name]
-	}
-	return args, nil
-}
-
-// jsonText is jsonValue as a nullable text.
-func jsonText(b []byte) (*string, error) {
-	v, err := jsonValue(b)
-	if err != nil || v == nil {
-		return nil, err
-	}
-	s := v.(string)
-	return &s, nil
-}
+// loadSteps is the number of statements sent before the batch SQL's: create the table if it
+// is missing, empty it, load it.
+const loadSteps = 3
 
 // handleBatch runs the batch SQL once over the events of events whose type is one of the
-// projection's topics, in tx, statement by statement in one round trip. It does nothing when
-// there are none.
+// projection's topics, in tx. It does nothing when there are none.
+//
+// Everything goes in one round trip, each statement parsed when its turn comes (so the
+// statements after the first see the table it creates): the temporary table events is
+// created if it is missing and emptied, loaded from the bound arrays (see eventArrays), and
+// the batch SQL's statements run in order.
 func (p *Projection) handleBatch(ctx context.Context, tx pgx.Tx, events []projection.Event) error {
-	mine := events[:0:0]
-	for _, e := range events {
-		if p.topicSet[e.Type] {
-			mine = append(mine, e)
-		}
-	}
+	mine := p.ofTopics(events)
 	if len(mine) == 0 {
 		return nil
 	}
-	args, err := batchArgs(mine)
-	if err != nil {
+	arrays := arraysPool.Get().(*eventArrays)
+	defer arraysPool.Put(arrays)
+	if err := arrays.encode(mine); err != nil {
 		return err
 	}
-	// The table must exist before the statements that read it are prepared: a round trip of
-	// its own, then the load and the statements in one.
-	if err := createEvents(ctx, tx); err != nil {
-		return fmt.Errorf("%s: %w", describeBatch(mine), err)
+	if f, ok := tx.(projection.Flusher); ok {
+		// Statements the store queued before this batch run first.
+		if err := f.Flush(ctx); err != nil {
+			return fmt.Errorf("%s: %w", describeBatch(mine), err)
+		}
 	}
-	b := &pgx.Batch{}
-	b.Queue(loadEvents[0])
-	b.Queue(loadEvents[1], args...)
+	b := &pgconn.Batch{}
+	b.ExecParams(eventsTable, nil, nil, nil, nil)
+	b.ExecParams(loadEvents[0], nil, nil, nil, nil)
+	b.ExecParams(loadEvents[1], arrays.values, eventArrayOIDs, binaryFormats, nil)
 	for _, s := range p.batch {
-		b.Queue(s.SQL)
+		b.ExecParams(s.SQL, nil, nil, nil, nil)
 	}
-	br := tx.SendBatch(ctx, b)
-	for i := range loadEvents {
-		if _, err := br.Exec(); err != nil {
-			_ = br.Close()
-			return fmt.Errorf("%s: load the temporary table events (step %d): %w", describeBatch(mine), i+1, err)
+	results := tx.Conn().PgConn().ExecBatch(ctx, b)
+	done := 0
+	var err error
+	for results.NextResult() {
+		if _, err = results.ResultReader().Close(); err != nil {
+			break
 		}
+		done++
 	}
-	for i, s := range p.batch {
-		if _, err := br.Exec(); err != nil {
-			_ = br.Close()
-			return fmt.Errorf("%s: statement %d (line %d of the batch SQL): %w", describeBatch(mine), i+1, s.Line, err)
+	if cerr := results.Close(); err == nil {
+		err = cerr
+	}
+	switch {
+	case err == nil:
+		return nil
+	case done == 0:
+		return fmt.Errorf("%s: create the temporary table events: %w", describeBatch(mine), err)
+	case done < loadSteps:
+		return fmt.Errorf("%s: load the temporary table events (step %d): %w", describeBatch(mine), done, err)
+	case done-loadSteps < len(p.batch):
+		s := p.batch[done-loadSteps]
+		return fmt.Errorf("%s: statement %d (line %d of the batch SQL): %w", describeBatch(mine), done-loadSteps+1, s.Line, err)
+	}
+	return fmt.Errorf("%s: %w", describeBatch(mine), err)
+}
+
+// ofTopics returns the events of events whose type is one of the projection's topics: events
+// itself when they all are, a copy otherwise.
+func (p *Projection) ofTopics(events []projection.Event) []projection.Event {
+	for i, e := range events {
+		if p.topicSet[e.Type] {
+			continue
 		}
+		mine := append(make([]projection.Event, 0, len(events)-1), events[:i]...)
+		for _, e := range events[i+1:] {
+			if p.topicSet[e.Type] {
+				mine = append(mine, e)
+			}
+		}
+		return mine
 	}
-	if err := br.Close(); err != nil {
-		return fmt.Errorf("%s: %w", describeBatch(mine), err)
-	}
-	return nil
+	return events
 }
 
 // describeBatch names a batch of events in errors: the event when it is one.

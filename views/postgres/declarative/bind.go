@@ -5,7 +5,6 @@
 package declarative
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -180,15 +179,25 @@ func jsonParam(e *projection.Event, b []byte, name string) (any, error) {
 // jsonValue returns b as a jsonb parameter: nil (SQL NULL) when empty, the text when it is JSON.
 // The text is a string, the one copy of b: every query mode of pgx sends a string as JSON text.
 func jsonValue(b []byte) (any, error) {
-	if len(bytes.TrimSpace(b)) == 0 {
-		return nil, nil
+	null, err := jsonNull(b)
+	if err != nil || null {
+		return nil, err
+	}
+	return string(b), nil
+}
+
+// jsonNull reports whether b binds a jsonb NULL (it is empty or white space), and fails when
+// it is neither that nor JSON.
+func jsonNull(b []byte) (bool, error) {
+	if isBlank(b) {
+		return true, nil
 	}
 	if !json.Valid(b) {
 		var v any
 		if err := json.Unmarshal(b, &v); err != nil {
-			return nil, err
+			return false, err
 		}
-		return nil, errors.New("invalid JSON")
+		return false, errors.New("invalid JSON")
 	}
-	return string(b), nil
+	return false, nil
 }
