@@ -19,6 +19,8 @@ import (
 
 // HeadPoller keeps the last known head of $all, polling a projection.Header.
 type HeadPoller struct {
+	projection.NopObserver // but BatchCommitted, which raises the head
+
 	header   projection.Header
 	interval time.Duration
 	log      *zap.Logger
@@ -79,6 +81,20 @@ func (h *HeadPoller) Poll(ctx context.Context) {
 	}
 	h.ok = true
 }
+
+// Saw raises the known head to position when a projection has got that far between two
+// polls (the head of $all is at least every position a projection reached), so that a status
+// never shows a projection past the head. It does nothing until a poll has read the head.
+func (h *HeadPoller) Saw(position uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.ok && position > h.head {
+		h.head = position
+	}
+}
+
+// BatchCommitted implements projection.Observer: the head is at least the batch's position.
+func (h *HeadPoller) BatchCommitted(b projection.CommittedBatch) { h.Saw(b.State.Reached()) }
 
 // Head returns the last known head commit position; ok is false until one is known.
 func (h *HeadPoller) Head() (uint64, bool) {

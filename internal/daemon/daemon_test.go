@@ -210,3 +210,29 @@ func TestRetry(t *testing.T) {
 		t.Errorf("Retry until the deadline = %v", err)
 	}
 }
+
+// A projection that gets past the polled head between two polls raises the head, so no status
+// shows a position past the head; nothing is known before the first poll.
+func TestHeadPollerIsRaisedByCommittedBatches(t *testing.T) {
+	h := &fakeHeader{}
+	p := daemon.NewHeadPoller(h, time.Hour, zap.NewNop())
+	committed := func(commit uint64) projection.CommittedBatch {
+		return projection.CommittedBatch{Projection: "a", Events: 1, State: tracking.State{Last: tracking.Position{Commit: commit, Prepare: commit}}}
+	}
+	p.BatchCommitted(committed(50))
+	if _, ok := p.Head(); ok {
+		t.Error("a committed batch made the head known before a poll")
+	}
+	h.pos.Store(100)
+	p.Poll(context.Background())
+	p.BatchCommitted(committed(150))
+	if v, _ := p.Head(); v != 150 {
+		t.Errorf("head after a batch at 150 = %d, want 150", v)
+	}
+	p.BatchCommitted(committed(120))
+	h.pos.Store(140)
+	p.Poll(context.Background())
+	if v, _ := p.Head(); v != 150 {
+		t.Errorf("head after a batch at 120 and a poll reading 140 = %d, want 150", v)
+	}
+}

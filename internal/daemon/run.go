@@ -164,8 +164,10 @@ type Group interface {
 // c.RunnerOptions.DrainTimeout). Once ctx ends, /readyz answers 503 "shutting down". It returns
 // an error only when it cannot start.
 func Run[Tx any](ctx context.Context, d *Daemon, c Config[Tx]) error {
+	var head *HeadPoller
 	if c.Header != nil {
-		d.prov.SetHead(NewHeadPoller(c.Header, c.HeadInterval, d.log))
+		head = NewHeadPoller(c.Header, c.HeadInterval, d.log)
+		d.prov.SetHead(head)
 	}
 	for _, chk := range c.Checks {
 		d.prov.AddCheck(chk)
@@ -174,6 +176,9 @@ func Run[Tx any](ctx context.Context, d *Daemon, c Config[Tx]) error {
 	observers := []projection.Observer{d.m.Observer(), logging.NewObserver(d.log), d.runner.settle}
 	if spans := d.trace.Observer(); spans != nil {
 		observers = append(observers, spans)
+	}
+	if head != nil {
+		observers = append(observers, head)
 	}
 	if c.RunnerOptions.Observer != nil {
 		observers = append(observers, c.RunnerOptions.Observer)
