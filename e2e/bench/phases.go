@@ -57,20 +57,18 @@ func (o Options) catchUp(ctx context.Context, r *Report, f *form, bins Binaries,
 	return nil
 }
 
-// live restarts f's daemon on its database, waits until it has processed head, and measures
-// the read-your-writes rounds, appending the dogs latency-first onwards. It returns the
-// position of its last append.
+// live restarts f's daemon on its database, waits until it has processed head and runs every
+// projection live (see StartLiveDaemon: otherwise the first round would measure the daemon's
+// start-up), and measures the read-your-writes rounds, appending the dogs latency-first
+// onwards. It returns the position of its last append.
 func (o Options) live(ctx context.Context, f *form, bins Binaries, kurrentURI string, client *kurrentdb.Client, head uint64, first int) (uint64, error) {
 	rep := f.report
 	o.logf("%s: read-your-writes: %d rounds", rep.Name, o.Rounds)
-	d, err := StartDaemon(bins, f.configFile, f.db.URL, kurrentURI)
+	d, err := StartLiveDaemon(ctx, bins, f.configFile, f.db.URL, kurrentURI, rep.Projections, head, o.CatchUpTime)
 	if err != nil {
-		return 0, err
-	}
-	defer d.Proc.Kill()
-	if _, err := d.WaitAll(ctx, rep.Projections, head, time.Now(), o.CatchUpTime); err != nil {
 		return 0, fmt.Errorf("restart: %w", err)
 	}
+	defer d.Proc.Kill()
 	s, err := ReadYourWrites(ctx, d, client, rep.Projections, o.Rounds, first)
 	if err != nil {
 		return 0, err
