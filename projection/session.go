@@ -149,30 +149,60 @@ func (w *worker[Tx]) consume(ctx, lead, work context.Context, sub Subscription, 
 			}
 			w.runParkRequest(ctx, lead, req)
 		case rc := <-msgs:
-			if rc.err != nil {
-				if ctx.Err() != nil {
-					return b.drain()
-				}
-				return w.failed(ctx, lead, kindDropped, fmt.Errorf("projection %q: subscription ended: %w", w.name, rc.err))
-			}
-			switch m := rc.m; m.Kind {
-			case EventMessage:
-				res = b.event(m.Event)
-			case CheckpointMessage:
-				res = b.serverCheckpoint(m.Checkpoint)
-			case CaughtUpMessage:
-				res = b.caughtUpNow()
-			default:
-				return w.failed(ctx, lead, kindSource, fmt.Errorf("projection %q: subscription: unknown message kind %d", w.name, m.Kind))
-			}
-			if res.out == outcomeOK && b.caughtUp && b.pending() && len(msgs) == 0 {
-				res = b.flush() // live, and nothing more is ready: the event waits for no timer
-			}
+			res = b.received(rc, msgs)
 		}
 		if res.out != outcomeOK {
 			return res
 		}
 	}
+}
+
+// drainRun bounds how many messages the consume loop takes from the buffer one after another
+// without waiting (received), before it looks at its timers, commands and contexts again.
+const drainRun = 64
+
+// received hands rc, and then the messages already waiting in msgs (up to drainRun in all), to
+// the batcher, one after another, without a select per message. It stops at the first that
+// does not leave the session going on, when ctx or the lease ends, and when msgs is empty.
+func (b *batcher[Tx]) received(rc received, msgs <-chan received) result {
+	for n := 1; ; n++ {
+		res := b.message(rc, msgs)
+		if res.out != outcomeOK || n == drainRun || b.ctx.Err() != nil || b.lead.Err() != nil {
+			return res
+		}
+		select {
+		case rc = <-msgs:
+		default:
+			return res
+		}
+	}
+}
+
+// message hands one received message to the batcher; a live batch commits at once when msgs
+// holds no other message then.
+func (b *batcher[Tx]) message(rc received, msgs <-chan received) result {
+	w := b.w
+	if rc.err != nil {
+		if b.ctx.Err() != nil {
+			return b.drain()
+		}
+		return w.failed(b.ctx, b.lead, kindDropped, fmt.Errorf("projection %q: subscription ended: %w", w.name, rc.err))
+	}
+	var res result
+	switch m := rc.m; m.Kind {
+	case EventMessage:
+		res = b.event(m.Event)
+	case CheckpointMessage:
+		res = b.serverCheckpoint(m.Checkpoint)
+	case CaughtUpMessage:
+		res = b.caughtUpNow()
+	default:
+		return w.failed(b.ctx, b.lead, kindSource, fmt.Errorf("projection %q: subscription: unknown message kind %d", w.name, m.Kind))
+	}
+	if res.out == outcomeOK && b.caughtUp && b.pending() && len(msgs) == 0 {
+		res = b.flush() // live, and nothing more is ready: the event waits for no timer
+	}
+	return res
 }
 
 // pump reads sub into the returned channel, which buffers up to buffer messages, until ctx ends
@@ -184,6 +214,14 @@ func pump(ctx context.Context, sub Subscription, buffer int) (msgs <-chan receiv
 	wg.Go(func() {
 		for {
 			m, err := sub.Next(subCtx)
+			select { // without a select on subCtx while the buffer has room
+			case ch <- received{m, err}:
+				if err != nil {
+					return
+				}
+				continue
+			default:
+			}
 			select {
 			case ch <- received{m, err}:
 			case <-subCtx.Done():

@@ -76,8 +76,18 @@ func (w *worker[Tx]) apply(ctx context.Context, t transaction) error {
 		w.flushes = flusher != nil
 		bp, batched := w.p.(BatchProjection[Tx])
 		parked := w.parkedIn(t)
-		var rest []Event // a batch projection's events to handle: those not skipped or parked
-		for i, e := range t.batch {
+		// rest is a batch projection's events to handle: those not skipped or parked, the
+		// batch itself when none is.
+		var rest []Event
+		events := t.batch
+		if batched {
+			if t.skip == nil && parked == nil {
+				rest, events = t.batch, nil
+			} else {
+				rest = make([]Event, 0, len(t.batch))
+			}
+		}
+		for i, e := range events {
 			if i == 0 && t.skip != nil {
 				dl, ok := any(w.r.store).(DeadLetterer[Tx])
 				if !ok {

@@ -95,6 +95,7 @@ func (a *app) run(ctx context.Context, doMigrate bool) error {
 	if err != nil {
 		return err
 	}
+	tuneGC(a.lookup)
 	spans, err := tracing.FromEnv(ctx, func(k string) string { v, _ := a.lookup(k); return v }, a.stdout)
 	if err != nil {
 		return err

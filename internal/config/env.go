@@ -33,6 +33,18 @@ const (
 	defaultRootCertsFileHint = "PEM text or the path of a PEM file"
 )
 
+// The Go runtime's standard variable for the garbage collector's target, which the daemon
+// (projector run) reads to keep its own default.
+const (
+	// EnvGOGC is the garbage collector's target percentage (the Go runtime reads it).
+	EnvGOGC = "GOGC"
+	// DefaultGOGC is the daemon's target when GOGC is unset: the heap grows to three times what
+	// is live before a collection, rather than the runtime's twice (GOGC=100). During catch-up
+	// the daemon allocates mostly short-lived decoded events, so this cuts its garbage
+	// collection by about half for some 13 MiB more peak RSS (see docs/development.md).
+	DefaultGOGC = 200
+)
+
 // Settings are the connection and process settings, from the environment and flags.
 type Settings struct {
 	KurrentDBURI string // any connection string the KurrentDB client accepts

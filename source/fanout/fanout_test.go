@@ -249,3 +249,30 @@ func TestHeaderAndProberPassThrough(t *testing.T) {
 		t.Error("a Source over a source without Probe implements projection.Prober")
 	}
 }
+
+// A subscriber takes the entries ready in the shared read several at once; once it is closed,
+// Next fails rather than deliver the rest of them, and the other subscribers miss nothing.
+func TestClosedSubscriberDeliversNoneOfTheEntriesTakenAhead(t *testing.T) {
+	l := projectiontest.NewLog()
+	appendMixed(l, 200)
+	src := New(l, Options{Topics: allTypes, Window: 1024})
+	a := subscribe(t, src, []string{typeA}, tracking.State{})
+	b := subscribe(t, src, []string{typeA, typeB}, tracking.State{})
+	together(t, (*reader).untilCaughtUp, b) // the ring now holds every entry a has to read
+	if _, err := a.next(); err != nil {
+		t.Fatal(err)
+	}
+	w := a.sub.(*subscription)
+	if left := len(w.taken) - w.next; left == 0 {
+		t.Fatalf("the subscriber took %d entries at once, and has none left to deliver: want several", len(w.taken))
+	}
+	if err := a.sub.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := a.sub.Next(context.Background()); !errors.Is(err, errClosed) {
+		t.Errorf("Next after Close = %+v, %v; want %v", m, err, errClosed)
+	}
+	appendMixed(l, 20)
+	together(t, untilLast(l.Events()), b)
+	checkAll(l.Events(), b)
+}

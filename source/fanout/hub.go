@@ -105,7 +105,7 @@ func (h *hub) attachable(topics []string, c *coverage) (seq uint64, ok bool) {
 // attach adds w as a reader of the entries from seq on. Called with the Source's mutex held.
 func (h *hub) attach(w *subscription, seq uint64) {
 	h.subs[w] = struct{}{}
-	w.hub, w.cursor, w.taken = h, seq, time.Now()
+	w.hub, w.cursor, w.takenAt = h, seq, time.Now()
 }
 
 // leave removes w and reports whether that left the hub without subscribers, in which case the
@@ -241,12 +241,12 @@ func (h *hub) makeRoom() (wait time.Duration, blocked bool) {
 		if w.cursor != h.base {
 			continue
 		}
-		if idle := now.Sub(w.taken); idle >= h.src.opts.StallAfter {
+		if idle := now.Sub(w.takenAt); idle >= h.src.opts.StallAfter {
 			w.detach()
 			continue
 		}
 		blocked = true
-		wait = min(wait, h.src.opts.StallAfter-now.Sub(w.taken))
+		wait = min(wait, h.src.opts.StallAfter-now.Sub(w.takenAt))
 	}
 	if len(h.subs) == 0 {
 		h.stop()

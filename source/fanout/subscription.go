@@ -26,14 +26,18 @@ type subscription struct {
 	cov      coverage
 	caughtUp bool  // a caught-up message was delivered
 	failed   error // the shared read's failure, once delivered
+	// taken holds entries taken from the primary shared read at once (up to takeRun), of which
+	// those from next on are still to deliver: one lock of the Source per run, not per entry.
+	taken []entry
+	next  int
 
 	// Guarded by src.mu.
-	hub    *hub // the shared read it is attached to; nil when it is not
-	cursor uint64
-	taken  time.Time               // when it last took an entry (or attached)
-	own    projection.Subscription // its own subscription, when not attached
-	closed bool
-	unbind func() bool // stops the close at the end of ctx
+	hub     *hub // the shared read it is attached to; nil when it is not
+	cursor  uint64
+	takenAt time.Time               // when it last took an entry (or attached)
+	own     projection.Subscription // its own subscription, when not attached
+	closed  bool
+	unbind  func() bool // stops the close at the end of ctx
 }
 
 func newSubscription(s *Source, ctx context.Context, topics []string, from tracking.State) *subscription {
@@ -77,6 +81,9 @@ func (w *subscription) Next(ctx context.Context) (projection.Message, error) {
 // step takes one message from the shared read or from w's own subscription, or waits for one;
 // ok reports whether m is to be delivered.
 func (w *subscription) step(ctx context.Context) (m projection.Message, ok bool, err error) {
+	if w.next < len(w.taken) {
+		return w.deliverTaken()
+	}
 	s := w.src
 	s.mu.Lock()
 	if w.closed {
@@ -85,20 +92,32 @@ func (w *subscription) step(ctx context.Context) (m projection.Message, ok bool,
 	}
 	if h := w.hub; h != nil {
 		if w.cursor < h.head {
+			primary := h == s.hub || s.hub == nil
+			if primary {
+				// The entries ready, up to takeRun, delivered by the next calls without
+				// the lock (the read stays primary for them: a move waits until they are
+				// delivered).
+				w.taken, w.next = w.taken[:0], 0
+				for n := 0; n < takeRun && w.cursor < h.head; n++ {
+					w.taken = append(w.taken, *h.at(w.cursor))
+					w.cursor++
+				}
+				w.takenAt = time.Now()
+				h.signalSpace()
+				s.mu.Unlock()
+				return w.deliverTaken()
+			}
 			e := *h.at(w.cursor)
 			w.cursor++
-			w.taken = time.Now()
+			w.takenAt = time.Now()
 			h.signalSpace()
-			primary := h == s.hub || s.hub == nil
 			s.mu.Unlock()
 			if e.err != nil {
 				w.failed = e.err
 				return m, false, e.err
 			}
 			ok = w.accept(&e.msg)
-			if !primary {
-				w.move()
-			}
+			w.move()
 			return e.msg, ok, nil
 		}
 		if h.live && !w.caughtUp {
@@ -139,6 +158,28 @@ func (w *subscription) step(ctx context.Context) (m projection.Message, ok bool,
 	ok = w.accept(&m)
 	w.handOver()
 	return m, ok, nil
+}
+
+// takeRun is the most entries a subscriber takes from the primary shared read's ring at once.
+const takeRun = 32
+
+// deliverTaken delivers the next of the entries w has taken from the ring (see taken).
+func (w *subscription) deliverTaken() (m projection.Message, ok bool, err error) {
+	select {
+	case <-w.done:
+		w.taken, w.next = w.taken[:0], 0
+		return m, false, errClosed
+	default:
+	}
+	e := &w.taken[w.next]
+	w.next++
+	if e.err != nil {
+		w.failed = e.err
+		return m, false, e.err
+	}
+	m = e.msg
+	*e = entry{} // the event's data is not kept beyond its delivery
+	return m, w.accept(&m), nil
 }
 
 // accept records m as delivered if w's own filtered subscription would deliver it now.

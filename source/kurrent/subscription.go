@@ -61,10 +61,14 @@ func (w *subscription) pump() {
 		default:
 			continue // fell behind, or something newer than this client
 		}
-		select {
+		select { // without a select on done while out has room
 		case w.out <- it:
-		case <-w.done:
-			return
+		default:
+			select {
+			case w.out <- it:
+			case <-w.done:
+				return
+			}
 		}
 		if it.err != nil {
 			return
@@ -74,6 +78,11 @@ func (w *subscription) pump() {
 
 // Next implements projection.Subscription.
 func (w *subscription) Next(ctx context.Context) (projection.Message, error) {
+	select { // a message ready is taken without a select on done and ctx
+	case it := <-w.out:
+		return it.m, it.err
+	default:
+	}
 	select {
 	case it := <-w.out:
 		return it.m, it.err

@@ -192,7 +192,7 @@ func jsonNull(b []byte) (bool, error) {
 	if isBlank(b) {
 		return true, nil
 	}
-	if !json.Valid(b) {
+	if !validJSON(b) { // what encoding/json.Valid accepts; its error names the fault
 		var v any
 		if err := json.Unmarshal(b, &v); err != nil {
 			return false, err
