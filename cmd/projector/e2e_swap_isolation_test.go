@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/projector-dev/projector/internal/httpapi"
 	"github.com/projector-dev/projector/internal/poll"
 	"github.com/projector-dev/projector/internal/testbin"
 )
@@ -142,6 +144,15 @@ func TestSwapOfOneProjectionLeavesTheOthersRunning(t *testing.T) {
 	committing(t, rs, time.Now()) // what follows the swap, in the window measured
 	ended := time.Now()
 	_, leadersAfter := rs[0].leaders(t)
+	var list httpapi.ListJSON
+	getJSON(t, "http://"+rs[0].addr+"/v1/projections", &list)
+	var order []string
+	for _, p := range list.Projections {
+		order = append(order, p.Name)
+	}
+	if want := []string{"p1", "p2", "p3", "p4", "p5", "p6"}; !slices.Equal(order, want) {
+		t.Errorf("projections listed as %v after the swap, want %v", order, want)
+	}
 
 	for i := 2; i <= 6; i++ {
 		name := fmt.Sprintf("p%d", i)

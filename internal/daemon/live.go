@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/projector-dev/projector/projection"
@@ -65,4 +67,34 @@ func (t *resetTable[Tx]) get(name string) func(context.Context, Tx) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.fn[name]
+}
+
+// statusOrder keeps the status in the order the projections were first set up, whatever the
+// order the runner lists them in after some were restarted (Live.Remove, then Live.Add): by
+// the place of each projection's name, a version building (NAME@VERSION) with its projection.
+type statusOrder map[string]int
+
+func newStatusOrder(sts []projection.Status) statusOrder {
+	o := make(statusOrder, len(sts))
+	for i, st := range sts {
+		name, _, _ := strings.Cut(st.Name, "@")
+		if _, ok := o[name]; !ok {
+			o[name] = i
+		}
+	}
+	return o
+}
+
+// sort sorts sts (stably) by the place of their projection; a projection set up later goes
+// after the others, as the runner lists it.
+func (o statusOrder) sort(sts []projection.Status) []projection.Status {
+	place := func(st projection.Status) int {
+		name, _, _ := strings.Cut(st.Name, "@")
+		if i, ok := o[name]; ok {
+			return i
+		}
+		return len(o)
+	}
+	slices.SortStableFunc(sts, func(a, b projection.Status) int { return place(a) - place(b) })
+	return sts
 }

@@ -214,7 +214,7 @@ func Run[Tx any](ctx context.Context, d *Daemon, c Config[Tx]) error {
 	if c.Group != nil {
 		d.prov.setGroup(c.Group)
 	}
-	d.runner.start(bound[Tx]{Runner: runner, resets: live.resets, standby: standby, group: c.Group}, w)
+	d.runner.start(bound[Tx]{Runner: runner, resets: live.resets, order: newStatusOrder(runner.Status()), standby: standby, group: c.Group}, w)
 	drain := opts.DrainTimeout
 
 	runCtx, cancelRun := context.WithCancel(ctx)
@@ -266,6 +266,7 @@ func Run[Tx any](ctx context.Context, d *Daemon, c Config[Tx]) error {
 type bound[Tx any] struct {
 	*projection.Runner[Tx]
 	resets  *resetTable[Tx]
+	order   statusOrder
 	standby *standbyPositions
 	group   Group // nil when the daemon is not in a scale-out group
 }
@@ -277,7 +278,7 @@ type bound[Tx any] struct {
 // partitions.
 func (b bound[Tx]) Status() []projection.Status {
 	b.standby.begin()
-	sts := b.standby.fill(b.Runner.Status())
+	sts := b.standby.fill(b.order.sort(b.Runner.Status()))
 	for i := range sts {
 		if len(sts[i].Partitions) > 0 {
 			sts[i] = projection.AggregatePartitions(sts[i].Name, b.standby.fill(sts[i].Partitions))
