@@ -21,6 +21,8 @@
 // tracking), one worker goroutine per projection:
 //
 //	runner.go       Runner: Add, Run (one worker per projection, or per partition), Status, Wait
+//	remove.go       each projection's workers run as a unit with its own drain: Remove stops
+//	                one while the Runner runs, Add starts one
 //	partition.go    partitioned projections: the key, the partition of a key, the names
 //	                (NAME#i), the projection's status and position from its partitions'
 //	worker.go       a worker's state, the Status it publishes, fault reporting, outcomes

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/projector-dev/projector/tracking"
 )
@@ -43,20 +42,28 @@ type Runner[Tx any] struct {
 	workers []*worker[Tx]
 	byName  map[string]*worker[Tx]   // by tracking name: a projection's, or a partition's
 	groups  map[string][]*worker[Tx] // a partitioned projection's workers, by its name
+	units   map[string]*unit[Tx]     // every projection's workers, by its name (see Remove)
 	running bool
+	closed  bool            // Run's context has ended: nothing more starts
+	runCtx  context.Context // Run's context, once running
+	unitsWG sync.WaitGroup  // the units started by Run and by Add while running
 
 	wm tracking.Watermark
 }
 
 // NewRunner returns a Runner reading from source and writing to store. Add projections, then
-// call Run.
+// call Run; projections may also be added (Add) and removed (Remove) while it runs.
 func NewRunner[Tx any](source Source, store Store[Tx], opts Options) *Runner[Tx] {
-	return &Runner[Tx]{source: source, store: store, opts: opts.withDefaults(), byName: make(map[string]*worker[Tx]), groups: make(map[string][]*worker[Tx])}
+	return &Runner[Tx]{source: source, store: store, opts: opts.withDefaults(), byName: make(map[string]*worker[Tx]),
+		groups: make(map[string][]*worker[Tx]), units: make(map[string]*unit[Tx])}
 }
 
-// Add registers p with its options. It fails, naming the problem, on an empty name or topic,
-// a duplicate name, invalid options, a skip policy on a store without dead letters, a start at
-// the end on a source that cannot tell the head, or a Runner already running.
+// Add registers p with its options. While the Runner runs, Add also starts the projection (all
+// its partitions' workers): it waits for its lease and subscribes like the projections added
+// before Run, and the others go on undisturbed. It fails, naming the problem, on an empty name
+// or topic, a duplicate name (including one still being removed), invalid options, a skip
+// policy on a store without dead letters, a start at the end on a source that cannot tell the
+// head, or a Runner whose Run's context has ended.
 func (r *Runner[Tx]) Add(p Projection[Tx], opts ProjectionOptions) error {
 	name := p.Name()
 	if name == "" {
@@ -100,38 +107,52 @@ func (r *Runner[Tx]) Add(p Projection[Tx], opts ProjectionOptions) error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.running {
-		return fmt.Errorf("projection %q: Add called while the runner is running", name)
+	if r.closed {
+		return fmt.Errorf("projection %q: Add called once the runner has stopped", name)
 	}
-	if _, dup := r.byName[name]; dup {
+	if u, dup := r.units[name]; dup {
+		if u.removing {
+			return fmt.Errorf("projection %q: added while it is still being removed (Remove returns once it is gone)", name)
+		}
 		return fmt.Errorf("projection %q added twice", name)
 	}
 	newWorker := func(trackedAs string, part *partition) *worker[Tx] {
 		w := &worker[Tx]{r: r, p: p, name: trackedAs, base: name, part: part, topics: append([]string(nil), topics...), opts: opts, ctl: make(chan Command, 1), resets: make(chan *resetRequest[Tx]), parkReqs: make(chan *parkRequest)}
 		w.st = Status{Name: trackedAs, State: StateStarting}
-		r.workers = append(r.workers, w)
-		r.byName[trackedAs] = w
 		return w
 	}
+	u := &unit[Tx]{name: name, done: make(chan struct{})}
 	if opts.Partitions < 2 {
-		newWorker(name, nil)
-		return nil
+		u.workers = []*worker[Tx]{newWorker(name, nil)}
+	} else {
+		key := partitionKey(opts.PartitionBy)
+		u.workers = make([]*worker[Tx], opts.Partitions)
+		for i := range u.workers {
+			u.workers[i] = newWorker(PartitionName(name, i), &partition{index: i, count: opts.Partitions, key: key})
+		}
+		for _, w := range u.workers {
+			w.siblings = u.workers
+		}
+		r.groups[name] = u.workers
 	}
-	key := partitionKey(opts.PartitionBy)
-	ws := make([]*worker[Tx], opts.Partitions)
-	for i := range ws {
-		ws[i] = newWorker(PartitionName(name, i), &partition{index: i, count: opts.Partitions, key: key})
+	for _, w := range u.workers {
+		r.workers = append(r.workers, w)
+		r.byName[w.name] = w
 	}
-	r.groups[name] = ws
+	r.units[name] = u
+	if r.running {
+		r.start(u)
+	}
 	return nil
 }
 
 // Run runs every added projection until ctx ends, then drains: each projection finishes and
 // commits the batch in flight within Options.DrainTimeout (or rolls it back after it), closes
-// its subscription and releases its lease. Run returns once every goroutine it started has
-// ended. Transient failures are retried inside, forever; Run returns an error only when it
-// cannot start (no projections, or already running). A daemon implements SIGTERM by cancelling
-// ctx and waiting for Run to return.
+// its subscription and releases its lease. Projections added (Add) or removed (Remove) while it
+// runs start and stop on their own. Run returns once every goroutine it started has ended.
+// Transient failures are retried inside, forever; Run returns an error only when it cannot
+// start (no projections, or already running). A daemon implements SIGTERM by cancelling ctx and
+// waiting for Run to return.
 func (r *Runner[Tx]) Run(ctx context.Context) error {
 	r.mu.Lock()
 	if r.running {
@@ -146,41 +167,21 @@ func (r *Runner[Tx]) Run(ctx context.Context) error {
 		r.mu.Unlock()
 		return fmt.Errorf("projection: Options.DrainTimeout %v: must not be negative (zero rolls back the batch in flight at once)", r.opts.DrainTimeout)
 	}
-	r.running = true
-	workers := append([]*worker[Tx](nil), r.workers...)
+	r.running, r.runCtx = true, ctx
+	started := make(map[*unit[Tx]]bool, len(r.units))
+	for _, w := range r.workers { // in the order they were added
+		if u := r.units[w.base]; !started[u] {
+			started[u] = true
+			r.start(u)
+		}
+	}
 	r.mu.Unlock()
 
-	// hard outlives ctx by the drain timeout: commits run under it (or under a lease derived
-	// from it), so a cancel lets the batch in flight finish.
-	hard, cancelHard := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelHard()
-	finished := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		select {
-		case <-ctx.Done():
-		case <-finished:
-			return
-		}
-		if r.opts.DrainTimeout == 0 {
-			cancelHard()
-			return
-		}
-		t := time.NewTimer(r.opts.DrainTimeout)
-		defer t.Stop()
-		select {
-		case <-t.C:
-			cancelHard()
-		case <-finished:
-		}
-	})
-	var workersWG sync.WaitGroup
-	for _, w := range workers {
-		workersWG.Go(func() { w.run(ctx, hard) })
-	}
-	workersWG.Wait()
-	close(finished)
-	wg.Wait()
+	<-ctx.Done()
+	r.mu.Lock()
+	r.closed = true // no Add starts a unit after this: the wait below sees them all
+	r.mu.Unlock()
+	r.unitsWG.Wait()
 	return nil
 }
 

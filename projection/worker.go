@@ -23,15 +23,18 @@ const (
 
 // worker runs one projection.
 type worker[Tx any] struct {
-	r      *Runner[Tx]
-	p      Projection[Tx]
-	name   string     // what it is tracked, leased and waited for as: base, or its partition's name
-	base   string     // the projection's name
-	part   *partition // nil when the projection is not partitioned
-	topics []string
-	opts   ProjectionOptions
-	ctl    chan Command           // operator commands for a stopped projection; capacity 1
-	resets chan *resetRequest[Tx] // Runner.Reset's requests, taken while leading
+	r    *Runner[Tx]
+	p    Projection[Tx]
+	name string     // what it is tracked, leased and waited for as: base, or its partition's name
+	base string     // the projection's name
+	part *partition // nil when the projection is not partitioned
+	// siblings are the workers of every partition of the projection, the worker's own
+	// included; nil when the projection is not partitioned.
+	siblings []*worker[Tx]
+	topics   []string
+	opts     ProjectionOptions
+	ctl      chan Command           // operator commands for a stopped projection; capacity 1
+	resets   chan *resetRequest[Tx] // Runner.Reset's requests, taken while leading
 	// parkReqs are Runner.ResumeStream's and Runner.SkipStream's requests, taken while leading.
 	parkReqs chan *parkRequest
 
@@ -73,7 +76,7 @@ func (w *worker[Tx]) setMark(s tracking.State) {
 	if w.part == nil {
 		return
 	}
-	ws := w.r.groups[w.base] // fixed once the runner runs
+	ws := w.siblings
 	states, known := make([]tracking.State, len(ws)), make([]bool, len(ws))
 	for i, pw := range ws {
 		states[i], known[i], _ = w.r.wm.Load(context.Background(), pw.name)

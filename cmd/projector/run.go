@@ -169,7 +169,8 @@ func (a *app) run(ctx context.Context, doMigrate bool) error {
 		return nil
 	}}
 	// Each generation runs the projections' current versions; a swap, a rollback or a rebuild
-	// ends it, and the next one runs the versions as they are then.
+	// restarts the projection it is about, with its versions as they are then (or, when that
+	// fails, ends the generation, and the next one runs all the versions as they are then).
 	for first := true; ; first = false {
 		if !first {
 			if entries, err = versioning.Plan(ctx, store, cfg, log); err != nil {
@@ -198,6 +199,9 @@ func (a *app) run(ctx context.Context, doMigrate bool) error {
 		// Leadership is shared among the replicas (a version building goes with its projection).
 		leases := deadletters.NewLeases(postgres.NewBalancer(postgres.NewElector(pool.Config().ConnConfig, postgres.ElectorOptions{}), group))
 		deadLetters.Connect(store, gen.Handlers(), leases)
+		// A version change restarts only its projection, with the versions planned again.
+		gen.Replan = func(ctx context.Context) ([]versioning.Entry, error) { return versioning.Plan(ctx, store, cfg, log) }
+		gen.Handled = func(handlers []projection.Projection[pgx.Tx]) { deadLetters.Connect(store, handlers, leases) }
 		err = daemon.Run(ctx, d, daemon.Config[pgx.Tx]{
 			Source: src, Header: src, Store: store, Waiter: store, Leader: leases, Group: group,
 			SeparateReads: !sharedRead,
@@ -205,6 +209,7 @@ func (a *app) run(ctx context.Context, doMigrate bool) error {
 			Checks:        checks,
 			RunnerOptions: projection.Options{DrainTimeout: drain, Observer: gen},
 			Running:       gen.Running,
+			Live:          gen.Live,
 			Restart:       gen.Restart(),
 		})
 		cancel()

@@ -140,6 +140,9 @@ type Config[Tx any] struct {
 	RunnerOptions projection.Options
 	// Running, when set, is called with the runner once it is set up, before it runs.
 	Running func(r *projection.Runner[Tx])
+	// Live, when set, is called with the set of projections once it is set up, before it runs:
+	// it stops and starts projections one by one while Run runs (a new version of one).
+	Live func(l *Live[Tx])
 	// Restart, when set, ends this Run like the end of ctx does, but without shutting the
 	// daemon down: /readyz and the commands keep working, and the caller runs Run again (with
 	// the projections' new versions).
@@ -190,12 +193,12 @@ func Run[Tx any](ctx context.Context, d *Daemon, c Config[Tx]) error {
 		src = fanout.New(src, fanout.Options{})
 	}
 	runner := projection.NewRunner(src, c.Store, opts)
-	resets := make(map[string]func(context.Context, Tx) error, len(c.Projections))
+	live := &Live[Tx]{runner: runner, resets: &resetTable[Tx]{fn: map[string]func(context.Context, Tx) error{}}}
 	for _, p := range c.Projections {
 		if err := runner.Add(p.Projection, p.Options); err != nil {
 			return err
 		}
-		resets[p.Projection.Name()] = p.Reset
+		live.resets.set(p.Projection.Name(), p.Reset)
 	}
 	standby := &standbyPositions{reader: c.Store, names: map[string]bool{}, pos: map[string]tracking.State{}}
 	var w tracking.Waiter = runner
@@ -205,10 +208,13 @@ func Run[Tx any](ctx context.Context, d *Daemon, c Config[Tx]) error {
 	if c.Running != nil {
 		c.Running(runner)
 	}
+	if c.Live != nil {
+		c.Live(live)
+	}
 	if c.Group != nil {
 		d.prov.setGroup(c.Group)
 	}
-	d.runner.start(bound[Tx]{Runner: runner, resets: resets, standby: standby, group: c.Group}, w)
+	d.runner.start(bound[Tx]{Runner: runner, resets: live.resets, order: newStatusOrder(runner.Status()), standby: standby, group: c.Group}, w)
 	drain := opts.DrainTimeout
 
 	runCtx, cancelRun := context.WithCancel(ctx)
@@ -259,7 +265,8 @@ func Run[Tx any](ctx context.Context, d *Daemon, c Config[Tx]) error {
 // view resets, and the positions of the projections it does not lead.
 type bound[Tx any] struct {
 	*projection.Runner[Tx]
-	resets  map[string]func(context.Context, Tx) error
+	resets  *resetTable[Tx]
+	order   statusOrder
 	standby *standbyPositions
 	group   Group // nil when the daemon is not in a scale-out group
 }
@@ -271,7 +278,7 @@ type bound[Tx any] struct {
 // partitions.
 func (b bound[Tx]) Status() []projection.Status {
 	b.standby.begin()
-	sts := b.standby.fill(b.Runner.Status())
+	sts := b.standby.fill(b.order.sort(b.Runner.Status()))
 	for i := range sts {
 		if len(sts[i].Partitions) > 0 {
 			sts[i] = projection.AggregatePartitions(sts[i].Name, b.standby.fill(sts[i].Partitions))
@@ -301,7 +308,7 @@ func (b bound[Tx]) Status() []projection.Status {
 
 // Reset resets projection name online, emptying its view with its Projection.Reset.
 func (b bound[Tx]) Reset(ctx context.Context, name string) error {
-	return b.Runner.Reset(ctx, name, b.resets[name])
+	return b.Runner.Reset(ctx, name, b.resets.get(name))
 }
 
 // standbyPositions keeps the tracked state of the projections this instance does not lead,

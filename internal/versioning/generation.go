@@ -21,9 +21,10 @@ import (
 // Generation is one run of the daemon's projections with the versions of a plan: the serving
 // version of each projection and, for those that have one, the version building in its
 // shadow schema, as a projection of its own (tracked as name@version). It swaps a built
-// version in once it has caught up, and asks for a restart (Restart) whenever the stored
-// versions no longer match what it runs: after its own swap, or another replica's, or a
-// rollback or rebuild command.
+// version in once it has caught up, and whenever a projection's stored versions no longer
+// match what it runs (after its own swap, or another replica's, or a rollback or rebuild
+// command) it restarts that projection alone with its stored versions (see renew); only when
+// that fails does it ask for a restart of all the projections (Restart).
 type Generation struct {
 	projection.NopObserver // and BatchCommitted, counting the events of each build
 
@@ -42,7 +43,15 @@ type Generation struct {
 	restart     chan struct{}
 	restartOnce sync.Once
 
+	// Replan plans the projections again (Plan), for a projection whose versions changed; nil
+	// ends the generation at every change instead (Restart).
+	Replan func(ctx context.Context) ([]Entry, error)
+	// Handled, when set, is called with the serving versions' projections (Handlers) after a
+	// projection has been restarted with a new version.
+	Handled func(handlers []projection.Projection[pgx.Tx])
+
 	mu       sync.Mutex
+	live     *daemon.Live[pgx.Tx] // the running projections, to restart one (see renew)
 	runner   *projection.Runner[pgx.Tx]
 	progress map[string]*Progress // by projection name, for the versions building
 	handlers []projection.Projection[pgx.Tx]
@@ -51,6 +60,8 @@ type Generation struct {
 // Handlers returns the serving versions' projections, one event at a time (a batch
 // projection's SQL over one event): what a dead letter is replayed through.
 func (g *Generation) Handlers() []projection.Projection[pgx.Tx] {
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	return append([]projection.Projection[pgx.Tx](nil), g.handlers...)
 }
 
@@ -62,49 +73,67 @@ func New(ctx context.Context, store *postgres.Store, entries []Entry, header pro
 		restart: make(chan struct{}), progress: map[string]*Progress{}, refusedAt: map[string]time.Time{}}
 	var out []daemon.Projection[pgx.Tx]
 	for _, e := range entries {
-		serving, err := compile(e.Name, e.Serving)
+		serving, ps, progress, err := g.prepare(ctx, e)
 		if err != nil {
 			return nil, nil, err
 		}
-		// The serving version runs partitioned as it was built; its partitions are tracked
-		// (and guarded) under their own names.
-		opts := e.Project.Options
-		opts.Partitions, opts.PartitionBy = e.Serving.Partitions, e.Serving.PartitionBy
-		for _, tracked := range TrackingNames(e.Name, e.Serving) {
-			if err := store.Guard(ctx, tracked, e.Name, e.ServingID, postgres.Serving); err != nil {
-				return nil, nil, err
-			}
-		}
-		store.SetPartitions(e.Name, e.Serving.Partitions)
-		out = append(out, daemon.Projection[pgx.Tx]{Projection: serving.Runnable(), Options: opts, Reset: serving.ResetView})
+		out = append(out, ps...)
 		g.handlers = append(g.handlers, serving)
-		if e.Building == nil {
-			continue
+		if progress != nil {
+			g.progress[e.Name] = progress
 		}
-		shadowName := postgres.VersionTracking(e.Name, e.BuildingID)
-		shadow, err := compile(shadowName, *e.Building)
-		if err != nil {
-			return nil, nil, err
-		}
-		deferred, err := store.PrepareShadow(ctx, *e.Building, e.BuildingID)
-		if err != nil {
-			return nil, nil, err
-		}
-		if len(deferred) > 0 {
-			log.Info("building without the secondary indexes: they are created once the new version has caught up, before the swap",
-				zap.String("projection", e.Name), zap.String("version", e.BuildingID), zap.Strings("indexes", indexNames(deferred)))
-		}
-		if err := store.Guard(ctx, shadowName, e.Name, e.BuildingID, postgres.Building); err != nil {
-			return nil, nil, err
-		}
-		g.progress[e.Name] = &Progress{Version: e.BuildingID, Tracking: shadowName, Schema: postgres.ShadowSchema(e.Name, e.BuildingID)}
-		// A version builds unpartitioned, under one tracking row: the swap gives its position
-		// to every partition of the version it serves as (see postgres.Store.Swap).
-		buildOpts := e.Project.Options
-		buildOpts.Partitions, buildOpts.PartitionBy = 0, ""
-		out = append(out, daemon.Projection[pgx.Tx]{Projection: shadow.Runnable(), Options: buildOpts})
 	}
 	return g, out, nil
+}
+
+// prepare compiles e's versions, points the store's version guard of each at it, and creates
+// the shadow schema (with its tables) of the version building, if any. It returns the serving
+// version's projection (what dead letters are replayed through), the projections to run (the
+// serving version, and the version building as a projection of its own), and the progress of
+// the build (nil for none).
+func (g *Generation) prepare(ctx context.Context, e Entry) (*declarative.Projection, []daemon.Projection[pgx.Tx], *Progress, error) {
+	store, log := g.store, g.log
+	serving, err := compile(e.Name, e.Serving)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	// The serving version runs partitioned as it was built; its partitions are tracked
+	// (and guarded) under their own names.
+	opts := e.Project.Options
+	opts.Partitions, opts.PartitionBy = e.Serving.Partitions, e.Serving.PartitionBy
+	for _, tracked := range TrackingNames(e.Name, e.Serving) {
+		if err := store.Guard(ctx, tracked, e.Name, e.ServingID, postgres.Serving); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	store.SetPartitions(e.Name, e.Serving.Partitions)
+	out := []daemon.Projection[pgx.Tx]{{Projection: serving.Runnable(), Options: opts, Reset: serving.ResetView}}
+	if e.Building == nil {
+		return serving, out, nil, nil
+	}
+	shadowName := postgres.VersionTracking(e.Name, e.BuildingID)
+	shadow, err := compile(shadowName, *e.Building)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	deferred, err := store.PrepareShadow(ctx, *e.Building, e.BuildingID)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if len(deferred) > 0 {
+		log.Info("building without the secondary indexes: they are created once the new version has caught up, before the swap",
+			zap.String("projection", e.Name), zap.String("version", e.BuildingID), zap.Strings("indexes", indexNames(deferred)))
+	}
+	if err := store.Guard(ctx, shadowName, e.Name, e.BuildingID, postgres.Building); err != nil {
+		return nil, nil, nil, err
+	}
+	progress := &Progress{Version: e.BuildingID, Tracking: shadowName, Schema: postgres.ShadowSchema(e.Name, e.BuildingID)}
+	// A version builds unpartitioned, under one tracking row: the swap gives its position
+	// to every partition of the version it serves as (see postgres.Store.Swap).
+	buildOpts := e.Project.Options
+	buildOpts.Partitions, buildOpts.PartitionBy = 0, ""
+	out = append(out, daemon.Projection[pgx.Tx]{Projection: shadow.Runnable(), Options: buildOpts})
+	return serving, out, progress, nil
 }
 
 // TrackingNames returns the names the serving version def of projection name is tracked and
@@ -166,19 +195,21 @@ func (g *Generation) Watch(ctx context.Context) {
 		case <-t.C:
 		}
 		for i := range g.entries {
-			if !g.current(ctx, &g.entries[i]) {
+			if !g.current(ctx, i) {
 				return
 			}
-			if g.entries[i].Building != nil {
-				g.build(ctx, &g.entries[i])
+			if g.entries[i].Building != nil && !g.build(ctx, i) {
+				return
 			}
 		}
 	}
 }
 
-// current reports whether e's stored versions are still those the generation runs, and ends
-// the generation when they are not.
-func (g *Generation) current(ctx context.Context, e *Entry) bool {
+// current checks that entry i's stored versions are still those the generation runs, and
+// restarts the projection with its stored versions when they are not (renew). It reports
+// false when the generation is over.
+func (g *Generation) current(ctx context.Context, i int) bool {
+	e := &g.entries[i]
 	vs, err := g.store.Versions(ctx, e.Name)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -196,20 +227,21 @@ func (g *Generation) current(ctx context.Context, e *Entry) bool {
 		}
 	}
 	if serving != e.ServingID || building != e.BuildingID {
-		g.stop("the versions changed", zap.String("projection", e.Name), zap.String("serving_version", serving), zap.String("building_version", building))
-		return false
+		return g.renew(ctx, i, "the versions changed")
 	}
 	return true
 }
 
-// build reports the progress of e's version building and swaps it in once this process leads
-// it and it has caught up with the serving version.
-func (g *Generation) build(ctx context.Context, e *Entry) {
+// build reports the progress of entry i's version building and swaps it in once this process
+// leads it and it has caught up with the serving version, then restarts the projection with
+// its new version (renew). It reports false when the generation is over.
+func (g *Generation) build(ctx context.Context, i int) bool {
+	e := &g.entries[i]
 	g.mu.Lock()
 	r, p := g.runner, g.progress[e.Name]
 	g.mu.Unlock()
 	if r == nil {
-		return
+		return true
 	}
 	var shadow projection.Status
 	found := false
@@ -219,11 +251,11 @@ func (g *Generation) build(ctx context.Context, e *Entry) {
 		}
 	}
 	if !found || !shadow.Leader {
-		return
+		return true
 	}
 	serving, _, err := g.store.LoadProjection(ctx, e.Name)
 	if err != nil {
-		return
+		return true
 	}
 	head := uint64(0)
 	if g.header != nil {
@@ -239,7 +271,7 @@ func (g *Generation) build(ctx context.Context, e *Entry) {
 			zap.Float64("events_per_second", snap.EventsPerSecond), zap.Duration("eta", snap.ETA))
 	}
 	if !shadow.CaughtUp || shadow.Position < serving.Reached() {
-		return
+		return true
 	}
 	built, took, err := g.store.BuildDeferredIndexes(ctx, e.Name, e.BuildingID)
 	if err != nil {
@@ -247,7 +279,7 @@ func (g *Generation) build(ctx context.Context, e *Entry) {
 			g.log.Warn("cannot build the new version's deferred indexes; trying again", zap.String("projection", e.Name),
 				zap.String("version", e.BuildingID), zap.Error(err))
 		}
-		return
+		return true
 	}
 	if len(built) > 0 {
 		g.log.Info("built the new version's deferred indexes", zap.String("projection", e.Name), zap.String("version", e.BuildingID),
@@ -256,22 +288,22 @@ func (g *Generation) build(ctx context.Context, e *Entry) {
 	rels, err := g.store.RelationsOf(ctx, e.Serving)
 	if err != nil {
 		g.log.Warn("swap: cannot list the serving tables", zap.String("projection", e.Name), zap.Error(err))
-		return
+		return true
 	}
 	deps, ok := g.dependents(ctx, e, rels)
 	if !ok {
-		return
+		return true
 	}
 	done, err := g.store.Swap(ctx, postgres.Swap{Projection: e.Name, In: e.BuildingID, InSchema: p.Schema,
 		Out: e.ServingID, OutRelations: rels, OutPartitions: e.Serving.Partitions, CaughtUp: true})
 	switch {
 	case errors.Is(err, postgres.ErrNotCaughtUp), errors.Is(err, postgres.ErrDeferredIndexes):
-		return
+		return true
 	case err != nil:
 		if ctx.Err() == nil {
 			g.log.Warn("swap failed; trying again", zap.String("projection", e.Name), zap.Error(err))
 		}
-		return
+		return true
 	}
 	g.log.Info("swapped in the new version", zap.String("projection", e.Name), zap.String("version", e.BuildingID),
 		zap.String("previous_version", e.ServingID), zap.String("archive_schema", postgres.ArchiveSchema(e.Name, e.ServingID)),
@@ -281,7 +313,7 @@ func (g *Generation) build(ctx context.Context, e *Entry) {
 			zap.String("projection", e.Name), zap.Strings("dependents", deps), zap.String("archive_schema", postgres.ArchiveSchema(e.Name, e.ServingID)))
 	}
 	g.prune(ctx, e)
-	g.stop("new version serving", zap.String("projection", e.Name))
+	return g.renew(ctx, i, "new version serving")
 }
 
 // prune drops, after a swap, the tables of e's archived versions beyond the keep_archives most
