@@ -64,6 +64,12 @@ func redeliver(t *testing.T, ctx context.Context, writer, reader *Store, payload
 // blocked, or failing the test when it returns at once.
 func waitFor(t *testing.T, ctx context.Context, reader *Store, projection string, commit uint64) <-chan error {
 	t.Helper()
+	return waitOn(t, ctx, reader, projection, projection, commit)
+}
+
+// waitOn is waitFor for a wait that blocks on the hub of another name (a partition's).
+func waitOn(t *testing.T, ctx context.Context, reader *Store, projection, hub string, commit uint64) <-chan error {
+	t.Helper()
 	done := make(chan error, 1)
 	returned := make(chan tracking.State, 1)
 	go func() {
@@ -75,7 +81,7 @@ func waitFor(t *testing.T, ctx context.Context, reader *Store, projection string
 		done <- err
 	}()
 	poll.Until(t, 10*time.Second, fmt.Sprintf("the wait for %d blocked or answered", commit), func() bool {
-		return reader.Waiting(projection) == 1 || len(returned) == 1
+		return reader.Waiting(hub) == 1 || len(returned) == 1
 	})
 	if len(returned) == 1 {
 		t.Fatalf("Wait(%q, %d) returned %v at once: the rewound view has not processed it", projection, commit, <-returned)
