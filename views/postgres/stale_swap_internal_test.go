@@ -137,3 +137,37 @@ func (s *Store) mustSchema(t *testing.T, ctx context.Context) string {
 	}
 	return schema
 }
+
+// TestPartitionedWaitSeesAPartitionRewoundWhileItWaitedForAnother: the wait for a partitioned
+// projection waits for its partitions in turn; one rewound after its turn must be waited for
+// again.
+func TestPartitionedWaitSeesAPartitionRewoundWhileItWaitedForAnother(t *testing.T) {
+	reader, writer, _ := countedStore(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	reader.SetPartitions("q", 2)
+	first, second := projection.PartitionName("q", 0), projection.PartitionName("q", 1)
+	if err := writer.Apply(ctx, first, tracking.State{}, at(100), nothing); err != nil {
+		t.Fatal(err)
+	}
+	if err := writer.Apply(ctx, second, tracking.State{}, at(10), nothing); err != nil {
+		t.Fatal(err)
+	}
+	done := waitOn(t, ctx, reader, "q", second, 100)
+	if _, err := writer.Rewind(ctx, first, at(10), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := writer.Apply(ctx, second, at(10), at(100), nothing); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, 10*time.Second, "the wait back on the rewound partition, or its answer", func() bool {
+		return reader.Waiting(first) == 1 || len(done) == 1
+	})
+	stillWaiting(t, done, "the first partition rewound to 10 while the wait was on the second")
+	if err := writer.Apply(ctx, first, at(10), at(100), nothing); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
