@@ -3,9 +3,9 @@
 // pgx.Batch), the projection's tracking row advances by compare-and-set, and a NOTIFY tells
 // waiters in other processes; Wait LISTENs for those notifications.
 //
-// Projector's own tables (projector_tracking, projector_dead_letters, projector_parked,
-// projector_versions, projector_migrations) live in the first schema of the connection's search_path; Migrate
-// creates them. Versions of a projection (versions.go), their shadow schemas (shadow.go) and
+// Projector's own tables (projector_tracking, projector_tracking_generations,
+// projector_dead_letters, projector_parked, projector_versions, projector_migrations) live in the
+// first schema of the connection's search_path; Migrate creates them. Versions of a projection (versions.go), their shadow schemas (shadow.go) and
 // the swap of one version's tables for another's (swap.go) are how a changed projection is
 // rebuilt while readers keep the serving version.
 package postgres
