@@ -15,16 +15,19 @@ import (
 // it satisfies. Its fields are guarded by listener.mu.
 type hub struct {
 	state tracking.State
+	// generation is state's generation: the highest seen for the projection, kept when
+	// state is forgotten (known false), since generations only grow.
+	generation uint64
 	// known tells that state is the committed state: read, or notified, while the LISTEN
 	// connection was up since.
 	known bool
 	// tracked tells that the projection has a tracking row or was notified: a hub without
 	// waiters is kept (and kept current by notifications) only then.
 	tracked bool
-	// gen counts the changes of state from notifications and invalidations, so that a read
-	// that started before one does not overwrite it.
-	gen     uint64
-	reading bool
+	// invalidations counts the times state was forgotten, so that a read that started before
+	// one (and may have missed notifications) is done again.
+	invalidations uint64
+	reading       bool
 	// failure is closed when a read fails for good; replaced when the next read starts.
 	failure *readFailure
 	waiters int       // Wait calls in progress
@@ -39,10 +42,11 @@ type readFailure struct {
 
 // waiter is one Wait call in a hub's queue.
 type waiter struct {
-	commit uint64
-	woken  chan struct{}  // closed once state is done for commit
-	state  tracking.State // the state that woke it
-	index  int            // in the queue; -1 once out of it
+	commit     uint64
+	woken      chan struct{}  // closed once state is done for commit
+	state      tracking.State // the state that woke it
+	generation uint64         // state's generation
+	index      int            // in the queue; -1 once out of it
 }
 
 // waitQueue is a min-heap of waiters by commit (container/heap).
@@ -70,6 +74,34 @@ func (q *waitQueue) Pop() any {
 
 func newHub() *hub { return &hub{failure: &readFailure{ch: make(chan struct{})}} }
 
+// offer records s, a committed state of generation, unless h knows a later one, and reports
+// whether it did. Reads and notifications reach h in any order relative to the commits they
+// come from (a notification committed before a rewind may be delivered after the rewind's own
+// update of this process's waiters, or after a read of the rewound row), so they are ordered
+// here: a later generation supersedes every state of an earlier one, whatever its position (a
+// rewind, reset or swap moved it back); an earlier generation is ignored, even when h's state is
+// forgotten; within one generation positions only go forward, so the further state is the later.
+func (h *hub) offer(s tracking.State, generation uint64) bool {
+	switch {
+	case generation < h.generation:
+		return false
+	case generation == h.generation && h.known && !further(s, h.state):
+		return false
+	}
+	h.generation = generation
+	h.set(s)
+	return true
+}
+
+// further reports whether s is past t: a later last event, or the same one and a later
+// checkpoint.
+func further(s, t tracking.State) bool {
+	if c := s.Last.Compare(t.Last); c != 0 {
+		return c > 0
+	}
+	return s.Checkpoint > t.Checkpoint
+}
+
 // set records s as the committed state and wakes the waiters it satisfies. State.Done holds
 // for every position below one it holds for, so they are the front of the queue.
 func (h *hub) set(s tracking.State) {
@@ -77,7 +109,7 @@ func (h *hub) set(s tracking.State) {
 	h.state, h.known = s, true
 	for len(h.queue) > 0 && s.Done(h.queue[0].commit) {
 		w := heap.Pop(&h.queue).(*waiter)
-		w.state = s
+		w.state, w.generation = s, h.generation
 		close(w.woken)
 	}
 }
@@ -98,8 +130,9 @@ func (h *hub) fail(err error) {
 }
 
 // wait blocks until projection's committed state has processed commit, ctx ends (returning the
-// latest state known with ctx's error), the listener stops, or a read fails for good.
-func (l *listener) wait(ctx context.Context, projection string, commit uint64) (tracking.State, error) {
+// latest state known with ctx's error), the listener stops, or a read fails for good. It
+// returns the state's generation too.
+func (l *listener) wait(ctx context.Context, projection string, commit uint64) (tracking.State, uint64, error) {
 	l.mu.Lock()
 	h := l.hubs[projection]
 	if h == nil {
@@ -109,7 +142,7 @@ func (l *listener) wait(ctx context.Context, projection string, commit uint64) (
 	h.waiters++
 	w := &waiter{commit: commit, woken: make(chan struct{}), index: -1}
 	if h.known && h.state.Done(commit) {
-		w.state = h.state
+		w.state, w.generation = h.state, h.generation
 		close(w.woken)
 	} else {
 		heap.Push(&h.queue, w)
@@ -124,21 +157,24 @@ func (l *listener) wait(ctx context.Context, projection string, commit uint64) (
 	defer l.leave(projection, h, w)
 	select {
 	case <-w.woken:
-		return w.state, nil
+		return w.state, w.generation, nil
 	case <-failure.ch:
-		return l.latest(h), failure.err
+		s, g := l.latest(h)
+		return s, g, failure.err
 	case <-l.done:
-		return l.latest(h), fmt.Errorf("postgres: wait for %q: %w", projection, errClosed)
+		s, g := l.latest(h)
+		return s, g, fmt.Errorf("postgres: wait for %q: %w", projection, errClosed)
 	case <-ctx.Done():
-		return l.latest(h), ctx.Err()
+		s, g := l.latest(h)
+		return s, g, ctx.Err()
 	}
 }
 
-// latest returns the last state h knew.
-func (l *listener) latest(h *hub) tracking.State {
+// latest returns the last state h knew and its generation.
+func (l *listener) latest(h *hub) (tracking.State, uint64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return h.state
+	return h.state, h.generation
 }
 
 func (l *listener) leave(projection string, h *hub, w *waiter) {
@@ -196,19 +232,29 @@ func (l *listener) read(projection string, h *hub) {
 	bo := backoff.New(10*time.Millisecond, l.retry)
 	for {
 		l.mu.Lock()
-		gen := h.gen
+		invalidations := h.invalidations
 		l.mu.Unlock()
 		rctx, cancel := context.WithTimeout(l.ctx, sharedReadTimeout)
-		st, ok, err := l.load(rctx, projection)
+		st, ok, generation, err := l.load(rctx, projection)
 		timedOut := rctx.Err() != nil && l.ctx.Err() == nil
 		cancel()
 		l.mu.Lock()
 		switch {
-		case err == nil && h.gen == gen:
-			h.tracked = ok
-			h.set(st)
+		case err == nil && h.invalidations == invalidations:
+			// A notification that arrived during the read, or arrives after it but was
+			// committed before it, is ordered by offer. A hub with a generation is kept
+			// current by notifications even without a row (a rewind to the start deletes
+			// it): forgetting its generation would let a late notification from before
+			// the rewind in again.
+			if !h.offer(st, generation) && !h.known {
+				// Generations only grow: the tracking tables were made anew.
+				h.generation = generation
+				h.set(st)
+			}
+			h.tracked = h.tracked || ok || generation > 0
 		case err == nil && h.known:
-			// A notification arrived during the read: it is at least as new.
+			// Invalidated during the read, then a notification made the state known
+			// again: it is as new as the read.
 		case l.ctx.Err() != nil || h.waiters == 0:
 			// Stopping, or nobody is waiting any more.
 		case err == nil:

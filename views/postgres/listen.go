@@ -10,15 +10,17 @@ import (
 	"github.com/projector-dev/projector/tracking"
 )
 
-// loadFunc reads the tracking row of a projection (Store.Load).
-type loadFunc func(ctx context.Context, projection string) (tracking.State, bool, error)
+// loadFunc reads the tracking row of a projection and its generation (Store.loadForWait).
+type loadFunc func(ctx context.Context, projection string) (tracking.State, bool, uint64, error)
 
 // listener holds the one LISTEN connection a Store's waiters share, and for each projection a
 // hub: the committed tracking state its waiters compare against. A notification carries the
 // committed state (see encodeNotification), so it updates the hub and wakes its waiters without
 // any query. The tracking row is read only when the state is not known: for a hub's first
 // waiter, after a (re)connection of the LISTEN connection, and after a payload that cannot be
-// parsed; each time once per projection, shared by all its waiters, never once per waiter.
+// parsed or carries no generation; each time once per projection, shared by all its waiters,
+// never once per waiter. Reads and notifications may arrive in any order relative to the commits
+// they come from: the hub orders them by generation, then position (see hub.offer).
 type listener struct {
 	ctx    context.Context // ends with stop; reads run under it
 	cancel context.CancelFunc
@@ -49,8 +51,9 @@ func (l *listener) stop() {
 	l.reads.Wait()
 }
 
-// notified records the state a notification carried and wakes the projection's waiters.
-func (l *listener) notified(projection string, s tracking.State) {
+// notified offers the state s of generation that a notification (or this process's own
+// rewind) carried to the projection's hub, waking the waiters it satisfies.
+func (l *listener) notified(projection string, s tracking.State, generation uint64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	h := l.hubs[projection]
@@ -59,8 +62,24 @@ func (l *listener) notified(projection string, s tracking.State) {
 		l.hubs[projection] = h
 	}
 	h.tracked = true
-	h.gen++
-	h.set(s)
+	h.offer(s, generation)
+}
+
+// reread forgets the known state of projection (a notification of unknown generation named it)
+// and reads its row once when it has waiters.
+func (l *listener) reread(projection string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	h := l.hubs[projection]
+	if h == nil {
+		return
+	}
+	h.known = false
+	h.invalidations++
+	if h.waiters > 0 && !h.reading && l.listening {
+		l.startRead(projection, h)
+	}
+	l.dropIfIdle(projection, h)
 }
 
 // invalidate forgets every known state (the LISTEN connection was lost or regained, or a
@@ -72,7 +91,7 @@ func (l *listener) invalidate(listening bool) {
 	l.listening = listening
 	for name, h := range l.hubs {
 		h.known = false
-		h.gen++
+		h.invalidations++
 		if h.waiters > 0 && !h.reading && listening {
 			l.startRead(name, h)
 		}
@@ -124,14 +143,19 @@ func (l *listener) listen(ctx context.Context, cfg *pgx.ConnConfig, channel stri
 		if err != nil {
 			return true
 		}
-		from, name, s, err := decodeNotification(n.Payload)
+		got, err := decodeNotification(n.Payload)
 		switch {
 		case err != nil:
 			// Not a payload of this version (an older writer, another program): read the
 			// state of each projection with waiters once.
 			l.invalidate(true)
-		case from == schema:
-			l.notified(name, s)
+		case got.schema != schema:
+		case !got.generational:
+			// A writer of the version before generations: its state may be older than one
+			// known, across a rewind.
+			l.reread(got.projection)
+		default:
+			l.notified(got.projection, got.state, got.generation)
 		}
 		// Otherwise the notification is about the tables of another schema.
 	}

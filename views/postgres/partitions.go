@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/projector-dev/projector/projection"
 	"github.com/projector-dev/projector/tracking"
@@ -75,22 +76,40 @@ func (s *Store) LoadProjection(ctx context.Context, projectionName string) (trac
 	return low, any, nil
 }
 
-// waitPartitions waits until every partition of projectionName has processed commit: the
-// partitions' states only move forward, so waiting for each in turn waits for all. It returns
-// the lowest of the states the partitions' waits returned.
+// waitPartitions waits until every partition of projectionName has processed commit, and
+// returns the lowest of the states the partitions' waits returned. Within a generation a
+// partition's state only moves forward, so waiting for each in turn waits for all, unless one
+// is rewound (a new generation) meanwhile: it waits for them all again until a pass finds the
+// generations of the one before, each partition having then kept its state through the moment
+// the earlier pass ended.
 func (s *Store) waitPartitions(ctx context.Context, l *listener, projectionName string, partitions int, commit uint64) (tracking.State, error) {
+	var seen []uint64
+	for {
+		low, generations, err := s.waitPartitionsOnce(ctx, l, projectionName, partitions, commit)
+		if err != nil || slices.Equal(generations, seen) {
+			return low, err
+		}
+		seen = generations
+	}
+}
+
+// waitPartitionsOnce waits for each partition of projectionName in turn, returning the lowest of
+// their states and their generations.
+func (s *Store) waitPartitionsOnce(ctx context.Context, l *listener, projectionName string, partitions int, commit uint64) (tracking.State, []uint64, error) {
 	var low tracking.State
+	generations := make([]uint64, partitions)
 	for i := range partitions {
-		st, err := l.wait(ctx, projection.PartitionName(projectionName, i), commit)
+		st, g, err := l.wait(ctx, projection.PartitionName(projectionName, i), commit)
+		generations[i] = g
 		if i == 0 || st.Reached() < low.Reached() {
 			low = st
 		}
 		if err != nil {
 			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-				return low, err
+				return low, nil, err
 			}
-			return low, fmt.Errorf("postgres: wait for %q: partition %d: %w", projectionName, i, err)
+			return low, nil, fmt.Errorf("postgres: wait for %q: partition %d: %w", projectionName, i, err)
 		}
 	}
-	return low, nil
+	return low, generations, nil
 }

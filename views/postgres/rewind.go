@@ -73,8 +73,9 @@ func (s *Store) Rewind(ctx context.Context, projectionName string, to tracking.S
 		}
 		return from, fmt.Errorf("postgres: rewind %q: %w", projectionName, err)
 	}
+	var partitions map[string]uint64
 	if to == (tracking.State{}) {
-		if err := s.rewindPartitions(ctx, ptx, projectionName); err != nil {
+		if partitions, err = s.rewindPartitions(ctx, ptx, projectionName); err != nil {
 			return from, err
 		}
 		_, err = ptx.Exec(ctx, `DELETE FROM projector_tracking WHERE projection = $1`, projectionName)
@@ -92,54 +93,80 @@ func (s *Store) Rewind(ctx context.Context, projectionName string, to tracking.S
 		projectionName, int64(to.Last.Commit), int64(to.Last.Prepare)); err != nil {
 		return from, fmt.Errorf("postgres: rewind %q: delete the parked events after %v: %w", projectionName, to, err)
 	}
-	if err := Notify(ctx, ptx, s.opts.Channel, projectionName, to); err != nil {
+	generation, err := notifyRewound(ctx, ptx, s.opts.Channel, projectionName, to)
+	if err != nil {
 		return from, err
 	}
 	if err := ptx.Commit(ctx); err != nil {
 		return from, fmt.Errorf("postgres: rewind %q: commit: %w", projectionName, err)
 	}
-	s.rewound(projectionName, to)
+	for name, g := range partitions {
+		s.rewound(name, tracking.State{}, g)
+	}
+	s.rewound(projectionName, to, generation)
 	return from, nil
+}
+
+// Reset deletes the tracking row of projectionName, so its next run starts afresh, and tells
+// the waiters (the zero state, in a new generation). The view's own tables are the caller's to
+// clear.
+func (s *Store) Reset(ctx context.Context, projectionName string) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres: reset %q: begin: %w", projectionName, err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	if _, err := tx.Exec(ctx, `DELETE FROM projector_tracking WHERE projection = $1`, projectionName); err != nil {
+		return fmt.Errorf("postgres: reset %q: %w", projectionName, err)
+	}
+	generation, err := notifyRewound(ctx, tx, s.opts.Channel, projectionName, tracking.State{})
+	if err != nil {
+		return fmt.Errorf("postgres: reset %q: %w", projectionName, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("postgres: reset %q: commit: %w", projectionName, err)
+	}
+	s.rewound(projectionName, tracking.State{}, generation)
+	return nil
 }
 
 // rewindPartitions deletes the tracking rows of projectionName's partitions (a rewind to the
 // start of a projection that runs, or ran, partitioned), under each partition's leadership lock,
-// and tells their waiters.
-func (s *Store) rewindPartitions(ctx context.Context, tx pgx.Tx, projectionName string) error {
+// and tells their waiters (those of the partitions SetPartitions declared too, with or without a
+// row); it returns the partitions' new generations.
+func (s *Store) rewindPartitions(ctx context.Context, tx pgx.Tx, projectionName string) (map[string]uint64, error) {
 	rows, err := tx.Query(ctx, `SELECT projection FROM projector_tracking WHERE starts_with(projection, $1) ORDER BY projection FOR UPDATE`,
 		projectionName+projection.PartitionSeparator)
 	if err != nil {
-		return fmt.Errorf("postgres: rewind %q: read the partitions' tracking: %w", projectionName, err)
+		return nil, fmt.Errorf("postgres: rewind %q: read the partitions' tracking: %w", projectionName, err)
 	}
 	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		return fmt.Errorf("postgres: rewind %q: read the partitions' tracking: %w", projectionName, err)
+		return nil, fmt.Errorf("postgres: rewind %q: read the partitions' tracking: %w", projectionName, err)
 	}
 	for _, name := range names {
 		if l, ok := LeaseFromContext(ctx); !ok || l.Projection() != name {
 			if err := s.lockLeadership(ctx, tx, "rewind", name); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM projector_tracking WHERE projection = $1`, name); err != nil {
-			return fmt.Errorf("postgres: rewind %q: delete the tracking of %q: %w", projectionName, name, err)
-		}
-		if err := Notify(ctx, tx, s.opts.Channel, name, tracking.State{}); err != nil {
-			return err
+			return nil, fmt.Errorf("postgres: rewind %q: delete the tracking of %q: %w", projectionName, name, err)
 		}
 	}
-	return nil
+	return s.notifyPartitions(ctx, tx, projectionName, names, s.partitionsOf(projectionName), tracking.State{})
 }
 
 // rewound hands the state a committed rewind left to this store's own waiters at once, as its
 // notification will moments later: a wait sent to the same process right after an online reset
-// must not be answered from the state before it.
-func (s *Store) rewound(projectionName string, to tracking.State) {
+// must not be answered from the state before it. generation is the rewind's: the notifications
+// of commits before it, delivered later, are ignored.
+func (s *Store) rewound(projectionName string, to tracking.State, generation uint64) {
 	s.mu.Lock()
 	l := s.listener
 	s.mu.Unlock()
 	if l != nil {
-		l.notified(projectionName, to)
+		l.notified(projectionName, to, generation)
 	}
 }
 

@@ -3,9 +3,9 @@
 // pgx.Batch), the projection's tracking row advances by compare-and-set, and a NOTIFY tells
 // waiters in other processes; Wait LISTENs for those notifications.
 //
-// Projector's own tables (projector_tracking, projector_dead_letters, projector_parked,
-// projector_versions, projector_migrations) live in the first schema of the connection's search_path; Migrate
-// creates them. Versions of a projection (versions.go), their shadow schemas (shadow.go) and
+// Projector's own tables (projector_tracking, projector_tracking_generations,
+// projector_dead_letters, projector_parked, projector_versions, projector_migrations) live in the
+// first schema of the connection's search_path; Migrate creates them. Versions of a projection (versions.go), their shadow schemas (shadow.go) and
 // the swap of one version's tables for another's (swap.go) are how a changed projection is
 // rebuilt while readers keep the serving version.
 package postgres
@@ -204,7 +204,8 @@ func (s *Store) Apply(ctx context.Context, projectionName string, prev, next tra
 			projectionName, int64(next.Last.Commit), int64(next.Last.Prepare), int64(next.Checkpoint),
 			int64(prev.Last.Commit), int64(prev.Last.Prepare), int64(prev.Checkpoint))
 	}
-	b.Queue(`SELECT pg_notify($1, $2)`, s.opts.Channel, encodeNotification(schema, projectionName, next))
+	notify, args := advanceNotification(s.opts.Channel, schema, projectionName, next)
+	b.Queue(notify, args...)
 	br := ptx.SendBatch(ctx, &b)
 	var tag pgconn.CommandTag
 	if guarded {
@@ -295,20 +296,6 @@ func (s *Store) Load(ctx context.Context, projectionName string) (tracking.State
 	return tracking.State{Last: tracking.Position{Commit: uint64(c), Prepare: uint64(p)}, Checkpoint: uint64(cp)}, true, nil
 }
 
-// Reset deletes the tracking row of projectionName, so its next run starts afresh, and tells
-// the waiters (the zero state). The view's own tables are the caller's to clear.
-func (s *Store) Reset(ctx context.Context, projectionName string) error {
-	schema, err := s.trackingSchema(ctx)
-	if err != nil {
-		return fmt.Errorf("postgres: reset %q: %w", projectionName, err)
-	}
-	if _, err := s.pool.Exec(ctx, `WITH gone AS (DELETE FROM projector_tracking WHERE projection = $1)
-		SELECT pg_notify($2, $3)`, projectionName, s.opts.Channel, encodeNotification(schema, projectionName, tracking.State{})); err != nil {
-		return fmt.Errorf("postgres: reset %q: %w", projectionName, err)
-	}
-	return nil
-}
-
 // DeadLetter implements projection.DeadLetterer: it queues the event and cause into
 // projector_dead_letters inside tx.
 func (s *Store) DeadLetter(ctx context.Context, tx pgx.Tx, projectionName string, e projection.Event, cause error) error {
@@ -340,7 +327,9 @@ func (s *Store) DeadLetter(ctx context.Context, tx pgx.Tx, projectionName string
 // of an event the projection does not subscribe to, it returns once the runner has committed
 // a server checkpoint past it (see projection.Runner.Wait for the bound). For a partitioned
 // projection (SetPartitions) it returns once every partition has processed commit, with the
-// lowest of their states.
+// lowest of their states. After a rewind, reset or swap of versions it never returns for a
+// position the rewound tracking has not processed, whatever the order in which the
+// notifications of commits before it and reads of the row reach this process (see hub.offer).
 func (s *Store) Wait(ctx context.Context, projectionName string, commit uint64) (tracking.State, error) {
 	l, err := s.sharedListener()
 	if err != nil {
@@ -349,7 +338,8 @@ func (s *Store) Wait(ctx context.Context, projectionName string, commit uint64) 
 	if n := s.partitionsOf(projectionName); n > 0 {
 		return s.waitPartitions(ctx, l, projectionName, n, commit)
 	}
-	return l.wait(ctx, projectionName, commit)
+	st, _, err := l.wait(ctx, projectionName, commit)
+	return st, err
 }
 
 // Waiting returns the number of Wait calls blocked on projectionName: a test waits for it
@@ -386,7 +376,7 @@ func (s *Store) sharedListener() (*listener, error) {
 		return nil, fmt.Errorf("postgres: wait: %w", errClosed)
 	}
 	if s.listener == nil {
-		s.listener = startListener(s.pool.Config().ConnConfig, s.opts.Channel, s.opts.ListenRetry, s.loadPartition)
+		s.listener = startListener(s.pool.Config().ConnConfig, s.opts.Channel, s.opts.ListenRetry, s.loadForWait)
 	}
 	return s.listener, nil
 }

@@ -157,8 +157,18 @@ func (s *Store) Swap(ctx context.Context, sw Swap) (Swapped, error) {
 	if err := setTracking(ctx, tx, sw.Projection, in); err != nil {
 		return fail("switch tracking", err)
 	}
-	if _, err := tx.Exec(ctx, `DELETE FROM projector_tracking WHERE starts_with(projection, $1)`, sw.Projection+projection.PartitionSeparator); err != nil {
+	rows, err := tx.Query(ctx, `DELETE FROM projector_tracking WHERE starts_with(projection, $1) RETURNING projection`, sw.Projection+projection.PartitionSeparator)
+	if err != nil {
 		return fail("delete the partitions' tracking", err)
+	}
+	deleted, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fail("delete the partitions' tracking", err)
+	}
+	// The partitions' waiters, of Out's partitions or of In's to be, start at In's state.
+	partitions, err := s.notifyPartitions(ctx, tx, sw.Projection, deleted, max(sw.OutPartitions, s.partitionsOf(sw.Projection)), in)
+	if err != nil {
+		return fail("notify the partitions", err)
 	}
 	if _, err := tx.Exec(ctx, `DELETE FROM projector_tracking WHERE projection = $1`, VersionTracking(sw.Projection, sw.In)); err != nil {
 		return fail("switch tracking", err)
@@ -180,12 +190,17 @@ func (s *Store) Swap(ctx context.Context, sw Swap) (Swapped, error) {
 	if tag.RowsAffected() != 1 {
 		return fail("record the versions", fmt.Errorf("version %s is not stored", sw.In))
 	}
-	if err := Notify(ctx, tx, s.opts.Channel, sw.Projection, in); err != nil {
+	generation, err := notifyRewound(ctx, tx, s.opts.Channel, sw.Projection, in)
+	if err != nil {
 		return fail("notify", err)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fail("commit", err)
 	}
+	for name, g := range partitions {
+		s.rewound(name, in, g)
+	}
+	s.rewound(sw.Projection, in, generation)
 	res.State, res.Blocked = in, time.Since(locked)
 	return res, nil
 }
