@@ -299,7 +299,7 @@ func TestMigrate(t *testing.T) {
 	if err := pool.QueryRow(context.Background(), `SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname = 'public'`).Scan(&tables); err != nil {
 		t.Fatal(err)
 	}
-	if tables != "dog_tricks,dogs,projector_dead_letters,projector_members,projector_migrations,projector_parked,projector_tracking,projector_versions" {
+	if tables != "dog_tricks,dogs,projector_dead_letters,projector_members,projector_migrations,projector_parked,projector_tracking,projector_tracking_generations,projector_versions" {
 		t.Errorf("tables after migrate: %s", tables)
 	}
 	// Flags override the environment.
