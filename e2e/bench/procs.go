@@ -18,6 +18,9 @@ import (
 type Binaries struct {
 	Projector string
 	Emulator  string
+	// DaemonEnv is added to the environment of every `projector run` (KEY=VALUE), after the
+	// variables the benchmark sets itself.
+	DaemonEnv []string
 }
 
 // BuildBinaries builds cmd/projector and cmd/kurrentdb-emulator of the module in the current

@@ -40,6 +40,7 @@ type Options struct {
 	Rounds      int    // read-your-writes rounds
 	MaxRSS      int64  // bound on the daemon's peak RSS, bytes
 	CatchUpTime time.Duration
+	DaemonEnv   []string // KEY=VALUE settings of every `projector run`, such as PROJECTOR_SHARED_READ=off
 	Checks      []Check
 	Log         io.Writer // progress lines
 }
@@ -179,11 +180,16 @@ func (o Options) logf(format string, args ...any) {
 }
 
 func (o Options) binaries(ctx context.Context, tmp string) (Binaries, error) {
+	var b Binaries
+	var err error
 	if o.BinDir != "" {
-		return BinariesIn(o.BinDir)
+		b, err = BinariesIn(o.BinDir)
+	} else {
+		o.logf("building the binaries")
+		b, err = BuildBinaries(ctx, tmp)
 	}
-	o.logf("building the binaries")
-	return BuildBinaries(ctx, tmp)
+	b.DaemonEnv = o.DaemonEnv
+	return b, err
 }
 
 // emulator is the running emulator binary and its connection string.

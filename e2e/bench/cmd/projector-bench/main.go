@@ -66,6 +66,13 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	fs.DurationVar(&f.opts.CatchUpTime, "catch-up-timeout", 30*time.Minute, "how long the daemon may take to catch up")
 	fs.StringVar(&f.jsonFile, "json", "", "also write the figures as JSON to this file")
 	fs.StringVar(&f.partitions, "partitions", "", "numbers of partitions, comma-separated (such as 1,2,4): measure the projections of -partition-config once for each, in that many partitions, instead of the per-event and batch forms")
+	fs.Func("daemon-env", "a `KEY=VALUE` setting of every projector run, such as PROJECTOR_SHARED_READ=off (repeatable)", func(v string) error {
+		if k, _, ok := strings.Cut(v, "="); !ok || k == "" {
+			return fmt.Errorf("%q: want KEY=VALUE", v)
+		}
+		f.opts.DaemonEnv = append(f.opts.DaemonEnv, v)
+		return nil
+	})
 	fs.StringVar(&f.partitionConfig, "partition-config", "examples/training_school.yaml", "projections files of the partitioned forms, comma-separated (see -partitions)")
 	if err := fs.Parse(args); err != nil {
 		return f, err

@@ -34,12 +34,14 @@ func TestDefaults(t *testing.T) {
 }
 
 func TestFlags(t *testing.T) {
-	f, err := parseFlags([]string{"-events", "50000", "-config", " a.yaml, ,b.yaml ", "-max-rss", "64", "-bin", "bin", "-catch-up-timeout", "1m"}, io.Discard)
+	f, err := parseFlags([]string{"-events", "50000", "-config", " a.yaml, ,b.yaml ", "-max-rss", "64", "-bin", "bin", "-catch-up-timeout", "1m",
+		"-daemon-env", "PROJECTOR_SHARED_READ=off", "-daemon-env", "GOGC=100"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := []bench.Form{{Name: "custom", Configs: []string{"a.yaml", "b.yaml"}}}
-	if f.opts.Workload.Events != 50000 || !reflect.DeepEqual(f.opts.Forms, want) || f.opts.MaxRSS != 64<<20 || f.opts.BinDir != "bin" || f.opts.CatchUpTime != time.Minute {
+	if f.opts.Workload.Events != 50000 || !reflect.DeepEqual(f.opts.Forms, want) || f.opts.MaxRSS != 64<<20 || f.opts.BinDir != "bin" || f.opts.CatchUpTime != time.Minute ||
+		!reflect.DeepEqual(f.opts.DaemonEnv, []string{"PROJECTOR_SHARED_READ=off", "GOGC=100"}) {
 		t.Errorf("parsed %+v", f.opts)
 	}
 }
@@ -100,6 +102,7 @@ func TestBadFlagsExit2NamingTheFlag(t *testing.T) {
 		{[]string{"-max-rss", "0"}, "-max-rss 0"},
 		{[]string{"-naive-events", "0"}, "-naive-events 0"},
 		{[]string{"-config", " , "}, "-config: no projections file"},
+		{[]string{"-daemon-env", "PROJECTOR_SHARED_READ"}, `"PROJECTOR_SHARED_READ": want KEY=VALUE`},
 		{[]string{"extra"}, `unexpected argument "extra"`},
 		{[]string{"-nope"}, "flag provided but not defined: -nope"},
 	} {
