@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/projector-dev/projector/internal/poll"
-	"github.com/projector-dev/projector/internal/testbin"
 	"github.com/projector-dev/projector/views/postgres"
 )
 
@@ -21,16 +20,7 @@ func TestOnDependencyProceedSwapsAndLeavesDependentsOnTheArchive(t *testing.T) {
 	t.Parallel()
 	dbURL, pool, uri, client := startBackends(t)
 	last := appendDogs(t, client, 0, 20, 3)
-	v1 := fmt.Sprintf(petsV1, 1000)
-	cfgFile := writeFile(t, "projections.yaml", v1)
-	addr := testbin.FreeAddr(t)
-	env := testbin.Env("KURRENTDB_URI="+uri, "DATABASE_URL="+dbURL, "PROJECTOR_HTTP_ADDR="+addr, "PROJECTOR_CONFIG="+cfgFile)
-	d := start(t, projectorBin, env, "run")
-	healthy(t, d, addr)
-	waitHTTP(t, addr, "pets", last)
-	if code := d.Signal(syscall.SIGTERM, exitTimeout); code != 0 {
-		t.Fatalf("exit %d", code)
-	}
+	v1, cfgFile, addr, env := servedPetsV1(t, dbURL, uri, last)
 	ctx := context.Background()
 	var pet string
 	if err := pool.QueryRow(ctx, `SELECT min(id) FROM pets`).Scan(&pet); err != nil {
@@ -49,7 +39,7 @@ func TestOnDependencyProceedSwapsAndLeavesDependentsOnTheArchive(t *testing.T) {
 
 	v2 := fmt.Sprintf(petsV2, 1000, "rebuild\n    on_dependency: proceed", "")
 	writeFileAt(t, cfgFile, v2)
-	d = start(t, projectorBin, env, "run")
+	d := start(t, projectorBin, env, "run")
 	healthy(t, d, addr)
 	id2 := fingerprint(t, v2)
 	poll.Until(t, 60*time.Second, "the new version serves", func() bool { return versionState(t, pool, id2) == "serving" })
@@ -83,22 +73,12 @@ func TestDependentCreatedDuringTheBuildHoldsUpTheSwap(t *testing.T) {
 	t.Parallel()
 	dbURL, pool, uri, client := startBackends(t)
 	last := appendDogs(t, client, 0, 100, 3)
-	v1 := fmt.Sprintf(petsV1, 1000)
-	cfgFile := writeFile(t, "projections.yaml", v1)
-	addr := testbin.FreeAddr(t)
-	env := testbin.Env("KURRENTDB_URI="+uri, "DATABASE_URL="+dbURL, "PROJECTOR_HTTP_ADDR="+addr, "PROJECTOR_CONFIG="+cfgFile)
-	d := start(t, projectorBin, env, "run")
-	healthy(t, d, addr)
-	waitHTTP(t, addr, "pets", last)
-	if code := d.Signal(syscall.SIGTERM, exitTimeout); code != 0 {
-		t.Fatalf("exit %d", code)
-	}
+	_, cfgFile, addr, env := servedPetsV1(t, dbURL, uri, last)
 
 	// Each trick takes 5 ms more, so the build of 300 tricks lasts well past the view's creation.
-	v2 := strings.Replace(fmt.Sprintf(petsV2, 1, "rebuild", ""), "WHERE id = @stream_id\n",
-		"WHERE id = @stream_id;\n        SELECT pg_sleep(0.005)\n", 1)
+	v2 := slowPetsV2()
 	writeFileAt(t, cfgFile, v2)
-	d = start(t, projectorBin, env, "run")
+	d := start(t, projectorBin, env, "run")
 	healthy(t, d, addr)
 	id2 := fingerprint(t, v2)
 	poll.Until(t, 30*time.Second, "the new version builds", func() bool { return versionState(t, pool, id2) == "building" })

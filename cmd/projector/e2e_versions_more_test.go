@@ -20,16 +20,7 @@ func TestOnChangeFailContinueAndQualifiedNames(t *testing.T) {
 	t.Parallel()
 	dbURL, pool, uri, client := startBackends(t)
 	last := appendDogs(t, client, 0, 20, 3)
-	v1 := fmt.Sprintf(petsV1, 1000)
-	cfgFile := writeFile(t, "projections.yaml", v1)
-	addr := testbin.FreeAddr(t)
-	env := testbin.Env("KURRENTDB_URI="+uri, "DATABASE_URL="+dbURL, "PROJECTOR_HTTP_ADDR="+addr, "PROJECTOR_CONFIG="+cfgFile)
-	d := start(t, projectorBin, env, "run")
-	healthy(t, d, addr)
-	waitHTTP(t, addr, "pets", last)
-	if code := d.Signal(syscall.SIGTERM, exitTimeout); code != 0 {
-		t.Fatalf("exit %d", code)
-	}
+	v1, cfgFile, addr, env := servedPetsV1(t, dbURL, uri, last)
 
 	writeFileAt(t, cfgFile, fmt.Sprintf(petsV2, 1000, "fail", ""))
 	code, _, stderr := runProjector(t, env, "run")
@@ -51,7 +42,7 @@ func TestOnChangeFailContinueAndQualifiedNames(t *testing.T) {
 
 	v2 := strings.Replace(fmt.Sprintf(petsV2, 1000, "continue", ""), "last_trick text);", "last_trick text);\n      ALTER TABLE pets ADD COLUMN IF NOT EXISTS last_trick text;", 1)
 	writeFileAt(t, cfgFile, v2)
-	d = start(t, projectorBin, env, "run")
+	d := start(t, projectorBin, env, "run")
 	healthy(t, d, addr)
 	more := appendDogs(t, client, 20, 5, 3)
 	waitHTTP(t, addr, "pets", more)

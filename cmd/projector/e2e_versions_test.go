@@ -224,23 +224,13 @@ func TestBuildResumesAfterSIGKILL(t *testing.T) {
 	dbURL, pool, uri, client := startBackends(t)
 	const dogs, tricks = 600, 3
 	last := appendDogs(t, client, 0, dogs, tricks)
-	cfgFile := writeFile(t, "projections.yaml", fmt.Sprintf(petsV1, 1000))
-	addr := testbin.FreeAddr(t)
-	env := testbin.Env("KURRENTDB_URI="+uri, "DATABASE_URL="+dbURL, "PROJECTOR_HTTP_ADDR="+addr, "PROJECTOR_CONFIG="+cfgFile)
-	d := start(t, projectorBin, env, "run")
-	healthy(t, d, addr)
-	waitHTTP(t, addr, "pets", last)
-	if code := d.Signal(syscall.SIGTERM, exitTimeout); code != 0 {
-		t.Fatalf("exit %d", code)
-	}
+	_, cfgFile, addr, env := servedPetsV1(t, dbURL, uri, last)
 
-	// One event per batch, each taking 5 ms more, so the build lasts long enough to be killed
-	// mid-way however fast the machine is.
-	v2 := strings.Replace(fmt.Sprintf(petsV2, 1, "rebuild", ""), "WHERE id = @stream_id\n",
-		"WHERE id = @stream_id;\n        SELECT pg_sleep(0.005)\n", 1)
+	// The build must last long enough to be killed mid-way.
+	v2 := slowPetsV2()
 	id2 := fingerprint(t, v2)
 	writeFileAt(t, cfgFile, v2)
-	d = start(t, projectorBin, env, "run")
+	d := start(t, projectorBin, env, "run")
 	shadowPosition := func() int64 {
 		var c int64
 		_ = pool.QueryRow(context.Background(), `SELECT commit_position FROM projector_tracking WHERE projection = $1`, postgres.VersionTracking("pets", id2)).Scan(&c)
@@ -290,4 +280,29 @@ func TestBuildResumesAfterSIGKILL(t *testing.T) {
 	if code := d.Signal(syscall.SIGTERM, exitTimeout); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
+}
+
+// servedPetsV1 runs a daemon on the first pets definition (petsV1, batches of 1000) until it
+// has projected through last, then stops it. It returns the definition, its file, and the
+// address and environment (with extraEnv) the next daemon runs with on a changed file.
+func servedPetsV1(t *testing.T, dbURL, uri string, last uint64, extraEnv ...string) (v1, cfgFile, addr string, env []string) {
+	t.Helper()
+	v1 = fmt.Sprintf(petsV1, 1000)
+	cfgFile = writeFile(t, "projections.yaml", v1)
+	addr = testbin.FreeAddr(t)
+	env = testbin.Env(append([]string{"KURRENTDB_URI=" + uri, "DATABASE_URL=" + dbURL, "PROJECTOR_HTTP_ADDR=" + addr, "PROJECTOR_CONFIG=" + cfgFile}, extraEnv...)...)
+	d := start(t, projectorBin, env, "run")
+	healthy(t, d, addr)
+	waitHTTP(t, addr, "pets", last)
+	if code := d.Signal(syscall.SIGTERM, exitTimeout); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	return v1, cfgFile, addr, env
+}
+
+// slowPetsV2 is the second pets definition in batches of one event, each trick taking 5 ms
+// more, so that its build lasts long enough to act on mid-way however fast the machine is.
+func slowPetsV2() string {
+	return strings.Replace(fmt.Sprintf(petsV2, 1, "rebuild", ""), "WHERE id = @stream_id\n",
+		"WHERE id = @stream_id;\n        SELECT pg_sleep(0.005)\n", 1)
 }
