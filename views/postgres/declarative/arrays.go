@@ -38,24 +38,6 @@ func arrayOID(typ string) (array, elem uint32) {
 	return oidTextArray, oidText
 }
 
-// eventArrayOIDs are the types of the load statement's parameters, in the order of Params.
-var eventArrayOIDs = func() []uint32 {
-	oids := make([]uint32, len(params))
-	for i, p := range params {
-		oids[i], _ = arrayOID(p.Type)
-	}
-	return oids
-}()
-
-// binaryFormats marks every parameter of the load statement as binary.
-var binaryFormats = func() []int16 {
-	f := make([]int16, len(params))
-	for i := range f {
-		f[i] = 1
-	}
-	return f
-}()
-
 // microsecondsToY2K is the Unix time of 2000-01-01 UTC in microseconds: PostgreSQL counts
 // timestamps from there.
 const microsecondsToY2K = 946_684_800 * 1_000_000
@@ -71,8 +53,9 @@ type eventArrays struct {
 var arraysPool = sync.Pool{New: func() any { return new(eventArrays) }}
 
 // checkBatchEvents reports the first event whose positions do not fit a bigint or whose data or
-// metadata is not JSON, naming it.
-func checkBatchEvents(events []projection.Event) error {
+// metadata, when l loads it, is not JSON, naming it.
+func checkBatchEvents(events []projection.Event, l *loadPlan) error {
+	checkData, checkMetadata := l.loads(data), l.loads(metadata)
 	for i := range events {
 		e := &events[i]
 		for _, v := range [...]uint64{e.Revision, e.Position.Commit, e.Position.Prepare} {
@@ -80,24 +63,25 @@ func checkBatchEvents(events []projection.Event) error {
 				return fmt.Errorf("%s: value %d does not fit a bigint column", describe(*e), v)
 			}
 		}
-		if _, err := jsonNull(e.Data); err != nil {
+		if _, err := jsonNull(e.Data); checkData && err != nil {
 			return fmt.Errorf("%s: data is not JSON (the events relation has it as jsonb): %w", describe(*e), err)
 		}
-		if _, err := jsonNull(e.Metadata); err != nil {
+		if _, err := jsonNull(e.Metadata); checkMetadata && err != nil {
 			return fmt.Errorf("%s: metadata is not JSON (the events relation has it as jsonb): %w", describe(*e), err)
 		}
 	}
 	return nil
 }
 
-// encode fills a with the arrays of events, after checking them (see checkBatchEvents).
-func (a *eventArrays) encode(events []projection.Event) error {
-	if err := checkBatchEvents(events); err != nil {
+// encode fills a with the arrays of the columns l loads of events, after checking them (see
+// checkBatchEvents).
+func (a *eventArrays) encode(events []projection.Event, l *loadPlan) error {
+	if err := checkBatchEvents(events, l); err != nil {
 		return err
 	}
-	a.buf, a.ends = slices.Grow(a.buf[:0], encodedSize(events)), a.ends[:0]
-	for _, p := range params {
-		a.appendColumn(fieldOf(p.Name), p.Type, events)
+	a.buf, a.ends = slices.Grow(a.buf[:0], encodedSize(events, l)), a.ends[:0]
+	for i, c := range l.cols {
+		a.appendColumn(l.fields[i], c.Type, events)
 		a.ends = append(a.ends, len(a.buf))
 	}
 	a.values = a.values[:0]
@@ -160,15 +144,31 @@ func (a *eventArrays) appendColumn(f field, typ string, events []projection.Even
 	a.buf = b
 }
 
-// encodedSize is the size of the arrays of events: the headers, and each element's length
-// and bytes.
-func encodedSize(events []projection.Event) int {
+// encodedSize is the size of the arrays of the columns l loads of events: the headers, and
+// each element's length and bytes.
+func encodedSize(events []projection.Event, l *loadPlan) int {
 	const header, length, int8Size = 20, 4, 8
-	n := len(params) * header
-	for i := range events {
-		e := &events[i]
-		n += len(params)*length + len(e.Stream) + len(e.Type) + len(e.ID) + len(e.ContentType) +
-			len(e.Data) + len(e.Metadata) + 4*int8Size
+	n := len(l.fields) * (header + len(events)*length)
+	for _, f := range l.fields {
+		for i := range events {
+			e := &events[i]
+			switch f {
+			case streamID:
+				n += len(e.Stream)
+			case eventType:
+				n += len(e.Type)
+			case eventID:
+				n += len(e.ID)
+			case contentType:
+				n += len(e.ContentType)
+			case data:
+				n += len(e.Data)
+			case metadata:
+				n += len(e.Metadata)
+			default:
+				n += int8Size
+			}
+		}
 	}
 	return n
 }

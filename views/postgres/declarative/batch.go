@@ -84,26 +84,9 @@ var eventsTable = func() string {
 	return fmt.Sprintf("CREATE TEMP TABLE IF NOT EXISTS events (%s) ON COMMIT DELETE ROWS", strings.Join(defs, ", "))
 }()
 
-// loadEvents fills pg_temp.events from the bound arrays: $k is the array of the k-th parameter
-// of Params (jsonb columns travel as text and are cast). It empties the table first, for a
-// second batch in the same transaction.
-var loadEvents = func() []string {
-	var sel, arrays, names []string
-	sel = append(sel, "u.seq")
-	for i, p := range params {
-		typ := p.Type
-		if typ == "jsonb" {
-			typ = "text"
-			sel = append(sel, "u."+p.Name+"::jsonb")
-		} else {
-			sel = append(sel, "u."+p.Name)
-		}
-		arrays = append(arrays, fmt.Sprintf("$%d::%s[]", i+1, typ))
-		names = append(names, p.Name)
-	}
-	return []string{"DELETE FROM pg_temp.events", fmt.Sprintf("INSERT INTO pg_temp.events SELECT %s FROM unnest(%s) WITH ORDINALITY AS u(%s, seq)",
-		strings.Join(sel, ", "), strings.Join(arrays, ", "), strings.Join(names, ", "))}
-}()
+// emptyEvents empties pg_temp.events before a batch is loaded, for a second batch in the same
+// transaction.
+const emptyEvents = "DELETE FROM pg_temp.events"
 
 // createEvents creates pg_temp.events in tx if it is missing.
 func createEvents(ctx context.Context, tx pgx.Tx) error {
@@ -123,16 +106,12 @@ const loadSteps = 3
 // Everything goes in one round trip, each statement parsed when its turn comes (so the
 // statements after the first see the table it creates): the temporary table events is
 // created if it is missing and emptied, loaded from the bound arrays (see eventArrays), and
-// the batch SQL's statements run in order.
+// the batch SQL's statements run in order. Only the columns the batch SQL reads are loaded:
+// PostgreSQL says which at the first batch (see columnsRead), in one more round trip.
 func (p *Projection) handleBatch(ctx context.Context, tx pgx.Tx, events []projection.Event) error {
 	mine := p.ofTopics(events)
 	if len(mine) == 0 {
 		return nil
-	}
-	arrays := arraysPool.Get().(*eventArrays)
-	defer arraysPool.Put(arrays)
-	if err := arrays.encode(mine); err != nil {
-		return err
 	}
 	if f, ok := tx.(projection.Flusher); ok {
 		// Statements the store queued before this batch run first.
@@ -140,10 +119,23 @@ func (p *Projection) handleBatch(ctx context.Context, tx pgx.Tx, events []projec
 			return fmt.Errorf("%s: %w", describeBatch(mine), err)
 		}
 	}
+	load := p.load.Load()
+	if load == nil {
+		var err error
+		if load, err = columnsRead(ctx, tx, p.batch); err != nil {
+			return fmt.Errorf("%s: %w", describeBatch(mine), err)
+		}
+		p.load.Store(load)
+	}
+	arrays := arraysPool.Get().(*eventArrays)
+	defer arraysPool.Put(arrays)
+	if err := arrays.encode(mine, load); err != nil {
+		return err
+	}
 	b := &pgconn.Batch{}
 	b.ExecParams(eventsTable, nil, nil, nil, nil)
-	b.ExecParams(loadEvents[0], nil, nil, nil, nil)
-	b.ExecParams(loadEvents[1], arrays.values, eventArrayOIDs, binaryFormats, nil)
+	b.ExecParams(emptyEvents, nil, nil, nil, nil)
+	b.ExecParams(load.insert, arrays.values, load.oids, load.formats, nil)
 	for _, s := range p.batch {
 		b.ExecParams(s.SQL, nil, nil, nil, nil)
 	}

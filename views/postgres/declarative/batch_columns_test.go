@@ -88,3 +88,48 @@ commit_position, prepare_position, created, content_type, data, metadata) VALUES
 		t.Errorf("data and metadata = %q, want %q", nulls, want)
 	}
 }
+
+// Only the columns of events the batch SQL reads are loaded, but a trigger of a table it
+// writes may read any column: the events relation then holds every column.
+func TestBatchEventsHoldEveryColumnForATriggerThatReadsThem(t *testing.T) {
+	ctx := context.Background()
+	c := testDB(t)
+	p, err := declarative.New(declarative.Spec{Name: "audited", Topics: []string{"Copied"},
+		Schema: `CREATE TABLE IF NOT EXISTS audited (id text, meta text);
+CREATE OR REPLACE FUNCTION audit_meta() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  NEW.meta := (SELECT metadata->>'k' FROM events WHERE stream_id = NEW.id);
+  RETURN NEW;
+END $$;
+CREATE OR REPLACE TRIGGER audit_meta BEFORE INSERT ON audited FOR EACH ROW EXECUTE FUNCTION audit_meta();`,
+		Batch: "INSERT INTO audited (id) SELECT stream_id FROM events"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Check(ctx, c); err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	if err := p.Migrate(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	evs := []projection.Event{
+		{ID: "e1", Type: "Copied", Stream: "a", Position: projection.Position{Commit: 1, Prepare: 1}, Data: []byte(`{}`), Metadata: []byte(`{"k": "one"}`)},
+		{ID: "e2", Type: "Copied", Stream: "b", Position: projection.Position{Commit: 2, Prepare: 2}, Data: []byte(`{}`), Metadata: []byte(`{"k": "two"}`)},
+	}
+	for _, e := range evs {
+		if err := applyBatch(t, c, p, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := c.Query(ctx, "SELECT id || '=' || coalesce(meta, 'NULL') FROM audited ORDER BY id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := pgx.CollectRows(r, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"a=one", "b=two"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("audited = %q, want %q (the trigger read the metadata of the events)", got, want)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
 
@@ -46,6 +47,9 @@ type Projection struct {
 	handlers map[string]*compiled
 	batch    []Statement     // the batch SQL's statements, rewritten to read events; nil without
 	topicSet map[string]bool // the topics of batch SQL
+	// load is how batches reach the relation events: nil until the first batch asks
+	// PostgreSQL which columns the batch SQL reads (see columnsRead).
+	load atomic.Pointer[loadPlan]
 }
 
 type compiled struct {
