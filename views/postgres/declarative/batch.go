@@ -107,7 +107,9 @@ const loadSteps = 3
 // statements after the first see the table it creates): the temporary table events is
 // created if it is missing and emptied, loaded from the bound arrays (see eventArrays), and
 // the batch SQL's statements run in order. Only the columns the batch SQL reads are loaded:
-// PostgreSQL says which at the first batch (see columnsRead), in one more round trip.
+// PostgreSQL says which at the first batch (see columnsRead), in one more round trip; when
+// nothing but the statements reads events, each statement reads them from a common table
+// expression over the arrays instead of the table (see inlineStatements).
 func (p *Projection) handleBatch(ctx context.Context, tx pgx.Tx, events []projection.Event) error {
 	mine := p.ofTopics(events)
 	if len(mine) == 0 {
@@ -133,11 +135,19 @@ func (p *Projection) handleBatch(ctx context.Context, tx pgx.Tx, events []projec
 		return err
 	}
 	b := &pgconn.Batch{}
-	b.ExecParams(eventsTable, nil, nil, nil, nil)
-	b.ExecParams(emptyEvents, nil, nil, nil, nil)
-	b.ExecParams(load.insert, arrays.values, load.oids, load.formats, nil)
-	for _, s := range p.batch {
-		b.ExecParams(s.SQL, nil, nil, nil, nil)
+	steps := 0 // statements before the batch SQL's
+	if load.inline != nil {
+		for _, s := range load.inline {
+			b.ExecParams(s, arrays.values, load.oids, load.formats, nil)
+		}
+	} else {
+		steps = loadSteps
+		b.ExecParams(eventsTable, nil, nil, nil, nil)
+		b.ExecParams(emptyEvents, nil, nil, nil, nil)
+		b.ExecParams(load.insert, arrays.values, load.oids, load.formats, nil)
+		for _, s := range p.batch {
+			b.ExecParams(s.SQL, nil, nil, nil, nil)
+		}
 	}
 	results := tx.Conn().PgConn().ExecBatch(ctx, b)
 	done := 0
@@ -154,13 +164,13 @@ func (p *Projection) handleBatch(ctx context.Context, tx pgx.Tx, events []projec
 	switch {
 	case err == nil:
 		return nil
-	case done == 0:
+	case done == 0 && steps > 0:
 		return fmt.Errorf("%s: create the temporary table events: %w", describeBatch(mine), err)
-	case done < loadSteps:
+	case done < steps:
 		return fmt.Errorf("%s: load the temporary table events (step %d): %w", describeBatch(mine), done, err)
-	case done-loadSteps < len(p.batch):
-		s := p.batch[done-loadSteps]
-		return fmt.Errorf("%s: statement %d (line %d of the batch SQL): %w", describeBatch(mine), done-loadSteps+1, s.Line, err)
+	case done-steps < len(p.batch):
+		s := p.batch[done-steps]
+		return fmt.Errorf("%s: statement %d (line %d of the batch SQL): %w", describeBatch(mine), done-steps+1, s.Line, err)
 	}
 	return fmt.Errorf("%s: %w", describeBatch(mine), err)
 }

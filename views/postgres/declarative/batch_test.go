@@ -235,3 +235,40 @@ func TestBatchEventsShadowATableOfThatName(t *testing.T) {
 		t.Errorf("Check with pg_temp last = %v", err)
 	}
 }
+
+// Batch SQL of one statement reads the events from a common table expression over the bound
+// arrays instead of the temporary table: the same rows, in log order by seq, shadowing a table
+// events, merged into the statement's own WITH.
+func TestOneStatementOfBatchSQLSeesTheBatchInLogOrder(t *testing.T) {
+	ctx := context.Background()
+	c := testDB(t)
+	if _, err := c.Exec(ctx, "CREATE TABLE events (stream_id text, data jsonb, seq bigint)"); err != nil {
+		t.Fatal(err)
+	}
+	s := batchSpec
+	s.Batch = `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2)
+INSERT INTO seen SELECT string_agg(data->>'name' || '@' || stream_id || '#' || seq, ',' ORDER BY seq) || '/' || (SELECT count(*) FROM n) FROM events`
+	p, err := declarative.New(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Check(ctx, c); err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	if err := p.Migrate(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	evil := "Rex'); DROP TABLE seen; --"
+	err = applyBatch(t, c, p, named("a", "Fido", 100), event("Other", 0, 150, "not JSON, and not one of the topics"),
+		named("b", evil, 200), named("a", "Max", 300))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got string
+	if err := c.QueryRow(ctx, "SELECT batch_order FROM seen").Scan(&got); err != nil {
+		t.Fatal(err)
+	}
+	if want := "Fido@a#1," + evil + "@b#2,Max@a#3/2"; got != want {
+		t.Errorf("the batch SQL saw %q, want %q", got, want)
+	}
+}
