@@ -11,6 +11,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/projector-dev/projector/internal/poll"
+	"github.com/projector-dev/projector/projection"
+	"github.com/projector-dev/projector/tracking"
 	"github.com/projector-dev/projector/views/postgres"
 	"github.com/projector-dev/projector/views/postgres/pgtest"
 )
@@ -430,5 +432,50 @@ func BenchmarkLeaseVerify(b *testing.B) {
 		if err := postgres.VerifyLeadership(lead, tx); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// A batch whose leader's lock connection has died is not committed, even before any check of
+// the Lease has noticed: neither its view changes nor its tracking advance.
+func TestApplyRefusesToCommitWithoutTheLock(t *testing.T) {
+	store, schema := newStore(t, postgres.Options{})
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pool := pgtest.Pool(t, schema)
+	if _, err := pool.Exec(ctx, `CREATE TABLE seen (n int)`); err != nil {
+		t.Fatal(err)
+	}
+	e := leaderTestElector(t, schema, time.Hour) // no periodic check: the batch's fence alone
+	lead, releaseLead, err := e.Acquire(ctx, "dogs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer releaseLead()
+	write := func(n int) func(context.Context, pgx.Tx) error {
+		return func(ctx context.Context, tx pgx.Tx) error {
+			return postgres.Queue(ctx, tx, `INSERT INTO seen VALUES ($1)`, n)
+		}
+	}
+	first := tracking.State{Last: pos(100)}
+	if err := store.Apply(lead, "dogs", tracking.State{}, first, write(1)); err != nil {
+		t.Fatalf("Apply while leading: %v", err)
+	}
+	lease, _ := postgres.LeaseFromContext(lead)
+	terminateBackend(t, lease.PID())
+	err = store.Apply(lead, "dogs", first, tracking.State{Last: pos(200)}, write(2))
+	if !errors.Is(err, projection.ErrLeadershipLost) || !strings.Contains(err.Error(), "not committed") {
+		t.Fatalf("Apply after the lock connection died = %v, want a batch not committed for ErrLeadershipLost", err)
+	}
+	var rows int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM seen`).Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	st, _, err := store.Load(ctx, "dogs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rows != 1 || st != first {
+		t.Errorf("after the refused batch: %d rows, tracking %v; want 1 row and %v", rows, st, first)
 	}
 }

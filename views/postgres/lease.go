@@ -96,20 +96,53 @@ func (l *Lease) Verify(ctx context.Context, tx pgx.Tx) error {
 	if err := l.Err(); err != nil {
 		return err
 	}
-	u := uint64(l.key)
 	var held bool
-	err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks
-		WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-		  AND classid = $1::bigint::oid AND objid = $2::bigint::oid AND objsubid = 1 AND pid = $3 AND granted)`,
-		int64(u>>32), int64(u&0xffffffff), int64(l.pid)).Scan(&held)
-	if err != nil {
+	if err := tx.QueryRow(ctx, lockHeld, l.lockHeldArgs()...).Scan(&held); err != nil {
 		return fmt.Errorf("postgres: leadership of %q: verify the advisory lock: %w", l.projection, err)
 	}
+	return l.held(held)
+}
+
+// lockHeld answers whether a backend holds an advisory lock: $1 and $2 are the halves of its
+// key, $3 the backend's process id.
+const lockHeld = `SELECT EXISTS (SELECT 1 FROM pg_locks
+		WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+		  AND classid = $1::bigint::oid AND objid = $2::bigint::oid AND objsubid = 1 AND pid = $3 AND granted)`
+
+// lockHeldArgs are the arguments of lockHeld for the Lease's lock.
+func (l *Lease) lockHeldArgs() []any {
+	u := uint64(l.key)
+	return []any{int64(u >> 32), int64(u & 0xffffffff), int64(l.pid)}
+}
+
+// held takes lockHeld's answer: when the lock is no longer held, the Lease ends as lost.
+func (l *Lease) held(held bool) error {
 	if !held {
 		l.end(fmt.Errorf("postgres: leadership of %q: backend %d no longer holds advisory lock %d: %w", l.projection, l.pid, l.key, ErrLeadershipLost))
 		return l.Err()
 	}
 	return nil
+}
+
+// queueVerify is VerifyLeadership queued on b, to go in one round trip with the statements
+// queued after it: it returns the function that reads the check's answer (the first of b's
+// results), or nil when ctx carries no Lease. It fails at once when the Lease has ended.
+func queueVerify(ctx context.Context, b *pgx.Batch) (func(pgx.BatchResults) error, error) {
+	l, ok := LeaseFromContext(ctx)
+	if !ok {
+		return nil, nil
+	}
+	if err := l.Err(); err != nil {
+		return nil, err
+	}
+	b.Queue(lockHeld, l.lockHeldArgs()...)
+	return func(br pgx.BatchResults) error {
+		var held bool
+		if err := br.QueryRow().Scan(&held); err != nil {
+			return fmt.Errorf("postgres: leadership of %q: verify the advisory lock: %w", l.projection, err)
+		}
+		return l.held(held)
+	}, nil
 }
 
 // Release gives leadership up: it stops the health checks, unlocks, and closes the lock

@@ -182,13 +182,13 @@ func (s *Store) Apply(ctx context.Context, projectionName string, prev, next tra
 	if err := tx.Flush(ctx); err != nil {
 		return s.classify(ptx, projectionName, s.versionMoved(ctx, projectionName, g, guarded, err))
 	}
-	if err := VerifyLeadership(ctx, ptx); err != nil {
-		if errors.Is(err, ErrLeadershipLost) || errors.Is(err, ErrLeaseReleased) {
-			return fmt.Errorf("postgres: batch of %q not committed: %w: %w", projectionName, projection.ErrLeadershipLost, err)
-		}
-		return fmt.Errorf("postgres: batch of %q: %w", projectionName, err)
-	}
+	// The leadership fence (see VerifyLeadership) goes first, in one round trip with the
+	// tracking advance: when the lock is lost, nothing is committed.
 	var b pgx.Batch
+	verify, err := queueVerify(ctx, &b)
+	if err != nil {
+		return leadershipError(projectionName, err)
+	}
 	if guarded {
 		b.Queue(`SELECT projector_check_version($1, $2, $3)`, g.base, g.version, string(g.state))
 	}
@@ -207,6 +207,12 @@ func (s *Store) Apply(ctx context.Context, projectionName string, prev, next tra
 	notify, args := advanceNotification(s.opts.Channel, schema, projectionName, next)
 	b.Queue(notify, args...)
 	br := ptx.SendBatch(ctx, &b)
+	if verify != nil {
+		if err := verify(br); err != nil {
+			_ = br.Close()
+			return leadershipError(projectionName, err)
+		}
+	}
 	var tag pgconn.CommandTag
 	if guarded {
 		if _, err = br.Exec(); isVersionChanged(err) {
@@ -237,6 +243,14 @@ func (s *Store) Apply(ctx context.Context, projectionName string, prev, next tra
 		return fmt.Errorf("postgres: commit batch of %q: %w", projectionName, err)
 	}
 	return nil
+}
+
+// leadershipError is err, the failure of a batch's leadership fence, as Apply returns it.
+func leadershipError(projectionName string, err error) error {
+	if errors.Is(err, ErrLeadershipLost) || errors.Is(err, ErrLeaseReleased) {
+		return fmt.Errorf("postgres: batch of %q not committed: %w: %w", projectionName, projection.ErrLeadershipLost, err)
+	}
+	return fmt.Errorf("postgres: batch of %q: %w", projectionName, err)
 }
 
 // classify marks err, returned by a batch's handlers (or by the reading of the schema before
