@@ -101,7 +101,7 @@ func (a *app) demo(ctx context.Context, exit bool) error {
 	if err != nil {
 		return err
 	}
-	defer shutdownDaemon(ctx, d)
+	defer shutdownServer(ctx, d)
 	base := localURL(d.Addr())
 
 	runCtx, stopRunner := context.WithCancel(ctx)

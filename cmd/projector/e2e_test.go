@@ -121,10 +121,17 @@ func TestDeclarativeProjectionEndToEnd(t *testing.T) {
 	last := appendDogs(t, client, 0, dogs, tricks)
 
 	cfgFile := writeFile(t, "projections.yaml", bothProjections(t))
-	addr := testbin.FreeAddr(t)
-	env := testbin.Env("KURRENTDB_URI="+uri, "DATABASE_URL="+dbURL, "PROJECTOR_HTTP_ADDR="+addr, "PROJECTOR_CONFIG="+cfgFile, "PROJECTOR_ADMIN_TOKEN="+e2eToken)
+	addr, profiles := testbin.FreeAddr(t), testbin.FreeAddr(t)
+	env := testbin.Env("KURRENTDB_URI="+uri, "DATABASE_URL="+dbURL, "PROJECTOR_HTTP_ADDR="+addr, "PROJECTOR_CONFIG="+cfgFile,
+		"PROJECTOR_ADMIN_TOKEN="+e2eToken, "PROJECTOR_PPROF_ADDR="+profiles)
 	d := start(t, projectorBin, env, "run")
 	healthy(t, d, addr)
+	if code, b := httpGet(t, "http://"+profiles+"/debug/pprof/heap?debug=1"); code != 200 || !strings.HasPrefix(string(b), "heap profile:") {
+		t.Errorf("PROJECTOR_PPROF_ADDR: GET /debug/pprof/heap = %d %.100q, want the heap profile", code, b)
+	}
+	if code, _ := httpGet(t, "http://"+addr+"/debug/pprof/heap?debug=1"); code != 404 {
+		t.Errorf("the API listener answers /debug/pprof/heap with %d, want 404 (profiles only on their own listener)", code)
+	}
 
 	waitHTTP(t, addr, "dog_counts", last)
 	waitHTTP(t, addr, "dogs", last)

@@ -55,6 +55,7 @@ current position.`,
 	a.envFlag(cmd.Flags(), "max-waits", "how many wait requests the HTTP API serves at once; beyond it they answer 503 with Retry-After")
 	a.envFlag(cmd.Flags(), "member-id", "this replica's id among the replicas that share the projections (default: host name and process id)")
 	a.envFlag(cmd.Flags(), "shared-read", "on (default): the projections share their reads of $all; off: each reads on its own subscription")
+	a.envFlag(cmd.Flags(), "pprof-addr", "listen address of Go's runtime profiles (/debug/pprof/) for go tool pprof; empty (default): not served")
 	a.adminTokenFlags(cmd, "the bearer token the commands (resume, skip, reset) require; without one they are disabled")
 	return cmd
 }
@@ -111,7 +112,16 @@ func (a *app) run(ctx context.Context, doMigrate bool) error {
 	if err != nil {
 		return err
 	}
-	defer shutdownDaemon(ctx, d)
+	defer shutdownServer(ctx, d)
+	if addr := a.settings.PprofAddr; addr != "" {
+		profiles, err := daemon.ListenProfiles(addr)
+		if err != nil {
+			return fmt.Errorf("profiling listener (%s): %w", config.EnvPprofAddr, err)
+		}
+		defer shutdownServer(ctx, profiles)
+		log.Info("Go runtime profiles served under /debug/pprof/ (go tool pprof reads them); let only operators reach this address",
+			zap.String("addr", profiles.Addr()))
+	}
 
 	pool, store, closeDB, err := a.openStore(ctx, log, true)
 	if err != nil {
@@ -252,11 +262,12 @@ func runMembership(ctx context.Context, log *zap.Logger, group *postgres.Members
 	return func() { cancel(); <-done }
 }
 
-// shutdownDaemon stops d's HTTP server, giving it five seconds even when ctx has ended.
-func shutdownDaemon(ctx context.Context, d *daemon.Daemon) {
+// shutdownServer stops an HTTP server (the daemon's, the profiling listener), giving it five
+// seconds even when ctx has ended.
+func shutdownServer(ctx context.Context, s interface{ Shutdown(context.Context) error }) {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	_ = d.Shutdown(sctx)
+	_ = s.Shutdown(sctx)
 }
 
 // shutdownTracing exports the spans tracing still holds, giving it five seconds even when ctx

@@ -23,6 +23,7 @@ const (
 	EnvMaxWaits           = "PROJECTOR_MAX_WAITS"
 	EnvMemberID           = "PROJECTOR_MEMBER_ID"
 	EnvSharedRead         = "PROJECTOR_SHARED_READ"
+	EnvPprofAddr          = "PROJECTOR_PPROF_ADDR"
 	DefaultHTTPAddr       = ":9090"
 	DefaultLogLevel       = "info"
 	DefaultLogFormat      = "json"
@@ -72,6 +73,9 @@ type Settings struct {
 	// SharedRead is "on" when the projections (and partitions) of the process share their reads
 	// of $all (source/fanout), "off" when each reads on its own subscription.
 	SharedRead string
+	// PprofAddr is the address of the listener of Go's runtime profiles (/debug/pprof/);
+	// empty, the default, serves none.
+	PprofAddr string
 }
 
 // Setting is one setting read from an environment variable: the variable, the command-line
@@ -103,6 +107,7 @@ func Variables() []Setting {
 		{EnvMaxWaits, "max-waits", strconv.Itoa(DefaultMaxWaits), func(s *Settings) *string { return &s.MaxWaits }},
 		{EnvMemberID, "member-id", "", func(s *Settings) *string { return &s.MemberID }},
 		{EnvSharedRead, "shared-read", DefaultSharedRead, func(s *Settings) *string { return &s.SharedRead }},
+		{EnvPprofAddr, "pprof-addr", "", func(s *Settings) *string { return &s.PprofAddr }},
 	}
 }
 
