@@ -170,17 +170,20 @@ func (s *Store) Apply(ctx context.Context, projectionName string, prev, next tra
 		return s.classify(nil, projectionName, err)
 	}
 	g, guarded := s.guardFor(projectionName)
-	ptx, err := s.pool.BeginTx(ctx, g.txOptions())
+	pc, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("postgres: begin batch of %q: %w", projectionName, err)
 	}
+	defer pc.Release() // destroys a connection left in a transaction
+	// BEGIN goes with the batch's first statements (see lazyTx).
+	ptx := newLazyTx(pc.Conn(), g.begin())
 	defer func() { _ = ptx.Rollback(context.WithoutCancel(ctx)) }()
 	tx := &Tx{Tx: ptx}
 	if err := fn(ctx, tx); err != nil {
-		return s.classify(ptx, projectionName, s.versionMoved(ctx, projectionName, g, guarded, err))
+		return s.classify(pc.Conn(), projectionName, s.versionMoved(ctx, projectionName, g, guarded, err))
 	}
 	if err := tx.Flush(ctx); err != nil {
-		return s.classify(ptx, projectionName, s.versionMoved(ctx, projectionName, g, guarded, err))
+		return s.classify(pc.Conn(), projectionName, s.versionMoved(ctx, projectionName, g, guarded, err))
 	}
 	// The leadership fence (see VerifyLeadership) goes first, in one round trip with the
 	// tracking advance: when the lock is lost, nothing is committed.
@@ -254,12 +257,12 @@ func leadershipError(projectionName string, err error) error {
 }
 
 // classify marks err, returned by a batch's handlers (or by the reading of the schema before
-// the batch, with a nil ptx), as transient when the connection failed rather than the event.
-func (s *Store) classify(ptx pgx.Tx, projectionName string, err error) error {
+// the batch, with a nil conn), as transient when the connection failed rather than the event.
+func (s *Store) classify(conn *pgx.Conn, projectionName string, err error) error {
 	if errors.Is(err, projection.ErrTransient) {
 		return err
 	}
-	if (ptx != nil && ptx.Conn().IsClosed()) || Transient(err) {
+	if (conn != nil && conn.IsClosed()) || Transient(err) {
 		return fmt.Errorf("postgres: batch of %q: %w: %w", projectionName, projection.ErrTransient, err)
 	}
 	return err

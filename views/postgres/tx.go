@@ -31,6 +31,17 @@ func (t *Tx) Queue(sql string, args ...any) {
 	t.queries = append(t.queries, sql)
 }
 
+// TakeBegin returns the statements that begin the transaction when they have not been sent yet
+// (the store sends a batch's BEGIN with its first statements) and nothing is queued, and counts
+// them as sent: a caller about to send statements on the connection directly (Conn) sends these
+// first, in the same round trip. It returns nil otherwise.
+func (t *Tx) TakeBegin() []string {
+	if l, ok := t.Tx.(*lazyTx); ok && len(t.queries) == 0 {
+		return l.takeBegin()
+	}
+	return nil
+}
+
 // Pending is the number of queued statements not yet sent.
 func (t *Tx) Pending() int { return len(t.queries) }
 

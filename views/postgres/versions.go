@@ -116,14 +116,15 @@ func (s *Store) Guard(ctx context.Context, projectionName, base, id string, want
 	return nil
 }
 
-// txOptions begins a batch of the guarded version: for a building version, with its
-// search_path set in the same round trip (a SET queued in the batch's pipeline would come too
-// late: the pipeline prepares every statement before it runs the first).
-func (g guard) txOptions() pgx.TxOptions {
+// begin returns the statements that begin a batch transaction of the guarded version: BEGIN,
+// and for a building version the search path of its schema (see lazyTx: a SET queued in a pgx
+// batch's pipeline would come too late, as the pipeline prepares every statement before it
+// runs the first).
+func (g guard) begin() []string {
 	if g.searchPath == "" {
-		return pgx.TxOptions{}
+		return []string{"BEGIN"}
 	}
-	return pgx.TxOptions{BeginQuery: "BEGIN; SET LOCAL search_path TO " + g.searchPath}
+	return []string{"BEGIN", "SET LOCAL search_path TO " + g.searchPath}
 }
 
 // versionMoved returns err, the failure of a guarded batch's statements, as an error wrapping

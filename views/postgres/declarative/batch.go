@@ -135,13 +135,21 @@ func (p *Projection) handleBatch(ctx context.Context, tx pgx.Tx, events []projec
 		return err
 	}
 	b := &pgconn.Batch{}
-	steps := 0 // statements before the batch SQL's
+	// The store's transaction may not have sent its BEGIN yet: it goes first, in this round trip.
+	var begin []string
+	if tb, ok := tx.(beginTaker); ok {
+		begin = tb.TakeBegin()
+	}
+	for _, s := range begin {
+		b.ExecParams(s, nil, nil, nil, nil)
+	}
+	steps := len(begin) // statements before the batch SQL's
 	if load.inline != nil {
 		for _, s := range load.inline {
 			b.ExecParams(s, arrays.values, load.oids, load.formats, nil)
 		}
 	} else {
-		steps = loadSteps
+		steps += loadSteps
 		b.ExecParams(eventsTable, nil, nil, nil, nil)
 		b.ExecParams(emptyEvents, nil, nil, nil, nil)
 		b.ExecParams(load.insert, arrays.values, load.oids, load.formats, nil)
@@ -164,10 +172,12 @@ func (p *Projection) handleBatch(ctx context.Context, tx pgx.Tx, events []projec
 	switch {
 	case err == nil:
 		return nil
-	case done == 0 && steps > 0:
+	case done < len(begin):
+		return fmt.Errorf("%s: begin the transaction (%s): %w", describeBatch(mine), begin[done], err)
+	case done == len(begin) && load.inline == nil:
 		return fmt.Errorf("%s: create the temporary table events: %w", describeBatch(mine), err)
 	case done < steps:
-		return fmt.Errorf("%s: load the temporary table events (step %d): %w", describeBatch(mine), done, err)
+		return fmt.Errorf("%s: load the temporary table events (step %d): %w", describeBatch(mine), done-len(begin), err)
 	case done-steps < len(p.batch):
 		s := p.batch[done-steps]
 		return fmt.Errorf("%s: statement %d (line %d of the batch SQL): %w", describeBatch(mine), done-steps+1, s.Line, err)
@@ -200,6 +210,10 @@ func describeBatch(events []projection.Event) string {
 	}
 	return fmt.Sprintf("batch of %d events at %s to %s", len(events), events[0].Position, events[len(events)-1].Position)
 }
+
+// beginTaker is a transaction that may not have sent its BEGIN yet (the views/postgres store's):
+// TakeBegin returns the statements that begin it, for the caller to send first.
+type beginTaker interface{ TakeBegin() []string }
 
 // batchProjection is a declarative projection with batch SQL as the Runner runs it: a
 // projection.BatchProjection.
