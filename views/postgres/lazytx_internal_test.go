@@ -8,7 +8,9 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/projector-dev/projector/tracking"
 	"github.com/projector-dev/projector/views/postgres/pgtest"
 )
 
@@ -181,5 +183,50 @@ func TestTxTakeBegin(t *testing.T) {
 	}
 	if got := tx.TakeBegin(); got != nil {
 		t.Errorf("second TakeBegin = %q, want nil", got)
+	}
+}
+
+// A batch costs two round trips: its statements with BEGIN, then its tracking advance with
+// COMMIT (the leadership fence and version check go with them too).
+func TestApplyTakesTwoRoundTrips(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	schema := pgtest.NewSchema(t)
+	trips := &roundTrips{}
+	cfg := pgtest.Config(t, schema)
+	cfg.ConnConfig.Tracer = trips
+	cfg.MaxConns = 1
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	store := New(pool, Options{})
+	t.Cleanup(func() { _ = store.Close() })
+	if err := store.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, "CREATE TABLE seen (n int)"); err != nil {
+		t.Fatal(err)
+	}
+	write := func(n int) func(context.Context, pgx.Tx) error {
+		return func(ctx context.Context, tx pgx.Tx) error { return Queue(ctx, tx, "INSERT INTO seen VALUES ($1)", n) }
+	}
+	pos := func(c uint64) tracking.State { return tracking.State{Last: tracking.Position{Commit: c, Prepare: c}} }
+	if err := store.Apply(ctx, "p", tracking.State{}, pos(1), write(1)); err != nil { // reads the schema once
+		t.Fatal(err)
+	}
+	trips.take()
+	if err := store.Apply(ctx, "p", pos(1), pos(2), write(2)); err != nil {
+		t.Fatal(err)
+	}
+	got := trips.take()
+	if len(got) != 2 || !strings.HasPrefix(got[0], "batch BEGIN | INSERT INTO seen") ||
+		!strings.Contains(got[1], "projector_advance") || !strings.HasSuffix(got[1], "| COMMIT") {
+		t.Errorf("round trips of a batch:\n%s\nwant BEGIN with the statements, then the advance with COMMIT", strings.Join(got, "\n"))
+	}
+	var n int
+	if err := pool.QueryRow(ctx, "SELECT count(*) FROM seen").Scan(&n); err != nil || n != 2 {
+		t.Errorf("rows = %d (%v), want 2", n, err)
 	}
 }

@@ -124,27 +124,6 @@ func (l *Lease) held(held bool) error {
 	return nil
 }
 
-// queueVerify is VerifyLeadership queued on b, to go in one round trip with the statements
-// queued after it: it returns the function that reads the check's answer (the first of b's
-// results), or nil when ctx carries no Lease. It fails at once when the Lease has ended.
-func queueVerify(ctx context.Context, b *pgx.Batch) (func(pgx.BatchResults) error, error) {
-	l, ok := LeaseFromContext(ctx)
-	if !ok {
-		return nil, nil
-	}
-	if err := l.Err(); err != nil {
-		return nil, err
-	}
-	b.Queue(lockHeld, l.lockHeldArgs()...)
-	return func(br pgx.BatchResults) error {
-		var held bool
-		if err := br.QueryRow().Scan(&held); err != nil {
-			return fmt.Errorf("postgres: leadership of %q: verify the advisory lock: %w", l.projection, err)
-		}
-		return l.held(held)
-	}, nil
-}
-
 // Release gives leadership up: it stops the health checks, unlocks, and closes the lock
 // connection (closing alone would free the lock; unlocking first frees it even if the close is
 // slow). It is safe to call more than once; later calls return nil.

@@ -185,75 +185,7 @@ func (s *Store) Apply(ctx context.Context, projectionName string, prev, next tra
 	if err := tx.Flush(ctx); err != nil {
 		return s.classify(pc.Conn(), projectionName, s.versionMoved(ctx, projectionName, g, guarded, err))
 	}
-	// The leadership fence (see VerifyLeadership) goes first, in one round trip with the
-	// tracking advance: when the lock is lost, nothing is committed.
-	var b pgx.Batch
-	verify, err := queueVerify(ctx, &b)
-	if err != nil {
-		return leadershipError(projectionName, err)
-	}
-	if guarded {
-		b.Queue(`SELECT projector_check_version($1, $2, $3)`, g.base, g.version, string(g.state))
-	}
-	if prev == (tracking.State{}) {
-		b.Queue(`INSERT INTO projector_tracking AS t (projection, commit_position, prepare_position, checkpoint_position, updated_at)
-			VALUES ($1, $2, $3, $4, now())
-			ON CONFLICT (projection) DO UPDATE SET commit_position = $2, prepare_position = $3, checkpoint_position = $4, updated_at = now()
-			WHERE t.commit_position = 0 AND t.prepare_position = 0 AND t.checkpoint_position = 0`,
-			projectionName, int64(next.Last.Commit), int64(next.Last.Prepare), int64(next.Checkpoint))
-	} else {
-		b.Queue(`UPDATE projector_tracking SET commit_position = $2, prepare_position = $3, checkpoint_position = $4, updated_at = now()
-			WHERE projection = $1 AND commit_position = $5 AND prepare_position = $6 AND checkpoint_position = $7`,
-			projectionName, int64(next.Last.Commit), int64(next.Last.Prepare), int64(next.Checkpoint),
-			int64(prev.Last.Commit), int64(prev.Last.Prepare), int64(prev.Checkpoint))
-	}
-	notify, args := advanceNotification(s.opts.Channel, schema, projectionName, next)
-	b.Queue(notify, args...)
-	br := ptx.SendBatch(ctx, &b)
-	if verify != nil {
-		if err := verify(br); err != nil {
-			_ = br.Close()
-			return leadershipError(projectionName, err)
-		}
-	}
-	var tag pgconn.CommandTag
-	if guarded {
-		if _, err = br.Exec(); isVersionChanged(err) {
-			_ = br.Close()
-			return fmt.Errorf("postgres: batch of %q not committed: %w: %w: %w", projectionName, ErrVersionChanged, projection.ErrLeadershipLost, err)
-		}
-	}
-	if err == nil {
-		tag, err = br.Exec()
-	}
-	if err == nil {
-		_, err = br.Exec()
-	}
-	if cerr := br.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("postgres: advance tracking of %q to %v: %w", projectionName, next, err)
-	}
-	if tag.RowsAffected() != 1 {
-		cur, _, lerr := s.Load(context.WithoutCancel(ctx), projectionName)
-		if lerr != nil {
-			return fmt.Errorf("postgres: advance %q from %v: %w", projectionName, prev, tracking.ErrConflict)
-		}
-		return fmt.Errorf("postgres: advance %q from %v, but it is at %v: %w", projectionName, prev, cur, tracking.ErrConflict)
-	}
-	if err := ptx.Commit(ctx); err != nil {
-		return fmt.Errorf("postgres: commit batch of %q: %w", projectionName, err)
-	}
-	return nil
-}
-
-// leadershipError is err, the failure of a batch's leadership fence, as Apply returns it.
-func leadershipError(projectionName string, err error) error {
-	if errors.Is(err, ErrLeadershipLost) || errors.Is(err, ErrLeaseReleased) {
-		return fmt.Errorf("postgres: batch of %q not committed: %w: %w", projectionName, projection.ErrLeadershipLost, err)
-	}
-	return fmt.Errorf("postgres: batch of %q: %w", projectionName, err)
+	return s.commitAdvance(ctx, ptx, projectionName, schema, g, guarded, prev, next)
 }
 
 // classify marks err, returned by a batch's handlers (or by the reading of the schema before

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/projector-dev/projector/projection"
 	"github.com/projector-dev/projector/views/postgres/versions"
@@ -79,11 +78,6 @@ var ErrVersionChanged = errors.New("the projection's version changed")
 
 // versionChangedCode is the SQLSTATE of projector_check_version's error.
 const versionChangedCode = "PJ001"
-
-func isVersionChanged(err error) bool {
-	var pe *pgconn.PgError
-	return errors.As(err, &pe) && pe.Code == versionChangedCode
-}
 
 // guard is what the store does in every batch of a versioned projection.
 type guard struct {
