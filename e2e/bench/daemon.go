@@ -25,6 +25,10 @@ func StartDaemon(bins Binaries, configFile, dbURL, kurrentURI string) (*Daemon, 
 	if err != nil {
 		return nil, err
 	}
+	dbURL, err = bins.daemonURL(dbURL)
+	if err != nil {
+		return nil, err
+	}
 	env := Env(append([]string{"DATABASE_URL=" + dbURL, "KURRENTDB_URI=" + kurrentURI, "PROJECTOR_HTTP_ADDR=" + addr, "PROJECTOR_LOG_LEVEL=warn"}, bins.DaemonEnv...)...)
 	p, err := Start("projector run", bins.Projector, env, "run", "--no-migrate", "--config", configFile)
 	if err != nil {

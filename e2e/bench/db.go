@@ -6,9 +6,11 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/url"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/projector-dev/projector/internal/faultproxy"
 	"github.com/projector-dev/projector/views/postgres/pgtest"
 )
 
@@ -65,4 +67,31 @@ func ServerVersion(ctx context.Context, dbURL string) (string, error) {
 		return "", fmt.Errorf("read the server version: %w", err)
 	}
 	return v, nil
+}
+
+// latencyProxy starts a proxy to the tests' PostgreSQL server that delays each direction by d.
+func latencyProxy(d time.Duration) (*faultproxy.Proxy, error) {
+	u, err := url.Parse(pgtest.URL())
+	if err != nil {
+		return nil, fmt.Errorf("the PostgreSQL URL: %w", err)
+	}
+	p, err := faultproxy.New(u.Host)
+	if err != nil {
+		return nil, fmt.Errorf("a proxy to PostgreSQL: %w", err)
+	}
+	p.SetLatency(d)
+	return p, nil
+}
+
+// daemonURL is dbURL as `projector run` reaches it: through PostgresVia, when set.
+func (b Binaries) daemonURL(dbURL string) (string, error) {
+	if b.PostgresVia == "" {
+		return dbURL, nil
+	}
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		return "", fmt.Errorf("the database URL: %w", err)
+	}
+	u.Host = b.PostgresVia
+	return u.String(), nil
 }

@@ -21,6 +21,9 @@ type Binaries struct {
 	// DaemonEnv is added to the environment of every `projector run` (KEY=VALUE), after the
 	// variables the benchmark sets itself.
 	DaemonEnv []string
+	// PostgresVia, when not empty, is the host:port `projector run` reaches PostgreSQL through
+	// (see Options.PGLatency).
+	PostgresVia string
 }
 
 // BuildBinaries builds cmd/projector and cmd/kurrentdb-emulator of the module in the current

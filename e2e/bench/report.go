@@ -96,9 +96,11 @@ type Report struct {
 		Registered int64 `json:"registered"`
 		Tricks     int64 `json:"tricks"`
 	} `json:"counts"`
-	Seed     Phase         `json:"seed"`
-	RSSBound int64         `json:"rss_bound_bytes"`
-	Forms    []*FormReport `json:"forms"`
+	Seed     Phase `json:"seed"`
+	RSSBound int64 `json:"rss_bound_bytes"`
+	// PGLatency is the delay each way between the daemon and PostgreSQL (Options.PGLatency).
+	PGLatency time.Duration `json:"pg_latency_ns,omitempty"`
+	Forms     []*FormReport `json:"forms"`
 }
 
 // FormReport holds the figures of one form (one set of projections files) over the log.

@@ -41,8 +41,12 @@ type Options struct {
 	MaxRSS      int64  // bound on the daemon's peak RSS, bytes
 	CatchUpTime time.Duration
 	DaemonEnv   []string // KEY=VALUE settings of every `projector run`, such as PROJECTOR_SHARED_READ=off
-	Checks      []Check
-	Log         io.Writer // progress lines
+	// PGLatency, when positive, puts a proxy between every `projector run` and PostgreSQL that
+	// delays each direction by it, as a network would (a round trip costs twice it); migrations,
+	// the ceiling and the baseline reach PostgreSQL directly.
+	PGLatency time.Duration
+	Checks    []Check
+	Log       io.Writer // progress lines
 }
 
 // ErrRSSExceeded is returned (wrapped) when the daemon's peak RSS exceeds Options.MaxRSS; the
@@ -69,7 +73,7 @@ func Run(ctx context.Context, o Options) (r *Report, err error) {
 	if len(o.Forms) == 0 {
 		return nil, errors.New("no form to run")
 	}
-	r = &Report{Machine: ThisMachine(), RSSBound: o.MaxRSS}
+	r = &Report{Machine: ThisMachine(), RSSBound: o.MaxRSS, PGLatency: o.PGLatency}
 	tmp, err := os.MkdirTemp("", "projector-bench-")
 	if err != nil {
 		return nil, err
@@ -96,6 +100,14 @@ func Run(ctx context.Context, o Options) (r *Report, err error) {
 	bins, err := o.binaries(ctx, tmp)
 	if err != nil {
 		return nil, err
+	}
+	if o.PGLatency > 0 {
+		proxy, err := latencyProxy(o.PGLatency)
+		if err != nil {
+			return nil, err
+		}
+		defer func() { _ = proxy.Close() }()
+		bins.PostgresVia = proxy.Addr()
 	}
 	e, err := o.startEmulator(ctx, bins, tmp)
 	if err != nil {

@@ -19,6 +19,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 	c := r.Counts
 	line("events", fmt.Sprintf("%s, %s of the projections' topics (%s registrations, %s tricks)", thousands(c.Events), thousands(c.Handled), thousands(c.Registered), thousands(c.Tricks)))
 	line("seed (appends)", rate(r.Seed))
+	if r.PGLatency > 0 {
+		line("daemon to PostgreSQL", fmt.Sprintf("through a proxy adding %v each way", r.PGLatency))
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}

@@ -73,6 +73,7 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 		f.opts.DaemonEnv = append(f.opts.DaemonEnv, v)
 		return nil
 	})
+	fs.DurationVar(&f.opts.PGLatency, "pg-latency", 0, "delay each direction between every projector run and PostgreSQL by this much through a proxy, as a network would (0: direct)")
 	fs.StringVar(&f.partitionConfig, "partition-config", "examples/training_school.yaml", "projections files of the partitioned forms, comma-separated (see -partitions)")
 	if err := fs.Parse(args); err != nil {
 		return f, err
