@@ -44,7 +44,7 @@ func (c *counter) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceB
 
 func (c *counter) TraceBatchQuery(_ context.Context, _ *pgx.Conn, d pgx.TraceBatchQueryData) {
 	sql := strings.TrimSpace(d.SQL)
-	if d.Err == nil && (strings.HasPrefix(sql, "UPDATE projector_tracking") || strings.HasPrefix(sql, "INSERT INTO projector_tracking")) {
+	if d.Err == nil && strings.HasPrefix(sql, "SELECT projector_advance(") {
 		c.advances.Add(1)
 	}
 }
