@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -162,11 +163,13 @@ func (p *Provider) AddCheck(check func(ctx context.Context) error) {
 }
 
 // Statuses implements httpapi.Provider: the runner's status once there is one; until then,
-// every projection starting.
+// every projection starting. A configured projection the runner does not run for the moment (a
+// new version of it is taking over) is starting too: it never drops out of the list, and a wait
+// for it blocks until the new version answers rather than finding no such projection.
 func (p *Provider) Statuses() []projection.Status {
 	if p.runner != nil {
 		if sts, ok := p.runner.statuses(); ok {
-			return sts
+			return withConfigured(sts, p.names)
 		}
 	}
 	out := make([]projection.Status, len(p.names))
@@ -174,6 +177,16 @@ func (p *Provider) Statuses() []projection.Status {
 		out[i] = projection.Status{Name: n, State: projection.StateStarting}
 	}
 	return out
+}
+
+// withConfigured returns sts with a starting status for each of names it lacks.
+func withConfigured(sts []projection.Status, names []string) []projection.Status {
+	for _, n := range names {
+		if !slices.ContainsFunc(sts, func(s projection.Status) bool { return s.Name == n }) {
+			sts = append(sts, projection.Status{Name: n, State: projection.StateStarting})
+		}
+	}
+	return sts
 }
 
 // SetHead sets the head poller Head and Connected read.

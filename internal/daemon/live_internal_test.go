@@ -27,3 +27,28 @@ func TestStatusOrderKeepsTheFirstOrder(t *testing.T) {
 		t.Fatalf("order %v, want %v", names, want)
 	}
 }
+
+// statusRunner is a runner that reports the statuses it holds and takes no command.
+type statusRunner struct {
+	runner
+	sts []projection.Status
+}
+
+func (r statusRunner) Status() []projection.Status { return append([]projection.Status(nil), r.sts...) }
+
+// A configured projection the runner does not run for the moment (a new version of it is
+// taking over) stays in the provider's list, as starting: the wait API and the status page
+// still know it.
+func TestProviderKeepsAProjectionBeingReplaced(t *testing.T) {
+	c := newCurrent(nil)
+	c.start(statusRunner{sts: []projection.Status{{Name: "a", State: projection.StateLive}, {Name: "b@v2", State: projection.StateLive}}}, nil)
+	p := NewProvider([]string{"a", "b"}, nil)
+	p.runner = c
+	var got []string
+	for _, st := range p.Statuses() {
+		got = append(got, st.Name+"="+string(st.State))
+	}
+	if want := []string{"a=live", "b@v2=live", "b=starting"}; !slices.Equal(got, want) {
+		t.Fatalf("statuses %v, want %v", got, want)
+	}
+}
