@@ -57,29 +57,39 @@ func (t *lazyTx) send(ctx context.Context) error {
 }
 
 // handle returns pgx's handle on the transaction, for what only pgx can make of one
-// (savepoints, large objects): pgx's Begin with the pending BEGIN, or with a statement that
-// changes nothing once it has been sent.
+// (savepoints, large objects), from a batch that begins it (pgx's Batch.BeginTx): with the
+// pending BEGIN, or with a statement that changes nothing once that has been sent. The handle
+// is never nil: when the batch fails it is closed, and its methods fail with pgx.ErrTxClosed.
 func (t *lazyTx) handle(ctx context.Context) (pgx.Tx, error) {
-	if t.done {
-		return nil, pgx.ErrTxClosed
-	}
 	if t.real != nil {
 		return t.real, nil
 	}
-	begin := "SELECT 1" // already begun: pgx needs a statement to run
-	if len(t.begin) > 0 {
-		begin = strings.Join(t.begin, "; ")
+	b := &pgx.Batch{}
+	begin := t.takeBegin()
+	if len(begin) == 0 {
+		b.BeginTx(pgx.TxOptions{BeginQuery: "SELECT 1"}) // already begun: pgx needs a statement to run
+	} else {
+		b.BeginTx(pgx.TxOptions{BeginQuery: begin[0]})
+		for _, s := range begin[1:] {
+			b.Queue(s)
+		}
 	}
-	real, err := t.conn.BeginTx(ctx, pgx.TxOptions{BeginQuery: begin})
-	if err != nil {
-		return nil, fmt.Errorf("begin the transaction: %w", err)
+	br := t.conn.SendBatch(ctx, b)
+	t.real = br.Tx()
+	if err := br.Close(); err != nil {
+		return t.real, fmt.Errorf("begin the transaction: %w", err)
 	}
-	t.begin, t.real = nil, real
-	return real, nil
+	if t.done { // committed or rolled back already: the handle must not run anything
+		_ = t.real.Rollback(ctx)
+	}
+	return t.real, nil
 }
 
 // Begin implements pgx.Tx: a savepoint.
 func (t *lazyTx) Begin(ctx context.Context) (pgx.Tx, error) {
+	if t.done {
+		return nil, pgx.ErrTxClosed
+	}
 	real, err := t.handle(ctx)
 	if err != nil {
 		return nil, err
@@ -164,17 +174,12 @@ func (t *lazyTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 	return br
 }
 
-// LargeObjects implements pgx.Tx. It sends a pending BEGIN first.
+// LargeObjects implements pgx.Tx. It sends a pending BEGIN first; when that fails, the large
+// objects' methods fail with pgx.ErrTxClosed.
 func (t *lazyTx) LargeObjects() pgx.LargeObjects {
 	ctx, cancel := context.WithTimeout(context.Background(), beginTimeout)
 	defer cancel()
-	real, err := t.handle(ctx)
-	if err != nil {
-		// pgx's LargeObjects has no way to carry the error: operations fail on the closed
-		// connection instead.
-		_ = t.conn.Close(ctx)
-		return pgx.LargeObjects{}
-	}
+	real, _ := t.handle(ctx)
 	return real.LargeObjects()
 }
 

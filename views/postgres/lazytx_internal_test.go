@@ -230,3 +230,35 @@ func TestApplyTakesTwoRoundTrips(t *testing.T) {
 		t.Errorf("rows = %d (%v), want 2", n, err)
 	}
 }
+
+// Large objects work in a lazy transaction (and go with its rollback); on a connection that
+// has died they fail with an error rather than a panic.
+func TestLazyTxLargeObjects(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	conn, err := pgx.ConnectConfig(ctx, pgtest.Config(t, pgtest.NewSchema(t)).ConnConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = conn.Close(ctx) }()
+	tx := newLazyTx(conn, []string{"BEGIN"})
+	los := tx.LargeObjects()
+	oid, err := los.Create(ctx, 0)
+	if err != nil {
+		t.Fatalf("create a large object: %v", err)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_largeobject_metadata WHERE oid = $1)", oid).Scan(&exists); err != nil || exists {
+		t.Errorf("large object %d after the rollback: exists %v (%v), want gone", oid, exists, err)
+	}
+
+	_ = conn.Close(ctx)
+	tx = newLazyTx(conn, []string{"BEGIN"})
+	closed := tx.LargeObjects()
+	if _, err := closed.Create(ctx, 0); err == nil {
+		t.Error("a large object on a closed connection: no error")
+	}
+}
