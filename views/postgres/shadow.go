@@ -174,8 +174,12 @@ func (s *Store) DropVersion(ctx context.Context, name, id string) error {
 		return fmt.Errorf("postgres: drop version %s of %q: %w", id, name, err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	// The version's tables go before its row, in the order a batch of the version takes them
+	// (its statements, then projector_check_version's share lock on the row): the other order
+	// deadlocks with a batch in flight. The share lock taken here keeps the state from changing
+	// (a swap) until the end.
 	var state string
-	err = tx.QueryRow(ctx, `DELETE FROM projector_versions WHERE projection = $1 AND version = $2 RETURNING state`, name, id).Scan(&state)
+	err = tx.QueryRow(ctx, `SELECT state FROM projector_versions WHERE projection = $1 AND version = $2 FOR SHARE`, name, id).Scan(&state)
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("postgres: drop version %s of %q: %w", id, name, err)
 	}
@@ -186,6 +190,9 @@ func (s *Store) DropVersion(ctx context.Context, name, id string) error {
 		if _, err := tx.Exec(ctx, `DROP SCHEMA IF EXISTS `+pgx.Identifier{schema}.Sanitize()+` CASCADE`); err != nil {
 			return fmt.Errorf("postgres: drop version %s of %q: drop schema %s: %w", id, name, schema, err)
 		}
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM projector_versions WHERE projection = $1 AND version = $2`, name, id); err != nil {
+		return fmt.Errorf("postgres: drop version %s of %q: %w", id, name, err)
 	}
 	if _, err := tx.Exec(ctx, `DELETE FROM projector_tracking WHERE projection = $1`, VersionTracking(name, id)); err != nil {
 		return fmt.Errorf("postgres: drop version %s of %q: tracking: %w", id, name, err)

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/projector-dev/projector/internal/poll"
 	"github.com/projector-dev/projector/projection"
 	"github.com/projector-dev/projector/tracking"
 	"github.com/projector-dev/projector/views/postgres"
@@ -293,5 +295,61 @@ func TestScratchConn(t *testing.T) {
 	var schema string
 	if err := tx.QueryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil || schema != "public" {
 		t.Fatalf("current schema without a scratch schema: %q, %v", schema, err)
+	}
+}
+
+// Dropping a building version while one of its batches is in flight waits for the batch
+// instead of deadlocking with it: the batch holds the version's tables and then takes a
+// share lock on its row (the version check), so the drop takes the tables first too.
+func TestDropVersionWaitsForABatchInFlight(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	store, pool := versionedStore(t)
+	v1, v2 := dogsV1(), dogsV2()
+	id1, id2 := v1.Fingerprint(), v2.Fingerprint()
+	exec(t, pool, v1.Schema)
+	if err := store.RecordVersion(ctx, v1, id1, postgres.Serving); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.PrepareShadow(ctx, v2, id2); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.RecordVersion(ctx, v2, id2, postgres.Building); err != nil {
+		t.Fatal(err)
+	}
+	shadow := postgres.VersionTracking("dogs", id2)
+	if err := store.Guard(ctx, shadow, "dogs", id2, postgres.Building); err != nil {
+		t.Fatal(err)
+	}
+	inserted, release := make(chan struct{}), make(chan struct{})
+	applied := make(chan error, 1)
+	go func() {
+		applied <- store.Apply(ctx, shadow, tracking.State{}, tracking.State{Last: pos(5)}, func(ctx context.Context, tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, `INSERT INTO dogs (id, name, tricks) VALUES ('a', 'rex', 3)`); err != nil {
+				return err
+			}
+			close(inserted)
+			<-release // the drop now waits for this batch's lock on the table
+			return nil
+		})
+	}()
+	<-inserted
+	dropped := make(chan error, 1)
+	go func() { dropped <- store.DropVersion(ctx, "dogs", id2) }()
+	poll.Until(t, 10*time.Second, "the drop waits for the batch's lock", func() bool {
+		return count(t, pool, `SELECT count(*) FROM pg_locks WHERE NOT granted`) > 0
+	})
+	close(release)
+	if err := <-applied; err != nil {
+		t.Errorf("the batch in flight: %v", err)
+	}
+	if err := <-dropped; err != nil {
+		t.Errorf("DropVersion: %v", err)
+	}
+	if n := count(t, pool, `SELECT count(*) FROM projector_versions WHERE version = '`+id2+`'`); n != 0 {
+		t.Errorf("the dropped version's row is still there")
+	}
+	if n := count(t, pool, `SELECT count(*) FROM pg_namespace WHERE nspname = '`+postgres.ShadowSchema("dogs", id2)+`'`); n != 0 {
+		t.Errorf("the dropped version's schema is still there")
 	}
 }
