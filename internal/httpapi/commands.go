@@ -79,7 +79,7 @@ func (a *api) command(w http.ResponseWriter, r *http.Request, verb string, run c
 	switch {
 	case err == nil:
 	case errors.Is(err, tracking.ErrUnknownProjection):
-		writeJSON(w, http.StatusNotFound, ErrorJSON{Error: fmt.Sprintf("unknown projection %q", name)})
+		writeUnknown(w, name)
 		return
 	case errors.Is(err, projection.ErrNotStopped):
 		msg := err.Error()

@@ -154,7 +154,7 @@ func (a *api) listDeadLetters(w http.ResponseWriter, r *http.Request) {
 	}
 	name := r.URL.Query().Get("projection")
 	if name != "" && !a.known(name) {
-		writeJSON(w, http.StatusNotFound, ErrorJSON{Error: fmt.Sprintf("unknown projection %q", name)})
+		writeUnknown(w, name)
 		return
 	}
 	list, err := a.o.DeadLetters.List(r.Context(), name)
@@ -210,7 +210,7 @@ func (a *api) deadLetterCommand(verb string, run func(ctx context.Context, name 
 			return
 		}
 		if !a.known(name) {
-			writeJSON(w, http.StatusNotFound, ErrorJSON{Error: fmt.Sprintf("unknown projection %q", name)})
+			writeUnknown(w, name)
 			return
 		}
 		out, err := run(r.Context(), name, id)

@@ -261,7 +261,7 @@ func (a *api) projection(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, p)
 		return
 	}
-	writeJSON(w, http.StatusNotFound, ErrorJSON{Error: fmt.Sprintf("unknown projection %q", name)})
+	writeUnknown(w, name)
 }
 
 // find returns the JSON status of projection name.
@@ -341,6 +341,11 @@ func notReady(s projection.Status, now time.Time, stall time.Duration) string {
 		}
 		return string(s.State)
 	}
+}
+
+// writeUnknown answers 404 for name, a projection this server does not know.
+func writeUnknown(w http.ResponseWriter, name string) {
+	writeJSON(w, http.StatusNotFound, ErrorJSON{Error: fmt.Sprintf("unknown projection %q", name)})
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

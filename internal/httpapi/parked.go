@@ -99,7 +99,7 @@ func (a *api) listParked(w http.ResponseWriter, r *http.Request, name string) {
 			names = append(names, s.Name)
 		}
 	} else if !a.known(name) {
-		writeJSON(w, http.StatusNotFound, ErrorJSON{Error: fmt.Sprintf("unknown projection %q", name)})
+		writeUnknown(w, name)
 		return
 	}
 	out := ParkedJSON{Parked: []ParkedStreamJSON{}}
@@ -135,7 +135,7 @@ func (a *api) parkedCommand(verb string, run func(ctx context.Context, name, str
 			return
 		}
 		if !a.known(name) {
-			writeJSON(w, http.StatusNotFound, ErrorJSON{Error: fmt.Sprintf("unknown projection %q", name)})
+			writeUnknown(w, name)
 			return
 		}
 		out, err := run(r.Context(), name, stream)

@@ -27,7 +27,7 @@ func (a *api) wait(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	name := r.PathValue("name")
 	if !a.known(name) {
-		writeJSON(w, http.StatusNotFound, ErrorJSON{Error: fmt.Sprintf("unknown projection %q", name)})
+		writeUnknown(w, name)
 		return
 	}
 	q := r.URL.Query()
