@@ -243,6 +243,13 @@ func (g *Generation) build(ctx context.Context, i int) bool {
 	if r == nil {
 		return true
 	}
+	// The serving position first, the shadow's after it: on a busy log both move all the
+	// time, and the shadow, as far as the serving version was a moment before, is close
+	// enough for the swap, which holds the serving version while the shadow catches up.
+	serving, _, err := g.store.LoadProjection(ctx, e.Name)
+	if err != nil {
+		return true
+	}
 	var shadow projection.Status
 	found := false
 	for _, st := range r.Status() {
@@ -251,10 +258,6 @@ func (g *Generation) build(ctx context.Context, i int) bool {
 		}
 	}
 	if !found || !shadow.Leader {
-		return true
-	}
-	serving, _, err := g.store.LoadProjection(ctx, e.Name)
-	if err != nil {
 		return true
 	}
 	head := uint64(0)
@@ -270,7 +273,7 @@ func (g *Generation) build(ctx context.Context, i int) bool {
 			zap.Uint64("position", snap.Position), zap.Uint64("serving_position", snap.ServingPosition), zap.Uint64("head", snap.Head),
 			zap.Float64("events_per_second", snap.EventsPerSecond), zap.Duration("eta", snap.ETA))
 	}
-	if !shadow.CaughtUp || shadow.Position < serving.Reached() {
+	if !shadow.CaughtUp || shadow.Position < serving.Reached() || time.Now().Before(p.swapNotBefore()) {
 		return true
 	}
 	built, took, err := g.store.BuildDeferredIndexes(ctx, e.Name, e.BuildingID)
@@ -297,7 +300,11 @@ func (g *Generation) build(ctx context.Context, i int) bool {
 	done, err := g.store.Swap(ctx, postgres.Swap{Projection: e.Name, In: e.BuildingID, InSchema: p.Schema,
 		Out: e.ServingID, OutRelations: rels, OutPartitions: e.Serving.Partitions, CaughtUp: true})
 	switch {
-	case errors.Is(err, postgres.ErrNotCaughtUp), errors.Is(err, postgres.ErrDeferredIndexes):
+	case errors.Is(err, postgres.ErrNotCaughtUp):
+		// Readers waited for nothing: the next tries come further apart.
+		p.missedSwap(g.Every, time.Now())
+		return true
+	case errors.Is(err, postgres.ErrDeferredIndexes):
 		return true
 	case err != nil:
 		if ctx.Err() == nil {

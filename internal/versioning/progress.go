@@ -17,6 +17,34 @@ type Progress struct {
 	startPos  uint64
 	events    int // applied by the build since started
 	lastPrint time.Time
+
+	// misses counts the swaps in a row that waited in vain for the shadow to catch up, each
+	// with the serving version's tables locked; the next is not tried before notBefore.
+	misses    int
+	notBefore time.Time
+}
+
+// maxSwapBackoff bounds the pause between swaps that keep waiting in vain.
+const maxSwapBackoff = 30 * time.Second
+
+// missedSwap records at now a swap that gave up waiting for the shadow, and puts the next off
+// by every, doubled for each miss in a row, at most maxSwapBackoff.
+func (p *Progress) missedSwap(every time.Duration, now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.misses++
+	pause := every
+	for i := 1; i < p.misses && pause < maxSwapBackoff; i++ {
+		pause *= 2
+	}
+	p.notBefore = now.Add(min(pause, maxSwapBackoff))
+}
+
+// swapNotBefore is when the next swap may be tried.
+func (p *Progress) swapNotBefore() time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.notBefore
 }
 
 // ProgressSnapshot is the progress of a build at one moment.

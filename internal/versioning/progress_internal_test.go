@@ -24,3 +24,19 @@ func TestProgressRatesAndETA(t *testing.T) {
 		t.Fatal("due does not space the progress lines")
 	}
 }
+
+// A swap that waited in vain puts the next off by Every, doubled for each miss in a row, up to
+// maxSwapBackoff.
+func TestMissedSwapsBackOff(t *testing.T) {
+	p := &Progress{Version: "v"}
+	t0 := time.Unix(1000, 0)
+	if !p.swapNotBefore().IsZero() {
+		t.Fatal("a build that never missed a swap is put off")
+	}
+	for i, want := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second, 30 * time.Second, 30 * time.Second} {
+		p.missedSwap(time.Second, t0)
+		if got := p.swapNotBefore().Sub(t0); got != want {
+			t.Fatalf("after %d misses the next swap waits %s, want %s", i+1, got, want)
+		}
+	}
+}

@@ -43,6 +43,12 @@ type Swap struct {
 	// them longer makes the swap fail, to be tried again, rather than queue every reader
 	// behind it.
 	LockTimeout time.Duration
+	// CatchUpWait bounds how long a swap with CaughtUp, holding the live tables (readers
+	// wait meanwhile), waits for In to reach the position at which Out stopped (default
+	// 500ms); past it the swap fails with ErrNotCaughtUp. On a busy log the serving version
+	// commits between any check and the swap's locks, so only a wait with Out held still
+	// lets a version that keeps up with it in.
+	CatchUpWait time.Duration
 }
 
 // Swapped says what a Swap did.
@@ -55,10 +61,11 @@ type Swapped struct {
 }
 
 // Swap serves sw.In in place of sw.Out, in one transaction: it locks the live tables (ACCESS
-// EXCLUSIVE: a batch in flight on them finishes first, and readers wait for the commit), then
-// both tracking rows; it fails with ErrDeferredIndexes while the incoming version has secondary
-// indexes still to build (see PrepareShadow), and with sw.CaughtUp it checks that In has
-// reached Out's position and fails with ErrNotCaughtUp otherwise; it moves Out's tables to its
+// EXCLUSIVE: a batch in flight on them finishes first, and readers wait for the commit) and
+// Out's tracking, which stops Out; then In's tables and tracking (see awaitIncoming: with
+// sw.CaughtUp it waits up to sw.CatchUpWait for In to reach Out's position, and fails with
+// ErrNotCaughtUp otherwise); it fails with ErrDeferredIndexes while the incoming version has
+// secondary indexes still to build (see PrepareShadow); it moves Out's tables to its
 // archive schema and In's into the live schema (ALTER ... SET SCHEMA takes indexes,
 // constraints and owned sequences along), gives the projection's tracking row In's state and
 // keeps Out's under Out's version name, records In as serving and Out as archived, and
@@ -108,30 +115,22 @@ func (s *Store) Swap(ctx context.Context, sw Swap) (Swapped, error) {
 			outgoing = append(outgoing, r)
 		}
 	}
-	// The incoming tables first: a batch of the incoming version in flight finishes before the
-	// live tables are locked, so readers never wait for it.
-	if err := lockAll(ctx, tx, sw.InSchema, incoming); err != nil {
-		return fail("lock the incoming tables", err)
-	}
-	if pending, err := deferredOf(ctx, tx, sw.InSchema); err != nil {
-		return fail("read the deferred indexes", err)
-	} else if len(pending) > 0 {
-		return fail("check the indexes", fmt.Errorf("%w: %d in %s", ErrDeferredIndexes, len(pending), sw.InSchema))
-	}
+	// Out stops first: a batch of it in flight finishes, the next waits for the swap, so the
+	// position In must reach stays put while In catches up.
 	locked := time.Now()
 	if err := lockAll(ctx, tx, live, outgoing); err != nil {
 		return fail("lock the live tables", err)
+	}
+	if err := lockVersion(ctx, tx, sw.Projection, sw.Out); err != nil {
+		return fail("lock the serving version", err)
 	}
 	serving, servingOK, err := lockServing(ctx, tx, sw.Projection, sw.OutPartitions)
 	if err != nil {
 		return fail("lock tracking", err)
 	}
-	in, _, err := lockTracking(ctx, tx, VersionTracking(sw.Projection, sw.In))
+	in, err := awaitIncoming(ctx, tx, sw, incoming, serving.Reached())
 	if err != nil {
-		return fail("lock tracking", err)
-	}
-	if sw.CaughtUp && in.Reached() < serving.Reached() {
-		return fail("compare positions", fmt.Errorf("%w: it is at %d, the serving version at %d", ErrNotCaughtUp, in.Reached(), serving.Reached()))
+		return fail("lock the incoming version", err)
 	}
 	if _, err := tx.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+pgx.Identifier{archive}.Sanitize()); err != nil {
 		return fail("create the archive schema", err)
@@ -205,6 +204,55 @@ func (s *Store) Swap(ctx context.Context, sw Swap) (Swapped, error) {
 	return res, nil
 }
 
+// awaitIncoming locks the tables of the incoming version (a batch of it in flight finishes
+// first) and its tracking, and returns its state. With sw.CaughtUp it must have reached
+// target: while it has not, the locks are given back (to a savepoint) for its next batch, and
+// taken again, for at most sw.CatchUpWait; then it fails with ErrNotCaughtUp. It fails with
+// ErrDeferredIndexes while the incoming version has deferred indexes to build.
+func awaitIncoming(ctx context.Context, tx pgx.Tx, sw Swap, incoming []Relation, target uint64) (tracking.State, error) {
+	wait := sw.CatchUpWait
+	if wait <= 0 {
+		wait = 500 * time.Millisecond
+	}
+	deadline := time.Now().Add(wait)
+	pause := time.Millisecond
+	for {
+		if _, err := tx.Exec(ctx, `SAVEPOINT projector_incoming`); err != nil {
+			return tracking.State{}, err
+		}
+		if err := lockAll(ctx, tx, sw.InSchema, incoming); err != nil {
+			return tracking.State{}, fmt.Errorf("lock the incoming tables: %w", err)
+		}
+		if pending, err := deferredOf(ctx, tx, sw.InSchema); err != nil {
+			return tracking.State{}, fmt.Errorf("read the deferred indexes: %w", err)
+		} else if len(pending) > 0 {
+			return tracking.State{}, fmt.Errorf("%w: %d in %s", ErrDeferredIndexes, len(pending), sw.InSchema)
+		}
+		if err := lockVersion(ctx, tx, sw.Projection, sw.In); err != nil {
+			return tracking.State{}, err
+		}
+		in, _, err := lockTracking(ctx, tx, VersionTracking(sw.Projection, sw.In))
+		if err != nil {
+			return tracking.State{}, err
+		}
+		if !sw.CaughtUp || in.Reached() >= target {
+			return in, nil
+		}
+		if time.Now().After(deadline) {
+			return tracking.State{}, fmt.Errorf("%w: it is at %d, the serving version at %d after %s", ErrNotCaughtUp, in.Reached(), target, wait)
+		}
+		if _, err := tx.Exec(ctx, `ROLLBACK TO SAVEPOINT projector_incoming`); err != nil {
+			return tracking.State{}, err
+		}
+		select {
+		case <-ctx.Done():
+			return tracking.State{}, ctx.Err()
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 20*time.Millisecond)
+	}
+}
+
 // lockAll takes ACCESS EXCLUSIVE locks on the relations rels of schema (sequences need none).
 func lockAll(ctx context.Context, tx pgx.Tx, schema string, rels []Relation) error {
 	for _, r := range rels {
@@ -214,6 +262,18 @@ func lockAll(ctx context.Context, tx pgx.Tx, schema string, rels []Relation) err
 		if _, err := tx.Exec(ctx, `LOCK TABLE `+pgx.Identifier{schema, r.Name}.Sanitize()+` IN ACCESS EXCLUSIVE MODE`); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// lockVersion locks the row of version of projection in projector_versions, which the swap
+// changes at its end, before the version's tracking row: in the order a batch of the version
+// takes them (its tables, the row in its version check, its tracking row), so that a batch
+// that writes no table cannot hold the row while it waits for the swap's tracking lock.
+func lockVersion(ctx context.Context, tx pgx.Tx, projection, version string) error {
+	_, err := tx.Exec(ctx, `SELECT 1 FROM projector_versions WHERE projection = $1 AND version = $2 FOR NO KEY UPDATE`, projection, version)
+	if err != nil {
+		return fmt.Errorf("version %s of %q: %w", version, projection, err)
 	}
 	return nil
 }

@@ -127,7 +127,7 @@ func TestSwapServesTheShadowAndRollsBack(t *testing.T) {
 	if _, _, err := store.BuildDeferredIndexes(ctx, "dogs", id2); err != nil {
 		t.Fatal(err)
 	}
-	sw := postgres.Swap{Projection: "dogs", In: id2, InSchema: schema, Out: id1, OutRelations: rels, CaughtUp: true}
+	sw := postgres.Swap{Projection: "dogs", In: id2, InSchema: schema, Out: id1, OutRelations: rels, CaughtUp: true, CatchUpWait: 50 * time.Millisecond}
 	if _, err := store.Swap(ctx, sw); !errors.Is(err, postgres.ErrNotCaughtUp) {
 		t.Fatalf("swap behind the serving version: %v, want ErrNotCaughtUp", err)
 	}
