@@ -318,17 +318,21 @@ func TestDrainOnSIGTERM(t *testing.T) {
 		}
 		return at
 	}
-	inFlight := func() bool {
+	// inFlight reports whether a session opened since started runs a batch: a session of an
+	// earlier daemon may still be seen until PostgreSQL notices it is gone.
+	inFlight := func(started time.Time) bool {
 		var n int
 		if err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
-			AND state = 'active' AND query LIKE '%pg_sleep%' AND pid <> pg_backend_pid()`).Scan(&n); err != nil {
+			AND state = 'active' AND query LIKE '%pg_sleep%' AND pid <> pg_backend_pid() AND backend_start >= $1`, started).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
 		return n > 0
 	}
-	stopMidBatch := func(d *testbin.Proc) (uint64, time.Duration) {
+	// stopMidBatch stops d, started at started, once it has committed past from and has a
+	// batch in flight.
+	stopMidBatch := func(d *testbin.Proc, started time.Time, from uint64) (uint64, time.Duration) {
 		t.Helper()
-		poll.Until(t, 60*time.Second, "a batch is in flight after a commit", func() bool { return tracked() > 0 && inFlight() })
+		poll.Until(t, 60*time.Second, "a batch is in flight after a commit", func() bool { return tracked() > from && inFlight(started) })
 		before := tracked()
 		sent := time.Now()
 		if code := d.Signal(syscall.SIGTERM, exitTimeout); code != 0 {
@@ -342,6 +346,7 @@ func TestDrainOnSIGTERM(t *testing.T) {
 
 	// Drain timeout (from the environment) longer than the batch: it commits.
 	addr := testbin.FreeAddr(t)
+	started := time.Now()
 	d := start(t, projectorBin, env(addr, "PROJECTOR_DRAIN_TIMEOUT=20s"), "run")
 	healthy(t, d, addr)
 	// Without an admin token every command is refused, from the CLI and over HTTP, token or not.
@@ -353,7 +358,7 @@ func TestDrainOnSIGTERM(t *testing.T) {
 			t.Errorf("reset of a daemon without an admin token, with token %q = %d %s, want 403", tok, code, body)
 		}
 	}
-	before, took := stopMidBatch(d)
+	before, took := stopMidBatch(d, started, 0)
 	after := consistent("drained")
 	if after <= before {
 		t.Errorf("the batch in flight was not committed on SIGTERM with a 20s drain timeout: tracking %d before, %d after", before, after)
@@ -367,10 +372,10 @@ func TestDrainOnSIGTERM(t *testing.T) {
 	t.Logf("drained: exit 0 %v after SIGTERM, tracking %d -> %d", took, before, after)
 
 	// Drain timeout (a flag, over the environment) shorter than the batch: it is rolled back.
-	addr = testbin.FreeAddr(t)
+	addr, started = testbin.FreeAddr(t), time.Now()
 	d = start(t, projectorBin, env(addr, "PROJECTOR_DRAIN_TIMEOUT=20s"), "run", "--drain-timeout", "200ms")
 	healthy(t, d, addr)
-	before, took = stopMidBatch(d)
+	before, took = stopMidBatch(d, started, after)
 	after = consistent("rolled back")
 	if took > 2200*time.Millisecond {
 		t.Errorf("exit %v after SIGTERM with a 200ms drain timeout and a 3s batch in flight: not rolled back at the timeout", took)

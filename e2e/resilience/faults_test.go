@@ -3,6 +3,7 @@ package resilience_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"syscall"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/projector-dev/projector/internal/faultproxy"
 	"github.com/projector-dev/projector/internal/poll"
 	"github.com/projector-dev/projector/internal/testbin"
+	"github.com/projector-dev/projector/source/kurrent"
 	"github.com/projector-dev/projector/views/postgres"
 )
 
@@ -102,18 +104,30 @@ func TestEmulatorRestartedOnItsData(t *testing.T) {
 	d := startDaemon(t, "projector", db.url, uri, ledgerFile(t))
 
 	wr := newWriter(client, standard())
+	wr.pace = 2 * time.Millisecond
+	wr.redial = func() (*kurrentdb.Client, error) {
+		c, err := kurrent.NewClient(uri, kurrent.ClientOptions{})
+		if err == nil {
+			t.Cleanup(func() { _ = c.Close() })
+		}
+		return c, err
+	}
 	finished := startWriter(t, wr)
-	for i, at := range []int{6000, 13000} {
-		atApplied(t, db.pool, at)
+	for i, at := range []int{5000, 12000} {
+		// In the middle of the workload: the writer has appended at deposits, the projector
+		// some of them.
+		poll.Until(t, 90*time.Second, fmt.Sprintf("%d deposits written", at), func() bool { n, _ := wr.progress(); return n >= at })
+		atApplied(t, db.pool, at/2)
 		if code := emu.Signal(syscall.SIGKILL, 10*time.Second); code != -1 {
 			t.Logf("emulator exit code %d", code)
 		}
 		c, _ := tracked(t, db.pool, "ledger")
 		n, _ := wr.progress()
-		t.Logf("restart %d: emulator killed with %d events in the ledger (position %d), %d deposits written", i+1, at, c, n)
-		// Deliberate: the emulator stays down for a while (it has already exited), so the
-		// writer and the projector meet refused connections before it is back.
-		time.Sleep(500 * time.Millisecond)
+		t.Logf("restart %d: emulator killed with the ledger at position %d, %d deposits written", i+1, c, n)
+		// Deliberate: the emulator stays down for a while (it has already exited), longer than
+		// the official client's discovery attempts (about a second), so the writer and the
+		// projector meet refused connections and a client closed for good before it is back.
+		time.Sleep(1500 * time.Millisecond)
 		emu = startEmulatorBinary(t, addr, data)
 	}
 	finish(t, db, wr, finished)

@@ -95,6 +95,12 @@ func (w workload) deposits() int { return w.appends * w.perAppend }
 type writer struct {
 	client *kurrentdb.Client
 	w      workload
+	// redial, when set, replaces the client once it has closed itself for good, as the
+	// official client does after failing to reach a server that is down for longer than its
+	// discovery attempts (about a second), as the daemon's source does.
+	redial func() (*kurrentdb.Client, error)
+	// pace, when set, is a pause after each append, so that faults meet the writer mid-way.
+	pace time.Duration
 
 	mu       sync.Mutex
 	acked    int    // deposits acknowledged
@@ -147,6 +153,13 @@ func (wr *writer) run(ctx context.Context) error {
 		wr.acked += len(evs)
 		wr.last = pos
 		wr.mu.Unlock()
+		if wr.pace > 0 {
+			select {
+			case <-time.After(wr.pace):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
 		if i%10 == 9 {
 			noise := kurrentdb.EventData{EventID: uuid.New(), EventType: typeNoise, ContentType: kurrentdb.ContentTypeJson, Data: []byte(`{}`)}
 			if _, err := wr.append(ctx, fmt.Sprintf("noise-%d", i%7), []kurrentdb.EventData{noise}); err != nil {
@@ -172,6 +185,13 @@ func (wr *writer) append(ctx context.Context, stream string, evs []kurrentdb.Eve
 		wr.failures++
 		wr.lastErr = err
 		wr.mu.Unlock()
+		var ke *kurrentdb.Error
+		if wr.redial != nil && errors.As(err, &ke) && ke.Code() == kurrentdb.ErrorCodeConnectionClosed {
+			if c, err := wr.redial(); err == nil {
+				_ = wr.client.Close()
+				wr.client = c
+			}
+		}
 		select {
 		case <-time.After(100 * time.Millisecond):
 		case <-ctx.Done():
