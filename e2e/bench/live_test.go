@@ -87,3 +87,51 @@ func TestStartLiveDaemonReturnsOnceEveryProjectionIsLedLive(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// WaitLeading returns once the daemon leads every projection and reads its events: the
+// status then shows each led, catching up or live, after a start-up that the catch-up's rate
+// from then on leaves out, as the ceiling's does.
+func TestWaitLeadingReturnsOnceEveryProjectionIsLed(t *testing.T) {
+	ctx := t.Context()
+	tmp := t.TempDir()
+	configFile := filepath.Join(tmp, "projections.yaml")
+	f, err := loadForm(Form{Name: "test", Configs: exampleConfigs}, configFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := f.report.Projections
+	dbURL := pgtest.NewDatabase(t, "projector_bench_leading_")
+	if err := Migrate(ctx, testBins, configFile, dbURL); err != nil {
+		t.Fatal(err)
+	}
+	e, err := Options{}.startEmulator(ctx, testBins, tmp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Kill()
+	start := time.Now()
+	d, err := StartDaemon(testBins, configFile, dbURL, e.uri)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Proc.Kill()
+	took, err := d.WaitLeading(ctx, names, start, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took <= 0 || took > time.Since(start) {
+		t.Errorf("start-up %v, not within the %v since the daemon started", took, time.Since(start))
+	}
+	list, err := d.Projections(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Projections) != len(names) {
+		t.Fatalf("the daemon lists %d projections, want %d", len(list.Projections), len(names))
+	}
+	for _, p := range list.Projections {
+		if !p.Leader || (p.State != projection.StateCatchingUp && p.State != projection.StateLive) {
+			t.Errorf("projection %s: state %s, leader %v once WaitLeading returned; want led and reading", p.Name, p.State, p.Leader)
+		}
+	}
+}

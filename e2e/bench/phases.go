@@ -15,7 +15,8 @@ import (
 const stopTimeout = 60 * time.Second
 
 // catchUp runs f's daemon over the seeded log in a fresh database (kept in f.db for the live
-// phase): timed from the process's start until every projection has processed the head; then
+// phase): timed from the process's start until every projection has processed the head, and
+// from when it leads every projection (see WaitLeading); then
 // SIGTERM, for its CPU time and peak RSS; then the view's check.
 func (o Options) catchUp(ctx context.Context, r *Report, f *form, bins Binaries, kurrentURI string, seeded SeedResult) (err error) {
 	rep := f.report
@@ -35,8 +36,17 @@ func (o Options) catchUp(ctx context.Context, r *Report, f *form, bins Binaries,
 		return err
 	}
 	defer d.Proc.Kill()
+	leading := make(chan error, 1)
+	go func() {
+		var err error
+		rep.StartUp, err = d.WaitLeading(ctx, rep.Projections, start, o.CatchUpTime)
+		leading <- err
+	}()
 	caught, err := d.WaitAll(ctx, rep.Projections, seeded.Head, start, o.CatchUpTime)
 	if err != nil {
+		return fmt.Errorf("catch-up: %w", err)
+	}
+	if err := <-leading; err != nil {
 		return fmt.Errorf("catch-up: %w", err)
 	}
 	var elapsed time.Duration
@@ -46,6 +56,7 @@ func (o Options) catchUp(ctx context.Context, r *Report, f *form, bins Binaries,
 	rep.CaughtUpAt = caught
 	rep.CatchUp = Phase{Events: seeded.Handled.Total(), Duration: elapsed}
 	rep.CatchUpAll = Phase{Events: seeded.Counts.Total(), Duration: elapsed}
+	rep.CatchUpLeading = Phase{Events: seeded.Handled.Total(), Duration: elapsed - rep.StartUp}
 	usage, err := d.Proc.Stop(stopTimeout)
 	if err != nil {
 		return err

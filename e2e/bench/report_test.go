@@ -48,6 +48,8 @@ func sampleReport() *Report {
 			Projections:    []string{"dogs", "dog_counts"},
 			CatchUp:        Phase{Events: 900, Duration: catchUp},
 			CatchUpAll:     Phase{Events: 1000, Duration: catchUp},
+			StartUp:        catchUp / 5,
+			CatchUpLeading: Phase{Events: 900, Duration: catchUp * 4 / 5},
 			Ceiling:        Phase{Events: 900, Duration: 50 * time.Millisecond},
 			Naive:          Phase{Events: 90, Duration: 900 * time.Millisecond},
 			DaemonCPU:      500 * time.Millisecond,
@@ -81,7 +83,8 @@ func TestReportTableShowsTheRatesAndRatiosOfEachForm(t *testing.T) {
 		"daemon catch-up 9,000 events/s (900 in 0.10s) 36,000 events/s (900 in 0.03s)",
 		"PostgreSQL ceiling (replay) 18,000 events/s",
 		"one transaction per event 100 events/s",
-		"daemon / ceiling 0.50 2.00",
+		"once leading (as the ceiling) 11,250 events/s (900 in 0.08s); start-up 0.02s",
+		"daemon / ceiling 0.50 from its start, 0.62 once leading 2.00 from its start, 2.50 once leading",
 		"ceiling / one tx per event 180.00",
 		"0.50s, 250.00 µs per event per projection",
 		"40.0 MiB catch-up, 30.0 MiB live",
@@ -128,7 +131,7 @@ func TestReportJSONHasTheRatesOfEachForm(t *testing.T) {
 		t.Fatalf("JSON %s", b)
 	}
 	f := got.Forms[0]
-	if f.Name != "per-event" || f.CatchUp.Events != 900 || f.CatchUp.Rate != 9000 || f.Ratios.DaemonOverCeiling != 0.5 || f.Ratios.CeilingOverNaive != 180 || f.CPU != 250 || f.RYW.P99 != 21*time.Millisecond {
+	if f.Name != "per-event" || f.CatchUp.Events != 900 || f.CatchUp.Rate != 9000 || f.Ratios.DaemonOverCeiling != 0.5 || f.Ratios.LeadingOverCeiling != 0.625 || f.Ratios.CeilingOverNaive != 180 || f.CPU != 250 || f.RYW.P99 != 21*time.Millisecond {
 		t.Errorf("per-event form in JSON %s", b)
 	}
 	if got.Forms[1].Name != "batch" || got.Forms[1].CatchUp.Rate != 36000 {

@@ -39,9 +39,14 @@ func (r *Report) WriteTable(w io.Writer) error {
 	row("projections files", func(f *FormReport) string { return strings.Join(f.Config, ", ") })
 	row("daemon catch-up", func(f *FormReport) string { return rate(f.CatchUp) })
 	row("  all events of the log", func(f *FormReport) string { return rate(f.CatchUpAll) })
+	row("  once leading (as the ceiling)", func(f *FormReport) string {
+		return fmt.Sprintf("%s; start-up %.2fs", rate(f.CatchUpLeading), f.StartUp.Seconds())
+	})
 	row("PostgreSQL ceiling (replay)", func(f *FormReport) string { return rate(f.Ceiling) })
 	row("one transaction per event", func(f *FormReport) string { return rate(f.Naive) })
-	row("daemon / ceiling", func(f *FormReport) string { return fmt.Sprintf("%.2f", f.Ratios().DaemonOverCeiling) })
+	row("daemon / ceiling", func(f *FormReport) string {
+		return fmt.Sprintf("%.2f from its start, %.2f once leading", f.Ratios().DaemonOverCeiling, f.Ratios().LeadingOverCeiling)
+	})
 	row("ceiling / one tx per event", func(f *FormReport) string { return fmt.Sprintf("%.2f", f.Ratios().CeilingOverNaive) })
 	row("daemon / one tx per event", func(f *FormReport) string { return fmt.Sprintf("%.2f", f.Ratios().DaemonOverNaive) })
 	row("daemon CPU (catch-up)", func(f *FormReport) string {
