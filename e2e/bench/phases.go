@@ -18,7 +18,7 @@ const stopTimeout = 60 * time.Second
 // phase): timed from the process's start until every projection has processed the head, and
 // from when it leads every projection (see WaitLeading); then
 // SIGTERM, for its CPU time and peak RSS; then the view's check.
-func (o Options) catchUp(ctx context.Context, r *Report, f *form, bins Binaries, kurrentURI string, seeded SeedResult) (err error) {
+func (o Options) catchUp(ctx context.Context, r *Report, f *form, bins Binaries, e *emulator, seeded SeedResult) (err error) {
 	rep := f.report
 	if f.db, err = CreateDatabase(ctx, "projector_bench_daemon_"); err != nil {
 		return err
@@ -30,8 +30,8 @@ func (o Options) catchUp(ctx context.Context, r *Report, f *form, bins Binaries,
 		return err
 	}
 	o.logf("%s: daemon catch-up over %d events (%d of the projections' topics)", rep.Name, seeded.Counts.Total(), seeded.Handled.Total())
-	start := time.Now()
-	d, err := StartDaemon(bins, f.configFile, f.db.URL, kurrentURI)
+	start, emulatorCPU := time.Now(), e.CPU()
+	d, err := StartDaemon(bins, f.configFile, f.db.URL, e.uri)
 	if err != nil {
 		return err
 	}
@@ -53,6 +53,7 @@ func (o Options) catchUp(ctx context.Context, r *Report, f *form, bins Binaries,
 	for _, t := range caught {
 		elapsed = max(elapsed, t)
 	}
+	rep.EmulatorCPU = e.CPU() - emulatorCPU
 	rep.CaughtUpAt = caught
 	rep.CatchUp = Phase{Events: seeded.Handled.Total(), Duration: elapsed}
 	rep.CatchUpAll = Phase{Events: seeded.Counts.Total(), Duration: elapsed}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -156,6 +157,36 @@ func peakRSS(pid int) int64 {
 		return 0
 	}
 	return ParseStatusKB(string(b), "VmHWM")
+}
+
+// CPU returns the user and system time the running process has used so far (from
+// /proc/PID/stat, in clock ticks of 10 ms); 0 where /proc does not have it.
+func (p *Proc) CPU() time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	return ParseStatCPU(string(b))
+}
+
+// ParseStatCPU returns utime + stime of a /proc/PID/stat line, counted in ticks of 10 ms (Linux's
+// USER_HZ); 0 when the line has no such fields.
+func ParseStatCPU(stat string) time.Duration {
+	// The command name, in parentheses, may hold spaces: the fields follow its last ")".
+	i := strings.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(stat[i+1:])
+	if len(f) < 13 { // state is field 3 of the line, utime 14, stime 15
+		return 0
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
 
 // Kill ends the process at once if it still runs; for cleanup.

@@ -112,11 +112,14 @@ type FormReport struct {
 	CatchUpAll  Phase    `json:"catch_up_all_events"`
 	// StartUp is the time from the process's start until it led every projection and read
 	// its events; CatchUpLeading the handled events from then on, timed as the ceiling is.
-	StartUp        time.Duration            `json:"start_up_ns"`
-	CatchUpLeading Phase                    `json:"catch_up_leading"`
-	Ceiling        Phase                    `json:"ceiling"`
-	Naive          Phase                    `json:"naive"`
-	DaemonCPU      time.Duration            `json:"daemon_cpu_ns"`
+	StartUp        time.Duration `json:"start_up_ns"`
+	CatchUpLeading Phase         `json:"catch_up_leading"`
+	Ceiling        Phase         `json:"ceiling"`
+	Naive          Phase         `json:"naive"`
+	DaemonCPU      time.Duration `json:"daemon_cpu_ns"`
+	// EmulatorCPU is the emulator's CPU time during the catch-up: serving the subscription,
+	// on the cores the daemon and PostgreSQL share.
+	EmulatorCPU    time.Duration            `json:"emulator_cpu_catch_up_ns"`
 	PeakRSSCatchUp int64                    `json:"peak_rss_catch_up_bytes"`
 	PeakRSSLive    int64                    `json:"peak_rss_live_bytes"`
 	ReadYourWrites map[string]Latency       `json:"read_your_writes"`

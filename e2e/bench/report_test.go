@@ -25,6 +25,12 @@ func TestParseMemTotal(t *testing.T) {
 	if got := ParseMemTotal("nothing here"); got != 0 {
 		t.Errorf("ParseMemTotal without MemTotal = %d", got)
 	}
+	if got := ParseStatCPU("4242 (kurrentdb emu) S 1 2 3 4 5 6 7 8 9 10 250 50 0 0 20 0 1 0 100 0 0"); got != 3*time.Second {
+		t.Errorf("ParseStatCPU = %v, want 3s (250 + 50 ticks)", got)
+	}
+	if got := ParseStatCPU("no fields"); got != 0 {
+		t.Errorf("ParseStatCPU without fields = %v", got)
+	}
 	if got := ParseStatusKB("VmPeak:\t  1000 kB\nVmHWM:\t   45212 kB\nVmRSS:\t 30000 kB\n", "VmHWM"); got != 45212*1024 {
 		t.Errorf("ParseStatusKB(VmHWM) = %d", got)
 	}
@@ -53,6 +59,7 @@ func sampleReport() *Report {
 			Ceiling:        Phase{Events: 900, Duration: 50 * time.Millisecond},
 			Naive:          Phase{Events: 90, Duration: 900 * time.Millisecond},
 			DaemonCPU:      500 * time.Millisecond,
+			EmulatorCPU:    100 * time.Millisecond,
 			PeakRSSCatchUp: 40 << 20, PeakRSSLive: 30 << 20,
 			ReadYourWrites: map[string]Latency{"dogs": {P50: 10 * time.Millisecond, P99: 20 * time.Millisecond, Max: 30 * time.Millisecond, N: 300}},
 			ReadYourAll:    Latency{P50: 11 * time.Millisecond, P99: 21 * time.Millisecond, Max: 31 * time.Millisecond, N: 300},
@@ -88,6 +95,7 @@ func TestReportTableShowsTheRatesAndRatiosOfEachForm(t *testing.T) {
 		"ceiling / one tx per event 180.00",
 		"0.50s, 250.00 µs per event per projection",
 		"40.0 MiB catch-up, 30.0 MiB live",
+		"emulator CPU (catch-up) 0.10s, 100.00 µs per event",
 		"read-your-writes, every projection p50 11.0 ms, p99 21.0 ms, max 31.0 ms (300 rounds)",
 		"read-your-writes, projection 1 dogs: p50 10.0 ms, p99 20.0 ms, max 30.0 ms (300 rounds)",
 		"verified daemon 5 checks on dogs",

@@ -135,7 +135,7 @@ func Run(ctx context.Context, o Options) (r *Report, err error) {
 	// other processes.
 	events := ReplayEvents(o.Workload, topics)
 	for _, f := range forms {
-		if err := o.catchUp(ctx, r, f, bins, e.uri, seeded); err != nil {
+		if err := o.catchUp(ctx, r, f, bins, e, seeded); err != nil {
 			return r, fmt.Errorf("%s: %w", f.report.Name, err)
 		}
 		if err := o.ceiling(ctx, f, bins, events); err != nil {

@@ -52,6 +52,12 @@ func (r *Report) WriteTable(w io.Writer) error {
 	row("daemon CPU (catch-up)", func(f *FormReport) string {
 		return fmt.Sprintf("%.2fs, %.2f µs per event per projection", f.DaemonCPU.Seconds(), f.CPUPerEvent(c.Events))
 	})
+	row("emulator CPU (catch-up)", func(f *FormReport) string {
+		if c.Events == 0 {
+			return ""
+		}
+		return fmt.Sprintf("%.2fs, %.2f µs per event", f.EmulatorCPU.Seconds(), float64(f.EmulatorCPU.Microseconds())/float64(c.Events))
+	})
 	row("daemon peak RSS", func(f *FormReport) string {
 		return fmt.Sprintf("%s catch-up, %s live", mib(f.PeakRSSCatchUp), mib(f.PeakRSSLive))
 	})
