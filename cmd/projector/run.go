@@ -108,11 +108,7 @@ func (a *app) run(ctx context.Context, doMigrate bool) error {
 	}
 	commands := &versionCommands{config: cfg}
 	deadLetters := deadletters.New()
-	d, err := daemon.Start(log, a.settings.HTTPAddr, names, daemon.Options{AdminToken: token, MaxWaits: maxWaits, Versions: commands, DeadLetters: deadLetters, Tracing: spans})
-	if err != nil {
-		return err
-	}
-	defer shutdownServer(ctx, d)
+	// The profiles listen before the API: once the API answers, they do too.
 	if addr := a.settings.PprofAddr; addr != "" {
 		profiles, err := daemon.ListenProfiles(addr)
 		if err != nil {
@@ -122,6 +118,11 @@ func (a *app) run(ctx context.Context, doMigrate bool) error {
 		log.Info("Go runtime profiles served under /debug/pprof/ (go tool pprof reads them); let only operators reach this address",
 			zap.String("addr", profiles.Addr()))
 	}
+	d, err := daemon.Start(log, a.settings.HTTPAddr, names, daemon.Options{AdminToken: token, MaxWaits: maxWaits, Versions: commands, DeadLetters: deadLetters, Tracing: spans})
+	if err != nil {
+		return err
+	}
+	defer shutdownServer(ctx, d)
 
 	pool, store, closeDB, err := a.openStore(ctx, log, true)
 	if err != nil {
