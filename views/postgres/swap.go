@@ -115,6 +115,12 @@ func (s *Store) Swap(ctx context.Context, sw Swap) (Swapped, error) {
 			outgoing = append(outgoing, r)
 		}
 	}
+	// Before readers wait for anything: a version with indexes still to build cannot swap.
+	if pending, err := deferredOf(ctx, tx, sw.InSchema); err != nil {
+		return fail("read the deferred indexes", err)
+	} else if len(pending) > 0 {
+		return fail("check the indexes", fmt.Errorf("%w: %d in %s", ErrDeferredIndexes, len(pending), sw.InSchema))
+	}
 	// Out stops first: a batch of it in flight finishes, the next waits for the swap, so the
 	// position In must reach stays put while In catches up.
 	locked := time.Now()
