@@ -324,6 +324,8 @@ func TestAddAndRemoveRefusals(t *testing.T) {
 		t.Fatalf("status names %v, want [a]", got)
 	}
 	stop := start(t, r)
+	// Run has started once a has processed an event (a Remove before it only forgets).
+	wait(t, r, "a", log.Append("s", topicA, nil).Position.Commit)
 	if err := r.Add(counter("a", topicA), projection.ProjectionOptions{}); err == nil {
 		t.Error("Add(a) twice while running: no error")
 	}
