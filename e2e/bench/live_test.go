@@ -20,28 +20,36 @@ func TestMain(m *testing.M) {
 		testbin.Build{Package: "../../cmd/kurrentdb-emulator", Path: &testBins.Emulator})
 }
 
+// exampleBackends writes the example projections' file, migrates a database of its own (named
+// from prefix) for it and starts an emulator, stopped when t ends. It returns the file, the
+// projections' names, the database's URL and the emulator.
+func exampleBackends(t *testing.T, prefix string) (configFile string, names []string, dbURL string, e *emulator) {
+	t.Helper()
+	tmp := t.TempDir()
+	configFile = filepath.Join(tmp, "projections.yaml")
+	f, err := loadForm(Form{Name: "test", Configs: exampleConfigs}, configFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dbURL = pgtest.NewDatabase(t, prefix)
+	if err := Migrate(t.Context(), testBins, configFile, dbURL); err != nil {
+		t.Fatal(err)
+	}
+	e, err = Options{}.startEmulator(t.Context(), testBins, tmp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Kill)
+	return configFile, f.report.Projections, dbURL, e
+}
+
 // A daemon restarted on a database that has processed the log answers the wait for the head
 // from its tracking rows at once, before it leads its projections: the read-your-writes rounds
 // must not start until every projection is led on a live subscription, or the first round
 // measures the daemon's start-up.
 func TestStartLiveDaemonReturnsOnceEveryProjectionIsLedLive(t *testing.T) {
 	ctx := t.Context()
-	tmp := t.TempDir()
-	configFile := filepath.Join(tmp, "projections.yaml")
-	f, err := loadForm(Form{Name: "test", Configs: exampleConfigs}, configFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	names := f.report.Projections
-	dbURL := pgtest.NewDatabase(t, "projector_bench_live_")
-	if err := Migrate(ctx, testBins, configFile, dbURL); err != nil {
-		t.Fatal(err)
-	}
-	e, err := Options{}.startEmulator(ctx, testBins, tmp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Kill()
+	configFile, names, dbURL, e := exampleBackends(t, "projector_bench_live_")
 	client, err := kurrent.NewClient(e.uri, kurrent.ClientOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -93,22 +101,7 @@ func TestStartLiveDaemonReturnsOnceEveryProjectionIsLedLive(t *testing.T) {
 // from then on leaves out, as the ceiling's does.
 func TestWaitLeadingReturnsOnceEveryProjectionIsLed(t *testing.T) {
 	ctx := t.Context()
-	tmp := t.TempDir()
-	configFile := filepath.Join(tmp, "projections.yaml")
-	f, err := loadForm(Form{Name: "test", Configs: exampleConfigs}, configFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	names := f.report.Projections
-	dbURL := pgtest.NewDatabase(t, "projector_bench_leading_")
-	if err := Migrate(ctx, testBins, configFile, dbURL); err != nil {
-		t.Fatal(err)
-	}
-	e, err := Options{}.startEmulator(ctx, testBins, tmp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Kill()
+	configFile, names, dbURL, e := exampleBackends(t, "projector_bench_leading_")
 	start := time.Now()
 	d, err := StartDaemon(testBins, configFile, dbURL, e.uri)
 	if err != nil {

@@ -74,6 +74,33 @@ func insertDog(id string, tricks bool) func(ctx context.Context, tx pgx.Tx) erro
 	}
 }
 
+// serveAndBuild records dogsV1 as the serving version of dogs (its tables created) and dogsV2 as
+// the version building in its shadow schema, each guarded, and returns their fingerprints and
+// the building version's tracking name.
+func serveAndBuild(t *testing.T, ctx context.Context, store *postgres.Store, pool *pgxpool.Pool) (id1, id2, shadow string) {
+	t.Helper()
+	v1, v2 := dogsV1(), dogsV2()
+	id1, id2 = v1.Fingerprint(), v2.Fingerprint()
+	exec(t, pool, v1.Schema)
+	if err := store.RecordVersion(ctx, v1, id1, postgres.Serving); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Guard(ctx, "dogs", "dogs", id1, postgres.Serving); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.PrepareShadow(ctx, v2, id2); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.RecordVersion(ctx, v2, id2, postgres.Building); err != nil {
+		t.Fatal(err)
+	}
+	shadow = postgres.VersionTracking("dogs", id2)
+	if err := store.Guard(ctx, shadow, "dogs", id2, postgres.Building); err != nil {
+		t.Fatal(err)
+	}
+	return id1, id2, shadow
+}
+
 // A new version builds in its shadow schema while the serving version writes the live tables;
 // the swap waits until it has caught up, then moves the live tables to the archive and the
 // shadow's in, with tracking and versions; the old version can no longer commit; a rollback
@@ -82,27 +109,9 @@ func TestSwapServesTheShadowAndRollsBack(t *testing.T) {
 	ctx := context.Background()
 	store, pool := versionedStore(t)
 	v1, v2 := dogsV1(), dogsV2()
-	id1, id2 := v1.Fingerprint(), v2.Fingerprint()
-	exec(t, pool, v1.Schema)
-	if err := store.RecordVersion(ctx, v1, id1, postgres.Serving); err != nil {
-		t.Fatal(err)
-	}
-	if err := store.Guard(ctx, "dogs", "dogs", id1, postgres.Serving); err != nil {
-		t.Fatal(err)
-	}
+	id1, id2, shadow := serveAndBuild(t, ctx, store, pool)
 	s10 := tracking.State{Last: pos(10)}
 	if err := store.Apply(ctx, "dogs", tracking.State{}, s10, insertDog("a", false)); err != nil {
-		t.Fatal(err)
-	}
-
-	if _, err := store.PrepareShadow(ctx, v2, id2); err != nil {
-		t.Fatal(err)
-	}
-	if err := store.RecordVersion(ctx, v2, id2, postgres.Building); err != nil {
-		t.Fatal(err)
-	}
-	shadow := postgres.VersionTracking("dogs", id2)
-	if err := store.Guard(ctx, shadow, "dogs", id2, postgres.Building); err != nil {
 		t.Fatal(err)
 	}
 	s5 := tracking.State{Last: pos(5)}
@@ -305,22 +314,7 @@ func TestDropVersionWaitsForABatchInFlight(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	store, pool := versionedStore(t)
-	v1, v2 := dogsV1(), dogsV2()
-	id1, id2 := v1.Fingerprint(), v2.Fingerprint()
-	exec(t, pool, v1.Schema)
-	if err := store.RecordVersion(ctx, v1, id1, postgres.Serving); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := store.PrepareShadow(ctx, v2, id2); err != nil {
-		t.Fatal(err)
-	}
-	if err := store.RecordVersion(ctx, v2, id2, postgres.Building); err != nil {
-		t.Fatal(err)
-	}
-	shadow := postgres.VersionTracking("dogs", id2)
-	if err := store.Guard(ctx, shadow, "dogs", id2, postgres.Building); err != nil {
-		t.Fatal(err)
-	}
+	_, id2, shadow := serveAndBuild(t, ctx, store, pool)
 	inserted, release := make(chan struct{}), make(chan struct{})
 	applied := make(chan error, 1)
 	go func() {

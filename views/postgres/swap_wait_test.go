@@ -19,27 +19,9 @@ import (
 func TestSwapHoldsTheServingVersionWhileTheNewOneCatchesUp(t *testing.T) {
 	ctx := context.Background()
 	store, pool := versionedStore(t)
-	v1, v2 := dogsV1(), dogsV2()
-	id1, id2 := v1.Fingerprint(), v2.Fingerprint()
-	exec(t, pool, v1.Schema)
-	if err := store.RecordVersion(ctx, v1, id1, postgres.Serving); err != nil {
-		t.Fatal(err)
-	}
-	if err := store.Guard(ctx, "dogs", "dogs", id1, postgres.Serving); err != nil {
-		t.Fatal(err)
-	}
+	id1, id2, shadow := serveAndBuild(t, ctx, store, pool)
 	s5, s10 := tracking.State{Last: pos(5)}, tracking.State{Last: pos(10)}
 	if err := store.Apply(ctx, "dogs", tracking.State{}, s10, insertDog("a", false)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := store.PrepareShadow(ctx, v2, id2); err != nil {
-		t.Fatal(err)
-	}
-	if err := store.RecordVersion(ctx, v2, id2, postgres.Building); err != nil {
-		t.Fatal(err)
-	}
-	shadow := postgres.VersionTracking("dogs", id2)
-	if err := store.Guard(ctx, shadow, "dogs", id2, postgres.Building); err != nil {
 		t.Fatal(err)
 	}
 	if err := store.Apply(ctx, shadow, tracking.State{}, s5, insertDog("a", true)); err != nil {
@@ -48,7 +30,7 @@ func TestSwapHoldsTheServingVersionWhileTheNewOneCatchesUp(t *testing.T) {
 	if _, _, err := store.BuildDeferredIndexes(ctx, "dogs", id2); err != nil {
 		t.Fatal(err)
 	}
-	rels, err := store.RelationsOf(ctx, v1)
+	rels, err := store.RelationsOf(ctx, dogsV1())
 	if err != nil {
 		t.Fatal(err)
 	}
