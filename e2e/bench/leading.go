@@ -49,11 +49,7 @@ func notLeading(list httpapi.ListJSON, names []string) string {
 		if !ok {
 			return name + " absent"
 		}
-		units := p.Partitions
-		if len(units) == 0 {
-			units = []httpapi.ProjectionJSON{p}
-		}
-		for _, q := range units {
+		for _, q := range units(p) {
 			if q.State == projection.StateStarting || q.State == projection.StateStandby || q.State == "" {
 				return fmt.Sprintf("%s %s", q.Name, q.State)
 			}

@@ -109,15 +109,19 @@ func notLive(list httpapi.ListJSON, names []string) string {
 			not = append(not, name+" absent")
 			continue
 		}
-		units := p.Partitions
-		if len(units) == 0 {
-			units = []httpapi.ProjectionJSON{p}
-		}
-		for _, u := range units {
+		for _, u := range units(p) {
 			if u.State != projection.StateLive || !u.Leader {
 				not = append(not, fmt.Sprintf("%s %s (leader %v)", u.Name, u.State, u.Leader))
 			}
 		}
 	}
 	return strings.Join(not, ", ")
+}
+
+// units are what runs of projection p: its partitions, or p itself when it has none.
+func units(p httpapi.ProjectionJSON) []httpapi.ProjectionJSON {
+	if len(p.Partitions) == 0 {
+		return []httpapi.ProjectionJSON{p}
+	}
+	return p.Partitions
 }
