@@ -83,18 +83,6 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
-// freeAddr returns a loopback address with a port nothing listens on.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
-
 // proc is a running binary whose output goes to a log file shown when the test fails.
 type proc struct {
 	name    string

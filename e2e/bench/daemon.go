@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/projector-dev/projector/internal/loopback"
 )
 
 // Daemon is a running `projector run` and the base URL of its HTTP API.
@@ -21,7 +23,7 @@ type Daemon struct {
 // StartDaemon runs `projector run --no-migrate` on configFile against dbURL and the KurrentDB
 // at kurrentURI, its HTTP API on a free loopback port.
 func StartDaemon(bins Binaries, configFile, dbURL, kurrentURI string) (*Daemon, error) {
-	addr, err := FreeAddr()
+	addr, err := loopback.FreeAddr()
 	if err != nil {
 		return nil, err
 	}

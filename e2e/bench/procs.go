@@ -50,16 +50,6 @@ func BinariesIn(dir string) (Binaries, error) {
 	return b, nil
 }
 
-// FreeAddr returns a loopback address with a port that was free a moment ago.
-func FreeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("free address: %w", err)
-	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().String(), nil
-}
-
 // Proc is a started command whose output is kept in memory.
 type Proc struct {
 	name string

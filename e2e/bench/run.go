@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/projector-dev/projector/internal/config"
+	"github.com/projector-dev/projector/internal/loopback"
 	"github.com/projector-dev/projector/source/kurrent"
 )
 
@@ -211,7 +212,7 @@ type emulator struct {
 }
 
 func (o Options) startEmulator(ctx context.Context, bins Binaries, tmp string) (*emulator, error) {
-	addr, err := FreeAddr()
+	addr, err := loopback.FreeAddr()
 	if err != nil {
 		return nil, err
 	}

@@ -2,7 +2,6 @@ package testbin
 
 import (
 	"bytes"
-	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -10,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/projector-dev/projector/internal/loopback"
 )
 
 // Env returns the test process's environment without the variables Projector reads
@@ -27,15 +28,14 @@ func Env(extra ...string) []string {
 }
 
 // FreeAddr returns a 127.0.0.1 address with a port that was free a moment ago, for a command
-// to listen on.
+// to listen on: a port no outgoing connection can take meanwhile (see loopback.FreeAddr).
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := loopback.FreeAddr()
 	if err != nil {
-		t.Fatalf("testbin: free address: %v", err)
+		t.Fatalf("testbin: %v", err)
 	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().String()
+	return addr
 }
 
 // Proc is a command started by Start, its standard output and error captured together.

@@ -14,6 +14,7 @@ import (
 	"github.com/kurrent-io/KurrentDB-Client-Go/kurrentdb"
 	"github.com/projector-dev/projector/emulator"
 	"github.com/projector-dev/projector/internal/poll"
+	"github.com/projector-dev/projector/internal/testbin"
 	"github.com/projector-dev/projector/projection"
 	"github.com/projector-dev/projector/source/fanout"
 	"github.com/projector-dev/projector/source/kurrent"
@@ -209,7 +210,9 @@ func testServerDownThenBack(t *testing.T, wrap func(projection.Source) projectio
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	srv, err := emulator.Start(ctx, emulator.Options{DataDir: dir})
+	// A port outside the ephemeral range, so none of the runner's connection attempts while the
+	// server is down can take it as its own.
+	srv, err := emulator.Start(ctx, emulator.Options{DataDir: dir, Listen: testbin.FreeAddr(t)})
 	if err != nil {
 		t.Fatalf("emulator: %v", err)
 	}
