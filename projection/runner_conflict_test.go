@@ -23,9 +23,15 @@ func TestTwoRunnersOnOneProjectionNeverDoubleApply(t *testing.T) {
 	for range 2000 {
 		log.Append("s", topicA, nil)
 	}
+	// Neither runner goes past loading its tracking before the other has loaded it too: both
+	// start from nothing and handle the same events, so one must meet the other's commits.
+	// (Unhindered, one runner could catch up on every event before the other had even read its
+	// tracking, and never conflict.)
+	var loaded sync.WaitGroup
+	loaded.Add(2)
 	var runners []*projection.Runner[*memory.Tx]
 	for range 2 {
-		r := projection.NewRunner(log, store, fastOptions(nil))
+		r := projection.NewRunner(log, &barrierStore{Store: store, loaded: &loaded}, fastOptions(nil))
 		if err := r.Add(counter("c", topicA), projection.ProjectionOptions{BatchSize: 10}); err != nil {
 			t.Fatal(err)
 		}
@@ -80,6 +86,23 @@ func TestRunnerConflictStopsTheLoserOnly(t *testing.T) {
 	if got := store.Int("c/total"); got != 0 {
 		t.Errorf("the losing batch was applied: count %d", got)
 	}
+}
+
+// barrierStore holds its runner's first Load until loaded is done: every runner sharing loaded
+// has read its tracking.
+type barrierStore struct {
+	*memory.Store
+	loaded *sync.WaitGroup
+	once   sync.Once
+}
+
+func (s *barrierStore) Load(ctx context.Context, name string) (tracking.State, bool, error) {
+	state, ok, err := s.Store.Load(ctx, name)
+	s.once.Do(func() {
+		s.loaded.Done()
+		s.loaded.Wait()
+	})
+	return state, ok, err
 }
 
 // rivalStore lets a rival writer advance projection "c" just before each of the runner's batches.
