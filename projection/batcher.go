@@ -148,7 +148,7 @@ func (b *batcher[Tx]) foreign(e Event) result {
 	if len(b.batch) > 0 || b.cpArmed || b.caughtUp {
 		return result{}
 	}
-	b.cpTimer.Reset(max(b.w.r.opts.CheckpointEvery-time.Since(b.lastCommit), 0))
+	b.cpTimer.Reset(max(b.w.checkpointEvery()-time.Since(b.lastCommit), 0))
 	b.cpArmed = true
 	return result{}
 }
@@ -167,7 +167,7 @@ func (b *batcher[Tx]) serverCheckpoint(cp uint64) result {
 	if len(b.batch) > 0 || b.cpArmed || b.next() == b.state {
 		return result{} // committed with the batch, or already scheduled, or nothing new
 	}
-	wait := b.w.r.opts.CheckpointEvery - time.Since(b.lastCommit)
+	wait := b.w.checkpointEvery() - time.Since(b.lastCommit)
 	if b.caughtUp && wait <= 0 {
 		return b.flush()
 	}

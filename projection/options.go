@@ -145,6 +145,11 @@ type ProjectionOptions struct {
 	// value's its compact JSON; an event without the field (or with it null, or whose data is
 	// not a JSON object) has the empty key, whose events all go, in order, to one partition.
 	PartitionBy string
+	// CheckpointEvery, when positive and shorter than the runner's Options.CheckpointEvery,
+	// replaces it for this projection: how long its checkpoint-only commits are put off, and
+	// its probes' interval. A version building beside the serving one uses a short one, so that
+	// its tracking keeps pace with the serving version's and the swap need not wait for it.
+	CheckpointEvery time.Duration
 }
 
 // Options tune a Runner.
@@ -239,6 +244,9 @@ func (o ProjectionOptions) validate() error {
 	}
 	if o.OnError.Backoff < 0 || o.OnError.MaxBackoff < 0 || (o.OnError.MaxBackoff > 0 && o.OnError.Backoff > o.OnError.MaxBackoff) {
 		errs = append(errs, fmt.Errorf("OnError backoff [%v, %v]: want 0 <= Backoff <= MaxBackoff", o.OnError.Backoff, o.OnError.MaxBackoff))
+	}
+	if o.CheckpointEvery < 0 {
+		errs = append(errs, fmt.Errorf("ProjectionOptions.CheckpointEvery %v: must not be negative", o.CheckpointEvery))
 	}
 	if o.Partitions < 0 || o.Partitions > MaxPartitions {
 		errs = append(errs, fmt.Errorf("ProjectionOptions.Partitions %d: want 0 to %d", o.Partitions, MaxPartitions))

@@ -22,7 +22,7 @@ func (b *batcher[Tx]) armProbe() {
 		last = b.lastProbe
 	}
 	b.probeTimer.Stop()
-	b.probeTimer.Reset(max(b.w.r.opts.CheckpointEvery-time.Since(last), time.Millisecond))
+	b.probeTimer.Reset(max(b.w.checkpointEvery()-time.Since(last), time.Millisecond))
 }
 
 // probe advances tracking past events the projection ignores when the live subscription says
@@ -36,7 +36,7 @@ func (b *batcher[Tx]) probe() result {
 	if !b.caughtUp || len(b.batch) > 0 || b.cpArmed || b.next() != b.state {
 		return result{} // the pending commit re-arms the probe
 	}
-	if time.Since(b.lastCommit) < b.w.r.opts.CheckpointEvery {
+	if time.Since(b.lastCommit) < b.w.checkpointEvery() {
 		b.armProbe()
 		return result{}
 	}

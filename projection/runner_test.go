@@ -296,3 +296,33 @@ func TestCheckpointOnlyCommitsAreThrottled(t *testing.T) {
 		t.Errorf("300 checkpoints caused %d commits in %v, want at most %d", commits, time.Since(began), limit)
 	}
 }
+
+// A projection's own, shorter CheckpointEvery replaces the runner's for it alone.
+func TestAProjectionsOwnCheckpointEvery(t *testing.T) {
+	log := projectiontest.NewLog()
+	log.CheckpointEvery = 1 // a checkpoint after every event
+	store := memory.New()
+	opts := fastOptions(nil)
+	opts.CheckpointEvery = time.Hour
+	r := projection.NewRunner(log, store, opts)
+	if err := r.Add(counter("own", topicA), projection.ProjectionOptions{CheckpointEvery: 20 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Add(counter("runners", topicA), projection.ProjectionOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	start(t, r)
+	wait(t, r, "own", 0)
+	wait(t, r, "runners", 0)
+	var last projection.Event
+	for range 50 {
+		last = log.Append("d", decoy, nil)
+	}
+	wait(t, r, "own", last.Position.Commit) // past the decoys by its own checkpoints, within 10s
+	if st := status(r, "runners"); st.Position >= last.Position.Commit {
+		t.Errorf("the projection without its own CheckpointEvery is at %d, past the decoys (%d), within the runner's hour", st.Position, last.Position.Commit)
+	}
+	if err := r.Add(counter("bad", topicA), projection.ProjectionOptions{CheckpointEvery: -time.Second}); err == nil || !strings.Contains(err.Error(), "CheckpointEvery") {
+		t.Errorf("a negative CheckpointEvery: %v, want an error naming it", err)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/projector-dev/projector/tracking"
 )
@@ -67,6 +68,15 @@ func (w *worker[Tx]) partitionName() string {
 		return ""
 	}
 	return w.name
+}
+
+// checkpointEvery is how long the projection puts off a checkpoint-only commit, and its probes:
+// the shorter of its own CheckpointEvery and the runner's.
+func (w *worker[Tx]) checkpointEvery() time.Duration {
+	if o := w.opts.CheckpointEvery; o > 0 && o < w.r.opts.CheckpointEvery {
+		return o
+	}
+	return w.r.opts.CheckpointEvery
 }
 
 // setMark publishes s, committed or read, to the watermark that Wait watches: the worker's,

@@ -132,9 +132,17 @@ func (g *Generation) prepare(ctx context.Context, e Entry) (*declarative.Project
 	// to every partition of the version it serves as (see postgres.Store.Swap).
 	buildOpts := e.Project.Options
 	buildOpts.Partitions, buildOpts.PartitionBy = 0, ""
+	buildOpts.CheckpointEvery = BuildCheckpointEvery
 	out = append(out, daemon.Projection[pgx.Tx]{Projection: shadow.Runnable(), Options: buildOpts})
 	return serving, out, progress, nil
 }
+
+// BuildCheckpointEvery is how often, at most, a building version commits a checkpoint-only
+// advance of its tracking (projection.ProjectionOptions.CheckpointEvery; the serving versions
+// keep the runner's, 1s by default). Several such commits fall within the swap's wait for the
+// new version (postgres.DefaultCatchUpWait), so a version whose own events are rare on a busy
+// log still reaches the serving version's position while the swap holds it.
+const BuildCheckpointEvery = postgres.DefaultCatchUpWait / 5
 
 // TrackingNames returns the names the serving version def of projection name is tracked and
 // leased under: the name, or the name of each of its partitions (projection.PartitionName).

@@ -45,11 +45,14 @@ type Swap struct {
 	LockTimeout time.Duration
 	// CatchUpWait bounds how long a swap with CaughtUp, holding the live tables (readers
 	// wait meanwhile), waits for In to reach the position at which Out stopped (default
-	// 500ms); past it the swap fails with ErrNotCaughtUp. On a busy log the serving version
+	// DefaultCatchUpWait); past it the swap fails with ErrNotCaughtUp. On a busy log the serving version
 	// commits between any check and the swap's locks, so only a wait with Out held still
 	// lets a version that keeps up with it in.
 	CatchUpWait time.Duration
 }
+
+// DefaultCatchUpWait is Swap.CatchUpWait's default.
+const DefaultCatchUpWait = 500 * time.Millisecond
 
 // Swapped says what a Swap did.
 type Swapped struct {
@@ -218,7 +221,7 @@ func (s *Store) Swap(ctx context.Context, sw Swap) (Swapped, error) {
 func awaitIncoming(ctx context.Context, tx pgx.Tx, sw Swap, incoming []Relation, target uint64) (tracking.State, error) {
 	wait := sw.CatchUpWait
 	if wait <= 0 {
-		wait = 500 * time.Millisecond
+		wait = DefaultCatchUpWait
 	}
 	deadline := time.Now().Add(wait)
 	pause := time.Millisecond
