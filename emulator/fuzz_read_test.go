@@ -2,12 +2,10 @@ package emulator
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"io"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/uuid"
 	"google.golang.org/protobuf/proto"
@@ -50,26 +48,7 @@ func FuzzRead(f *testing.F) {
 		if proto.Unmarshal(data, &req) != nil {
 			t.Skip()
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		call, err := client.Read(ctx, &req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for {
-			resp, err := call.Recv()
-			if err != nil {
-				if errors.Is(err, io.EOF) {
-					err = nil
-				}
-				fs.check(t, err)
-				return
-			}
-			if resp.GetCaughtUp() != nil {
-				cancel()
-				return
-			}
-		}
+		fs.read(t, client, &req)
 	})
 }
 

@@ -1,11 +1,9 @@
 package emulator
 
 import (
-	"context"
 	"errors"
 	"io"
 	"testing"
-	"time"
 	"unicode/utf8"
 
 	"google.golang.org/grpc/metadata"
@@ -68,25 +66,7 @@ func FuzzReadFilter(f *testing.F) {
 		if subscription {
 			req.Options.CountOption = &streams.ReadReq_Options_Subscription{Subscription: &streams.ReadReq_Options_SubscriptionOptions{}}
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		call, err := client.Read(ctx, req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for {
-			resp, err := call.Recv()
-			if err != nil {
-				if errors.Is(err, io.EOF) {
-					err = nil
-				}
-				fs.check(t, err)
-				return
-			}
-			if resp.GetCaughtUp() != nil {
-				return
-			}
-		}
+		fs.read(t, client, req)
 	})
 }
 

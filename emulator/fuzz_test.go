@@ -95,6 +95,30 @@ func (fs *fuzzServer) check(t *testing.T, err error) {
 	}
 }
 
+// read sends req and receives until the read ends or a subscription catches up: the read must
+// end cleanly or with an error status (see check).
+func (fs *fuzzServer) read(t *testing.T, client streams.StreamsClient, req *streams.ReadReq) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	call, err := client.Read(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		resp, err := call.Recv()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = nil
+			}
+			fs.check(t, err)
+			return
+		}
+		if resp.GetCaughtUp() != nil {
+			return
+		}
+	}
+}
+
 func fuzzCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	t.Cleanup(cancel)
